@@ -1,0 +1,209 @@
+//! The config file's sections, with their defaults (SPEC section 3).
+
+use crate::types::{AccountSource, Cidr, HumanDuration, Upstream};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub proxy: ProxyConfig,
+    #[serde(default)]
+    pub control: ControlConfig,
+    #[serde(default)]
+    pub smtp: SmtpConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub sync: SyncConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// What to do with a request for an account ipgate has never heard of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownAccount {
+    #[default]
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    pub listen: Option<SocketAddr>,
+    pub tls_listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub threads: usize,
+    pub trusted_proxies: Vec<Cidr>,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub header_timeout: HumanDuration,
+    pub unknown_account: UnknownAccount,
+    pub deny_unidentified: bool,
+    pub access_log: bool,
+    #[serde(rename = "route")]
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            listen: Some(SocketAddr::from(([0, 0, 0, 0], 8080))),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            threads: 2,
+            trusted_proxies: Vec::new(),
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+            header_timeout: HumanDuration(Duration::from_secs(10)),
+            unknown_account: UnknownAccount::Allow,
+            deny_unidentified: true,
+            access_log: true,
+            routes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub name: String,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    #[serde(default)]
+    pub strip_prefix: bool,
+    pub upstream: Upstream,
+    #[serde(default = "default_account_from")]
+    pub account_from: Vec<AccountSource>,
+    /// TCP (and TLS) connect timeout to the upstream.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: HumanDuration,
+    /// Longest wait for the upstream between reads.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout: HumanDuration,
+}
+
+fn default_account_from() -> Vec<AccountSource> {
+    vec![AccountSource::BasicUser]
+}
+fn default_connect_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
+}
+fn default_read_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    pub listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    pub public_url: String,
+    pub link_ttl: HumanDuration,
+    pub max_ips_per_request: usize,
+    pub max_entries_per_account: usize,
+    pub allow_private_ips: bool,
+    /// File holding the admin token; `IPGATE_ADMIN_TOKEN` wins when set.
+    pub admin_token_file: Option<PathBuf>,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9001))),
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9002))),
+            public_url: "http://127.0.0.1:9001".to_string(),
+            link_ttl: HumanDuration(Duration::from_secs(24 * 3600)),
+            max_ips_per_request: 2,
+            max_entries_per_account: 50,
+            allow_private_ips: false,
+            admin_token_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub url: String,
+    pub from: String,
+    /// File holding the SMTP password; `IPGATE_SMTP_PASSWORD` wins when set.
+    pub password_file: Option<PathBuf>,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            url: "smtp://127.0.0.1:25".to_string(),
+            from: "Security <security@example.com>".to_string(),
+            password_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { path: PathBuf::from("data/ipgate") }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub listen: Option<SocketAddr>,
+    /// Put account ids on deny metrics (off by default: cardinality and privacy).
+    pub label_accounts: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { listen: Some(SocketAddr::from(([127, 0, 0, 1], 9100))), label_accounts: false }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    pub control_url: Option<String>,
+    pub snapshot_path: PathBuf,
+    /// File holding the sync token; `IPGATE_SYNC_TOKEN` wins when set.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig { control_url: None, snapshot_path: PathBuf::from("data/snapshot.bin"), token_file: None }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}

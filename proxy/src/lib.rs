@@ -1,1 +1,21 @@
-//! stub
+//! ipgate's enforcing proxy: the live whitelist table (lock-free reads,
+//! atomic versioned publishes), client-IP and account resolution, the pure
+//! decision, and the Pingora service that acts on it, plus its metrics.
+
+#![forbid(unsafe_code)]
+
+pub mod account;
+pub mod client_ip;
+pub mod decision;
+pub mod head_check;
+pub mod metrics;
+pub mod path;
+pub mod ranges;
+pub mod respond;
+pub mod routes;
+pub mod service;
+pub mod table;
+pub mod tls;
+
+pub use decision::{decide, Decision, Policy};
+pub use table::{AccountPolicy, LiveTable, Mode, Table};

@@ -1,0 +1,137 @@
+//! The decision: a pure function of (table snapshot, policy, client IP,
+//! route found, account) to a typed outcome. The Pingora service only
+//! gathers these inputs and acts on the answer.
+
+use crate::table::{Mode, Table};
+use ipgate_config::UnknownAccount;
+use std::net::IpAddr;
+
+/// The knobs from `[proxy]` that change decisions.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub unknown_account: UnknownAccount,
+    pub deny_unidentified: bool,
+}
+
+/// Why a request is refused (or, in report mode, would be).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DenyReason {
+    IpBlocked,
+    NoRoute,
+    Unidentified,
+    UnknownAccount,
+    IpNotWhitelisted,
+}
+
+impl DenyReason {
+    pub const ALL: [DenyReason; 5] = [
+        DenyReason::IpBlocked,
+        DenyReason::NoRoute,
+        DenyReason::Unidentified,
+        DenyReason::UnknownAccount,
+        DenyReason::IpNotWhitelisted,
+    ];
+
+    /// The `code` in the JSON body and the `reason` metric label.
+    pub fn code(self) -> &'static str {
+        match self {
+            DenyReason::IpBlocked => "ip_blocked",
+            DenyReason::NoRoute => "no_route",
+            DenyReason::Unidentified => "unidentified",
+            DenyReason::UnknownAccount => "unknown_account",
+            DenyReason::IpNotWhitelisted => "ip_not_whitelisted",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            DenyReason::NoRoute => 404,
+            DenyReason::Unidentified => 401,
+            DenyReason::IpBlocked | DenyReason::UnknownAccount | DenyReason::IpNotWhitelisted => 403,
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            DenyReason::IpBlocked => "Requests from this IP address are blocked.",
+            DenyReason::NoRoute => "No API is served at this host and path.",
+            DenyReason::Unidentified => "No account was found in the request; send your API credentials.",
+            DenyReason::UnknownAccount => "This account is not known to the gateway.",
+            DenyReason::IpNotWhitelisted => {
+                "This IP address is not whitelisted for this account. Ask your account's main user to request it in the portal."
+            }
+        }
+    }
+}
+
+/// Why a request is let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AllowReason {
+    Whitelisted,
+    FeatureOff,
+    UnknownAccount,
+    Unidentified,
+}
+
+impl AllowReason {
+    pub const ALL: [AllowReason; 4] =
+        [AllowReason::Whitelisted, AllowReason::FeatureOff, AllowReason::UnknownAccount, AllowReason::Unidentified];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            AllowReason::Whitelisted => "whitelisted",
+            AllowReason::FeatureOff => "feature_off",
+            AllowReason::UnknownAccount => "unknown_account",
+            AllowReason::Unidentified => "unidentified",
+        }
+    }
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Decision {
+    Allow(AllowReason),
+    /// Let through because the account is in report mode; `enforce` would deny.
+    Report(DenyReason),
+    Deny(DenyReason),
+}
+
+impl Decision {
+    pub fn forwards(self) -> bool {
+        !matches!(self, Decision::Deny(_))
+    }
+}
+
+/// Decides one request, in SPEC order: blocklist, route, account, policy.
+/// `ip` must be canonical (IPv4-mapped IPv6 folded).
+#[inline]
+pub fn decide(table: &Table, policy: Policy, ip: IpAddr, route_found: bool, account: Option<&str>) -> Decision {
+    if table.is_blocked(ip) {
+        return Decision::Deny(DenyReason::IpBlocked);
+    }
+    if !route_found {
+        return Decision::Deny(DenyReason::NoRoute);
+    }
+    let Some(account) = account else {
+        return if policy.deny_unidentified {
+            Decision::Deny(DenyReason::Unidentified)
+        } else {
+            Decision::Allow(AllowReason::Unidentified)
+        };
+    };
+    let Some(acct) = table.account(account) else {
+        return match policy.unknown_account {
+            UnknownAccount::Allow => Decision::Allow(AllowReason::UnknownAccount),
+            UnknownAccount::Deny => Decision::Deny(DenyReason::UnknownAccount),
+        };
+    };
+    match acct.mode {
+        Mode::Off => Decision::Allow(AllowReason::FeatureOff),
+        _ if acct.allowed.contains(ip) => Decision::Allow(AllowReason::Whitelisted),
+        Mode::Enforce => Decision::Deny(DenyReason::IpNotWhitelisted),
+        Mode::Report => Decision::Report(DenyReason::IpNotWhitelisted),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,125 @@
+//! Path normalisation before routing: percent-decoding, `.` and `..`
+//! resolved, then re-encoded for the upstream. A path that would climb above
+//! the root, carries bad escapes or control bytes is refused, so a request
+//! can never step out of its route's prefix.
+
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
+
+/// Bytes re-encoded in each segment sent upstream: everything but RFC 3986
+/// unreserved characters, sub-delims, `:` and `@`.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the request path must start with /")]
+    NotAbsolute,
+    #[error("the request path has an invalid percent escape")]
+    BadEscape,
+    #[error("the request path has control characters or is not UTF-8")]
+    BadByte,
+    #[error("the request path climbs above the root with ..")]
+    AboveRoot,
+}
+
+/// Normalises a request path (without query). Returns the canonical,
+/// re-encoded path, which starts with `/`.
+pub fn normalize(raw: &str) -> Result<String, PathError> {
+    if !raw.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    if !valid_escapes(raw) {
+        return Err(PathError::BadEscape);
+    }
+    let decoded = percent_decode_str(raw).decode_utf8().map_err(|_| PathError::BadByte)?;
+    if decoded.chars().any(|c| c.is_control()) {
+        return Err(PathError::BadByte);
+    }
+    let mut stack: Vec<&str> = Vec::new();
+    let mut trailing_slash = false;
+    for seg in decoded.split('/').skip(1) {
+        trailing_slash = matches!(seg, "" | "." | "..");
+        match seg {
+            "" | "." => {}
+            ".." => {
+                if stack.pop().is_none() {
+                    return Err(PathError::AboveRoot);
+                }
+            }
+            s => stack.push(s),
+        }
+    }
+    let mut out = String::with_capacity(raw.len());
+    for seg in &stack {
+        out.push('/');
+        out.extend(utf8_percent_encode(seg, SEGMENT));
+    }
+    if out.is_empty() || trailing_slash {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+fn valid_escapes(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            match (b.get(i + 1), b.get(i + 2)) {
+                (Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
+                _ => return false,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dots_and_escapes_are_resolved() {
+        assert_eq!(normalize("/sms/send"), Ok("/sms/send".into()));
+        assert_eq!(normalize("/sms/./send/"), Ok("/sms/send/".into()));
+        assert_eq!(normalize("/sms/../waba/x"), Ok("/waba/x".into()));
+        assert_eq!(normalize("/sms/%2e%2e/waba/x"), Ok("/waba/x".into()));
+        assert_eq!(normalize("//sms///send"), Ok("/sms/send".into()));
+        assert_eq!(normalize("/"), Ok("/".into()));
+        assert_eq!(normalize("/sms/a%20b"), Ok("/sms/a%20b".into()));
+        assert_eq!(normalize("/sms/%41"), Ok("/sms/A".into()));
+    }
+
+    #[test]
+    fn double_encoding_stays_literal() {
+        assert_eq!(normalize("/sms/%252e%252e/waba"), Ok("/sms/%252e%252e/waba".into()));
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(normalize("/.."), Err(PathError::AboveRoot));
+        assert_eq!(normalize("/sms/../../etc"), Err(PathError::AboveRoot));
+        assert_eq!(normalize("/sms/%zz"), Err(PathError::BadEscape));
+        assert_eq!(normalize("/sms/%"), Err(PathError::BadEscape));
+        assert_eq!(normalize("/sms/%00"), Err(PathError::BadByte));
+        assert_eq!(normalize("/sms/%ff"), Err(PathError::BadByte));
+        assert_eq!(normalize("*"), Err(PathError::NotAbsolute));
+    }
+}

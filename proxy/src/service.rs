@@ -1,0 +1,261 @@
+//! The Pingora `ProxyHttp` service. It only gathers inputs (peer address,
+//! head, route, account), calls [`decide`](crate::decision::decide) and
+//! acts: a denial is answered here and never reaches the upstream.
+
+use crate::account::{self, AccountError};
+use crate::client_ip::TrustedProxies;
+use crate::decision::{decide, Decision, DenyReason, Policy};
+use crate::head_check::{self, HeadLimits};
+use crate::metrics::ProxyMetrics;
+use crate::path;
+use crate::respond::{error_body, RequestId};
+use crate::routes::Routes;
+use crate::table::LiveTable;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header;
+use pingora_core::prelude::*;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Everything the service needs, built once at start.
+pub struct Gate {
+    pub table: Arc<LiveTable>,
+    pub routes: Routes,
+    pub trusted: TrustedProxies,
+    pub policy: Policy,
+    pub limits: HeadLimits,
+    pub metrics: ProxyMetrics,
+    pub access_log: bool,
+}
+
+/// Per-request state, filled in `request_filter` and read later.
+pub struct RequestCtx {
+    id: RequestId,
+    started: Instant,
+    client_ip: Option<IpAddr>,
+    route: Option<usize>,
+    account: Option<String>,
+    decision: Option<Decision>,
+    /// Normalised path and query to send upstream.
+    upstream_uri: Option<String>,
+    upstream_started: Option<Instant>,
+}
+
+impl Gate {
+    async fn answer(
+        &self,
+        session: &mut Session,
+        ctx: &RequestCtx,
+        status: u16,
+        code: &str,
+        message: &str,
+        close: bool,
+    ) -> Result<()> {
+        let body = error_body(code, message, ctx.client_ip, ctx.id);
+        let mut resp = ResponseHeader::build(status, Some(4))?;
+        resp.insert_header(header::CONTENT_TYPE, "application/json")?;
+        resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+        resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+        if close {
+            resp.insert_header(header::CONNECTION, "close")?;
+            session.set_keepalive(None);
+        }
+        session.write_response_header(Box::new(resp), false).await?;
+        session.write_response_body(Some(Bytes::from(body)), true).await?;
+        Ok(())
+    }
+}
+
+fn has_body(req: &RequestHeader) -> bool {
+    req.headers.contains_key(header::TRANSFER_ENCODING)
+        || req.headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
+}
+
+#[async_trait]
+impl ProxyHttp for Gate {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            id: RequestId::next(),
+            started: Instant::now(),
+            client_ip: None,
+            route: None,
+            account: None,
+            decision: None,
+            upstream_uri: None,
+            upstream_started: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let raw = session.as_downstream().as_http1().map(|h1| h1.get_headers_raw_bytes());
+        if let Err(e) = head_check::check(session.req_header(), raw.as_deref(), self.limits) {
+            self.answer(session, ctx, e.status(), e.code(), &e.to_string(), true).await?;
+            return Ok(true);
+        }
+
+        let Some(peer) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()) else {
+            // Not a TCP peer: nothing to check an address against, so refuse.
+            let r = DenyReason::IpNotWhitelisted;
+            self.answer(session, ctx, r.status(), r.code(), "The client address is unknown.", true).await?;
+            return Ok(true);
+        };
+        let req = session.req_header();
+        let xff = req.headers.get_all("x-forwarded-for").iter().map(|v| v.as_bytes());
+        let ip = self.trusted.client_ip(peer, xff);
+        ctx.client_ip = Some(ip);
+
+        let normalized = match path::normalize(req.uri.path()) {
+            Ok(p) => p,
+            Err(e) => {
+                let close = has_body(req);
+                self.answer(session, ctx, 400, "bad_request", &e.to_string(), close).await?;
+                return Ok(true);
+            }
+        };
+        let host = req.headers.get(header::HOST).and_then(|h| h.to_str().ok()).or(req.uri.host());
+        let route = self.routes.find(host, &normalized);
+        let mut account_problem = None;
+        let account = match route {
+            Some((_, r)) => match account::extract(&r.sources, req, r.rest(&normalized)) {
+                Ok(a) => a,
+                Err(e) => {
+                    account_problem = Some(e);
+                    None
+                }
+            },
+            None => None,
+        };
+        let table = self.table.load();
+        let decision = decide(&table, self.policy, ip, route.is_some(), account.as_deref());
+        drop(table);
+        ctx.route = route.map(|(i, _)| i);
+        ctx.decision = Some(decision);
+        ctx.account = account.map(|a| a.into_owned());
+
+        if let Decision::Deny(reason) = decision {
+            let message = match (reason, account_problem) {
+                (DenyReason::Unidentified, Some(AccountError::BadBasicAuth)) => {
+                    "The Authorization header is not valid Basic credentials (base64 of account:password)."
+                }
+                (DenyReason::Unidentified, Some(AccountError::BadAccountId)) => {
+                    "The account id in the request is malformed (1-128 of A-Z a-z 0-9 . _ - @ +, given once)."
+                }
+                _ => reason.message(),
+            };
+            let close = has_body(session.req_header());
+            self.answer(session, ctx, reason.status(), reason.code(), message, close).await?;
+            return Ok(true);
+        }
+
+        if let Some((_, r)) = route {
+            let mut uri = r.upstream_path(&normalized).to_string();
+            if let Some(q) = session.req_header().uri.query() {
+                uri.push('?');
+                uri.push_str(q);
+            }
+            ctx.upstream_uri = Some(uri);
+        }
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        // Fail closed: only a request that request_filter let through has a route here.
+        match (ctx.route.and_then(|i| self.routes.get(i)), ctx.decision) {
+            (Some(route), Some(d)) if d.forwards() => {
+                ctx.upstream_started = Some(Instant::now());
+                Ok(route.peer())
+            }
+            _ => Error::e_explain(ErrorType::InternalError, "no route decided for this request"),
+        }
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(uri) = ctx.upstream_uri.take() {
+            let uri: http::Uri = uri.parse().or_err(ErrorType::InternalError, "rebuilding the upstream URI")?;
+            upstream_request.set_uri(uri);
+        }
+        if let Some(route) = ctx.route.and_then(|i| self.routes.get(i)) {
+            upstream_request.insert_header(header::HOST, route.upstream_host.as_str())?;
+        }
+        let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let client = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        // From an untrusted peer the incoming header is dropped: the upstream
+        // sees only the address ipgate decided on. From a trusted proxy the
+        // chain is kept and this hop's address appended.
+        let value = match (peer, upstream_request.headers.get("x-forwarded-for")) {
+            (Some(p), Some(prev)) if self.trusted.contains(ipgate_config::net::canonical_ip(p)) => {
+                let prev = String::from_utf8_lossy(prev.as_bytes()).into_owned();
+                format!("{prev}, {}", ipgate_config::net::canonical_ip(p))
+            }
+            _ => client,
+        };
+        upstream_request.remove_header("x-forwarded-for");
+        upstream_request.insert_header("x-forwarded-for", value)?;
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy
+    where
+        RequestCtx: Send + Sync,
+    {
+        let (code, name, message) = match (e.etype(), e.esource()) {
+            (ErrorType::HTTPStatus(c), _) => (*c, "error", "The request failed."),
+            (ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout, ErrorSource::Upstream) => {
+                (504, "upstream_timeout", "The API behind the gateway did not answer in time.")
+            }
+            (_, ErrorSource::Upstream) => (502, "upstream_unavailable", "The API behind the gateway could not be reached."),
+            (ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed, ErrorSource::Downstream) => {
+                (0, "", "")
+            }
+            (_, ErrorSource::Downstream) => (400, "bad_request", "The request could not be read."),
+            _ => (500, "internal_error", "The gateway failed to handle the request."),
+        };
+        if code > 0 {
+            if let Err(err) = self.answer(session, ctx, code, name, message, true).await {
+                tracing::debug!(error = %err, "could not send the error response");
+            }
+        }
+        FailToProxy { error_code: code, can_reuse_downstream: false }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx)
+    where
+        RequestCtx: Send + Sync,
+    {
+        let Some(decision) = ctx.decision else { return };
+        self.metrics.count(ctx.route, decision, ctx.account.as_deref());
+        if let (Some(route), Some(start)) = (ctx.route, ctx.upstream_started) {
+            self.metrics.observe_upstream(route, start.elapsed());
+        }
+        if self.access_log {
+            let (dec, reason) = crate::metrics::labels(decision);
+            let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
+            tracing::info!(
+                target: "ipgate::access",
+                request_id = %ctx.id,
+                route = ctx.route.and_then(|i| self.routes.get(i)).map(|r| r.name.as_str()).unwrap_or(crate::metrics::NO_ROUTE),
+                account = ctx.account.as_deref().unwrap_or("-"),
+                client_ip = %ctx.client_ip.map(|i| i.to_string()).unwrap_or_default(),
+                decision = dec,
+                reason,
+                status,
+                upstream_ms = ctx.upstream_started.map(|s| s.elapsed().as_secs_f64() * 1000.0).unwrap_or(0.0),
+                total_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+                error = e.map(|e| e.to_string()).unwrap_or_default(),
+                "request"
+            );
+        }
+    }
+}

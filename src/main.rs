@@ -1,1 +1,119 @@
-fn main() {}
+//! The `ipgate` command: CLI wiring only. Each subcommand's work lives in
+//! the crates (`ipgate-config`, `ipgate-proxy`, `ipgate-control`) or in the
+//! small modules beside this file.
+
+#![forbid(unsafe_code)]
+
+mod admin_cli;
+mod certs;
+mod demo;
+mod logging;
+mod secrets;
+mod server;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ipgate_config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "ipgate", version, about = "IP-whitelisting gateway for SMS and WhatsApp Business APIs")]
+struct Cli {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Everything on one machine with no setup: temp store, echo upstreams, a seeded account.
+    Demo(demo::DemoArgs),
+    /// Proxy and control plane in one process, sharing one in-memory table.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Control plane only (admin API, metrics).
+    Control {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Proxy only, following a control plane's sync feed (not available yet).
+    Proxy {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Config file commands.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// Operator client of the admin API.
+    Admin(admin_cli::AdminArgs),
+    /// Development TLS certificates.
+    Certs {
+        #[command(subcommand)]
+        cmd: certs::CertsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Validates a config: exit 0, or a clear error naming the key.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Config { cmd: ConfigCmd::Check { config } } => {
+            let c = Config::load(&config)?;
+            if let (Some(cert), Some(key)) = (&c.proxy.tls_cert, &c.proxy.tls_key) {
+                if c.proxy.tls_listen.is_some() {
+                    ipgate_proxy::tls::check_pair(cert, key).context("config key `proxy.tls_cert`/`proxy.tls_key`")?;
+                }
+            }
+            println!("{}: ok ({} routes)", config.display(), c.proxy.routes.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Serve { config } => serve(&config, server::Halves::Both, cli.log_json),
+        Cmd::Control { config } => serve(&config, server::Halves::ControlOnly, cli.log_json),
+        Cmd::Proxy { config } => {
+            Config::load(&config)?;
+            anyhow::bail!(
+                "`ipgate proxy` (a proxy that follows a control plane's sync feed, SPEC section 7) is not built yet; \
+                 run `ipgate serve` for proxy and control plane in one process"
+            )
+        }
+        Cmd::Admin(args) => admin_cli::run(args),
+        Cmd::Certs { cmd } => certs::run(cmd),
+        Cmd::Demo(args) => {
+            logging::init(cli.log_json, ipgate_config::LogFormat::Human);
+            demo::run(args)
+        }
+    }
+}
+
+fn serve(path: &std::path::Path, halves: server::Halves, log_json: bool) -> anyhow::Result<ExitCode> {
+    let config = Config::load(path)?;
+    logging::init(log_json, config.log.format);
+    let token = secrets::admin_token(&config)?;
+    server::run(config, halves, token)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,1 +1,9 @@
-//! stub
+//! ipgate's control plane: the sled store, the admin API, and publishing
+//! every change into the live proxy table before the change is answered.
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod model;
+pub mod publish;
+pub mod store;

@@ -1,0 +1,35 @@
+//! The admin API (SPEC section 6) on the admin listener: accounts, direct
+//! whitelist entries (IPv4/IPv6, addresses and CIDRs), the global
+//! blocklist. Bearer admin token, JSON in and out. Handlers are thin:
+//! parse and check input, one store change through the publisher, answer.
+
+mod auth;
+pub mod error;
+mod handlers;
+
+use crate::publish::Publisher;
+use axum::routing::{delete, get, post};
+use axum::Router;
+pub use auth::AdminToken;
+use error::ApiError;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub publisher: Arc<Publisher>,
+    pub token: Arc<AdminToken>,
+}
+
+/// The admin router, Bearer-guarded.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/admin/v1/accounts", post(handlers::create_account).get(handlers::list_accounts))
+        .route("/admin/v1/accounts/{id}", get(handlers::get_account).patch(handlers::patch_account))
+        .route("/admin/v1/accounts/{id}/whitelist", get(handlers::list_entries).post(handlers::add_entry))
+        .route("/admin/v1/accounts/{id}/whitelist/{entry_id}", delete(handlers::remove_entry))
+        .route("/admin/v1/blocklist", get(handlers::list_blocks).post(handlers::add_block))
+        .route("/admin/v1/blocklist/{id}", delete(handlers::remove_block))
+        .fallback(|| async { ApiError::not_found("path", "no such admin route; see SPEC section 6") })
+        .layer(axum::middleware::from_fn_with_state(state.token.clone(), auth::require_admin))
+        .with_state(state)
+}

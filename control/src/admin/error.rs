@@ -1,0 +1,91 @@
+//! The API error shape, `{"errors":[{"field","message"}]}`, and a JSON
+//! extractor that answers bad bodies in that shape.
+
+use crate::store::StoreError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// An error answer: a status and one or more field errors.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub errors: Vec<FieldError>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, field: &str, message: impl Into<String>) -> ApiError {
+        ApiError { status, errors: vec![FieldError { field: field.into(), message: message.into() }] }
+    }
+    pub fn bad(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, field, message)
+    }
+    pub fn not_found(what: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, what, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        #[derive(Serialize)]
+        struct Body {
+            errors: Vec<FieldError>,
+        }
+        (self.status, Json(Body { errors: self.errors })).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::NoAccount(_) => ApiError::not_found("account", e.to_string()),
+            StoreError::NoEntry(_) => ApiError::not_found("id", e.to_string()),
+            StoreError::AccountExists(_) => ApiError::new(StatusCode::CONFLICT, "id", e.to_string()),
+            StoreError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, "cidr", e.to_string()),
+            StoreError::Open { .. } | StoreError::Sled(_) | StoreError::Corrupt(_) => {
+                tracing::error!(error = %e, "store failure");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store",
+                    "the store cannot take changes right now; nothing was changed",
+                )
+            }
+        }
+    }
+}
+
+/// `Json<T>` whose refusals use the API error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(rejection_error(rejection)),
+        }
+    }
+}
+
+fn rejection_error(r: JsonRejection) -> ApiError {
+    let status = match r {
+        JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, "body", r.body_text())
+}

@@ -1,0 +1,179 @@
+//! `ipgate admin ...`: the operator's shell client of the admin API. It
+//! talks to the running server (sled's store is locked by that process).
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct AdminArgs {
+    /// Admin API base URL (default: from --config's control.admin_listen, else http://127.0.0.1:9002).
+    #[arg(long, env = "IPGATE_ADMIN_URL")]
+    url: Option<String>,
+    /// Config file to take the admin address from.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Admin token.
+    #[arg(long, env = "IPGATE_ADMIN_TOKEN", hide_env_values = true)]
+    token: String,
+    #[command(subcommand)]
+    cmd: AdminCmd,
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Accounts.
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// An account's whitelist entries (IPv4 or IPv6, address or CIDR).
+    #[command(subcommand)]
+    Whitelist(WhitelistCmd),
+    /// The global blocklist.
+    #[command(subcommand)]
+    Blocklist(BlocklistCmd),
+}
+
+#[derive(Subcommand)]
+enum AccountCmd {
+    Create {
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "email")]
+        emails: Vec<String>,
+        /// off, enforce or report
+        #[arg(long, default_value = "off")]
+        whitelist: String,
+    },
+    Get {
+        id: String,
+    },
+    List,
+    /// Changes name, emails (all at once) or whitelist mode.
+    Set {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "email")]
+        emails: Option<Vec<String>>,
+        #[arg(long)]
+        whitelist: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum WhitelistCmd {
+    List {
+        account: String,
+    },
+    Add {
+        account: String,
+        cidr: String,
+        #[arg(long, default_value = "")]
+        remark: String,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+    },
+    Remove {
+        account: String,
+        entry_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BlocklistCmd {
+    List,
+    Add {
+        cidr: String,
+        #[arg(long, default_value = "")]
+        remark: String,
+    },
+    Remove {
+        id: String,
+    },
+}
+
+fn base_url(args: &AdminArgs) -> anyhow::Result<String> {
+    if let Some(u) = &args.url {
+        return Ok(u.trim_end_matches('/').to_string());
+    }
+    if let Some(path) = &args.config {
+        let c = ipgate_config::Config::load(path)?;
+        if let Some(a) = c.control.admin_listen {
+            let host = if a.ip().is_unspecified() { "127.0.0.1".to_string() } else { a.ip().to_string() };
+            let host = if host.contains(':') { format!("[{host}]") } else { host };
+            return Ok(format!("http://{host}:{}", a.port()));
+        }
+    }
+    Ok("http://127.0.0.1:9002".to_string())
+}
+
+fn seg(s: &str) -> String {
+    // Path segments are ids the server validates; escape anything odd anyway.
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._@+".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
+    let base = base_url(&args)?;
+    let (method, path, body): (&str, String, Option<Value>) = match &args.cmd {
+        AdminCmd::Account(AccountCmd::Create { id, name, emails, whitelist }) => (
+            "POST",
+            "/admin/v1/accounts".into(),
+            Some(json!({"id": id, "name": name, "emails": emails, "whitelist": whitelist})),
+        ),
+        AdminCmd::Account(AccountCmd::Get { id }) => ("GET", format!("/admin/v1/accounts/{}", seg(id)), None),
+        AdminCmd::Account(AccountCmd::List) => ("GET", "/admin/v1/accounts".into(), None),
+        AdminCmd::Account(AccountCmd::Set { id, name, emails, whitelist }) => {
+            let mut patch = serde_json::Map::new();
+            if let Some(n) = name {
+                patch.insert("name".into(), json!(n));
+            }
+            if let Some(e) = emails {
+                patch.insert("emails".into(), json!(e));
+            }
+            if let Some(w) = whitelist {
+                patch.insert("whitelist".into(), json!(w));
+            }
+            ("PATCH", format!("/admin/v1/accounts/{}", seg(id)), Some(Value::Object(patch)))
+        }
+        AdminCmd::Whitelist(WhitelistCmd::List { account }) => ("GET", format!("/admin/v1/accounts/{}/whitelist", seg(account)), None),
+        AdminCmd::Whitelist(WhitelistCmd::Add { account, cidr, remark, tags }) => (
+            "POST",
+            format!("/admin/v1/accounts/{}/whitelist", seg(account)),
+            Some(json!({"cidr": cidr, "remark": remark, "tags": tags})),
+        ),
+        AdminCmd::Whitelist(WhitelistCmd::Remove { account, entry_id }) => {
+            ("DELETE", format!("/admin/v1/accounts/{}/whitelist/{}", seg(account), seg(entry_id)), None)
+        }
+        AdminCmd::Blocklist(BlocklistCmd::List) => ("GET", "/admin/v1/blocklist".into(), None),
+        AdminCmd::Blocklist(BlocklistCmd::Add { cidr, remark }) => {
+            ("POST", "/admin/v1/blocklist".into(), Some(json!({"cidr": cidr, "remark": remark})))
+        }
+        AdminCmd::Blocklist(BlocklistCmd::Remove { id }) => ("DELETE", format!("/admin/v1/blocklist/{}", seg(id)), None),
+    };
+    let client = reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
+    let url = format!("{base}{path}");
+    let method = reqwest::Method::from_bytes(method.as_bytes())?;
+    let mut req = client.request(method, &url).bearer_auth(&args.token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().with_context(|| format!("cannot reach the admin API at {base}; is ipgate running?"))?;
+    let status = resp.status();
+    let text = resp.text().unwrap_or_default();
+    let pretty = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or(text);
+    if status.is_success() {
+        println!("{pretty}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("admin API answered {status}:\n{pretty}");
+        Ok(ExitCode::FAILURE)
+    }
+}

@@ -1,0 +1,23 @@
+//! Secrets come from the environment or a `*_file` key, never from the TOML.
+
+use anyhow::{bail, Context};
+use ipgate_config::Config;
+use ipgate_control::admin::AdminToken;
+
+/// `IPGATE_ADMIN_TOKEN`, else the file named by `control.admin_token_file`.
+pub fn admin_token(config: &Config) -> anyhow::Result<AdminToken> {
+    let raw = match std::env::var("IPGATE_ADMIN_TOKEN") {
+        Ok(v) if !v.is_empty() => v,
+        _ => match &config.control.admin_token_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("config key `control.admin_token_file`: cannot read {}", path.display()))?
+                .trim()
+                .to_string(),
+            None => bail!("set IPGATE_ADMIN_TOKEN (or control.admin_token_file) to a random token of at least 16 characters"),
+        },
+    };
+    match AdminToken::new(&raw) {
+        Some(t) => Ok(t),
+        None => bail!("the admin token is too short: use at least 16 characters (e.g. `openssl rand -hex 32`)"),
+    }
+}

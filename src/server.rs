@@ -1,0 +1,180 @@
+//! Wires the parts into one Pingora server: the proxy service on its
+//! listeners, and the control plane's HTTP listeners (admin API, metrics)
+//! as a background service. The table is loaded from the store before the
+//! server starts, so the proxy never accepts a connection without it.
+
+use anyhow::{bail, Context};
+use async_trait::async_trait;
+use ipgate_config::Config;
+use ipgate_control::admin::{self, AdminState, AdminToken};
+use ipgate_control::publish::{load_table, Publisher};
+use ipgate_control::store::Store;
+use ipgate_proxy::client_ip::TrustedProxies;
+use ipgate_proxy::head_check::HeadLimits;
+use ipgate_proxy::metrics::{ProxyMetrics, TableCollector};
+use ipgate_proxy::routes::Routes;
+use ipgate_proxy::service::Gate;
+use ipgate_proxy::{LiveTable, Policy};
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use prometheus::Registry;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+/// Which halves run in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Halves {
+    Both,
+    ControlOnly,
+}
+
+/// Binds now, so a taken port is a clear error before anything starts.
+fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let l = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr} ({key})"))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// Runs until SIGINT/SIGTERM.
+pub fn run(config: Config, halves: Halves, admin_token: AdminToken) -> anyhow::Result<()> {
+    let store = Store::open(&config.store.path).context("opening the store")?;
+    let started = std::time::Instant::now();
+    let table = Arc::new(LiveTable::new(load_table(&store).context("loading the table from the store")?));
+    {
+        let t = table.load();
+        tracing::info!(
+            accounts = t.accounts(),
+            entries = t.entries(),
+            blocklist = t.blocklist_entries(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "whitelist table loaded from the store"
+        );
+    }
+    let registry = Registry::new();
+    registry.register(Box::new(TableCollector::new(table.clone())?))?;
+
+    let admin_listener = match config.control.admin_listen {
+        Some(a) => Some(bind("control.admin_listen", a)?),
+        None => None,
+    };
+    let metrics_listener = match config.metrics.listen {
+        Some(a) => Some(bind("metrics.listen", a)?),
+        None => None,
+    };
+
+    let mut conf = ServerConf::default();
+    conf.threads = config.proxy.threads;
+    conf.work_stealing = false;
+    conf.grace_period_seconds = Some(0);
+    conf.graceful_shutdown_timeout_seconds = Some(2);
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    if halves == Halves::Both {
+        let routes = Routes::build(&config.proxy.routes)?;
+        if routes.is_empty() {
+            bail!("config key `proxy.route`: at least one [[proxy.route]] is needed to run the proxy");
+        }
+        let gate = Gate {
+            table: table.clone(),
+            metrics: ProxyMetrics::register(&registry, routes.names(), config.metrics.label_accounts)?,
+            routes,
+            trusted: TrustedProxies::new(config.proxy.trusted_proxies.iter().map(|c| c.0).collect()),
+            policy: Policy { unknown_account: config.proxy.unknown_account, deny_unidentified: config.proxy.deny_unidentified },
+            limits: HeadLimits { max_bytes: config.proxy.max_header_bytes, max_headers: config.proxy.max_headers },
+            access_log: config.proxy.access_log,
+        };
+        let mut svc = pingora::proxy::http_proxy_service(&server.configuration, gate);
+        let mut listening = false;
+        if let Some(addr) = config.proxy.listen {
+            // Fail early and clearly if the port is taken; Pingora binds later.
+            drop(bind("proxy.listen", addr)?);
+            svc.add_tcp(&addr.to_string());
+            listening = true;
+        }
+        if let (Some(addr), Some(cert), Some(key)) = (config.proxy.tls_listen, &config.proxy.tls_cert, &config.proxy.tls_key) {
+            ipgate_proxy::tls::check_pair(cert, key)?;
+            drop(bind("proxy.tls_listen", addr)?);
+            let cert = cert.to_str().context("proxy.tls_cert is not UTF-8")?;
+            let key = key.to_str().context("proxy.tls_key is not UTF-8")?;
+            let tls = pingora::listeners::tls::TlsSettings::intermediate(cert, key)
+                .map_err(|e| anyhow::anyhow!("proxy.tls_cert/tls_key: {e}"))?;
+            svc.add_tls_with_settings(&addr.to_string(), None, tls);
+            listening = true;
+        }
+        if !listening {
+            bail!("config key `proxy.listen`: set listen or tls_listen to run the proxy");
+        }
+        server.add_service(svc);
+    }
+
+    let publisher = Arc::new(Publisher::new(store, table));
+    let control = ControlPlane {
+        admin: admin_listener.map(|l| (l, AdminState { publisher, token: Arc::new(admin_token) })),
+        metrics: metrics_listener.map(|l| (l, Arc::new(registry))),
+    };
+    server.add_service(background_service("control plane", control));
+    tracing::info!(
+        proxy = ?config.proxy.listen,
+        tls = ?config.proxy.tls_listen,
+        admin = ?config.control.admin_listen,
+        metrics = ?config.metrics.listen,
+        "ipgate starting"
+    );
+    server.run(RunArgs::default());
+    Ok(())
+}
+
+/// The control plane's HTTP listeners, served by axum inside Pingora's runtime.
+struct ControlPlane {
+    admin: Option<(TcpListener, AdminState)>,
+    metrics: Option<(TcpListener, Arc<Registry>)>,
+}
+
+async fn serve(name: &'static str, listener: &TcpListener, router: axum::Router, mut shutdown: ShutdownWatch) {
+    let listener = match listener.try_clone().and_then(tokio::net::TcpListener::from_std) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(listener = name, error = %e, "cannot serve");
+            return;
+        }
+    };
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    let stop = async move {
+        let _ = shutdown.changed().await;
+    };
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+        tracing::error!(listener = name, error = %e, "server stopped");
+    }
+}
+
+fn metrics_router(registry: Arc<Registry>) -> axum::Router {
+    use axum::http::header;
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move {
+                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], ipgate_proxy::metrics::render(&registry))
+            }
+        }),
+    )
+}
+
+#[async_trait]
+impl BackgroundService for ControlPlane {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        let admin = async {
+            if let Some((l, state)) = &self.admin {
+                serve("admin", l, admin::router(state.clone()), shutdown.clone()).await;
+            }
+        };
+        let metrics = async {
+            if let Some((l, registry)) = &self.metrics {
+                serve("metrics", l, metrics_router(registry.clone()), shutdown.clone()).await;
+            }
+        };
+        tokio::join!(admin, metrics);
+    }
+}

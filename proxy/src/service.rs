@@ -114,8 +114,7 @@ impl ProxyHttp for Gate {
         let normalized = match path::normalize(req.uri.path()) {
             Ok(p) => p,
             Err(e) => {
-                let close = has_body(req);
-                self.answer(session, ctx, 400, "bad_request", &e.to_string(), close).await?;
+                self.answer(session, ctx, 400, "bad_request", &e.to_string(), true).await?;
                 return Ok(true);
             }
         };

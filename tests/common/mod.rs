@@ -1,0 +1,318 @@
+//! Helpers for black-box tests: a real HTTP upstream that records what
+//! reaches it, and the real `ipgate` binary started on free loopback ports.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("no free port: {e}"));
+    l.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap_or_else(|_| panic!("bad ip {s}"))
+}
+
+/// What the upstream saw of one request.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    pub path: String,
+    pub query: Option<String>,
+    pub host: String,
+    pub xff: String,
+}
+
+/// A real HTTP server standing in for the SMS/WABA API.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    conns: Arc<Mutex<HashSet<SocketAddr>>>,
+    last: Arc<Mutex<Seen>>,
+}
+
+impl Upstream {
+    pub fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        listener.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let conns = Arc::new(Mutex::new(HashSet::new()));
+        let last = Arc::new(Mutex::new(Seen::default()));
+        let (h, c, l) = (hits.clone(), conns.clone(), last.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"));
+            rt.block_on(async move {
+                let app = axum::Router::new().fallback(
+                    move |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>, req: axum::extract::Request| {
+                        let (h, c, l) = (h.clone(), c.clone(), l.clone());
+                        async move {
+                            h.fetch_add(1, Ordering::SeqCst);
+                            c.lock().unwrap_or_else(|p| p.into_inner()).insert(peer);
+                            let get = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                            let seen = Seen {
+                                path: req.uri().path().to_string(),
+                                query: req.uri().query().map(str::to_string),
+                                host: get("host"),
+                                xff: get("x-forwarded-for"),
+                            };
+                            *l.lock().unwrap_or_else(|p| p.into_inner()) = seen;
+                            "upstream says hello"
+                        }
+                    },
+                );
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap_or_else(|e| panic!("{e}"));
+                let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
+            });
+        });
+        Upstream { addr, hits, conns, last }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+    pub fn connections(&self) -> usize {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+    pub fn last(&self) -> Seen {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Options for one gate.
+#[derive(Clone)]
+pub struct GateOpts {
+    pub trusted_proxies: Vec<String>,
+    pub unknown_account: &'static str,
+    pub tls: bool,
+    pub extra: String,
+}
+
+impl Default for GateOpts {
+    fn default() -> Self {
+        GateOpts { trusted_proxies: vec![], unknown_account: "deny", tls: false, extra: String::new() }
+    }
+}
+
+/// The real `ipgate serve` process.
+pub struct Gate {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub proxy: SocketAddr,
+    pub tls: Option<SocketAddr>,
+    pub admin: SocketAddr,
+    pub metrics: SocketAddr,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ipgate")
+}
+
+impl Gate {
+    pub fn start(upstream: &Upstream, opts: GateOpts) -> Gate {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let (proxy, admin, metrics, portal) = (at(free_port()), at(free_port()), at(free_port()), at(free_port()));
+        let tls = opts.tls.then(|| at(free_port()));
+        let mut tls_conf = String::new();
+        if let Some(t) = tls {
+            let out = Command::new(bin())
+                .args(["certs", "dev", "--out"])
+                .arg(dir.path().join("certs"))
+                .output()
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(out.status.success(), "certs dev failed: {}", String::from_utf8_lossy(&out.stderr));
+            tls_conf = format!(
+                "tls_listen = \"{t}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                dir.path().join("certs/server.crt").display(),
+                dir.path().join("certs/server.key").display()
+            );
+        }
+        let trusted: Vec<String> = opts.trusted_proxies.iter().map(|t| format!("\"{t}\"")).collect();
+        let text = format!(
+            r#"
+[proxy]
+listen = "{proxy}"
+{tls_conf}threads = 1
+trusted_proxies = [{trusted}]
+unknown_account = "{unknown}"
+max_header_bytes = 8192
+max_headers = 50
+{extra}
+
+[[proxy.route]]
+name = "sms"
+path_prefix = "/sms/"
+strip_prefix = true
+upstream = "http://{up}"
+account_from = ["basic_user", "query:username", "header:X-Account-Id"]
+
+[[proxy.route]]
+name = "waba"
+path_prefix = "/waba/"
+strip_prefix = true
+upstream = "http://{up}"
+account_from = ["path_segment:0"]
+
+[control]
+listen = "{portal}"
+admin_listen = "{admin}"
+
+[store]
+path = "{store}"
+
+[metrics]
+listen = "{metrics}"
+"#,
+            trusted = trusted.join(", "),
+            unknown = opts.unknown_account,
+            extra = opts.extra,
+            up = upstream.addr,
+            store = dir.path().join("store").display(),
+        );
+        let config = dir.path().join("ipgate.toml");
+        std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+        let mut gate = Gate { child: None, dir, config, proxy, tls, admin, metrics };
+        gate.spawn();
+        gate
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("ipgate.log")).unwrap_or_else(|e| panic!("{e}"));
+        let child = Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("IPGATE_ADMIN_TOKEN", TOKEN)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start ipgate: {e}"));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut ports = vec![self.proxy, self.admin, self.metrics];
+        ports.extend(self.tls);
+        for addr in ports {
+            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+                if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                    panic!("ipgate exited early ({status}):\n{}", self.log());
+                }
+                assert!(Instant::now() < deadline, "ipgate did not listen on {addr} in time:\n{}", self.log());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("ipgate.log")).unwrap_or_default()
+    }
+
+    /// `kill -9`, then start again on the same config and store.
+    pub fn kill_and_restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// One admin API call; returns status and JSON body.
+    pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.admin_with_token(method, path, body, TOKEN)
+    }
+
+    pub fn admin_with_token(&self, method: &str, path: &str, body: Option<Value>, token: &str) -> (u16, Value) {
+        let client = reqwest::blocking::Client::builder().no_proxy().build().unwrap_or_else(|e| panic!("{e}"));
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let mut req = client.request(method, format!("http://{}{path}", self.admin)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().unwrap_or_else(|e| panic!("admin call failed: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Creates an account and whitelists `cidrs` for it.
+    pub fn account(&self, id: &str, mode: &str, cidrs: &[&str]) {
+        let (s, b) = self.admin(
+            "POST",
+            "/admin/v1/accounts",
+            Some(serde_json::json!({"id": id, "name": id, "emails": [format!("ops@{id}.test")], "whitelist": mode})),
+        );
+        assert_eq!(s, 201, "{b}");
+        for c in cidrs {
+            let (s, b) = self.admin("POST", &format!("/admin/v1/accounts/{id}/whitelist"), Some(serde_json::json!({"cidr": c})));
+            assert_eq!(s, 201, "{b}");
+        }
+    }
+
+    pub fn metrics_text(&self) -> String {
+        reqwest::blocking::Client::builder()
+            .no_proxy()
+            .build()
+            .and_then(|c| c.get(format!("http://{}/metrics", self.metrics)).send())
+            .and_then(|r| r.text())
+            .unwrap_or_else(|e| panic!("metrics: {e}"))
+    }
+
+    /// A proxied GET from source address `from`, with headers.
+    pub fn get(&self, from: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        let client = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .local_address(ip(from))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut req = client.get(format!("http://{}{path}", self.proxy));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().unwrap_or_else(|e| panic!("proxy call failed: {e}"));
+        (resp.status().as_u16(), resp.text().unwrap_or_default())
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The JSON error code of a proxy answer.
+pub fn code(body: &str) -> String {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("<no code in {body}>"))
+}
+
+/// Sends raw bytes to `addr` and returns what comes back until close or 5 s.
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(bytes).unwrap_or_else(|e| panic!("{e}"));
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `Authorization` value for Basic `user:pass`.
+pub fn basic(user: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:secret")))
+}

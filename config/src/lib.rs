@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 /// Why a config was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("config is not valid TOML: {0}")]
     Syntax(String),

@@ -12,7 +12,7 @@ use std::path::Path;
 /// Why the store refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the store at {path} cannot be opened: {source}")]
+    #[error("the store at {path} cannot be opened")]
     Open { path: String, source: sled::Error },
     #[error("the store failed: {0}")]
     Sled(#[from] sled::Error),

@@ -1,0 +1,67 @@
+//! `ipgate config check` and start-up refusals: a bad config is a clear
+//! error naming the key, and nothing starts.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+fn check(text: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(bin()).args(["config", "check", "--config"]).arg(&path).output().unwrap_or_else(|e| panic!("{e}"));
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/ipgate.example.toml")).unwrap_or_default();
+    // Its TLS files do not exist in a fresh checkout; check the rest.
+    let text = text.replace("tls_listen = \"0.0.0.0:8443\"", "");
+    let (ok, out) = check(&text);
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn bad_configs_name_the_key() {
+    let route = "[[proxy.route]]\nname = \"sms\"\npath_prefix = \"/sms/\"\nupstream = \"http://127.0.0.1:9\"\n";
+    let cases = [
+        ("[proxy]\nlisten = \"localhost\"\n".to_string(), "proxy.listen"),
+        ("[proxy]\nthreads = -1\n".to_string(), "proxy.threads"),
+        ("[proxy]\nmax_headers = 1000\n".to_string(), "proxy.max_headers"),
+        ("[proxy]\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.1/8\"]\n".to_string(), "proxy.trusted_proxies[1]"),
+        ("[proxy]\nlisten = \"0.0.0.0:1\"\nbogus = 1\n".to_string(), "bogus"),
+        (format!("{route}account_from = [\"cookie:sid\"]\n"), "proxy.route[0].account_from[0]"),
+        (route.replace("http://127.0.0.1:9", "gopher://x"), "proxy.route[0].upstream"),
+        ("[control]\nlink_ttl = \"forever\"\n".to_string(), "control.link_ttl"),
+        ("[smtp]\nurl = \"mail.example.com\"\n".to_string(), "smtp.url"),
+        ("[proxy]\ntls_listen = \"0.0.0.0:8443\"\ntls_cert = \"/nonexistent.crt\"\ntls_key = \"/nonexistent.key\"\n".to_string(), "/nonexistent.crt"),
+        ("this is not toml".to_string(), "TOML"),
+    ];
+    for (text, key) in cases {
+        let (ok, out) = check(&text);
+        assert!(!ok, "accepted:\n{text}");
+        assert!(out.contains(key), "error for\n{text}\ndoes not name `{key}`: {out}");
+        assert!(!out.contains("panicked"), "{out}");
+    }
+}
+
+#[test]
+fn serve_refuses_to_start_without_an_admin_token() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("c.toml");
+    let text = format!(
+        "[proxy]\nlisten = \"127.0.0.1:{}\"\n[[proxy.route]]\nname = \"sms\"\npath_prefix = \"/sms/\"\nupstream = \"http://127.0.0.1:9\"\n[store]\npath = \"{}\"\n",
+        free_port(),
+        dir.path().join("store").display()
+    );
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env_remove("IPGATE_ADMIN_TOKEN")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("IPGATE_ADMIN_TOKEN"));
+}

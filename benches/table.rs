@@ -16,7 +16,10 @@ use std::sync::Arc;
 const ACCOUNTS: u32 = 100_000;
 const PER_ACCOUNT: u32 = 10;
 const QUERIES: usize = 4096;
-const POLICY: Policy = Policy { unknown_account: UnknownAccount::Deny, deny_unidentified: true };
+const POLICY: Policy = Policy {
+    unknown_account: UnknownAccount::Deny,
+    deny_unidentified: true,
+};
 
 /// Account i owns 8 IPv4 hosts, one IPv4 /28 and one IPv6 /64, all distinct.
 fn nets_of(i: u32) -> Vec<IpNet> {
@@ -33,7 +36,12 @@ fn nets_of(i: u32) -> Vec<IpNet> {
 }
 
 fn build() -> Table {
-    let accounts = (0..ACCOUNTS).map(|i| (format!("acct-{i}"), AccountPolicy::new(Mode::Enforce, &nets_of(i))));
+    let accounts = (0..ACCOUNTS).map(|i| {
+        (
+            format!("acct-{i}"),
+            AccountPolicy::new(Mode::Enforce, &nets_of(i)),
+        )
+    });
     Table::build(1, accounts, &["192.0.2.0/24".parse().unwrap_or_default()])
 }
 
@@ -58,7 +66,16 @@ fn queries(kind: &str) -> Vec<(String, IpAddr)> {
                 "hit_v4" => IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i * 16 + 3)),
                 "hit_v4_cidr" => IpAddr::V4(Ipv4Addr::from(0x6400_0000 + i * 16 + 9)),
                 "miss_v4" => IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i * 16 + 12)),
-                "hit_v6" => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, (i >> 16) as u16, i as u16, 1, 2, 3, 4)),
+                "hit_v6" => IpAddr::V6(Ipv6Addr::new(
+                    0x2001,
+                    0xdb8,
+                    (i >> 16) as u16,
+                    i as u16,
+                    1,
+                    2,
+                    3,
+                    4,
+                )),
                 _ => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb9, 0, 0, 0, 0, 0, 1)),
             };
             (format!("acct-{i}"), ip)
@@ -77,17 +94,46 @@ fn decisions(c: &mut Criterion) {
                 let (acct, ip) = &qs[n % QUERIES];
                 n += 1;
                 let table = live.load();
-                black_box(decide(&table, POLICY, black_box(*ip), true, Some(acct.as_str())))
+                black_box(decide(
+                    &table,
+                    POLICY,
+                    black_box(*ip),
+                    true,
+                    Some(acct.as_str()),
+                ))
             })
         });
     }
+    // The same hit with the snapshot already loaded: the arc-swap load's share.
+    let qs = queries("hit_v4");
+    let held = live.load_full();
+    let mut n = 0usize;
+    g.bench_function("hit_v4_snapshot_held", |b| {
+        b.iter(|| {
+            let (acct, ip) = &qs[n % QUERIES];
+            n += 1;
+            black_box(decide(
+                &held,
+                POLICY,
+                black_box(*ip),
+                true,
+                Some(acct.as_str()),
+            ))
+        })
+    });
     let unknown: Vec<String> = (0..QUERIES).map(|i| format!("ghost-{i}")).collect();
     let mut n = 0usize;
     g.bench_function("unknown_account", |b| {
         b.iter(|| {
             n += 1;
             let table = live.load();
-            black_box(decide(&table, POLICY, IpAddr::V4(Ipv4Addr::LOCALHOST), true, Some(unknown[n % QUERIES].as_str())))
+            black_box(decide(
+                &table,
+                POLICY,
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                true,
+                Some(unknown[n % QUERIES].as_str()),
+            ))
         })
     });
     g.finish();
@@ -103,7 +149,10 @@ fn publish(c: &mut Criterion) {
                 i = (i + 7919) % ACCOUNTS;
                 let mut nets = nets_of(i);
                 nets.push("198.51.100.7/32".parse().unwrap_or_default());
-                (format!("acct-{i}"), AccountPolicy::new(Mode::Enforce, &nets))
+                (
+                    format!("acct-{i}"),
+                    AccountPolicy::new(Mode::Enforce, &nets),
+                )
             },
             |(id, policy)| live.update(|t| t.with_account(&id, Some(policy))),
             BatchSize::SmallInput,
@@ -133,7 +182,13 @@ fn decisions_while_publishing(c: &mut Criterion) {
             let (acct, ip) = &qs[n % QUERIES];
             n += 1;
             let table = live.load();
-            black_box(decide(&table, POLICY, black_box(*ip), true, Some(acct.as_str())))
+            black_box(decide(
+                &table,
+                POLICY,
+                black_box(*ip),
+                true,
+                Some(acct.as_str()),
+            ))
         })
     });
     stop.store(true, Ordering::Relaxed);

@@ -102,8 +102,16 @@ fn base_url(args: &AdminArgs) -> anyhow::Result<String> {
     if let Some(path) = &args.config {
         let c = ipgate_config::Config::load(path)?;
         if let Some(a) = c.control.admin_listen {
-            let host = if a.ip().is_unspecified() { "127.0.0.1".to_string() } else { a.ip().to_string() };
-            let host = if host.contains(':') { format!("[{host}]") } else { host };
+            let host = if a.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                a.ip().to_string()
+            };
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host
+            };
             return Ok(format!("http://{host}:{}", a.port()));
         }
     }
@@ -113,21 +121,39 @@ fn base_url(args: &AdminArgs) -> anyhow::Result<String> {
 fn seg(s: &str) -> String {
     // Path segments are ids the server validates; escape anything odd anyway.
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._@+".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._@+".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
 pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
     let base = base_url(&args)?;
     let (method, path, body): (&str, String, Option<Value>) = match &args.cmd {
-        AdminCmd::Account(AccountCmd::Create { id, name, emails, whitelist }) => (
+        AdminCmd::Account(AccountCmd::Create {
+            id,
+            name,
+            emails,
+            whitelist,
+        }) => (
             "POST",
             "/admin/v1/accounts".into(),
             Some(json!({"id": id, "name": name, "emails": emails, "whitelist": whitelist})),
         ),
-        AdminCmd::Account(AccountCmd::Get { id }) => ("GET", format!("/admin/v1/accounts/{}", seg(id)), None),
+        AdminCmd::Account(AccountCmd::Get { id }) => {
+            ("GET", format!("/admin/v1/accounts/{}", seg(id)), None)
+        }
         AdminCmd::Account(AccountCmd::List) => ("GET", "/admin/v1/accounts".into(), None),
-        AdminCmd::Account(AccountCmd::Set { id, name, emails, whitelist }) => {
+        AdminCmd::Account(AccountCmd::Set {
+            id,
+            name,
+            emails,
+            whitelist,
+        }) => {
             let mut patch = serde_json::Map::new();
             if let Some(n) = name {
                 patch.insert("name".into(), json!(n));
@@ -138,31 +164,58 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             if let Some(w) = whitelist {
                 patch.insert("whitelist".into(), json!(w));
             }
-            ("PATCH", format!("/admin/v1/accounts/{}", seg(id)), Some(Value::Object(patch)))
+            (
+                "PATCH",
+                format!("/admin/v1/accounts/{}", seg(id)),
+                Some(Value::Object(patch)),
+            )
         }
-        AdminCmd::Whitelist(WhitelistCmd::List { account }) => ("GET", format!("/admin/v1/accounts/{}/whitelist", seg(account)), None),
-        AdminCmd::Whitelist(WhitelistCmd::Add { account, cidr, remark, tags }) => (
+        AdminCmd::Whitelist(WhitelistCmd::List { account }) => (
+            "GET",
+            format!("/admin/v1/accounts/{}/whitelist", seg(account)),
+            None,
+        ),
+        AdminCmd::Whitelist(WhitelistCmd::Add {
+            account,
+            cidr,
+            remark,
+            tags,
+        }) => (
             "POST",
             format!("/admin/v1/accounts/{}/whitelist", seg(account)),
             Some(json!({"cidr": cidr, "remark": remark, "tags": tags})),
         ),
-        AdminCmd::Whitelist(WhitelistCmd::Remove { account, entry_id }) => {
-            ("DELETE", format!("/admin/v1/accounts/{}/whitelist/{}", seg(account), seg(entry_id)), None)
-        }
+        AdminCmd::Whitelist(WhitelistCmd::Remove { account, entry_id }) => (
+            "DELETE",
+            format!(
+                "/admin/v1/accounts/{}/whitelist/{}",
+                seg(account),
+                seg(entry_id)
+            ),
+            None,
+        ),
         AdminCmd::Blocklist(BlocklistCmd::List) => ("GET", "/admin/v1/blocklist".into(), None),
-        AdminCmd::Blocklist(BlocklistCmd::Add { cidr, remark }) => {
-            ("POST", "/admin/v1/blocklist".into(), Some(json!({"cidr": cidr, "remark": remark})))
+        AdminCmd::Blocklist(BlocklistCmd::Add { cidr, remark }) => (
+            "POST",
+            "/admin/v1/blocklist".into(),
+            Some(json!({"cidr": cidr, "remark": remark})),
+        ),
+        AdminCmd::Blocklist(BlocklistCmd::Remove { id }) => {
+            ("DELETE", format!("/admin/v1/blocklist/{}", seg(id)), None)
         }
-        AdminCmd::Blocklist(BlocklistCmd::Remove { id }) => ("DELETE", format!("/admin/v1/blocklist/{}", seg(id)), None),
     };
-    let client = reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?;
     let url = format!("{base}{path}");
     let method = reqwest::Method::from_bytes(method.as_bytes())?;
     let mut req = client.request(method, &url).bearer_auth(&args.token);
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let resp = req.send().with_context(|| format!("cannot reach the admin API at {base}; is ipgate running?"))?;
+    let resp = req
+        .send()
+        .with_context(|| format!("cannot reach the admin API at {base}; is ipgate running?"))?;
     let status = resp.status();
     let text = resp.text().unwrap_or_default();
     let pretty = serde_json::from_str::<Value>(&text)

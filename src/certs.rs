@@ -19,13 +19,20 @@ pub enum CertsCmd {
 
 pub fn run(cmd: CertsCmd) -> anyhow::Result<std::process::ExitCode> {
     let CertsCmd::Dev { out, names } = cmd;
-    let key = rcgen::generate_simple_self_signed(names.clone()).context("generating the certificate")?;
+    let key =
+        rcgen::generate_simple_self_signed(names.clone()).context("generating the certificate")?;
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let crt_path = out.join("server.crt");
     let key_path = out.join("server.key");
-    std::fs::write(&crt_path, key.cert.pem()).with_context(|| format!("writing {}", crt_path.display()))?;
+    std::fs::write(&crt_path, key.cert.pem())
+        .with_context(|| format!("writing {}", crt_path.display()))?;
     write_private(&key_path, key.signing_key.serialize_pem().as_bytes())?;
-    println!("wrote {} and {} for {}", crt_path.display(), key_path.display(), names.join(", "));
+    println!(
+        "wrote {} and {} for {}",
+        crt_path.display(),
+        key_path.display(),
+        names.join(", ")
+    );
     Ok(std::process::ExitCode::SUCCESS)
 }
 

@@ -19,11 +19,22 @@ const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
 pub struct DemoArgs {}
 
 pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let dir = tempfile::Builder::new().prefix("ipgate-demo-").tempdir().context("creating the demo's temp dir")?;
+    let dir = tempfile::Builder::new()
+        .prefix("ipgate-demo-")
+        .tempdir()
+        .context("creating the demo's temp dir")?;
     let (sms, waba) = start_echo_upstreams()?;
     let text = DEMO_CONFIG
-        .replacen("upstream = \"http://127.0.0.1:1\"", &format!("upstream = \"http://{sms}\""), 1)
-        .replacen("upstream = \"http://127.0.0.1:1\"", &format!("upstream = \"http://{waba}\""), 1);
+        .replacen(
+            "upstream = \"http://127.0.0.1:1\"",
+            &format!("upstream = \"http://{sms}\""),
+            1,
+        )
+        .replacen(
+            "upstream = \"http://127.0.0.1:1\"",
+            &format!("upstream = \"http://{waba}\""),
+            1,
+        );
     let mut config = Config::parse(&text, std::env::vars()).context("the built-in demo config")?;
     config.store.path = dir.path().join("store");
     seed(&config)?;
@@ -38,7 +49,9 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn seed(config: &Config) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let store = Store::open(&config.store.path)?;
         let account = |id: &str, name: &str, mode| Account {
@@ -49,8 +62,16 @@ fn seed(config: &Config) -> anyhow::Result<()> {
             created_at: now(),
             updated_at: now(),
         };
-        store.create_account(account("acme", "Acme SMS Ltd", WhitelistMode::Enforce)).await?;
-        store.create_account(account("globex", "Globex (report-only)", WhitelistMode::Report)).await?;
+        store
+            .create_account(account("acme", "Acme SMS Ltd", WhitelistMode::Enforce))
+            .await?;
+        store
+            .create_account(account(
+                "globex",
+                "Globex (report-only)",
+                WhitelistMode::Report,
+            ))
+            .await?;
         let entry = WhitelistEntry {
             id: String::new(),
             account: "acme".into(),
@@ -67,10 +88,24 @@ fn seed(config: &Config) -> anyhow::Result<()> {
 }
 
 fn print_walk(config: &Config, token: &str) {
-    let proxy = config.proxy.listen.map(|a| a.to_string()).unwrap_or_default();
-    let admin = config.control.admin_listen.map(|a| a.to_string()).unwrap_or_default();
-    let metrics = config.metrics.listen.map(|a| a.to_string()).unwrap_or_default();
-    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "ipgate".into());
+    let proxy = config
+        .proxy
+        .listen
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let admin = config
+        .control
+        .admin_listen
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let metrics = config
+        .metrics
+        .listen
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "ipgate".into());
     println!(
         r#"
 ipgate demo is running (store in a temp dir, removed on Ctrl-C).
@@ -113,24 +148,38 @@ fn start_echo_upstreams() -> anyhow::Result<(SocketAddr, SocketAddr)> {
     let addrs = (sms.local_addr()?, waba.local_addr()?);
     sms.set_nonblocking(true)?;
     waba.set_nonblocking(true)?;
-    std::thread::Builder::new().name("demo-echo".into()).spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => return tracing::error!(error = %e, "echo upstreams cannot start"),
-        };
-        rt.block_on(async move {
-            let (Ok(a), Ok(b)) = (tokio::net::TcpListener::from_std(sms), tokio::net::TcpListener::from_std(waba)) else {
-                return tracing::error!("echo upstreams cannot listen");
+    std::thread::Builder::new()
+        .name("demo-echo".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return tracing::error!(error = %e, "echo upstreams cannot start"),
             };
-            let _ = tokio::join!(axum::serve(a, echo("sms")), axum::serve(b, echo("waba")));
-        });
-    })?;
+            rt.block_on(async move {
+                let (Ok(a), Ok(b)) = (
+                    tokio::net::TcpListener::from_std(sms),
+                    tokio::net::TcpListener::from_std(waba),
+                ) else {
+                    return tracing::error!("echo upstreams cannot listen");
+                };
+                let _ = tokio::join!(axum::serve(a, echo("sms")), axum::serve(b, echo("waba")));
+            });
+        })?;
     Ok(addrs)
 }
 
 fn echo(name: &'static str) -> axum::Router {
     axum::Router::new().fallback(move |req: axum::extract::Request| async move {
-        let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let header = |n: &str| {
+            req.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
         axum::Json(serde_json::json!({
             "upstream": name,
             "message": format!("the {name} API got your call"),

@@ -7,7 +7,9 @@ use tracing_subscriber::EnvFilter;
 pub fn init(json_flag: bool, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn,sled=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = if json_flag || format == LogFormat::Json {
         builder.json().try_init()
     } else {

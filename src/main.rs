@@ -18,7 +18,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "ipgate", version, about = "IP-whitelisting gateway for SMS and WhatsApp Business APIs")]
+#[command(
+    name = "ipgate",
+    version,
+    about = "IP-whitelisting gateway for SMS and WhatsApp Business APIs"
+)]
 struct Cli {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, global = true)]
@@ -82,11 +86,14 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
-        Cmd::Config { cmd: ConfigCmd::Check { config } } => {
+        Cmd::Config {
+            cmd: ConfigCmd::Check { config },
+        } => {
             let c = Config::load(&config)?;
             if let (Some(cert), Some(key)) = (&c.proxy.tls_cert, &c.proxy.tls_key) {
                 if c.proxy.tls_listen.is_some() {
-                    ipgate_proxy::tls::check_pair(cert, key).context("config key `proxy.tls_cert`/`proxy.tls_key`")?;
+                    ipgate_proxy::tls::check_pair(cert, key)
+                        .context("config key `proxy.tls_cert`/`proxy.tls_key`")?;
                 }
             }
             println!("{}: ok ({} routes)", config.display(), c.proxy.routes.len());
@@ -110,7 +117,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn serve(path: &std::path::Path, halves: server::Halves, log_json: bool) -> anyhow::Result<ExitCode> {
+fn serve(
+    path: &std::path::Path,
+    halves: server::Halves,
+    log_json: bool,
+) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
     logging::init(log_json, config.log.format);
     let token = secrets::admin_token(&config)?;

@@ -40,7 +40,9 @@ fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
 pub fn run(config: Config, halves: Halves, admin_token: AdminToken) -> anyhow::Result<()> {
     let store = Store::open(&config.store.path).context("opening the store")?;
     let started = std::time::Instant::now();
-    let table = Arc::new(LiveTable::new(load_table(&store).context("loading the table from the store")?));
+    let table = Arc::new(LiveTable::new(
+        load_table(&store).context("loading the table from the store")?,
+    ));
     {
         let t = table.load();
         tracing::info!(
@@ -63,26 +65,42 @@ pub fn run(config: Config, halves: Halves, admin_token: AdminToken) -> anyhow::R
         None => None,
     };
 
-    let mut conf = ServerConf::default();
-    conf.threads = config.proxy.threads;
-    conf.work_stealing = false;
-    conf.grace_period_seconds = Some(0);
-    conf.graceful_shutdown_timeout_seconds = Some(2);
+    let conf = ServerConf {
+        threads: config.proxy.threads,
+        work_stealing: false,
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(2),
+        ..Default::default()
+    };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
     if halves == Halves::Both {
         let routes = Routes::build(&config.proxy.routes)?;
         if routes.is_empty() {
-            bail!("config key `proxy.route`: at least one [[proxy.route]] is needed to run the proxy");
+            bail!(
+                "config key `proxy.route`: at least one [[proxy.route]] is needed to run the proxy"
+            );
         }
         let gate = Gate {
             table: table.clone(),
-            metrics: ProxyMetrics::register(&registry, routes.names(), config.metrics.label_accounts)?,
+            metrics: ProxyMetrics::register(
+                &registry,
+                routes.names(),
+                config.metrics.label_accounts,
+            )?,
             routes,
-            trusted: TrustedProxies::new(config.proxy.trusted_proxies.iter().map(|c| c.0).collect()),
-            policy: Policy { unknown_account: config.proxy.unknown_account, deny_unidentified: config.proxy.deny_unidentified },
-            limits: HeadLimits { max_bytes: config.proxy.max_header_bytes, max_headers: config.proxy.max_headers },
+            trusted: TrustedProxies::new(
+                config.proxy.trusted_proxies.iter().map(|c| c.0).collect(),
+            ),
+            policy: Policy {
+                unknown_account: config.proxy.unknown_account,
+                deny_unidentified: config.proxy.deny_unidentified,
+            },
+            limits: HeadLimits {
+                max_bytes: config.proxy.max_header_bytes,
+                max_headers: config.proxy.max_headers,
+            },
             access_log: config.proxy.access_log,
         };
         let mut svc = pingora::proxy::http_proxy_service(&server.configuration, gate);
@@ -93,7 +111,11 @@ pub fn run(config: Config, halves: Halves, admin_token: AdminToken) -> anyhow::R
             svc.add_tcp(&addr.to_string());
             listening = true;
         }
-        if let (Some(addr), Some(cert), Some(key)) = (config.proxy.tls_listen, &config.proxy.tls_cert, &config.proxy.tls_key) {
+        if let (Some(addr), Some(cert), Some(key)) = (
+            config.proxy.tls_listen,
+            &config.proxy.tls_cert,
+            &config.proxy.tls_key,
+        ) {
             ipgate_proxy::tls::check_pair(cert, key)?;
             drop(bind("proxy.tls_listen", addr)?);
             let cert = cert.to_str().context("proxy.tls_cert is not UTF-8")?;
@@ -111,7 +133,15 @@ pub fn run(config: Config, halves: Halves, admin_token: AdminToken) -> anyhow::R
 
     let publisher = Arc::new(Publisher::new(store, table));
     let control = ControlPlane {
-        admin: admin_listener.map(|l| (l, AdminState { publisher, token: Arc::new(admin_token) })),
+        admin: admin_listener.map(|l| {
+            (
+                l,
+                AdminState {
+                    publisher,
+                    token: Arc::new(admin_token),
+                },
+            )
+        }),
         metrics: metrics_listener.map(|l| (l, Arc::new(registry))),
     };
     server.add_service(background_service("control plane", control));
@@ -132,8 +162,16 @@ struct ControlPlane {
     metrics: Option<(TcpListener, Arc<Registry>)>,
 }
 
-async fn serve(name: &'static str, listener: &TcpListener, router: axum::Router, mut shutdown: ShutdownWatch) {
-    let listener = match listener.try_clone().and_then(tokio::net::TcpListener::from_std) {
+async fn serve(
+    name: &'static str,
+    listener: &TcpListener,
+    router: axum::Router,
+    mut shutdown: ShutdownWatch,
+) {
+    let listener = match listener
+        .try_clone()
+        .and_then(tokio::net::TcpListener::from_std)
+    {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(listener = name, error = %e, "cannot serve");
@@ -144,7 +182,10 @@ async fn serve(name: &'static str, listener: &TcpListener, router: axum::Router,
     let stop = async move {
         let _ = shutdown.changed().await;
     };
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+    {
         tracing::error!(listener = name, error = %e, "server stopped");
     }
 }
@@ -156,7 +197,10 @@ fn metrics_router(registry: Arc<Registry>) -> axum::Router {
         axum::routing::get(move || {
             let registry = registry.clone();
             async move {
-                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], ipgate_proxy::metrics::render(&registry))
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    ipgate_proxy::metrics::render(&registry),
+                )
             }
         }),
     )
@@ -172,7 +216,13 @@ impl BackgroundService for ControlPlane {
         };
         let metrics = async {
             if let Some((l, registry)) = &self.metrics {
-                serve("metrics", l, metrics_router(registry.clone()), shutdown.clone()).await;
+                serve(
+                    "metrics",
+                    l,
+                    metrics_router(registry.clone()),
+                    shutdown.clone(),
+                )
+                .await;
             }
         };
         tokio::join!(admin, metrics);

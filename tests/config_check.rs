@@ -9,13 +9,28 @@ fn check(text: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("c.toml");
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(bin()).args(["config", "check", "--config"]).arg(&path).output().unwrap_or_else(|e| panic!("{e}"));
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let out = Command::new(bin())
+        .args(["config", "check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 #[test]
 fn the_example_config_is_valid() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/ipgate.example.toml")).unwrap_or_default();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/ipgate.example.toml"
+    ))
+    .unwrap_or_default();
     // Its TLS files do not exist in a fresh checkout; check the rest.
     let text = text.replace("tls_listen = \"0.0.0.0:8443\"", "");
     let (ok, out) = check(&text);
@@ -41,7 +56,10 @@ fn bad_configs_name_the_key() {
     for (text, key) in cases {
         let (ok, out) = check(&text);
         assert!(!ok, "accepted:\n{text}");
-        assert!(out.contains(key), "error for\n{text}\ndoes not name `{key}`: {out}");
+        assert!(
+            out.contains(key),
+            "error for\n{text}\ndoes not name `{key}`: {out}"
+        );
         assert!(!out.contains("panicked"), "{out}");
     }
 }

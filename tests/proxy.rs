@@ -9,16 +9,27 @@ fn whitelisted_ip_reaches_upstream_and_others_never_do() {
     let gate = Gate::start(&up, GateOpts::default());
     gate.account("acme", "enforce", &["127.0.0.1"]);
 
-    let (status, body) = gate.get("127.0.0.1", "/sms/v1/send?to=1", &[("Authorization", &basic("acme"))]);
+    let (status, body) = gate.get(
+        "127.0.0.1",
+        "/sms/v1/send?to=1",
+        &[("Authorization", &basic("acme"))],
+    );
     assert_eq!((status, body.as_str()), (200, "upstream says hello"));
     let seen = up.last();
-    assert_eq!(seen.path, "/v1/send", "strip_prefix forwards without the prefix");
+    assert_eq!(
+        seen.path, "/v1/send",
+        "strip_prefix forwards without the prefix"
+    );
     assert_eq!(seen.query.as_deref(), Some("to=1"));
     assert_eq!(seen.xff, "127.0.0.1", "the client IP is sent upstream");
     assert_eq!(seen.host, up.addr.to_string());
 
     let hits = up.hits();
-    let (status, body) = gate.get("127.0.0.2", "/sms/v1/send", &[("Authorization", &basic("acme"))]);
+    let (status, body) = gate.get(
+        "127.0.0.2",
+        "/sms/v1/send",
+        &[("Authorization", &basic("acme"))],
+    );
     assert_eq!(status, 403);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     assert_eq!(v["error"]["code"], "ip_not_whitelisted");
@@ -32,17 +43,46 @@ fn each_deny_reason_has_its_status_and_code() {
     let up = Upstream::start();
     let gate = Gate::start(&up, GateOpts::default());
     gate.account("acme", "enforce", &["127.0.0.0/29"]);
-    let (s, b) = gate.admin("POST", "/admin/v1/blocklist", Some(serde_json::json!({"cidr": "127.0.0.3", "remark": "abuse"})));
+    let (s, b) = gate.admin(
+        "POST",
+        "/admin/v1/blocklist",
+        Some(serde_json::json!({"cidr": "127.0.0.3", "remark": "abuse"})),
+    );
     assert_eq!(s, 201, "{b}");
 
     let auth = basic("acme");
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, u16, &str)> = vec![
-        ("127.0.0.3", "/sms/x", vec![("Authorization", auth.as_str())], 403, "ip_blocked"),
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "127.0.0.3",
+            "/sms/x",
+            vec![("Authorization", auth.as_str())],
+            403,
+            "ip_blocked",
+        ),
         ("127.0.0.3", "/nowhere", vec![], 403, "ip_blocked"),
-        ("127.0.0.1", "/nowhere", vec![("Authorization", auth.as_str())], 404, "no_route"),
+        (
+            "127.0.0.1",
+            "/nowhere",
+            vec![("Authorization", auth.as_str())],
+            404,
+            "no_route",
+        ),
         ("127.0.0.1", "/sms/x", vec![], 401, "unidentified"),
-        ("127.0.0.1", "/sms/x", vec![("X-Account-Id", "ghost")], 403, "unknown_account"),
-        ("127.0.0.9", "/sms/x", vec![("Authorization", auth.as_str())], 403, "ip_not_whitelisted"),
+        (
+            "127.0.0.1",
+            "/sms/x",
+            vec![("X-Account-Id", "ghost")],
+            403,
+            "unknown_account",
+        ),
+        (
+            "127.0.0.9",
+            "/sms/x",
+            vec![("Authorization", auth.as_str())],
+            403,
+            "ip_not_whitelisted",
+        ),
     ];
     for (from, path, headers, status, want) in cases {
         let (s, b) = gate.get(from, path, &headers);
@@ -73,29 +113,65 @@ fn account_is_found_in_each_configured_source() {
 #[test]
 fn forged_forwarded_for_from_an_untrusted_peer_changes_nothing() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts { trusted_proxies: vec!["127.0.0.5/32".into()], ..GateOpts::default() });
+    let gate = Gate::start(
+        &up,
+        GateOpts {
+            trusted_proxies: vec!["127.0.0.5/32".into()],
+            ..GateOpts::default()
+        },
+    );
     gate.account("acme", "enforce", &["127.0.0.1"]);
     let auth = basic("acme");
 
-    let (s, b) = gate.get("127.0.0.2", "/sms/x", &[("Authorization", &auth), ("X-Forwarded-For", "127.0.0.1")]);
+    let (s, b) = gate.get(
+        "127.0.0.2",
+        "/sms/x",
+        &[("Authorization", &auth), ("X-Forwarded-For", "127.0.0.1")],
+    );
     assert_eq!((s, code(&b)), (403, "ip_not_whitelisted".to_string()));
     assert!(b.contains("127.0.0.2"), "the decision used the peer: {b}");
 
     // The same header from the trusted load balancer is believed...
-    let (s, _) = gate.get("127.0.0.5", "/sms/x", &[("Authorization", &auth), ("X-Forwarded-For", "127.0.0.1")]);
+    let (s, _) = gate.get(
+        "127.0.0.5",
+        "/sms/x",
+        &[("Authorization", &auth), ("X-Forwarded-For", "127.0.0.1")],
+    );
     assert_eq!(s, 200);
-    assert_eq!(up.last().xff, "127.0.0.1, 127.0.0.5", "the chain is kept and the hop appended");
+    assert_eq!(
+        up.last().xff,
+        "127.0.0.1, 127.0.0.5",
+        "the chain is kept and the hop appended"
+    );
     // ...but only its untrusted right-most entry: a client cannot prepend one.
-    let (s, _) = gate.get("127.0.0.5", "/sms/x", &[("Authorization", &auth), ("X-Forwarded-For", "127.0.0.1, 127.0.0.2")]);
+    let (s, _) = gate.get(
+        "127.0.0.5",
+        "/sms/x",
+        &[
+            ("Authorization", &auth),
+            ("X-Forwarded-For", "127.0.0.1, 127.0.0.2"),
+        ],
+    );
     assert_eq!(s, 403);
     // Garbage in the header from the trusted peer: the peer itself is the client.
-    let (s, b) = gate.get("127.0.0.5", "/sms/x", &[("Authorization", &auth), ("X-Forwarded-For", "127.0.0.1, bogus")]);
+    let (s, b) = gate.get(
+        "127.0.0.5",
+        "/sms/x",
+        &[
+            ("Authorization", &auth),
+            ("X-Forwarded-For", "127.0.0.1, bogus"),
+        ],
+    );
     assert_eq!((s, code(&b)), (403, "ip_not_whitelisted".to_string()));
     assert!(b.contains("127.0.0.5"), "{b}");
 
     // From an untrusted peer, the forged header is not passed upstream either.
     gate.account("open", "off", &[]);
-    let (s, _) = gate.get("127.0.0.2", "/sms/x", &[("X-Account-Id", "open"), ("X-Forwarded-For", "6.6.6.6")]);
+    let (s, _) = gate.get(
+        "127.0.0.2",
+        "/sms/x",
+        &[("X-Account-Id", "open"), ("X-Forwarded-For", "6.6.6.6")],
+    );
     assert_eq!(s, 200);
     assert_eq!(up.last().xff, "127.0.0.2");
 }
@@ -106,14 +182,36 @@ fn report_mode_lets_calls_through_and_counts_them() {
     let gate = Gate::start(&up, GateOpts::default());
     gate.account("globex", "report", &["127.0.0.1"]);
     gate.account("free", "off", &[]);
-    assert_eq!(gate.get("127.0.0.2", "/sms/x", &[("X-Account-Id", "globex")]).0, 200);
-    assert_eq!(gate.get("127.0.0.1", "/sms/x", &[("X-Account-Id", "globex")]).0, 200);
-    assert_eq!(gate.get("127.0.0.2", "/sms/x", &[("X-Account-Id", "free")]).0, 200);
+    assert_eq!(
+        gate.get("127.0.0.2", "/sms/x", &[("X-Account-Id", "globex")])
+            .0,
+        200
+    );
+    assert_eq!(
+        gate.get("127.0.0.1", "/sms/x", &[("X-Account-Id", "globex")])
+            .0,
+        200
+    );
+    assert_eq!(
+        gate.get("127.0.0.2", "/sms/x", &[("X-Account-Id", "free")])
+            .0,
+        200
+    );
     assert_eq!(up.hits(), 3);
     let m = gate.metrics_text();
     assert!(m.contains(r#"ipgate_proxy_requests_total{decision="report",reason="ip_not_whitelisted",route="sms"} 1"#), "{m}");
-    assert!(m.contains(r#"ipgate_proxy_requests_total{decision="allow",reason="whitelisted",route="sms"} 1"#), "{m}");
-    assert!(m.contains(r#"ipgate_proxy_requests_total{decision="allow",reason="feature_off",route="sms"} 1"#), "{m}");
+    assert!(
+        m.contains(
+            r#"ipgate_proxy_requests_total{decision="allow",reason="whitelisted",route="sms"} 1"#
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            r#"ipgate_proxy_requests_total{decision="allow",reason="feature_off",route="sms"} 1"#
+        ),
+        "{m}"
+    );
     assert!(!m.contains("globex"), "no account labels unless turned on");
 }
 
@@ -124,26 +222,58 @@ fn admin_changes_are_live_before_the_answer() {
     gate.account("acme", "enforce", &[]);
     let h = [("X-Account-Id", "acme")];
     assert_eq!(gate.get("127.0.0.1", "/sms/x", &h).0, 403);
-    let (s, entry) = gate.admin("POST", "/admin/v1/accounts/acme/whitelist", Some(serde_json::json!({"cidr": "127.0.0.1", "remark": "prod"})));
+    let (s, entry) = gate.admin(
+        "POST",
+        "/admin/v1/accounts/acme/whitelist",
+        Some(serde_json::json!({"cidr": "127.0.0.1", "remark": "prod"})),
+    );
     assert_eq!(s, 201);
     assert_eq!(gate.get("127.0.0.1", "/sms/x", &h).0, 200, "live at once");
     let id = entry["id"].as_str().unwrap_or_default();
-    let (s, _) = gate.admin("DELETE", &format!("/admin/v1/accounts/acme/whitelist/{id}"), None);
+    let (s, _) = gate.admin(
+        "DELETE",
+        &format!("/admin/v1/accounts/acme/whitelist/{id}"),
+        None,
+    );
     assert_eq!(s, 200);
-    assert_eq!(gate.get("127.0.0.1", "/sms/x", &h).0, 403, "removed at once");
+    assert_eq!(
+        gate.get("127.0.0.1", "/sms/x", &h).0,
+        403,
+        "removed at once"
+    );
     // Turning the feature off and back on.
-    let (s, _) = gate.admin("PATCH", "/admin/v1/accounts/acme", Some(serde_json::json!({"whitelist": "off"})));
+    let (s, _) = gate.admin(
+        "PATCH",
+        "/admin/v1/accounts/acme",
+        Some(serde_json::json!({"whitelist": "off"})),
+    );
     assert_eq!(s, 200);
     assert_eq!(gate.get("127.0.0.1", "/sms/x", &h).0, 200);
-    let (s, _) = gate.admin("PATCH", "/admin/v1/accounts/acme", Some(serde_json::json!({"whitelist": "enforce"})));
+    let (s, _) = gate.admin(
+        "PATCH",
+        "/admin/v1/accounts/acme",
+        Some(serde_json::json!({"whitelist": "enforce"})),
+    );
     assert_eq!(s, 200);
     assert_eq!(gate.get("127.0.0.1", "/sms/x", &h).0, 403);
     // Blocklist beats an active whitelist entry, and its removal is live too.
-    gate.admin("POST", "/admin/v1/accounts/acme/whitelist", Some(serde_json::json!({"cidr": "127.0.0.0/24"})));
-    let (_, block) = gate.admin("POST", "/admin/v1/blocklist", Some(serde_json::json!({"cidr": "127.0.0.1/32"})));
+    gate.admin(
+        "POST",
+        "/admin/v1/accounts/acme/whitelist",
+        Some(serde_json::json!({"cidr": "127.0.0.0/24"})),
+    );
+    let (_, block) = gate.admin(
+        "POST",
+        "/admin/v1/blocklist",
+        Some(serde_json::json!({"cidr": "127.0.0.1/32"})),
+    );
     assert_eq!(code(&gate.get("127.0.0.1", "/sms/x", &h).1), "ip_blocked");
     let bid = block["id"].as_str().unwrap_or_default();
-    assert_eq!(gate.admin("DELETE", &format!("/admin/v1/blocklist/{bid}"), None).0, 200);
+    assert_eq!(
+        gate.admin("DELETE", &format!("/admin/v1/blocklist/{bid}"), None)
+            .0,
+        200
+    );
     assert_eq!(gate.get("127.0.0.1", "/sms/x", &h).0, 200);
 }
 
@@ -152,7 +282,11 @@ fn the_table_survives_kill_9() {
     let up = Upstream::start();
     let mut gate = Gate::start(&up, GateOpts::default());
     gate.account("acme", "enforce", &["127.0.0.1", "2001:db8::/64"]);
-    gate.admin("POST", "/admin/v1/blocklist", Some(serde_json::json!({"cidr": "127.0.0.3"})));
+    gate.admin(
+        "POST",
+        "/admin/v1/blocklist",
+        Some(serde_json::json!({"cidr": "127.0.0.3"})),
+    );
     gate.kill_and_restart();
     let h = [("X-Account-Id", "acme")];
     assert_eq!(gate.get("127.0.0.1", "/sms/x", &h).0, 200, "{}", gate.log());
@@ -169,16 +303,30 @@ fn upstream_connections_are_kept_alive() {
     let gate = Gate::start(&up, GateOpts::default());
     gate.account("free", "off", &[]);
     for _ in 0..20 {
-        assert_eq!(gate.get("127.0.0.1", "/sms/x", &[("X-Account-Id", "free")]).0, 200);
+        assert_eq!(
+            gate.get("127.0.0.1", "/sms/x", &[("X-Account-Id", "free")])
+                .0,
+            200
+        );
     }
     assert_eq!(up.hits(), 20);
-    assert!(up.connections() <= 2, "20 calls used {} upstream connections", up.connections());
+    assert!(
+        up.connections() <= 2,
+        "20 calls used {} upstream connections",
+        up.connections()
+    );
 }
 
 #[test]
 fn tls_listener_serves_the_same_decisions() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts { tls: true, ..GateOpts::default() });
+    let gate = Gate::start(
+        &up,
+        GateOpts {
+            tls: true,
+            ..GateOpts::default()
+        },
+    );
     gate.account("acme", "enforce", &["127.0.0.1"]);
     let pem = std::fs::read(gate.dir.path().join("certs/server.crt")).unwrap_or_default();
     let cert = reqwest::Certificate::from_pem(&pem).unwrap_or_else(|e| panic!("{e}"));
@@ -229,7 +377,9 @@ fn metrics_use_the_contract_names_and_pass_promtool() {
         Ok(mut child) => {
             use std::io::Write;
             if let Some(mut stdin) = child.stdin.take() {
-                stdin.write_all(m.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+                stdin
+                    .write_all(m.as_bytes())
+                    .unwrap_or_else(|e| panic!("{e}"));
             }
             let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
             assert!(
@@ -240,7 +390,10 @@ fn metrics_use_the_contract_names_and_pass_promtool() {
             );
         }
         Err(e) => {
-            assert!(std::env::var_os("IPGATE_REQUIRE_PROMTOOL").is_none(), "promtool is required here but cannot run: {e}");
+            assert!(
+                std::env::var_os("IPGATE_REQUIRE_PROMTOOL").is_none(),
+                "promtool is required here but cannot run: {e}"
+            );
             eprintln!("promtool not installed (apt-get install prometheus); skipped its check");
         }
     }

@@ -19,7 +19,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config is not valid TOML: {0}")]
     Syntax(String),
     #[error("config key `{key}`: {reason}")]
@@ -29,8 +32,10 @@ pub enum ConfigError {
 impl Config {
     /// Reads `path`, applies the process environment's overrides and validates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Config::parse(&text, std::env::vars())
     }
 
@@ -43,13 +48,12 @@ impl Config {
             ConfigError::Syntax(e.to_string().trim_end().to_string())
         })?;
         env::apply_overrides(&mut root, vars)?;
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(
-            |e| {
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
                 let key = e.path().to_string();
                 let reason = e.into_inner().message().to_string();
                 ConfigError::Invalid { key, reason }
-            },
-        )?;
+            })?;
         validate::check(&config)?;
         Ok(config)
     }

@@ -160,7 +160,9 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { path: PathBuf::from("data/ipgate") }
+        StoreConfig {
+            path: PathBuf::from("data/ipgate"),
+        }
     }
 }
 
@@ -174,7 +176,10 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        MetricsConfig { listen: Some(SocketAddr::from(([127, 0, 0, 1], 9100))), label_accounts: false }
+        MetricsConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9100))),
+            label_accounts: false,
+        }
     }
 }
 
@@ -189,7 +194,11 @@ pub struct SyncConfig {
 
 impl Default for SyncConfig {
     fn default() -> Self {
-        SyncConfig { control_url: None, snapshot_path: PathBuf::from("data/snapshot.bin"), token_file: None }
+        SyncConfig {
+            control_url: None,
+            snapshot_path: PathBuf::from("data/snapshot.bin"),
+            token_file: None,
+        }
     }
 }
 

@@ -88,16 +88,32 @@ mod tests {
 
     #[test]
     fn bare_addresses_become_host_networks() {
-        assert_eq!(parse_cidr("203.0.113.10").map(|n| n.to_string()), Ok("203.0.113.10/32".into()));
-        assert_eq!(parse_cidr("2001:db8::1").map(|n| n.to_string()), Ok("2001:db8::1/128".into()));
+        assert_eq!(
+            parse_cidr("203.0.113.10").map(|n| n.to_string()),
+            Ok("203.0.113.10/32".into())
+        );
+        assert_eq!(
+            parse_cidr("2001:db8::1").map(|n| n.to_string()),
+            Ok("2001:db8::1/128".into())
+        );
     }
 
     #[test]
     fn mapped_ipv6_is_folded_to_ipv4() {
-        assert_eq!(parse_cidr("::ffff:198.51.100.7").map(|n| n.to_string()), Ok("198.51.100.7/32".into()));
-        assert_eq!(parse_cidr("::ffff:198.51.100.0/120").map(|n| n.to_string()), Ok("198.51.100.0/24".into()));
         assert_eq!(
-            canonical_ip("::ffff:1.2.3.4".parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))),
+            parse_cidr("::ffff:198.51.100.7").map(|n| n.to_string()),
+            Ok("198.51.100.7/32".into())
+        );
+        assert_eq!(
+            parse_cidr("::ffff:198.51.100.0/120").map(|n| n.to_string()),
+            Ok("198.51.100.0/24".into())
+        );
+        assert_eq!(
+            canonical_ip(
+                "::ffff:1.2.3.4"
+                    .parse()
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+            ),
             IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4))
         );
     }
@@ -105,10 +121,25 @@ mod tests {
     #[test]
     fn refuses_garbage_host_bits_and_leading_zeros() {
         assert!(matches!(parse_cidr(""), Err(NetParseError::Empty)));
-        assert!(matches!(parse_cidr("10.0.0.0/33"), Err(NetParseError::Syntax(_))));
-        assert!(matches!(parse_cidr("not-an-ip"), Err(NetParseError::Syntax(_))));
-        assert!(matches!(parse_cidr("10.0.0.1/8"), Err(NetParseError::HostBits(_, _))));
-        assert!(matches!(parse_cidr("010.0.0.1"), Err(NetParseError::LeadingZero(_))));
-        assert!(matches!(parse_cidr("1.2.3.4/"), Err(NetParseError::Syntax(_))));
+        assert!(matches!(
+            parse_cidr("10.0.0.0/33"),
+            Err(NetParseError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_cidr("not-an-ip"),
+            Err(NetParseError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_cidr("10.0.0.1/8"),
+            Err(NetParseError::HostBits(_, _))
+        ));
+        assert!(matches!(
+            parse_cidr("010.0.0.1"),
+            Err(NetParseError::LeadingZero(_))
+        ));
+        assert!(matches!(
+            parse_cidr("1.2.3.4/"),
+            Err(NetParseError::Syntax(_))
+        ));
     }
 }

@@ -22,38 +22,74 @@ fn example_file_is_valid() {
 
 #[test]
 fn empty_file_takes_defaults() {
-    let c = parse("").ok().map(|c| (c.proxy.max_headers, c.control.max_ips_per_request, c.proxy.deny_unidentified));
+    let c = parse("").ok().map(|c| {
+        (
+            c.proxy.max_headers,
+            c.control.max_ips_per_request,
+            c.proxy.deny_unidentified,
+        )
+    });
     assert_eq!(c, Some((100, 2, true)));
 }
 
 #[test]
 fn unknown_key_is_named() {
-    let e = parse("[proxy]\nlisen = \"0.0.0.0:1\"\n").err().map(|e| e.to_string()).unwrap_or_default();
+    let e = parse("[proxy]\nlisen = \"0.0.0.0:1\"\n")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(e.contains("lisen"), "{e}");
 }
 
 #[test]
 fn bad_values_name_their_key() {
-    assert_eq!(key_of(parse("[proxy]\nlisten = \"nope\"\n")), "proxy.listen");
-    assert_eq!(key_of(parse("[proxy]\ntrusted_proxies = [\"10.0.0.0/8\", \"x\"]\n")), "proxy.trusted_proxies[1]");
-    assert_eq!(key_of(parse("[proxy]\nheader_timeout = \"soon\"\n")), "proxy.header_timeout");
-    assert_eq!(key_of(parse("[proxy]\nthreads = 0\n")), "proxy.threads");
-    assert_eq!(key_of(parse("[proxy]\nunknown_account = \"maybe\"\n")), "proxy.unknown_account");
-    assert_eq!(key_of(parse("[proxy]\ntls_listen = \"0.0.0.0:8443\"\n")), "proxy.tls_cert");
     assert_eq!(
-        key_of(parse("[[proxy.route]]\nname = \"a\"\nupstream = \"ftp://x\"\npath_prefix = \"/a/\"\n")),
+        key_of(parse("[proxy]\nlisten = \"nope\"\n")),
+        "proxy.listen"
+    );
+    assert_eq!(
+        key_of(parse(
+            "[proxy]\ntrusted_proxies = [\"10.0.0.0/8\", \"x\"]\n"
+        )),
+        "proxy.trusted_proxies[1]"
+    );
+    assert_eq!(
+        key_of(parse("[proxy]\nheader_timeout = \"soon\"\n")),
+        "proxy.header_timeout"
+    );
+    assert_eq!(key_of(parse("[proxy]\nthreads = 0\n")), "proxy.threads");
+    assert_eq!(
+        key_of(parse("[proxy]\nunknown_account = \"maybe\"\n")),
+        "proxy.unknown_account"
+    );
+    assert_eq!(
+        key_of(parse("[proxy]\ntls_listen = \"0.0.0.0:8443\"\n")),
+        "proxy.tls_cert"
+    );
+    assert_eq!(
+        key_of(parse(
+            "[[proxy.route]]\nname = \"a\"\nupstream = \"ftp://x\"\npath_prefix = \"/a/\"\n"
+        )),
         "proxy.route[0].upstream"
     );
     assert_eq!(
-        key_of(parse("[[proxy.route]]\nname = \"a\"\nupstream = \"http://x\"\n")),
+        key_of(parse(
+            "[[proxy.route]]\nname = \"a\"\nupstream = \"http://x\"\n"
+        )),
         "proxy.route[0].host"
     );
     assert_eq!(
         key_of(parse("[[proxy.route]]\nname = \"a\"\nupstream = \"http://x\"\nhost = \"a\"\naccount_from = [\"cookie:x\"]\n")),
         "proxy.route[0].account_from[0]"
     );
-    assert_eq!(key_of(parse("[control]\npublic_url = \"portal\"\n")), "control.public_url");
-    assert_eq!(key_of(parse("[metrics]\nlisten = \"127.0.0.1:9002\"\n")), "metrics.listen");
+    assert_eq!(
+        key_of(parse("[control]\npublic_url = \"portal\"\n")),
+        "control.public_url"
+    );
+    assert_eq!(
+        key_of(parse("[metrics]\nlisten = \"127.0.0.1:9002\"\n")),
+        "metrics.listen"
+    );
 }
 
 #[test]
@@ -64,7 +100,9 @@ fn syntax_errors_are_reported() {
 #[test]
 fn environment_overrides_win_and_are_checked() {
     let vars = vec![("IPGATE_PROXY__THREADS".to_string(), "3".to_string())];
-    let c = Config::parse("[proxy]\nthreads = 1\n", vars).ok().map(|c| c.proxy.threads);
+    let c = Config::parse("[proxy]\nthreads = 1\n", vars)
+        .ok()
+        .map(|c| c.proxy.threads);
     assert_eq!(c, Some(3));
     let vars = vec![("IPGATE_PROXY__THREADS".to_string(), "lots".to_string())];
     assert_eq!(key_of(Config::parse("", vars)), "proxy.threads");

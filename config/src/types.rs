@@ -18,7 +18,9 @@ impl TryFrom<String> for HumanDuration {
     fn try_from(s: String) -> Result<Self, Self::Error> {
         humantime::parse_duration(s.trim())
             .map(HumanDuration)
-            .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. \"10s\", \"500ms\", \"24h\""))
+            .map_err(|e| {
+                format!("`{s}` is not a duration ({e}); write e.g. \"10s\", \"500ms\", \"24h\"")
+            })
     }
 }
 
@@ -64,9 +66,9 @@ impl fmt::Display for Upstream {
 impl TryFrom<String> for Upstream {
     type Error = String;
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        let uri: http::Uri = s
-            .parse()
-            .map_err(|e| format!("`{s}` is not a URL ({e}); write e.g. \"https://sms-api.internal:443\""))?;
+        let uri: http::Uri = s.parse().map_err(|e| {
+            format!("`{s}` is not a URL ({e}); write e.g. \"https://sms-api.internal:443\"")
+        })?;
         let tls = match uri.scheme_str() {
             Some("http") => false,
             Some("https") => true,
@@ -80,7 +82,9 @@ impl TryFrom<String> for Upstream {
             .trim_end_matches(']')
             .to_string();
         if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
-            return Err(format!("`{s}`: an upstream is scheme://host:port only, without a path"));
+            return Err(format!(
+                "`{s}`: an upstream is scheme://host:port only, without a path"
+            ));
         }
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         Ok(Upstream { tls, host, port })
@@ -112,7 +116,9 @@ impl TryFrom<String> for AccountSource {
             .split_once(':')
             .ok_or_else(|| format!("unknown account source `{s}`: {HELP}"))?;
         if arg.is_empty() {
-            return Err(format!("account source `{s}` needs a name after the colon: {HELP}"));
+            return Err(format!(
+                "account source `{s}` needs a name after the colon: {HELP}"
+            ));
         }
         match kind {
             "query" => Ok(AccountSource::Query(arg.to_string())),
@@ -148,7 +154,14 @@ mod tests {
     #[test]
     fn upstream_urls() {
         let u = Upstream::try_from("https://sms-api.internal".to_string());
-        assert_eq!(u, Ok(Upstream { tls: true, host: "sms-api.internal".into(), port: 443 }));
+        assert_eq!(
+            u,
+            Ok(Upstream {
+                tls: true,
+                host: "sms-api.internal".into(),
+                port: 443
+            })
+        );
         let u = Upstream::try_from("http://127.0.0.1:8000".to_string());
         assert_eq!(u.map(|u| u.authority()), Ok("127.0.0.1:8000".to_string()));
         assert!(Upstream::try_from("ftp://x".to_string()).is_err());
@@ -158,12 +171,18 @@ mod tests {
 
     #[test]
     fn account_sources() {
-        assert_eq!(AccountSource::try_from("basic_user".to_string()), Ok(AccountSource::BasicUser));
+        assert_eq!(
+            AccountSource::try_from("basic_user".to_string()),
+            Ok(AccountSource::BasicUser)
+        );
         assert_eq!(
             AccountSource::try_from("header:X-Account-Id".to_string()),
             Ok(AccountSource::Header("x-account-id".into()))
         );
-        assert_eq!(AccountSource::try_from("path_segment:2".to_string()), Ok(AccountSource::PathSegment(2)));
+        assert_eq!(
+            AccountSource::try_from("path_segment:2".to_string()),
+            Ok(AccountSource::PathSegment(2))
+        );
         assert!(AccountSource::try_from("cookie:x".to_string()).is_err());
         assert!(AccountSource::try_from("query:".to_string()).is_err());
         assert!(AccountSource::try_from("path_segment:x".to_string()).is_err());
@@ -171,7 +190,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(HumanDuration::try_from("10s".to_string()), Ok(HumanDuration(Duration::from_secs(10))));
+        assert_eq!(
+            HumanDuration::try_from("10s".to_string()),
+            Ok(HumanDuration(Duration::from_secs(10)))
+        );
         assert!(HumanDuration::try_from("ten".to_string()).is_err());
     }
 }

@@ -5,7 +5,10 @@ use crate::{Config, ConfigError};
 use std::collections::HashSet;
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), reason: reason.into() }
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
 }
 
 pub fn check(c: &Config) -> Result<(), ConfigError> {
@@ -13,11 +16,17 @@ pub fn check(c: &Config) -> Result<(), ConfigError> {
     check_control(c)?;
     check_listeners(c)?;
     if !(c.smtp.url.starts_with("smtp://") || c.smtp.url.starts_with("smtps://")) {
-        return Err(invalid("smtp.url", format!("`{}` must start with smtp:// or smtps://", c.smtp.url)));
+        return Err(invalid(
+            "smtp.url",
+            format!("`{}` must start with smtp:// or smtps://", c.smtp.url),
+        ));
     }
     if let Some(url) = &c.sync.control_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(invalid("sync.control_url", format!("`{url}` must start with http:// or https://")));
+            return Err(invalid(
+                "sync.control_url",
+                format!("`{url}` must start with http:// or https://"),
+            ));
         }
     }
     Ok(())
@@ -26,36 +35,65 @@ pub fn check(c: &Config) -> Result<(), ConfigError> {
 fn check_proxy(c: &Config) -> Result<(), ConfigError> {
     let p = &c.proxy;
     if p.threads == 0 || p.threads > 256 {
-        return Err(invalid("proxy.threads", format!("{} is out of range 1..=256", p.threads)));
+        return Err(invalid(
+            "proxy.threads",
+            format!("{} is out of range 1..=256", p.threads),
+        ));
     }
     if !(1024..=1_048_575).contains(&p.max_header_bytes) {
-        return Err(invalid("proxy.max_header_bytes", format!("{} is out of range 1024..=1048575", p.max_header_bytes)));
+        return Err(invalid(
+            "proxy.max_header_bytes",
+            format!("{} is out of range 1024..=1048575", p.max_header_bytes),
+        ));
     }
     if !(1..=256).contains(&p.max_headers) {
-        return Err(invalid("proxy.max_headers", format!("{} is out of range 1..=256", p.max_headers)));
+        return Err(invalid(
+            "proxy.max_headers",
+            format!("{} is out of range 1..=256", p.max_headers),
+        ));
     }
     if p.header_timeout.0.is_zero() {
         return Err(invalid("proxy.header_timeout", "must be more than zero"));
     }
     if p.tls_listen.is_some() {
         if p.tls_cert.is_none() {
-            return Err(invalid("proxy.tls_cert", "tls_listen is set, so tls_cert must name a PEM certificate file"));
+            return Err(invalid(
+                "proxy.tls_cert",
+                "tls_listen is set, so tls_cert must name a PEM certificate file",
+            ));
         }
         if p.tls_key.is_none() {
-            return Err(invalid("proxy.tls_key", "tls_listen is set, so tls_key must name a PEM private key file"));
+            return Err(invalid(
+                "proxy.tls_key",
+                "tls_listen is set, so tls_key must name a PEM private key file",
+            ));
         }
     }
     let mut names = HashSet::new();
     for (i, r) in p.routes.iter().enumerate() {
         let key = |k: &str| format!("proxy.route[{i}].{k}");
-        if r.name.is_empty() || !r.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-            return Err(invalid(key("name"), format!("`{}` must be non-empty letters, digits, _ or -", r.name)));
+        if r.name.is_empty()
+            || !r
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(invalid(
+                key("name"),
+                format!("`{}` must be non-empty letters, digits, _ or -", r.name),
+            ));
         }
         if !names.insert(r.name.as_str()) {
-            return Err(invalid(key("name"), format!("`{}` is used by two routes", r.name)));
+            return Err(invalid(
+                key("name"),
+                format!("`{}` is used by two routes", r.name),
+            ));
         }
         if r.host.is_none() && r.path_prefix.is_none() {
-            return Err(invalid(key("host"), "a route needs host or path_prefix (or both)"));
+            return Err(invalid(
+                key("host"),
+                "a route needs host or path_prefix (or both)",
+            ));
         }
         if let Some(h) = &r.host {
             if h.is_empty() || h.contains(['/', ' ', '@']) {
@@ -63,18 +101,33 @@ fn check_proxy(c: &Config) -> Result<(), ConfigError> {
             }
         }
         if let Some(pp) = &r.path_prefix {
-            if !pp.starts_with('/') || pp.contains(['?', '#', '%']) || pp.split('/').any(|s| s == "." || s == "..") {
-                return Err(invalid(key("path_prefix"), format!("`{pp}` must be a plain path starting with /")));
+            if !pp.starts_with('/')
+                || pp.contains(['?', '#', '%'])
+                || pp.split('/').any(|s| s == "." || s == "..")
+            {
+                return Err(invalid(
+                    key("path_prefix"),
+                    format!("`{pp}` must be a plain path starting with /"),
+                ));
             }
         }
         if r.strip_prefix && r.path_prefix.is_none() {
-            return Err(invalid(key("strip_prefix"), "strip_prefix needs path_prefix"));
+            return Err(invalid(
+                key("strip_prefix"),
+                "strip_prefix needs path_prefix",
+            ));
         }
         if r.account_from.is_empty() {
-            return Err(invalid(key("account_from"), "list at least one source, e.g. [\"basic_user\"]"));
+            return Err(invalid(
+                key("account_from"),
+                "list at least one source, e.g. [\"basic_user\"]",
+            ));
         }
         if r.connect_timeout.0.is_zero() || r.read_timeout.0.is_zero() {
-            return Err(invalid(key("connect_timeout"), "timeouts must be more than zero"));
+            return Err(invalid(
+                key("connect_timeout"),
+                "timeouts must be more than zero",
+            ));
         }
     }
     Ok(())
@@ -85,16 +138,25 @@ fn check_control(c: &Config) -> Result<(), ConfigError> {
     if !(k.public_url.starts_with("http://") || k.public_url.starts_with("https://"))
         || k.public_url.parse::<http::Uri>().is_err()
     {
-        return Err(invalid("control.public_url", format!("`{}` must be an http:// or https:// URL", k.public_url)));
+        return Err(invalid(
+            "control.public_url",
+            format!("`{}` must be an http:// or https:// URL", k.public_url),
+        ));
     }
     if k.link_ttl.0.as_secs() < 1 {
         return Err(invalid("control.link_ttl", "must be at least 1s"));
     }
     if !(1..=16).contains(&k.max_ips_per_request) {
-        return Err(invalid("control.max_ips_per_request", format!("{} is out of range 1..=16", k.max_ips_per_request)));
+        return Err(invalid(
+            "control.max_ips_per_request",
+            format!("{} is out of range 1..=16", k.max_ips_per_request),
+        ));
     }
     if k.max_entries_per_account == 0 {
-        return Err(invalid("control.max_entries_per_account", "must be at least 1"));
+        return Err(invalid(
+            "control.max_entries_per_account",
+            "must be at least 1",
+        ));
     }
     Ok(())
 }

@@ -8,9 +8,9 @@ pub mod error;
 mod handlers;
 
 use crate::publish::Publisher;
+pub use auth::AdminToken;
 use axum::routing::{delete, get, post};
 use axum::Router;
-pub use auth::AdminToken;
 use error::ApiError;
 use std::sync::Arc;
 
@@ -23,13 +23,33 @@ pub struct AdminState {
 /// The admin router, Bearer-guarded.
 pub fn router(state: AdminState) -> Router {
     Router::new()
-        .route("/admin/v1/accounts", post(handlers::create_account).get(handlers::list_accounts))
-        .route("/admin/v1/accounts/{id}", get(handlers::get_account).patch(handlers::patch_account))
-        .route("/admin/v1/accounts/{id}/whitelist", get(handlers::list_entries).post(handlers::add_entry))
-        .route("/admin/v1/accounts/{id}/whitelist/{entry_id}", delete(handlers::remove_entry))
-        .route("/admin/v1/blocklist", get(handlers::list_blocks).post(handlers::add_block))
+        .route(
+            "/admin/v1/accounts",
+            post(handlers::create_account).get(handlers::list_accounts),
+        )
+        .route(
+            "/admin/v1/accounts/{id}",
+            get(handlers::get_account).patch(handlers::patch_account),
+        )
+        .route(
+            "/admin/v1/accounts/{id}/whitelist",
+            get(handlers::list_entries).post(handlers::add_entry),
+        )
+        .route(
+            "/admin/v1/accounts/{id}/whitelist/{entry_id}",
+            delete(handlers::remove_entry),
+        )
+        .route(
+            "/admin/v1/blocklist",
+            get(handlers::list_blocks).post(handlers::add_block),
+        )
         .route("/admin/v1/blocklist/{id}", delete(handlers::remove_block))
-        .fallback(|| async { ApiError::not_found("path", "no such admin route; see SPEC section 6") })
-        .layer(axum::middleware::from_fn_with_state(state.token.clone(), auth::require_admin))
+        .fallback(|| async {
+            ApiError::not_found("path", "no such admin route; see SPEC section 6")
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.token.clone(),
+            auth::require_admin,
+        ))
         .with_state(state)
 }

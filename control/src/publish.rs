@@ -26,7 +26,10 @@ fn nets<'a>(cidrs: impl Iterator<Item = &'a str>) -> Vec<IpNet> {
 
 /// The proxy's view of one account.
 pub fn policy(account: &Account, entries: &[WhitelistEntry]) -> AccountPolicy {
-    AccountPolicy::new(account.whitelist.into(), &nets(entries.iter().map(|e| e.cidr.as_str())))
+    AccountPolicy::new(
+        account.whitelist.into(),
+        &nets(entries.iter().map(|e| e.cidr.as_str())),
+    )
 }
 
 /// Builds the whole table from the store.
@@ -39,7 +42,8 @@ pub fn load_table(store: &Store) -> Result<Table, StoreError> {
     let mut accounts = Vec::new();
     for a in store.accounts()? {
         let cidrs = by_account.remove(&a.id).unwrap_or_default();
-        let policy = AccountPolicy::new(a.whitelist.into(), &nets(cidrs.iter().map(String::as_str)));
+        let policy =
+            AccountPolicy::new(a.whitelist.into(), &nets(cidrs.iter().map(String::as_str)));
         accounts.push((a.id, policy));
     }
     let blocked = nets(store.blocklist()?.iter().map(|b| b.cidr.as_str()));
@@ -55,7 +59,11 @@ pub struct Publisher {
 
 impl Publisher {
     pub fn new(store: Store, table: Arc<LiveTable>) -> Publisher {
-        Publisher { store, table, writer: tokio::sync::Mutex::new(()) }
+        Publisher {
+            store,
+            table,
+            writer: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// Runs one store change and then republishes what it touched. The

@@ -5,7 +5,9 @@
 use crate::model::{Account, BlockEntry, WhitelistEntry};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional, TransactionalTree};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
+};
 use sled::{Db, Tree};
 use std::path::Path;
 
@@ -79,7 +81,10 @@ impl Store {
         let db = sled::Config::new()
             .path(path)
             .open()
-            .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
         Ok(Store {
             accounts: db.open_tree("accounts")?,
             entries: db.open_tree("entries")?,
@@ -126,7 +131,9 @@ impl Store {
         f: impl Fn(Account) -> Account,
     ) -> Result<Account, StoreError> {
         let updated = flatten(self.accounts.transaction(|tx| {
-            let Some(old) = tx.get(id.as_bytes())? else { return abort(StoreError::NoAccount(id.to_string())) };
+            let Some(old) = tx.get(id.as_bytes())? else {
+                return abort(StoreError::NoAccount(id.to_string()));
+            };
             let old: Account = match decode(&old) {
                 Ok(a) => a,
                 Err(e) => return abort(e),
@@ -141,17 +148,28 @@ impl Store {
 
     /// An account's whitelist entries, oldest first.
     pub fn entries(&self, account: &str) -> Result<Vec<WhitelistEntry>, StoreError> {
-        self.entries.scan_prefix(account_prefix(account)).values().map(|v| decode(&v?)).collect()
+        self.entries
+            .scan_prefix(account_prefix(account))
+            .values()
+            .map(|v| decode(&v?))
+            .collect()
     }
 
     /// Every account's entries, for building the table at start.
     pub fn all_entries(&self) -> impl Iterator<Item = Result<WhitelistEntry, StoreError>> + '_ {
-        self.entries.iter().values().map(|v| v.map_err(StoreError::from).and_then(|v| decode(&v)))
+        self.entries
+            .iter()
+            .values()
+            .map(|v| v.map_err(StoreError::from).and_then(|v| decode(&v)))
     }
 
     /// Adds entries to an account in one transaction. Refuses the whole
     /// batch if the account is missing or any network is already on it.
-    pub async fn add_entries(&self, account: &str, new: Vec<WhitelistEntry>) -> Result<Vec<WhitelistEntry>, StoreError> {
+    pub async fn add_entries(
+        &self,
+        account: &str,
+        new: Vec<WhitelistEntry>,
+    ) -> Result<Vec<WhitelistEntry>, StoreError> {
         let mut keyed = Vec::with_capacity(new.len());
         for mut e in new {
             let id = self.next_id()?;
@@ -159,35 +177,50 @@ impl Store {
             keyed.push((entry_key(account, id), e));
         }
         let existing: Vec<String> = self.entries(account)?.into_iter().map(|e| e.cidr).collect();
-        flatten((&self.accounts, &self.entries).transaction(|(accounts, entries): &(TransactionalTree, TransactionalTree)| {
-            if accounts.get(account.as_bytes())?.is_none() {
-                return abort(StoreError::NoAccount(account.to_string()));
-            }
-            for (key, e) in &keyed {
-                if existing.contains(&e.cidr) {
-                    return abort(StoreError::Duplicate(e.cidr.clone()));
+        flatten((&self.accounts, &self.entries).transaction(
+            |(accounts, entries): &(TransactionalTree, TransactionalTree)| {
+                if accounts.get(account.as_bytes())?.is_none() {
+                    return abort(StoreError::NoAccount(account.to_string()));
                 }
-                entries.insert(key.as_slice(), encode(e))?;
-            }
-            Ok(())
-        }))?;
+                for (key, e) in &keyed {
+                    if existing.contains(&e.cidr) {
+                        return abort(StoreError::Duplicate(e.cidr.clone()));
+                    }
+                    entries.insert(key.as_slice(), encode(e))?;
+                }
+                Ok(())
+            },
+        ))?;
         self.flush().await?;
         Ok(keyed.into_iter().map(|(_, e)| e).collect())
     }
 
-    pub async fn remove_entry(&self, account: &str, id: &str) -> Result<WhitelistEntry, StoreError> {
-        let n: u64 = id.parse().map_err(|_| StoreError::NoEntry(id.to_string()))?;
+    pub async fn remove_entry(
+        &self,
+        account: &str,
+        id: &str,
+    ) -> Result<WhitelistEntry, StoreError> {
+        let n: u64 = id
+            .parse()
+            .map_err(|_| StoreError::NoEntry(id.to_string()))?;
         let key = entry_key(account, n);
-        let removed = flatten(self.entries.transaction(|tx| match tx.remove(key.as_slice())? {
-            Some(v) => decode(&v).or_else(abort),
-            None => abort(StoreError::NoEntry(id.to_string())),
-        }))?;
+        let removed = flatten(
+            self.entries
+                .transaction(|tx| match tx.remove(key.as_slice())? {
+                    Some(v) => decode(&v).or_else(abort),
+                    None => abort(StoreError::NoEntry(id.to_string())),
+                }),
+        )?;
         self.flush().await?;
         Ok(removed)
     }
 
     pub fn blocklist(&self) -> Result<Vec<BlockEntry>, StoreError> {
-        self.blocklist.iter().values().map(|v| decode(&v?)).collect()
+        self.blocklist
+            .iter()
+            .values()
+            .map(|v| decode(&v?))
+            .collect()
     }
 
     pub async fn add_block(&self, mut entry: BlockEntry) -> Result<BlockEntry, StoreError> {
@@ -207,11 +240,15 @@ impl Store {
     }
 
     pub async fn remove_block(&self, id: &str) -> Result<BlockEntry, StoreError> {
-        let n: u64 = id.parse().map_err(|_| StoreError::NoEntry(id.to_string()))?;
-        let removed = flatten(self.blocklist.transaction(|tx| match tx.remove(&n.to_be_bytes())? {
-            Some(v) => decode(&v).or_else(abort),
-            None => abort(StoreError::NoEntry(id.to_string())),
-        }))?;
+        let n: u64 = id
+            .parse()
+            .map_err(|_| StoreError::NoEntry(id.to_string()))?;
+        let removed = flatten(self.blocklist.transaction(
+            |tx| match tx.remove(&n.to_be_bytes())? {
+                Some(v) => decode(&v).or_else(abort),
+                None => abort(StoreError::NoEntry(id.to_string())),
+            },
+        ))?;
         self.flush().await?;
         Ok(removed)
     }

@@ -16,7 +16,9 @@ pub const MAX_ACCOUNT_ID: usize = 128;
 pub fn valid_account_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_ACCOUNT_ID
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b'+'))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b'+'))
 }
 
 /// Why no account could be taken from a request that tried to name one.
@@ -42,7 +44,11 @@ pub fn extract<'a>(
             AccountSource::BasicUser => basic_user(req),
             AccountSource::Header(name) => header(req, name),
             AccountSource::Query(name) => query(req.uri.query(), name),
-            AccountSource::PathSegment(n) => Ok(rest.split('/').filter(|s| !s.is_empty()).nth(*n).map(Cow::Borrowed)),
+            AccountSource::PathSegment(n) => Ok(rest
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .nth(*n)
+                .map(Cow::Borrowed)),
         };
         match found {
             Ok(Some(id)) if valid_account_id(&id) => return Ok(Some(id)),
@@ -59,22 +65,30 @@ pub fn extract<'a>(
 
 fn header<'a>(req: &'a RequestHeader, name: &str) -> Result<Option<Cow<'a, str>>, AccountError> {
     let mut values = req.headers.get_all(name).iter();
-    let Some(v) = values.next() else { return Ok(None) };
+    let Some(v) = values.next() else {
+        return Ok(None);
+    };
     if values.next().is_some() {
         // Two values for one account header: ambiguous, never guess.
         return Err(AccountError::BadAccountId);
     }
-    v.to_str().map(|s| Some(Cow::Borrowed(s.trim()))).map_err(|_| AccountError::BadAccountId)
+    v.to_str()
+        .map(|s| Some(Cow::Borrowed(s.trim())))
+        .map_err(|_| AccountError::BadAccountId)
 }
 
 fn basic_user(req: &RequestHeader) -> Result<Option<Cow<'_, str>>, AccountError> {
     let mut values = req.headers.get_all(http::header::AUTHORIZATION).iter();
-    let Some(v) = values.next() else { return Ok(None) };
+    let Some(v) = values.next() else {
+        return Ok(None);
+    };
     if values.next().is_some() {
         return Err(AccountError::BadBasicAuth);
     }
     let v = v.as_bytes();
-    let Some(scheme) = v.get(..6) else { return Ok(None) };
+    let Some(scheme) = v.get(..6) else {
+        return Ok(None);
+    };
     if !scheme.eq_ignore_ascii_case(b"basic ") {
         return Ok(None); // a Bearer token or similar: not ours to read
     }
@@ -102,7 +116,10 @@ fn query<'a>(q: Option<&'a str>, name: &str) -> Result<Option<Cow<'a, str>>, Acc
     }
     match found {
         None => Ok(None),
-        Some(v) => percent_decode_str(v).decode_utf8().map(Some).map_err(|_| AccountError::BadAccountId),
+        Some(v) => percent_decode_str(v)
+            .decode_utf8()
+            .map(Some)
+            .map_err(|_| AccountError::BadAccountId),
     }
 }
 

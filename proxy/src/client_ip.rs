@@ -24,16 +24,24 @@ impl TrustedProxies {
 
     /// Resolves the client address. `xff` holds every `X-Forwarded-For`
     /// header value in the order received.
-    pub fn client_ip<'a>(&self, peer: IpAddr, xff: impl DoubleEndedIterator<Item = &'a [u8]>) -> IpAddr {
+    pub fn client_ip<'a>(
+        &self,
+        peer: IpAddr,
+        xff: impl DoubleEndedIterator<Item = &'a [u8]>,
+    ) -> IpAddr {
         let peer = canonical_ip(peer);
         if self.0.is_empty() || !self.contains(peer) {
             return peer;
         }
         let mut leftmost = peer;
         for value in xff.rev() {
-            let Ok(text) = std::str::from_utf8(value) else { return peer };
+            let Ok(text) = std::str::from_utf8(value) else {
+                return peer;
+            };
             for hop in text.rsplit(',') {
-                let Some(ip) = parse_hop(hop) else { return peer };
+                let Some(ip) = parse_hop(hop) else {
+                    return peer;
+                };
                 if !self.contains(ip) {
                     return ip;
                 }
@@ -74,31 +82,62 @@ mod tests {
     #[test]
     fn untrusted_peer_cannot_forge_forwarded_for() {
         let t = trusted(&["10.0.0.0/8"]);
-        assert_eq!(resolve(&t, "198.51.100.7", &["203.0.113.10"]), ip("198.51.100.7"));
-        assert_eq!(resolve(&TrustedProxies::default(), "198.51.100.7", &["203.0.113.10"]), ip("198.51.100.7"));
+        assert_eq!(
+            resolve(&t, "198.51.100.7", &["203.0.113.10"]),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            resolve(
+                &TrustedProxies::default(),
+                "198.51.100.7",
+                &["203.0.113.10"]
+            ),
+            ip("198.51.100.7")
+        );
     }
 
     #[test]
     fn trusted_hops_are_skipped_from_the_right() {
         let t = trusted(&["10.0.0.0/8"]);
-        assert_eq!(resolve(&t, "10.0.0.1", &["1.1.1.1, 203.0.113.10, 10.0.0.9"]), ip("203.0.113.10"));
-        assert_eq!(resolve(&t, "10.0.0.1", &["1.1.1.1", "203.0.113.10:443"]), ip("203.0.113.10"));
-        assert_eq!(resolve(&t, "10.0.0.1", &["10.1.1.1, 10.2.2.2"]), ip("10.1.1.1"));
+        assert_eq!(
+            resolve(&t, "10.0.0.1", &["1.1.1.1, 203.0.113.10, 10.0.0.9"]),
+            ip("203.0.113.10")
+        );
+        assert_eq!(
+            resolve(&t, "10.0.0.1", &["1.1.1.1", "203.0.113.10:443"]),
+            ip("203.0.113.10")
+        );
+        assert_eq!(
+            resolve(&t, "10.0.0.1", &["10.1.1.1, 10.2.2.2"]),
+            ip("10.1.1.1")
+        );
         assert_eq!(resolve(&t, "10.0.0.1", &[]), ip("10.0.0.1"));
     }
 
     #[test]
     fn malformed_header_falls_back_to_peer() {
         let t = trusted(&["10.0.0.0/8"]);
-        assert_eq!(resolve(&t, "10.0.0.1", &["203.0.113.10, junk"]), ip("10.0.0.1"));
+        assert_eq!(
+            resolve(&t, "10.0.0.1", &["203.0.113.10, junk"]),
+            ip("10.0.0.1")
+        );
         assert_eq!(resolve(&t, "10.0.0.1", &["203.0.113.10,,"]), ip("10.0.0.1"));
-        assert_eq!(t.client_ip(ip("10.0.0.1"), [&b"\xff\xfe"[..]].into_iter()), ip("10.0.0.1"));
+        assert_eq!(
+            t.client_ip(ip("10.0.0.1"), [&b"\xff\xfe"[..]].into_iter()),
+            ip("10.0.0.1")
+        );
     }
 
     #[test]
     fn mapped_addresses_are_folded() {
         let t = trusted(&["10.0.0.0/8"]);
-        assert_eq!(resolve(&t, "::ffff:10.0.0.1", &["::ffff:203.0.113.10"]), ip("203.0.113.10"));
-        assert_eq!(resolve(&TrustedProxies::default(), "::ffff:198.51.100.7", &[]), ip("198.51.100.7"));
+        assert_eq!(
+            resolve(&t, "::ffff:10.0.0.1", &["::ffff:203.0.113.10"]),
+            ip("203.0.113.10")
+        );
+        assert_eq!(
+            resolve(&TrustedProxies::default(), "::ffff:198.51.100.7", &[]),
+            ip("198.51.100.7")
+        );
     }
 }

@@ -47,7 +47,9 @@ impl DenyReason {
         match self {
             DenyReason::NoRoute => 404,
             DenyReason::Unidentified => 401,
-            DenyReason::IpBlocked | DenyReason::UnknownAccount | DenyReason::IpNotWhitelisted => 403,
+            DenyReason::IpBlocked | DenyReason::UnknownAccount | DenyReason::IpNotWhitelisted => {
+                403
+            }
         }
     }
 
@@ -74,8 +76,12 @@ pub enum AllowReason {
 }
 
 impl AllowReason {
-    pub const ALL: [AllowReason; 4] =
-        [AllowReason::Whitelisted, AllowReason::FeatureOff, AllowReason::UnknownAccount, AllowReason::Unidentified];
+    pub const ALL: [AllowReason; 4] = [
+        AllowReason::Whitelisted,
+        AllowReason::FeatureOff,
+        AllowReason::UnknownAccount,
+        AllowReason::Unidentified,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -105,7 +111,13 @@ impl Decision {
 /// Decides one request, in SPEC order: blocklist, route, account, policy.
 /// `ip` must be canonical (IPv4-mapped IPv6 folded).
 #[inline]
-pub fn decide(table: &Table, policy: Policy, ip: IpAddr, route_found: bool, account: Option<&str>) -> Decision {
+pub fn decide(
+    table: &Table,
+    policy: Policy,
+    ip: IpAddr,
+    route_found: bool,
+    account: Option<&str>,
+) -> Decision {
     if table.is_blocked(ip) {
         return Decision::Deny(DenyReason::IpBlocked);
     }

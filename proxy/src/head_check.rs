@@ -79,19 +79,27 @@ mod tests {
     use super::*;
 
     fn req(headers: &[(&str, &str)]) -> RequestHeader {
-        let mut r = RequestHeader::build("POST", b"/sms/send", None).unwrap_or_else(|e| panic!("{e}"));
+        let mut r =
+            RequestHeader::build("POST", b"/sms/send", None).unwrap_or_else(|e| panic!("{e}"));
         for (k, v) in headers {
-            r.append_header(k.to_string(), *v).unwrap_or_else(|e| panic!("{e}"));
+            r.append_header(k.to_string(), *v)
+                .unwrap_or_else(|e| panic!("{e}"));
         }
         r
     }
-    const LIMITS: HeadLimits = HeadLimits { max_bytes: 200, max_headers: 3 };
+    const LIMITS: HeadLimits = HeadLimits {
+        max_bytes: 200,
+        max_headers: 3,
+    };
 
     #[test]
     fn limits_give_431() {
         let r = req(&[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")]);
         assert_eq!(check(&r, None, LIMITS), Err(HeadError::TooManyHeaders));
-        assert_eq!(check(&req(&[]), Some(&[b'x'; 201]), LIMITS), Err(HeadError::TooLarge));
+        assert_eq!(
+            check(&req(&[]), Some(&[b'x'; 201]), LIMITS),
+            Err(HeadError::TooLarge)
+        );
         assert_eq!(HeadError::TooLarge.status(), 431);
     }
 
@@ -104,7 +112,10 @@ mod tests {
         // Pingora has already removed Content-Length from the parsed head here.
         let r = req(&[("transfer-encoding", "chunked")]);
         let raw = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n";
-        assert_eq!(check(&r, Some(raw), LIMITS), Err(HeadError::LengthAndChunked));
+        assert_eq!(
+            check(&r, Some(raw), LIMITS),
+            Err(HeadError::LengthAndChunked)
+        );
         let raw = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert_eq!(check(&r, Some(raw), LIMITS), Ok(()));
         let r = req(&[("host", "a"), ("host", "b")]);

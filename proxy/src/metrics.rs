@@ -28,7 +28,10 @@ fn outcome_index(d: Decision) -> usize {
 }
 
 fn all_outcomes() -> Vec<Decision> {
-    let mut v: Vec<Decision> = AllowReason::ALL.iter().map(|r| Decision::Allow(*r)).collect();
+    let mut v: Vec<Decision> = AllowReason::ALL
+        .iter()
+        .map(|r| Decision::Allow(*r))
+        .collect();
     v.extend(DenyReason::ALL.iter().map(|r| Decision::Report(*r)));
     v.extend(DenyReason::ALL.iter().map(|r| Decision::Deny(*r)));
     v
@@ -59,12 +62,20 @@ impl ProxyMetrics {
         label_accounts: bool,
     ) -> Result<ProxyMetrics, prometheus::Error> {
         let requests_vec = IntCounterVec::new(
-            Opts::new("ipgate_proxy_requests_total", "Requests seen by the proxy, by route and decision."),
+            Opts::new(
+                "ipgate_proxy_requests_total",
+                "Requests seen by the proxy, by route and decision.",
+            ),
             &["route", "decision", "reason"],
         )?;
         let upstream_vec = HistogramVec::new(
-            HistogramOpts::new("ipgate_proxy_upstream_seconds", "Time from sending a request upstream to the end of its response.")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            HistogramOpts::new(
+                "ipgate_proxy_upstream_seconds",
+                "Time from sending a request upstream to the end of its response.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
             &["route"],
         )?;
         registry.register(Box::new(requests_vec.clone()))?;
@@ -95,17 +106,31 @@ impl ProxyMetrics {
             requests.push(row);
             upstream.push(upstream_vec.with_label_values(&[name]));
         }
-        Ok(ProxyMetrics { requests, upstream, by_account })
+        Ok(ProxyMetrics {
+            requests,
+            upstream,
+            by_account,
+        })
     }
 
     /// Counts one decided request. `route` is `None` when no route matched.
     #[inline]
     pub fn count(&self, route: Option<usize>, decision: Decision, account: Option<&str>) {
-        let row = route.unwrap_or(self.requests.len() - 1).min(self.requests.len() - 1);
-        if let Some(c) = self.requests.get(row).and_then(|r| r.get(outcome_index(decision))) {
+        let row = route
+            .unwrap_or(self.requests.len() - 1)
+            .min(self.requests.len() - 1);
+        if let Some(c) = self
+            .requests
+            .get(row)
+            .and_then(|r| r.get(outcome_index(decision)))
+        {
             c.inc();
         }
-        if let (Some(v), Some(a), false) = (&self.by_account, account, matches!(decision, Decision::Allow(_))) {
+        if let (Some(v), Some(a), false) = (
+            &self.by_account,
+            account,
+            matches!(decision, Decision::Allow(_)),
+        ) {
             let (dec, reason) = labels(decision);
             v.with_label_values(&[a, dec, reason]).inc();
         }
@@ -133,16 +158,42 @@ pub struct TableCollector {
 
 impl TableCollector {
     pub fn new(table: Arc<LiveTable>) -> Result<TableCollector, prometheus::Error> {
-        let entries = IntGauge::new("ipgate_table_entries", "Whitelist entries in the live table.")?;
+        let entries = IntGauge::new(
+            "ipgate_table_entries",
+            "Whitelist entries in the live table.",
+        )?;
         let accounts = IntGauge::new("ipgate_table_accounts", "Accounts in the live table.")?;
-        let blocklist = IntGauge::new("ipgate_table_blocklist_entries", "Global blocklist entries in the live table.")?;
-        let version = IntGauge::new("ipgate_table_version", "Version of the live table; rises with every change.")?;
-        let updated = Gauge::new("ipgate_table_updated_timestamp_seconds", "When the live table last changed (Unix time).")?;
-        let descs = [&entries as &dyn Collector, &accounts, &blocklist, &version, &updated]
-            .iter()
-            .flat_map(|c| c.desc().into_iter().cloned())
-            .collect();
-        Ok(TableCollector { table, entries, accounts, blocklist, version, updated, descs })
+        let blocklist = IntGauge::new(
+            "ipgate_table_blocklist_entries",
+            "Global blocklist entries in the live table.",
+        )?;
+        let version = IntGauge::new(
+            "ipgate_table_version",
+            "Version of the live table; rises with every change.",
+        )?;
+        let updated = Gauge::new(
+            "ipgate_table_updated_timestamp_seconds",
+            "When the live table last changed (Unix time).",
+        )?;
+        let descs = [
+            &entries as &dyn Collector,
+            &accounts,
+            &blocklist,
+            &version,
+            &updated,
+        ]
+        .iter()
+        .flat_map(|c| c.desc().into_iter().cloned())
+        .collect();
+        Ok(TableCollector {
+            table,
+            entries,
+            accounts,
+            blocklist,
+            version,
+            updated,
+            descs,
+        })
     }
 }
 
@@ -157,11 +208,22 @@ impl Collector for TableCollector {
         self.accounts.set(t.accounts() as i64);
         self.blocklist.set(t.blocklist_entries() as i64);
         self.version.set(t.version() as i64);
-        self.updated.set(t.updated().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0));
-        [&self.entries as &dyn Collector, &self.accounts, &self.blocklist, &self.version, &self.updated]
-            .iter()
-            .flat_map(|c| c.collect())
-            .collect()
+        self.updated.set(
+            t.updated()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+        );
+        [
+            &self.entries as &dyn Collector,
+            &self.accounts,
+            &self.blocklist,
+            &self.version,
+            &self.updated,
+        ]
+        .iter()
+        .flat_map(|c| c.collect())
+        .collect()
     }
 }
 
@@ -182,21 +244,35 @@ mod tests {
 
     #[test]
     fn every_outcome_has_its_own_counter() {
-        let idx: std::collections::HashSet<usize> = all_outcomes().into_iter().map(outcome_index).collect();
+        let idx: std::collections::HashSet<usize> =
+            all_outcomes().into_iter().map(outcome_index).collect();
         assert_eq!(idx.len(), OUTCOMES);
     }
 
     #[test]
     fn counts_and_gauges_render() {
         let reg = Registry::new();
-        let m = ProxyMetrics::register(&reg, ["sms", "waba"].into_iter(), false).unwrap_or_else(|e| panic!("{e}"));
-        reg.register(Box::new(TableCollector::new(Arc::new(LiveTable::new(Table::empty()))).unwrap_or_else(|e| panic!("{e}"))))
+        let m = ProxyMetrics::register(&reg, ["sms", "waba"].into_iter(), false)
             .unwrap_or_else(|e| panic!("{e}"));
-        m.count(Some(1), Decision::Deny(DenyReason::IpNotWhitelisted), Some("acme"));
+        reg.register(Box::new(
+            TableCollector::new(Arc::new(LiveTable::new(Table::empty())))
+                .unwrap_or_else(|e| panic!("{e}")),
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        m.count(
+            Some(1),
+            Decision::Deny(DenyReason::IpNotWhitelisted),
+            Some("acme"),
+        );
         m.count(None, Decision::Deny(DenyReason::NoRoute), None);
         let text = render(&reg);
         assert!(text.contains(r#"ipgate_proxy_requests_total{decision="deny",reason="ip_not_whitelisted",route="waba"} 1"#), "{text}");
-        assert!(text.contains(r#"ipgate_proxy_requests_total{decision="deny",reason="no_route",route="none"} 1"#), "{text}");
+        assert!(
+            text.contains(
+                r#"ipgate_proxy_requests_total{decision="deny",reason="no_route",route="none"} 1"#
+            ),
+            "{text}"
+        );
         assert!(text.contains("ipgate_table_version 0"), "{text}");
         assert!(!text.contains("acme"), "no account label unless turned on");
     }

@@ -46,7 +46,9 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
     if !valid_escapes(raw) {
         return Err(PathError::BadEscape);
     }
-    let decoded = percent_decode_str(raw).decode_utf8().map_err(|_| PathError::BadByte)?;
+    let decoded = percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| PathError::BadByte)?;
     if decoded.chars().any(|c| c.is_control()) {
         return Err(PathError::BadByte);
     }
@@ -109,7 +111,10 @@ mod tests {
 
     #[test]
     fn double_encoding_stays_literal() {
-        assert_eq!(normalize("/sms/%252e%252e/waba"), Ok("/sms/%252e%252e/waba".into()));
+        assert_eq!(
+            normalize("/sms/%252e%252e/waba"),
+            Ok("/sms/%252e%252e/waba".into())
+        );
     }
 
     #[test]

@@ -3,13 +3,16 @@
 //! allocation, whether the entries are single addresses or CIDRs.
 
 use ipnet::IpNet;
+use smallvec::SmallVec;
 use std::net::IpAddr;
 
-/// Sorted disjoint inclusive ranges, IPv4 and IPv6 kept apart.
+/// Sorted disjoint inclusive ranges, IPv4 and IPv6 kept apart. A few ranges
+/// live inline, so the common account (a handful of entries, often merged
+/// into fewer ranges) is matched without following another pointer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RangeSet {
-    v4: Box<[(u32, u32)]>,
-    v6: Box<[(u128, u128)]>,
+    v4: SmallVec<[(u32, u32); 4]>,
+    v6: SmallVec<[(u128, u128); 1]>,
 }
 
 impl RangeSet {
@@ -23,7 +26,10 @@ impl RangeSet {
                 IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.broadcast()))),
             }
         }
-        RangeSet { v4: merge(v4).into_boxed_slice(), v6: merge(v6).into_boxed_slice() }
+        RangeSet {
+            v4: merge(v4).into_iter().collect(),
+            v6: merge(v6).into_iter().collect(),
+        }
     }
 
     /// Whether `ip` lies inside any range. The caller passes a canonical
@@ -98,7 +104,11 @@ mod tests {
 
     #[test]
     fn exact_and_cidr_entries() {
-        let set = RangeSet::from_nets(&[net("203.0.113.10/32"), net("198.51.100.0/24"), net("2001:db8::/64")]);
+        let set = RangeSet::from_nets(&[
+            net("203.0.113.10/32"),
+            net("198.51.100.0/24"),
+            net("2001:db8::/64"),
+        ]);
         assert!(set.contains(ip("203.0.113.10")));
         assert!(!set.contains(ip("203.0.113.11")));
         assert!(set.contains(ip("198.51.100.255")));
@@ -109,17 +119,34 @@ mod tests {
 
     #[test]
     fn neighbours_and_overlaps_merge() {
-        let set = RangeSet::from_nets(&[net("10.0.0.0/25"), net("10.0.0.128/25"), net("10.0.0.5/32"), net("0.0.0.0/0")]);
+        let set = RangeSet::from_nets(&[
+            net("10.0.0.0/25"),
+            net("10.0.0.128/25"),
+            net("10.0.0.5/32"),
+            net("0.0.0.0/0"),
+        ]);
         assert_eq!(set.ranges(), 1);
         assert!(set.contains(ip("255.255.255.255")));
     }
 
     fn arb_net() -> impl Strategy<Value = IpNet> {
         prop_oneof![
-            (any::<u32>(), 0u8..=32).prop_map(|(a, p)| IpNet::new(IpAddr::from(a.to_be_bytes()), p).map(|n| n.trunc())),
-            (any::<u128>(), 0u8..=128).prop_map(|(a, p)| IpNet::new(IpAddr::from(a.to_be_bytes()), p).map(|n| n.trunc())),
+            (any::<u32>(), 0u8..=32).prop_map(|(a, p)| IpNet::new(
+                IpAddr::from(a.to_be_bytes()),
+                p
+            )
+            .map(|n| n.trunc())),
+            (any::<u128>(), 0u8..=128).prop_map(|(a, p)| IpNet::new(
+                IpAddr::from(a.to_be_bytes()),
+                p
+            )
+            .map(|n| n.trunc())),
             // small v4 space so hits are common
-            (0u32..64, 26u8..=32).prop_map(|(a, p)| IpNet::new(IpAddr::from((0x0a00_0000 + a).to_be_bytes()), p).map(|n| n.trunc())),
+            (0u32..64, 26u8..=32).prop_map(|(a, p)| IpNet::new(
+                IpAddr::from((0x0a00_0000 + a).to_be_bytes()),
+                p
+            )
+            .map(|n| n.trunc())),
         ]
         .prop_filter_map("valid", |n| n.ok())
     }

@@ -44,7 +44,12 @@ mod tests {
 
     #[test]
     fn body_shape() {
-        let body = error_body("ip_not_whitelisted", "no \"quotes\" break it", Some(IpAddr::from([203, 0, 113, 9])), RequestId(5));
+        let body = error_body(
+            "ip_not_whitelisted",
+            "no \"quotes\" break it",
+            Some(IpAddr::from([203, 0, 113, 9])),
+            RequestId(5),
+        );
         let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         assert_eq!(v["error"]["code"], "ip_not_whitelisted");
         assert_eq!(v["error"]["client_ip"], "203.0.113.9");

@@ -67,7 +67,9 @@ impl Route {
             }
         }
         match &self.prefix {
-            Some(prefix) => path.starts_with(prefix.as_str()) || prefix.strip_suffix('/') == Some(path),
+            Some(prefix) => {
+                path.starts_with(prefix.as_str()) || prefix.strip_suffix('/') == Some(path)
+            }
             None => true,
         }
     }
@@ -80,13 +82,20 @@ pub struct Routes(Vec<Route>);
 impl Routes {
     /// Resolves every upstream now; an unresolvable one is an error naming the route.
     pub fn build(configs: &[RouteConfig]) -> Result<Routes, RouteError> {
-        configs.iter().map(build_route).collect::<Result<Vec<_>, _>>().map(Routes)
+        configs
+            .iter()
+            .map(build_route)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Routes)
     }
 
     /// The first route that matches, with its index.
     pub fn find(&self, host: Option<&str>, path: &str) -> Option<(usize, &Route)> {
         let host = host.map(strip_port);
-        self.0.iter().enumerate().find(|(_, r)| r.matches(host, path))
+        self.0
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.matches(host, path))
     }
 
     pub fn get(&self, idx: usize) -> Option<&Route> {
@@ -117,7 +126,11 @@ fn strip_port(host: &str) -> &str {
 }
 
 fn build_route(c: &RouteConfig) -> Result<Route, RouteError> {
-    let err = |reason: String| RouteError { route: c.name.clone(), upstream: c.upstream.to_string(), reason };
+    let err = |reason: String| RouteError {
+        route: c.name.clone(),
+        upstream: c.upstream.to_string(),
+        reason,
+    };
     let addr = (c.upstream.host.as_str(), c.upstream.port)
         .to_socket_addrs()
         .map_err(|e| err(format!("does not resolve: {e}")))?
@@ -167,8 +180,16 @@ mod tests {
         assert_eq!(r.find(None, "/sms/send").map(|(i, _)| i), Some(0));
         assert_eq!(r.find(None, "/sms").map(|(i, _)| i), Some(0));
         assert_eq!(r.find(None, "/smsx").map(|(i, _)| i), None);
-        assert_eq!(r.find(Some("WABA.example.com:8080"), "/v1/messages").map(|(i, _)| i), Some(1));
-        assert_eq!(r.find(Some("other.example.com"), "/v1/messages").map(|(i, _)| i), None);
+        assert_eq!(
+            r.find(Some("WABA.example.com:8080"), "/v1/messages")
+                .map(|(i, _)| i),
+            Some(1)
+        );
+        assert_eq!(
+            r.find(Some("other.example.com"), "/v1/messages")
+                .map(|(i, _)| i),
+            None
+        );
     }
 
     #[test]

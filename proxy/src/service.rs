@@ -66,14 +66,19 @@ impl Gate {
             session.set_keepalive(None);
         }
         session.write_response_header(Box::new(resp), false).await?;
-        session.write_response_body(Some(Bytes::from(body)), true).await?;
+        session
+            .write_response_body(Some(Bytes::from(body)), true)
+            .await?;
         Ok(())
     }
 }
 
 fn has_body(req: &RequestHeader) -> bool {
     req.headers.contains_key(header::TRANSFER_ENCODING)
-        || req.headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
+        || req
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
 }
 
 #[async_trait]
@@ -94,31 +99,56 @@ impl ProxyHttp for Gate {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let raw = session.as_downstream().as_http1().map(|h1| h1.get_headers_raw_bytes());
+        let raw = session
+            .as_downstream()
+            .as_http1()
+            .map(|h1| h1.get_headers_raw_bytes());
         if let Err(e) = head_check::check(session.req_header(), raw.as_deref(), self.limits) {
-            self.answer(session, ctx, e.status(), e.code(), &e.to_string(), true).await?;
+            self.answer(session, ctx, e.status(), e.code(), &e.to_string(), true)
+                .await?;
             return Ok(true);
         }
 
-        let Some(peer) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()) else {
+        let Some(peer) = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+        else {
             // Not a TCP peer: nothing to check an address against, so refuse.
             let r = DenyReason::IpNotWhitelisted;
-            self.answer(session, ctx, r.status(), r.code(), "The client address is unknown.", true).await?;
+            self.answer(
+                session,
+                ctx,
+                r.status(),
+                r.code(),
+                "The client address is unknown.",
+                true,
+            )
+            .await?;
             return Ok(true);
         };
         let req = session.req_header();
-        let xff = req.headers.get_all("x-forwarded-for").iter().map(|v| v.as_bytes());
+        let xff = req
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.as_bytes());
         let ip = self.trusted.client_ip(peer, xff);
         ctx.client_ip = Some(ip);
 
         let normalized = match path::normalize(req.uri.path()) {
             Ok(p) => p,
             Err(e) => {
-                self.answer(session, ctx, 400, "bad_request", &e.to_string(), true).await?;
+                self.answer(session, ctx, 400, "bad_request", &e.to_string(), true)
+                    .await?;
                 return Ok(true);
             }
         };
-        let host = req.headers.get(header::HOST).and_then(|h| h.to_str().ok()).or(req.uri.host());
+        let host = req
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or(req.uri.host());
         let route = self.routes.find(host, &normalized);
         let mut account_problem = None;
         let account = match route {
@@ -149,7 +179,8 @@ impl ProxyHttp for Gate {
                 _ => reason.message(),
             };
             let close = has_body(session.req_header());
-            self.answer(session, ctx, reason.status(), reason.code(), message, close).await?;
+            self.answer(session, ctx, reason.status(), reason.code(), message, close)
+                .await?;
             return Ok(true);
         }
 
@@ -164,14 +195,21 @@ impl ProxyHttp for Gate {
         Ok(false)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         // Fail closed: only a request that request_filter let through has a route here.
         match (ctx.route.and_then(|i| self.routes.get(i)), ctx.decision) {
             (Some(route), Some(d)) if d.forwards() => {
                 ctx.upstream_started = Some(Instant::now());
                 Ok(route.peer())
             }
-            _ => Error::e_explain(ErrorType::InternalError, "no route decided for this request"),
+            _ => Error::e_explain(
+                ErrorType::InternalError,
+                "no route decided for this request",
+            ),
         }
     }
 
@@ -182,13 +220,18 @@ impl ProxyHttp for Gate {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let Some(uri) = ctx.upstream_uri.take() {
-            let uri: http::Uri = uri.parse().or_err(ErrorType::InternalError, "rebuilding the upstream URI")?;
+            let uri: http::Uri = uri
+                .parse()
+                .or_err(ErrorType::InternalError, "rebuilding the upstream URI")?;
             upstream_request.set_uri(uri);
         }
         if let Some(route) = ctx.route.and_then(|i| self.routes.get(i)) {
             upstream_request.insert_header(header::HOST, route.upstream_host.as_str())?;
         }
-        let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
         let client = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
         // From an untrusted peer the incoming header is dropped: the upstream
         // sees only the address ipgate decided on. From a trusted proxy the
@@ -205,28 +248,50 @@ impl ProxyHttp for Gate {
         Ok(())
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy
     where
         RequestCtx: Send + Sync,
     {
         let (code, name, message) = match (e.etype(), e.esource()) {
             (ErrorType::HTTPStatus(c), _) => (*c, "error", "The request failed."),
-            (ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout, ErrorSource::Upstream) => {
-                (504, "upstream_timeout", "The API behind the gateway did not answer in time.")
-            }
-            (_, ErrorSource::Upstream) => (502, "upstream_unavailable", "The API behind the gateway could not be reached."),
-            (ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed, ErrorSource::Downstream) => {
-                (0, "", "")
-            }
+            (
+                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
+                ErrorSource::Upstream,
+            ) => (
+                504,
+                "upstream_timeout",
+                "The API behind the gateway did not answer in time.",
+            ),
+            (_, ErrorSource::Upstream) => (
+                502,
+                "upstream_unavailable",
+                "The API behind the gateway could not be reached.",
+            ),
+            (
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
+                ErrorSource::Downstream,
+            ) => (0, "", ""),
             (_, ErrorSource::Downstream) => (400, "bad_request", "The request could not be read."),
-            _ => (500, "internal_error", "The gateway failed to handle the request."),
+            _ => (
+                500,
+                "internal_error",
+                "The gateway failed to handle the request.",
+            ),
         };
         if code > 0 {
             if let Err(err) = self.answer(session, ctx, code, name, message, true).await {
                 tracing::debug!(error = %err, "could not send the error response");
             }
         }
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx)
@@ -234,13 +299,17 @@ impl ProxyHttp for Gate {
         RequestCtx: Send + Sync,
     {
         let Some(decision) = ctx.decision else { return };
-        self.metrics.count(ctx.route, decision, ctx.account.as_deref());
+        self.metrics
+            .count(ctx.route, decision, ctx.account.as_deref());
         if let (Some(route), Some(start)) = (ctx.route, ctx.upstream_started) {
             self.metrics.observe_upstream(route, start.elapsed());
         }
         if self.access_log {
             let (dec, reason) = crate::metrics::labels(decision);
-            let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
+            let status = session
+                .response_written()
+                .map(|r| r.status.as_u16())
+                .unwrap_or(0);
             tracing::info!(
                 target: "ipgate::access",
                 request_id = %ctx.id,

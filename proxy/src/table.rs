@@ -4,9 +4,13 @@
 //! builds the next snapshot and swaps it in whole, so a request sees the old
 //! table or the new one, never a mix. Knows nothing of Pingora or HTTP.
 
+mod shard;
+
 use crate::ranges::RangeSet;
 use arc_swap::{ArcSwap, Guard};
 use ipnet::IpNet;
+pub use shard::AccountView;
+use shard::Shard;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -39,11 +43,13 @@ pub struct AccountPolicy {
 impl AccountPolicy {
     pub fn new<'a>(mode: Mode, nets: impl IntoIterator<Item = &'a IpNet>) -> AccountPolicy {
         let nets: Vec<&IpNet> = nets.into_iter().collect();
-        AccountPolicy { mode, entries: nets.len(), allowed: RangeSet::from_nets(nets) }
+        AccountPolicy {
+            mode,
+            entries: nets.len(),
+            allowed: RangeSet::from_nets(nets),
+        }
     }
 }
-
-type Shard = HashMap<Arc<str>, Arc<AccountPolicy>, ahash::RandomState>;
 
 /// One immutable version of the table.
 #[derive(Debug, Clone)]
@@ -61,13 +67,12 @@ pub struct Table {
 impl Table {
     /// An empty table at version 0.
     pub fn empty() -> Table {
-        let hasher = ahash::RandomState::new();
-        let shard = Arc::new(Shard::with_hasher(hasher.clone()));
+        let shard = Arc::new(Shard::empty());
         Table {
             version: 0,
             updated: SystemTime::now(),
             shards: (0..SHARDS).map(|_| shard.clone()).collect(),
-            hasher,
+            hasher: ahash::RandomState::new(),
             blocklist: Arc::new(RangeSet::default()),
             blocklist_entries: 0,
             accounts: 0,
@@ -76,23 +81,29 @@ impl Table {
     }
 
     /// Builds a whole table at `version`, e.g. from the store at start.
+    /// A later duplicate id replaces an earlier one.
     pub fn build(
         version: u64,
         accounts: impl IntoIterator<Item = (String, AccountPolicy)>,
         blocklist: &[IpNet],
     ) -> Table {
         let mut t = Table::empty();
-        let mut shards: Vec<Shard> = (0..SHARDS).map(|_| Shard::with_hasher(t.hasher.clone())).collect();
+        let mut by_id: HashMap<String, AccountPolicy> = HashMap::new();
         for (id, policy) in accounts {
-            let idx = t.shard_of(&id);
+            by_id.insert(id, policy);
+        }
+        let mut shards: Vec<Vec<(u64, String, AccountPolicy)>> =
+            (0..SHARDS).map(|_| Vec::new()).collect();
+        for (id, policy) in by_id {
+            let h = t.hash(&id);
             t.accounts += 1;
             t.entries += policy.entries;
-            if let Some(old) = shards[idx].insert(Arc::from(id), Arc::new(policy)) {
-                t.accounts -= 1;
-                t.entries -= old.entries;
-            }
+            shards[shard_index(h)].push((h, id, policy));
         }
-        t.shards = shards.into_iter().map(Arc::new).collect();
+        t.shards = shards
+            .into_iter()
+            .map(|s| Arc::new(Shard::from_accounts(s)))
+            .collect();
         t.blocklist = Arc::new(RangeSet::from_nets(blocklist));
         t.blocklist_entries = blocklist.len();
         t.version = version;
@@ -100,14 +111,15 @@ impl Table {
     }
 
     #[inline]
-    fn shard_of(&self, account: &str) -> usize {
-        (self.hasher.hash_one(account) >> 56) as usize % SHARDS
+    fn hash(&self, account: &str) -> u64 {
+        self.hasher.hash_one(account)
     }
 
     /// The account's policy, if ipgate knows the account.
     #[inline]
-    pub fn account(&self, id: &str) -> Option<&AccountPolicy> {
-        self.shards[self.shard_of(id)].get(id).map(|p| p.as_ref())
+    pub fn account(&self, id: &str) -> Option<AccountView<'_>> {
+        let h = self.hash(id);
+        self.shards[shard_index(h)].get(h, id)
     }
 
     /// Whether `ip` is on the global blocklist.
@@ -137,22 +149,16 @@ impl Table {
     /// Copies only that account's shard.
     pub fn with_account(&self, id: &str, policy: Option<AccountPolicy>) -> Table {
         let mut next = self.clone();
-        let idx = self.shard_of(id);
-        let mut shard: Shard = (*self.shards[idx]).clone();
-        let old = match policy {
-            Some(p) => {
-                next.entries += p.entries;
-                shard.insert(Arc::from(id), Arc::new(p))
-            }
-            None => shard.remove(id),
-        };
-        match old {
-            Some(old) => next.entries -= old.entries,
-            None if shard.contains_key(id) => next.accounts += 1,
-            None => {}
+        let h = self.hash(id);
+        let idx = shard_index(h);
+        if let Some(p) = &policy {
+            next.accounts += 1;
+            next.entries += p.entries;
         }
-        if !shard.contains_key(id) && self.account(id).is_some() {
+        let (shard, old) = self.shards[idx].with(h, id, policy);
+        if let Some(old_entries) = old {
             next.accounts -= 1;
+            next.entries -= old_entries;
         }
         next.shards[idx] = Arc::new(shard);
         next.bump();
@@ -174,6 +180,12 @@ impl Table {
     }
 }
 
+/// Shards by the hash's top bits; slots within a shard use the low bits.
+#[inline]
+fn shard_index(hash: u64) -> usize {
+    (hash >> 56) as usize % SHARDS
+}
+
 /// The shared handle: readers `load`, writers `update`. Writers are
 /// serialised among themselves by a mutex that readers never touch.
 #[derive(Debug)]
@@ -184,7 +196,10 @@ pub struct LiveTable {
 
 impl LiveTable {
     pub fn new(table: Table) -> LiveTable {
-        LiveTable { current: ArcSwap::from_pointee(table), writer: Mutex::new(()) }
+        LiveTable {
+            current: ArcSwap::from_pointee(table),
+            writer: Mutex::new(()),
+        }
     }
 
     /// The current snapshot: lock-free, no allocation.
@@ -193,10 +208,18 @@ impl LiveTable {
         self.current.load()
     }
 
+    /// The current snapshot as an owned `Arc` (for holders that keep it).
+    pub fn load_full(&self) -> Arc<Table> {
+        self.current.load_full()
+    }
+
     /// Builds the next version from the current one and publishes it;
     /// returns the new version number.
     pub fn update(&self, next: impl FnOnce(&Table) -> Table) -> u64 {
-        let _guard = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let table = next(&self.current.load());
         let version = table.version();
         self.current.store(Arc::new(table));
@@ -205,7 +228,10 @@ impl LiveTable {
 
     /// Replaces the whole table (a full rebuild or a sync snapshot).
     pub fn replace(&self, table: Table) {
-        let _guard = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         self.current.store(Arc::new(table));
     }
 }
@@ -221,7 +247,11 @@ mod tests {
     #[test]
     fn publish_one_account_keeps_the_others_and_counts() {
         let a = nets(&["203.0.113.10/32"]);
-        let t = Table::build(7, vec![("acme".to_string(), AccountPolicy::new(Mode::Enforce, &a))], &[]);
+        let t = Table::build(
+            7,
+            vec![("acme".to_string(), AccountPolicy::new(Mode::Enforce, &a))],
+            &[],
+        );
         assert_eq!((t.version(), t.accounts(), t.entries()), (7, 1, 1));
         let b = nets(&["198.51.100.0/24", "2001:db8::/64"]);
         let t2 = t.with_account("beta", Some(AccountPolicy::new(Mode::Report, &b)));
@@ -241,6 +271,43 @@ mod tests {
         let t = Table::empty().with_blocklist(&nets(&["192.0.2.0/24"]));
         assert!(t.is_blocked("192.0.2.9".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))));
         assert_eq!(t.blocklist_entries(), 1);
+    }
+
+    proptest::proptest! {
+        /// Random publishes and removals, then every lookup agrees with a
+        /// plain map of account -> list of networks.
+        #[test]
+        fn agrees_with_a_naive_map(ops in proptest::collection::vec(
+            (0u8..40, proptest::option::of(proptest::collection::vec((0u32..64, 28u8..=32), 0..5))), 1..120),
+            probes in proptest::collection::vec((0u8..45, 0u32..80), 1..80)) {
+            let mut naive: std::collections::HashMap<String, Vec<IpNet>> = Default::default();
+            let mut t = Table::empty();
+            for (acct, nets) in ops {
+                let id = format!("a{acct}");
+                match nets {
+                    Some(list) => {
+                        let list: Vec<IpNet> = list.iter()
+                            .filter_map(|(a, p)| IpNet::new(IpAddr::from((0x0a00_0000u32 + a).to_be_bytes()), *p).ok().map(|n| n.trunc()))
+                            .collect();
+                        t = t.with_account(&id, Some(AccountPolicy::new(Mode::Enforce, &list)));
+                        naive.insert(id, list);
+                    }
+                    None => {
+                        t = t.with_account(&id, None);
+                        naive.remove(&id);
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(t.accounts(), naive.len());
+            proptest::prop_assert_eq!(t.entries(), naive.values().map(Vec::len).sum::<usize>());
+            for (acct, a) in probes {
+                let id = format!("a{acct}");
+                let ip = IpAddr::from((0x0a00_0000u32 + a).to_be_bytes());
+                let got = t.account(&id).map(|p| p.allowed.contains(ip));
+                let want = naive.get(&id).map(|l| l.iter().any(|n| n.contains(&ip)));
+                proptest::prop_assert_eq!(got, want, "{} {}", id, ip);
+            }
+        }
     }
 
     #[test]

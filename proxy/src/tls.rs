@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum TlsFileError {
     #[error("cannot read {path}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0} holds no PEM certificate")]
     NoCertificate(PathBuf),
     #[error("{0} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)")]
@@ -17,10 +20,18 @@ pub enum TlsFileError {
 
 /// Checks that `cert` holds at least one certificate and `key` a private key.
 pub fn check_pair(cert: &Path, key: &Path) -> Result<(), TlsFileError> {
-    let read = |p: &Path| std::fs::read(p).map_err(|source| TlsFileError::Read { path: p.to_path_buf(), source });
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| TlsFileError::Read {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
     let cert_pem = read(cert)?;
     let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut cert_pem.as_slice()).collect();
-    let certs = certs.map_err(|e| TlsFileError::BadPem { path: cert.to_path_buf(), reason: e.to_string() })?;
+    let certs = certs.map_err(|e| TlsFileError::BadPem {
+        path: cert.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     if certs.is_empty() {
         return Err(TlsFileError::NoCertificate(cert.to_path_buf()));
     }
@@ -28,6 +39,9 @@ pub fn check_pair(cert: &Path, key: &Path) -> Result<(), TlsFileError> {
     match rustls_pemfile::private_key(&mut key_pem.as_slice()) {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(TlsFileError::NoKey(key.to_path_buf())),
-        Err(e) => Err(TlsFileError::BadPem { path: key.to_path_buf(), reason: e.to_string() }),
+        Err(e) => Err(TlsFileError::BadPem {
+            path: key.to_path_buf(),
+            reason: e.to_string(),
+        }),
     }
 }

@@ -16,7 +16,9 @@ pub const TOKEN: &str = "test-admin-token-0123456789";
 
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("no free port: {e}"));
-    l.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"))
+    l.local_addr()
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn ip(s: &str) -> IpAddr {
@@ -43,22 +45,36 @@ pub struct Upstream {
 impl Upstream {
     pub fn start() -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        listener.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
+        listener
+            .set_nonblocking(true)
+            .unwrap_or_else(|e| panic!("{e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let hits = Arc::new(AtomicUsize::new(0));
         let conns = Arc::new(Mutex::new(HashSet::new()));
         let last = Arc::new(Mutex::new(Seen::default()));
         let (h, c, l) = (hits.clone(), conns.clone(), last.clone());
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"));
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap_or_else(|e| panic!("{e}"));
             rt.block_on(async move {
                 let app = axum::Router::new().fallback(
-                    move |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>, req: axum::extract::Request| {
+                    move |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<
+                        SocketAddr,
+                    >,
+                          req: axum::extract::Request| {
                         let (h, c, l) = (h.clone(), c.clone(), l.clone());
                         async move {
                             h.fetch_add(1, Ordering::SeqCst);
                             c.lock().unwrap_or_else(|p| p.into_inner()).insert(peer);
-                            let get = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                            let get = |n: &str| {
+                                req.headers()
+                                    .get(n)
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or("")
+                                    .to_string()
+                            };
                             let seen = Seen {
                                 path: req.uri().path().to_string(),
                                 query: req.uri().query().map(str::to_string),
@@ -70,11 +86,21 @@ impl Upstream {
                         }
                     },
                 );
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap_or_else(|e| panic!("{e}"));
-                let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
+                let listener =
+                    tokio::net::TcpListener::from_std(listener).unwrap_or_else(|e| panic!("{e}"));
+                let _ = axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .await;
             });
         });
-        Upstream { addr, hits, conns, last }
+        Upstream {
+            addr,
+            hits,
+            conns,
+            last,
+        }
     }
 
     pub fn hits(&self) -> usize {
@@ -99,7 +125,12 @@ pub struct GateOpts {
 
 impl Default for GateOpts {
     fn default() -> Self {
-        GateOpts { trusted_proxies: vec![], unknown_account: "deny", tls: false, extra: String::new() }
+        GateOpts {
+            trusted_proxies: vec![],
+            unknown_account: "deny",
+            tls: false,
+            extra: String::new(),
+        }
     }
 }
 
@@ -122,7 +153,12 @@ impl Gate {
     pub fn start(upstream: &Upstream, opts: GateOpts) -> Gate {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        let (proxy, admin, metrics, portal) = (at(free_port()), at(free_port()), at(free_port()), at(free_port()));
+        let (proxy, admin, metrics, portal) = (
+            at(free_port()),
+            at(free_port()),
+            at(free_port()),
+            at(free_port()),
+        );
         let tls = opts.tls.then(|| at(free_port()));
         let mut tls_conf = String::new();
         if let Some(t) = tls {
@@ -131,14 +167,22 @@ impl Gate {
                 .arg(dir.path().join("certs"))
                 .output()
                 .unwrap_or_else(|e| panic!("{e}"));
-            assert!(out.status.success(), "certs dev failed: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "certs dev failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             tls_conf = format!(
                 "tls_listen = \"{t}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
                 dir.path().join("certs/server.crt").display(),
                 dir.path().join("certs/server.key").display()
             );
         }
-        let trusted: Vec<String> = opts.trusted_proxies.iter().map(|t| format!("\"{t}\"")).collect();
+        let trusted: Vec<String> = opts
+            .trusted_proxies
+            .iter()
+            .map(|t| format!("\"{t}\""))
+            .collect();
         let text = format!(
             r#"
 [proxy]
@@ -182,13 +226,22 @@ listen = "{metrics}"
         );
         let config = dir.path().join("ipgate.toml");
         std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
-        let mut gate = Gate { child: None, dir, config, proxy, tls, admin, metrics };
+        let mut gate = Gate {
+            child: None,
+            dir,
+            config,
+            proxy,
+            tls,
+            admin,
+            metrics,
+        };
         gate.spawn();
         gate
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("ipgate.log")).unwrap_or_else(|e| panic!("{e}"));
+        let log = std::fs::File::create(self.dir.path().join("ipgate.log"))
+            .unwrap_or_else(|e| panic!("{e}"));
         let child = Command::new(bin())
             .args(["serve", "--config"])
             .arg(&self.config)
@@ -207,7 +260,11 @@ listen = "{metrics}"
                 if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                     panic!("ipgate exited early ({status}):\n{}", self.log());
                 }
-                assert!(Instant::now() < deadline, "ipgate did not listen on {addr} in time:\n{}", self.log());
+                assert!(
+                    Instant::now() < deadline,
+                    "ipgate did not listen on {addr} in time:\n{}",
+                    self.log()
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -235,17 +292,34 @@ listen = "{metrics}"
         self.admin_with_token(method, path, body, TOKEN)
     }
 
-    pub fn admin_with_token(&self, method: &str, path: &str, body: Option<Value>, token: &str) -> (u16, Value) {
-        let client = reqwest::blocking::Client::builder().no_proxy().build().unwrap_or_else(|e| panic!("{e}"));
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
-        let mut req = client.request(method, format!("http://{}{path}", self.admin)).bearer_auth(token);
+    pub fn admin_with_token(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: &str,
+    ) -> (u16, Value) {
+        let client = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let method =
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let mut req = client
+            .request(method, format!("http://{}{path}", self.admin))
+            .bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().unwrap_or_else(|e| panic!("admin call failed: {e}"));
+        let resp = req
+            .send()
+            .unwrap_or_else(|e| panic!("admin call failed: {e}"));
         let status = resp.status().as_u16();
         let text = resp.text().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// Creates an account and whitelists `cidrs` for it.
@@ -257,7 +331,11 @@ listen = "{metrics}"
         );
         assert_eq!(s, 201, "{b}");
         for c in cidrs {
-            let (s, b) = self.admin("POST", &format!("/admin/v1/accounts/{id}/whitelist"), Some(serde_json::json!({"cidr": c})));
+            let (s, b) = self.admin(
+                "POST",
+                &format!("/admin/v1/accounts/{id}/whitelist"),
+                Some(serde_json::json!({"cidr": c})),
+            );
             assert_eq!(s, 201, "{b}");
         }
     }
@@ -282,7 +360,9 @@ listen = "{metrics}"
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = req.send().unwrap_or_else(|e| panic!("proxy call failed: {e}"));
+        let resp = req
+            .send()
+            .unwrap_or_else(|e| panic!("proxy call failed: {e}"));
         (resp.status().as_u16(), resp.text().unwrap_or_default())
     }
 }
@@ -304,7 +384,8 @@ pub fn code(body: &str) -> String {
 /// Sends raw bytes to `addr` and returns what comes back until close or 5 s.
 pub fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap_or_else(|e| panic!("{e}"));
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap_or_else(|e| panic!("{e}"));
     s.write_all(bytes).unwrap_or_else(|e| panic!("{e}"));
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
@@ -314,5 +395,8 @@ pub fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
 /// `Authorization` value for Basic `user:pass`.
 pub fn basic(user: &str) -> String {
     use base64::Engine;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:secret")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:secret"))
+    )
 }

@@ -34,16 +34,27 @@ impl AdminToken {
     }
 }
 
-pub async fn require_admin(State(token): State<Arc<AdminToken>>, req: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require_admin(
+    State(token): State<Arc<AdminToken>>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     match presented {
         Some(p) if token.matches(p) => Ok(next.run(req).await),
-        Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "authorization", "the admin token is wrong")),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authorization",
+            "the admin token is wrong",
+        )),
         None => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "authorization",
@@ -60,8 +71,12 @@ mod tests {
     fn token_checks() {
         assert!(AdminToken::new("short").is_none());
         let t = AdminToken::new("0123456789abcdef-long-enough");
-        assert!(t.as_ref().is_some_and(|t| t.matches("0123456789abcdef-long-enough")));
-        assert!(t.as_ref().is_some_and(|t| !t.matches("0123456789abcdef-long-enougH")));
+        assert!(t
+            .as_ref()
+            .is_some_and(|t| t.matches("0123456789abcdef-long-enough")));
+        assert!(t
+            .as_ref()
+            .is_some_and(|t| !t.matches("0123456789abcdef-long-enougH")));
         assert!(t.as_ref().is_some_and(|t| !t.matches("")));
         assert_eq!(format!("{:?}", t), "Some(AdminToken([redacted]))");
     }

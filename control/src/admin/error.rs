@@ -25,7 +25,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, field: &str, message: impl Into<String>) -> ApiError {
-        ApiError { status, errors: vec![FieldError { field: field.into(), message: message.into() }] }
+        ApiError {
+            status,
+            errors: vec![FieldError {
+                field: field.into(),
+                message: message.into(),
+            }],
+        }
     }
     pub fn bad(field: &str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, field, message)
@@ -41,7 +47,13 @@ impl IntoResponse for ApiError {
         struct Body {
             errors: Vec<FieldError>,
         }
-        (self.status, Json(Body { errors: self.errors })).into_response()
+        (
+            self.status,
+            Json(Body {
+                errors: self.errors,
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -50,7 +62,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NoAccount(_) => ApiError::not_found("account", e.to_string()),
             StoreError::NoEntry(_) => ApiError::not_found("id", e.to_string()),
-            StoreError::AccountExists(_) => ApiError::new(StatusCode::CONFLICT, "id", e.to_string()),
+            StoreError::AccountExists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "id", e.to_string())
+            }
             StoreError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, "cidr", e.to_string()),
             StoreError::Open { .. } | StoreError::Sled(_) | StoreError::Corrupt(_) => {
                 tracing::error!(error = %e, "store failure");

@@ -62,27 +62,43 @@ fn check_account_id(id: &str) -> ApiResult<()> {
     if valid_account_id(id) {
         Ok(())
     } else {
-        Err(ApiError::bad("id", "an account id is 1-128 of A-Z a-z 0-9 . _ - @ +"))
+        Err(ApiError::bad(
+            "id",
+            "an account id is 1-128 of A-Z a-z 0-9 . _ - @ +",
+        ))
     }
 }
 
 fn check_name(name: &str) -> ApiResult<()> {
     if name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad("name", "a name is 1-200 printable characters"));
+        return Err(ApiError::bad(
+            "name",
+            "a name is 1-200 printable characters",
+        ));
     }
     Ok(())
 }
 
 fn check_emails(emails: &[String]) -> ApiResult<()> {
     if emails.len() > MAX_EMAILS {
-        return Err(ApiError::bad("emails", format!("at most {MAX_EMAILS} emails")));
+        return Err(ApiError::bad(
+            "emails",
+            format!("at most {MAX_EMAILS} emails"),
+        ));
     }
     for (i, e) in emails.iter().enumerate() {
         let ok = e.len() <= 254
-            && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
-            && !e.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"'));
+            && e.split_once('@').is_some_and(|(l, d)| {
+                !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+            })
+            && !e.chars().any(|c| {
+                c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')
+            });
         if !ok {
-            return Err(ApiError::bad(&format!("emails[{i}]"), format!("`{e}` is not an email address")));
+            return Err(ApiError::bad(
+                &format!("emails[{i}]"),
+                format!("`{e}` is not an email address"),
+            ));
         }
     }
     Ok(())
@@ -90,16 +106,24 @@ fn check_emails(emails: &[String]) -> ApiResult<()> {
 
 fn check_remark(remark: &str) -> ApiResult<()> {
     if remark.chars().count() > MAX_REMARK || remark.chars().any(char::is_control) {
-        return Err(ApiError::bad("remark", format!("a remark is at most {MAX_REMARK} printable characters")));
+        return Err(ApiError::bad(
+            "remark",
+            format!("a remark is at most {MAX_REMARK} printable characters"),
+        ));
     }
     Ok(())
 }
 
 fn cidr(input: &str) -> ApiResult<String> {
-    parse_cidr(input).map(|n| n.to_string()).map_err(|e| ApiError::bad("cidr", e.to_string()))
+    parse_cidr(input)
+        .map(|n| n.to_string())
+        .map_err(|e| ApiError::bad("cidr", e.to_string()))
 }
 
-pub async fn create_account(State(s): State<AdminState>, ApiJson(body): ApiJson<NewAccount>) -> ApiResult<(StatusCode, Json<Account>)> {
+pub async fn create_account(
+    State(s): State<AdminState>,
+    ApiJson(body): ApiJson<NewAccount>,
+) -> ApiResult<(StatusCode, Json<Account>)> {
     check_account_id(&body.id)?;
     check_name(&body.name)?;
     check_emails(&body.emails)?;
@@ -111,7 +135,12 @@ pub async fn create_account(State(s): State<AdminState>, ApiJson(body): ApiJson<
         created_at: now(),
         updated_at: now(),
     };
-    let created = s.publisher.change(Touched::Account(&body.id), |st| async move { st.create_account(account).await }).await?;
+    let created = s
+        .publisher
+        .change(Touched::Account(&body.id), |st| async move {
+            st.create_account(account).await
+        })
+        .await?;
     tracing::info!(account = %created.id, mode = ?created.whitelist, "admin: account created");
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -120,7 +149,10 @@ pub async fn list_accounts(State(s): State<AdminState>) -> ApiResult<Json<Vec<Ac
     Ok(Json(s.publisher.store.accounts()?))
 }
 
-pub async fn get_account(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<Account>> {
+pub async fn get_account(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Account>> {
     s.publisher
         .store
         .account(&id)?
@@ -163,9 +195,15 @@ pub async fn patch_account(
     Ok(Json(updated))
 }
 
-pub async fn list_entries(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<Vec<WhitelistEntry>>> {
+pub async fn list_entries(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<WhitelistEntry>>> {
     if s.publisher.store.account(&id)?.is_none() {
-        return Err(ApiError::not_found("account", format!("account `{id}` does not exist")));
+        return Err(ApiError::not_found(
+            "account",
+            format!("account `{id}` does not exist"),
+        ));
     }
     Ok(Json(s.publisher.store.entries(&id)?))
 }
@@ -177,8 +215,16 @@ pub async fn add_entry(
 ) -> ApiResult<(StatusCode, Json<WhitelistEntry>)> {
     let cidr = cidr(&body.cidr)?;
     check_remark(&body.remark)?;
-    if body.tags.len() > 20 || body.tags.iter().any(|t| t.is_empty() || t.len() > 50 || t.chars().any(char::is_control)) {
-        return Err(ApiError::bad("tags", "at most 20 tags of 1-50 printable characters"));
+    if body.tags.len() > 20
+        || body
+            .tags
+            .iter()
+            .any(|t| t.is_empty() || t.len() > 50 || t.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad(
+            "tags",
+            "at most 20 tags of 1-50 printable characters",
+        ));
     }
     let entry = WhitelistEntry {
         id: String::new(),
@@ -193,9 +239,17 @@ pub async fn add_entry(
     let account = id.clone();
     let mut added = s
         .publisher
-        .change(Touched::Account(&id), |st| async move { st.add_entries(&account, vec![entry]).await })
+        .change(Touched::Account(&id), |st| async move {
+            st.add_entries(&account, vec![entry]).await
+        })
         .await?;
-    let added = added.pop().ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", "nothing was added"))?;
+    let added = added.pop().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store",
+            "nothing was added",
+        )
+    })?;
     tracing::info!(account = %id, cidr = %added.cidr, entry = %added.id, "admin: whitelist entry added");
     Ok((StatusCode::CREATED, Json(added)))
 }
@@ -207,7 +261,9 @@ pub async fn remove_entry(
     let account = id.clone();
     let removed = s
         .publisher
-        .change(Touched::Account(&id), |st| async move { st.remove_entry(&account, &entry_id).await })
+        .change(Touched::Account(&id), |st| async move {
+            st.remove_entry(&account, &entry_id).await
+        })
         .await?;
     tracing::info!(account = %id, cidr = %removed.cidr, entry = %removed.id, "admin: whitelist entry removed");
     Ok(Json(removed))
@@ -217,17 +273,39 @@ pub async fn list_blocks(State(s): State<AdminState>) -> ApiResult<Json<Vec<Bloc
     Ok(Json(s.publisher.store.blocklist()?))
 }
 
-pub async fn add_block(State(s): State<AdminState>, ApiJson(body): ApiJson<NewBlock>) -> ApiResult<(StatusCode, Json<BlockEntry>)> {
+pub async fn add_block(
+    State(s): State<AdminState>,
+    ApiJson(body): ApiJson<NewBlock>,
+) -> ApiResult<(StatusCode, Json<BlockEntry>)> {
     let cidr = cidr(&body.cidr)?;
     check_remark(&body.remark)?;
-    let entry = BlockEntry { id: String::new(), cidr, remark: body.remark, created_at: now() };
-    let added = s.publisher.change(Touched::Blocklist, |st| async move { st.add_block(entry).await }).await?;
+    let entry = BlockEntry {
+        id: String::new(),
+        cidr,
+        remark: body.remark,
+        created_at: now(),
+    };
+    let added = s
+        .publisher
+        .change(
+            Touched::Blocklist,
+            |st| async move { st.add_block(entry).await },
+        )
+        .await?;
     tracing::info!(cidr = %added.cidr, entry = %added.id, "admin: blocklist entry added");
     Ok((StatusCode::CREATED, Json(added)))
 }
 
-pub async fn remove_block(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<BlockEntry>> {
-    let removed = s.publisher.change(Touched::Blocklist, |st| async move { st.remove_block(&id).await }).await?;
+pub async fn remove_block(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BlockEntry>> {
+    let removed = s
+        .publisher
+        .change(Touched::Blocklist, |st| async move {
+            st.remove_block(&id).await
+        })
+        .await?;
     tracing::info!(cidr = %removed.cidr, entry = %removed.id, "admin: blocklist entry removed");
     Ok(Json(removed))
 }

@@ -3,7 +3,8 @@ use super::*;
 fn req(uri: &str, headers: &[(&str, &str)]) -> RequestHeader {
     let mut r = RequestHeader::build("GET", uri.as_bytes(), None).unwrap_or_else(|e| panic!("{e}"));
     for (k, v) in headers {
-        r.append_header(k.to_string(), *v).unwrap_or_else(|e| panic!("{e}"));
+        r.append_header(k.to_string(), *v)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     r
 }
@@ -24,34 +25,79 @@ fn got(r: &RequestHeader, rest: &str) -> Result<Option<String>, AccountError> {
 #[test]
 fn each_source_is_read() {
     // "acme:secret"
-    assert_eq!(got(&req("/x", &[("Authorization", "Basic YWNtZTpzZWNyZXQ=")]), ""), Ok(Some("acme".into())));
-    assert_eq!(got(&req("/x?a=1&username=acme%2Bprod", &[]), ""), Ok(Some("acme+prod".into())));
-    assert_eq!(got(&req("/x", &[("X-Account-Id", "beta")]), ""), Ok(Some("beta".into())));
-    assert_eq!(got(&req("/x", &[]), "/v1/gamma/messages"), Ok(Some("gamma".into())));
+    assert_eq!(
+        got(
+            &req("/x", &[("Authorization", "Basic YWNtZTpzZWNyZXQ=")]),
+            ""
+        ),
+        Ok(Some("acme".into()))
+    );
+    assert_eq!(
+        got(&req("/x?a=1&username=acme%2Bprod", &[]), ""),
+        Ok(Some("acme+prod".into()))
+    );
+    assert_eq!(
+        got(&req("/x", &[("X-Account-Id", "beta")]), ""),
+        Ok(Some("beta".into()))
+    );
+    assert_eq!(
+        got(&req("/x", &[]), "/v1/gamma/messages"),
+        Ok(Some("gamma".into()))
+    );
     assert_eq!(got(&req("/x", &[]), "/v1"), Ok(None));
 }
 
 #[test]
 fn first_hit_wins() {
-    let r = req("/x?username=second", &[("Authorization", "basic YWNtZTpzZWNyZXQ="), ("X-Account-Id", "third")]);
+    let r = req(
+        "/x?username=second",
+        &[
+            ("Authorization", "basic YWNtZTpzZWNyZXQ="),
+            ("X-Account-Id", "third"),
+        ],
+    );
     assert_eq!(got(&r, ""), Ok(Some("acme".into())));
 }
 
 #[test]
 fn bearer_tokens_are_not_basic_auth() {
-    assert_eq!(got(&req("/x", &[("Authorization", "Bearer abc")]), ""), Ok(None));
+    assert_eq!(
+        got(&req("/x", &[("Authorization", "Bearer abc")]), ""),
+        Ok(None)
+    );
 }
 
 #[test]
 fn malformed_values_are_refused_not_guessed() {
-    assert_eq!(got(&req("/x", &[("Authorization", "Basic !!!")]), ""), Err(AccountError::BadBasicAuth));
+    assert_eq!(
+        got(&req("/x", &[("Authorization", "Basic !!!")]), ""),
+        Err(AccountError::BadBasicAuth)
+    );
     // "nocolon"
-    assert_eq!(got(&req("/x", &[("Authorization", "Basic bm9jb2xvbg==")]), ""), Err(AccountError::BadBasicAuth));
-    assert_eq!(got(&req("/x", &[("X-Account-Id", "a b")]), ""), Err(AccountError::BadAccountId));
-    assert_eq!(got(&req("/x", &[("X-Account-Id", "a"), ("X-Account-Id", "b")]), ""), Err(AccountError::BadAccountId));
-    assert_eq!(got(&req("/x?username=a&username=b", &[]), ""), Err(AccountError::BadAccountId));
+    assert_eq!(
+        got(&req("/x", &[("Authorization", "Basic bm9jb2xvbg==")]), ""),
+        Err(AccountError::BadBasicAuth)
+    );
+    assert_eq!(
+        got(&req("/x", &[("X-Account-Id", "a b")]), ""),
+        Err(AccountError::BadAccountId)
+    );
+    assert_eq!(
+        got(
+            &req("/x", &[("X-Account-Id", "a"), ("X-Account-Id", "b")]),
+            ""
+        ),
+        Err(AccountError::BadAccountId)
+    );
+    assert_eq!(
+        got(&req("/x?username=a&username=b", &[]), ""),
+        Err(AccountError::BadAccountId)
+    );
     let long = "a".repeat(200);
-    assert_eq!(got(&req("/x", &[("X-Account-Id", long.as_str())]), ""), Err(AccountError::BadAccountId));
+    assert_eq!(
+        got(&req("/x", &[("X-Account-Id", long.as_str())]), ""),
+        Err(AccountError::BadAccountId)
+    );
 }
 
 #[test]

@@ -11,65 +11,134 @@ fn table() -> Table {
     Table::build(
         1,
         vec![
-            ("enf".to_string(), AccountPolicy::new(Mode::Enforce, &nets(&["203.0.113.10/32", "2001:db8::/64"]))),
-            ("rep".to_string(), AccountPolicy::new(Mode::Report, &nets(&["203.0.113.10/32"]))),
+            (
+                "enf".to_string(),
+                AccountPolicy::new(Mode::Enforce, &nets(&["203.0.113.10/32", "2001:db8::/64"])),
+            ),
+            (
+                "rep".to_string(),
+                AccountPolicy::new(Mode::Report, &nets(&["203.0.113.10/32"])),
+            ),
             ("off".to_string(), AccountPolicy::new(Mode::Off, &[])),
         ],
         &nets(&["203.0.113.66/32"]),
     )
 }
 
-const STRICT: Policy = Policy { unknown_account: UnknownAccount::Deny, deny_unidentified: true };
-const LAX: Policy = Policy { unknown_account: UnknownAccount::Allow, deny_unidentified: false };
+const STRICT: Policy = Policy {
+    unknown_account: UnknownAccount::Deny,
+    deny_unidentified: true,
+};
+const LAX: Policy = Policy {
+    unknown_account: UnknownAccount::Allow,
+    deny_unidentified: false,
+};
 
 #[test]
 fn whitelisted_ip_is_allowed_in_enforce() {
     let t = table();
-    assert_eq!(decide(&t, STRICT, ip("203.0.113.10"), true, Some("enf")), Decision::Allow(AllowReason::Whitelisted));
-    assert_eq!(decide(&t, STRICT, ip("2001:db8::42"), true, Some("enf")), Decision::Allow(AllowReason::Whitelisted));
+    assert_eq!(
+        decide(&t, STRICT, ip("203.0.113.10"), true, Some("enf")),
+        Decision::Allow(AllowReason::Whitelisted)
+    );
+    assert_eq!(
+        decide(&t, STRICT, ip("2001:db8::42"), true, Some("enf")),
+        Decision::Allow(AllowReason::Whitelisted)
+    );
 }
 
 #[test]
 fn other_ip_is_denied_in_enforce_and_reported_in_report() {
     let t = table();
-    assert_eq!(decide(&t, STRICT, ip("198.51.100.1"), true, Some("enf")), Decision::Deny(DenyReason::IpNotWhitelisted));
-    assert_eq!(decide(&t, STRICT, ip("198.51.100.1"), true, Some("rep")), Decision::Report(DenyReason::IpNotWhitelisted));
-    assert_eq!(decide(&t, STRICT, ip("203.0.113.10"), true, Some("rep")), Decision::Allow(AllowReason::Whitelisted));
+    assert_eq!(
+        decide(&t, STRICT, ip("198.51.100.1"), true, Some("enf")),
+        Decision::Deny(DenyReason::IpNotWhitelisted)
+    );
+    assert_eq!(
+        decide(&t, STRICT, ip("198.51.100.1"), true, Some("rep")),
+        Decision::Report(DenyReason::IpNotWhitelisted)
+    );
+    assert_eq!(
+        decide(&t, STRICT, ip("203.0.113.10"), true, Some("rep")),
+        Decision::Allow(AllowReason::Whitelisted)
+    );
 }
 
 #[test]
 fn feature_off_allows_any_ip() {
-    assert_eq!(decide(&table(), STRICT, ip("198.51.100.1"), true, Some("off")), Decision::Allow(AllowReason::FeatureOff));
+    assert_eq!(
+        decide(&table(), STRICT, ip("198.51.100.1"), true, Some("off")),
+        Decision::Allow(AllowReason::FeatureOff)
+    );
 }
 
 #[test]
 fn blocklist_wins_over_whitelist_and_route() {
     let t = table();
-    let t = t.with_account("enf", Some(AccountPolicy::new(Mode::Enforce, &["203.0.113.66/32".parse().unwrap_or(IpNet::default())])));
-    assert_eq!(decide(&t, STRICT, ip("203.0.113.66"), true, Some("enf")), Decision::Deny(DenyReason::IpBlocked));
-    assert_eq!(decide(&t, STRICT, ip("203.0.113.66"), false, None), Decision::Deny(DenyReason::IpBlocked));
-    assert_eq!(decide(&t, LAX, ip("203.0.113.66"), true, Some("off")), Decision::Deny(DenyReason::IpBlocked));
+    let t = t.with_account(
+        "enf",
+        Some(AccountPolicy::new(
+            Mode::Enforce,
+            &["203.0.113.66/32".parse().unwrap_or(IpNet::default())],
+        )),
+    );
+    assert_eq!(
+        decide(&t, STRICT, ip("203.0.113.66"), true, Some("enf")),
+        Decision::Deny(DenyReason::IpBlocked)
+    );
+    assert_eq!(
+        decide(&t, STRICT, ip("203.0.113.66"), false, None),
+        Decision::Deny(DenyReason::IpBlocked)
+    );
+    assert_eq!(
+        decide(&t, LAX, ip("203.0.113.66"), true, Some("off")),
+        Decision::Deny(DenyReason::IpBlocked)
+    );
 }
 
 #[test]
 fn no_route_comes_before_account() {
-    assert_eq!(decide(&table(), STRICT, ip("203.0.113.10"), false, Some("enf")), Decision::Deny(DenyReason::NoRoute));
+    assert_eq!(
+        decide(&table(), STRICT, ip("203.0.113.10"), false, Some("enf")),
+        Decision::Deny(DenyReason::NoRoute)
+    );
 }
 
 #[test]
 fn unidentified_and_unknown_follow_policy() {
     let t = table();
-    assert_eq!(decide(&t, STRICT, ip("198.51.100.1"), true, None), Decision::Deny(DenyReason::Unidentified));
-    assert_eq!(decide(&t, LAX, ip("198.51.100.1"), true, None), Decision::Allow(AllowReason::Unidentified));
-    assert_eq!(decide(&t, STRICT, ip("198.51.100.1"), true, Some("ghost")), Decision::Deny(DenyReason::UnknownAccount));
-    assert_eq!(decide(&t, LAX, ip("198.51.100.1"), true, Some("ghost")), Decision::Allow(AllowReason::UnknownAccount));
+    assert_eq!(
+        decide(&t, STRICT, ip("198.51.100.1"), true, None),
+        Decision::Deny(DenyReason::Unidentified)
+    );
+    assert_eq!(
+        decide(&t, LAX, ip("198.51.100.1"), true, None),
+        Decision::Allow(AllowReason::Unidentified)
+    );
+    assert_eq!(
+        decide(&t, STRICT, ip("198.51.100.1"), true, Some("ghost")),
+        Decision::Deny(DenyReason::UnknownAccount)
+    );
+    assert_eq!(
+        decide(&t, LAX, ip("198.51.100.1"), true, Some("ghost")),
+        Decision::Allow(AllowReason::UnknownAccount)
+    );
 }
 
 #[test]
 fn status_codes_match_the_contract() {
-    let pairs: Vec<(&str, u16)> = DenyReason::ALL.iter().map(|r| (r.code(), r.status())).collect();
+    let pairs: Vec<(&str, u16)> = DenyReason::ALL
+        .iter()
+        .map(|r| (r.code(), r.status()))
+        .collect();
     assert_eq!(
         pairs,
-        vec![("ip_blocked", 403), ("no_route", 404), ("unidentified", 401), ("unknown_account", 403), ("ip_not_whitelisted", 403)]
+        vec![
+            ("ip_blocked", 403),
+            ("no_route", 404),
+            ("unidentified", 401),
+            ("unknown_account", 403),
+            ("ip_not_whitelisted", 403)
+        ]
     );
 }

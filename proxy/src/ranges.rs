@@ -6,12 +6,15 @@ use ipnet::IpNet;
 use smallvec::SmallVec;
 use std::net::IpAddr;
 
-/// Sorted disjoint inclusive ranges, IPv4 and IPv6 kept apart. A few ranges
-/// live inline, so the common account (a handful of entries, often merged
-/// into fewer ranges) is matched without following another pointer.
+/// Sorted disjoint inclusive ranges, IPv4 and IPv6 kept apart. Three IPv4
+/// ranges and one IPv6 range live inline, so the common account (a handful
+/// of entries, often merged into fewer ranges) is matched without following
+/// another pointer. `repr(C)` keeps the IPv4 part first (see the table's
+/// record layout).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct RangeSet {
-    v4: SmallVec<[(u32, u32); 4]>,
+    v4: SmallVec<[(u32, u32); 3]>,
     v6: SmallVec<[(u128, u128); 1]>,
 }
 

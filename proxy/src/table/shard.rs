@@ -30,7 +30,13 @@ struct Record {
 
 impl Record {
     fn new(hash: u64, id: &str, p: AccountPolicy) -> Record {
-        Record { id: SmallVec::from_slice(id.as_bytes()), mode: p.mode, allowed: p.allowed, hash, entries: p.entries }
+        Record {
+            id: SmallVec::from_slice(id.as_bytes()),
+            mode: p.mode,
+            allowed: p.allowed,
+            hash,
+            entries: p.entries,
+        }
     }
 }
 
@@ -156,7 +162,11 @@ mod tests {
         assert_eq!(std::mem::size_of::<Record>(), 128);
         assert_eq!(std::mem::align_of::<Record>(), 64);
         assert_eq!(std::mem::offset_of!(Record, allowed), 32);
-        assert_eq!(std::mem::size_of::<SmallVec<[(u32, u32); 3]>>(), 32, "IPv4 ranges end the first line");
+        assert_eq!(
+            std::mem::size_of::<SmallVec<[(u32, u32); 3]>>(),
+            32,
+            "IPv4 ranges end the first line"
+        );
         assert_eq!(std::mem::size_of::<Slot>(), 4);
     }
 }

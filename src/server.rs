@@ -11,6 +11,7 @@ use ipgate_control::publish::{load_table, Publisher};
 use ipgate_control::store::Store;
 use ipgate_proxy::client_ip::TrustedProxies;
 use ipgate_proxy::head_check::HeadLimits;
+use ipgate_proxy::head_deadline::HeadDeadline;
 use ipgate_proxy::metrics::{ProxyMetrics, TableCollector};
 use ipgate_proxy::routes::Routes;
 use ipgate_proxy::service::Gate;
@@ -103,7 +104,9 @@ pub fn run(config: Config, halves: Halves, admin_token: AdminToken) -> anyhow::R
             },
             access_log: config.proxy.access_log,
         };
-        let mut svc = pingora::proxy::http_proxy_service(&server.configuration, gate);
+        let app = pingora::proxy::http_proxy(&server.configuration, gate);
+        let app = HeadDeadline::new(app, config.proxy.header_timeout.0);
+        let mut svc = pingora::services::listening::Service::new("ipgate proxy".to_string(), app);
         let mut listening = false;
         if let Some(addr) = config.proxy.listen {
             // Fail early and clearly if the port is taken; Pingora binds later.

@@ -112,3 +112,91 @@ fn paths_are_normalised_and_never_leave_their_prefix() {
     );
     assert_eq!(status_of(&r), 400, "{r}");
 }
+
+fn slow_gate() -> (Upstream, Gate) {
+    let up = Upstream::start();
+    let opts = GateOpts {
+        extra: "header_timeout = \"1s\"".into(),
+        ..GateOpts::default()
+    };
+    let gate = Gate::start(&up, opts);
+    gate.account("free", "off", &[]);
+    (up, gate)
+}
+
+/// True when the server has closed `s` (EOF or reset) before the socket's
+/// read timeout; false when the read merely timed out.
+fn closed(s: &mut std::net::TcpStream) -> bool {
+    use std::io::{ErrorKind, Read};
+    let mut b = [0u8; 256];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+    }
+}
+
+#[test]
+fn slowloris_heads_are_cut_off_at_header_timeout() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let (up, gate) = slow_gate();
+
+    // A connection that never sends a byte.
+    let mut idle = std::net::TcpStream::connect(gate.proxy).unwrap_or_else(|e| panic!("{e}"));
+    idle.set_read_timeout(Some(Duration::from_secs(8)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let start = Instant::now();
+    assert!(closed(&mut idle), "an idle connection is closed");
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "closed after {:?}",
+        start.elapsed()
+    );
+
+    // A head trickled one byte every 200 ms never completes.
+    let mut slow = std::net::TcpStream::connect(gate.proxy).unwrap_or_else(|e| panic!("{e}"));
+    let start = Instant::now();
+    let mut cut = false;
+    for b in b"GET /sms/x HTTP/1.1\r\nHost: a\r\nX-Account-Id: free\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter() {
+        if slow.write_all(&[*b]).is_err() {
+            cut = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        if start.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+    }
+    if !cut {
+        slow.set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        cut = closed(&mut slow);
+    }
+    assert!(cut, "the trickled head was not cut off");
+    assert_eq!(up.hits(), 0);
+}
+
+#[test]
+fn header_timeout_does_not_touch_prompt_or_kept_alive_clients() {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let (up, gate) = slow_gate();
+    let mut s = std::net::TcpStream::connect(gate.proxy).unwrap_or_else(|e| panic!("{e}"));
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let req = b"GET /sms/x HTTP/1.1\r\nHost: a\r\nX-Account-Id: free\r\n\r\n";
+    for round in 0..2 {
+        s.write_all(req)
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let mut buf = [0u8; 4096];
+        let n = s
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(text.starts_with("HTTP/1.1 200"), "round {round}: {text}");
+        // Idle longer than header_timeout between requests on a kept-alive connection.
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    assert_eq!(up.hits(), 2);
+}

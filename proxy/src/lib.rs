@@ -8,6 +8,7 @@ pub mod account;
 pub mod client_ip;
 pub mod decision;
 pub mod head_check;
+pub mod head_deadline;
 pub mod metrics;
 pub mod path;
 pub mod ranges;

@@ -33,6 +33,20 @@ enum AdminCmd {
     /// The global blocklist.
     #[command(subcommand)]
     Blocklist(BlocklistCmd),
+    /// The security log.
+    #[command(subcommand)]
+    Log(LogCmd),
+}
+
+#[derive(Subcommand)]
+enum LogCmd {
+    /// Records, oldest first.
+    List {
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Walks the hash chain; exit 1 when it is broken.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -200,6 +214,14 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             "/admin/v1/blocklist".into(),
             Some(json!({"cidr": cidr, "remark": remark})),
         ),
+        AdminCmd::Log(LogCmd::List { account }) => {
+            let q = account
+                .as_deref()
+                .map(|a| format!("?account={}", seg(a)))
+                .unwrap_or_default();
+            ("GET", format!("/admin/v1/security-log{q}"), None)
+        }
+        AdminCmd::Log(LogCmd::Verify) => ("GET", "/admin/v1/security-log/verify".into(), None),
         AdminCmd::Blocklist(BlocklistCmd::Remove { id }) => {
             ("DELETE", format!("/admin/v1/blocklist/{}", seg(id)), None)
         }
@@ -222,9 +244,18 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
         .unwrap_or(text);
-    if status.is_success() {
+    let chain_broken = matches!(args.cmd, AdminCmd::Log(LogCmd::Verify))
+        && serde_json::from_str::<Value>(&pretty)
+            .ok()
+            .and_then(|v| v["ok"].as_bool())
+            != Some(true);
+    if status.is_success() && !chain_broken {
         println!("{pretty}");
         Ok(ExitCode::SUCCESS)
+    } else if status.is_success() {
+        println!("{pretty}");
+        eprintln!("the security log's hash chain is BROKEN");
+        Ok(ExitCode::FAILURE)
     } else {
         eprintln!("admin API answered {status}:\n{pretty}");
         Ok(ExitCode::FAILURE)

@@ -9,6 +9,7 @@ use clap::Args;
 use ipgate_config::Config;
 use ipgate_control::admin::AdminToken;
 use ipgate_control::model::{now, Account, Source, WhitelistEntry, WhitelistMode};
+use ipgate_control::seclog::Actor;
 use ipgate_control::store::Store;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -62,16 +63,11 @@ fn seed(config: &Config) -> anyhow::Result<()> {
             created_at: now(),
             updated_at: now(),
         };
-        store
-            .create_account(account("acme", "Acme SMS Ltd", WhitelistMode::Enforce))
-            .await?;
-        store
-            .create_account(account(
-                "globex",
-                "Globex (report-only)",
-                WhitelistMode::Report,
-            ))
-            .await?;
+        let seed = Actor::system();
+        let acme = account("acme", "Acme SMS Ltd", WhitelistMode::Enforce);
+        store.create_account(acme, &seed).await?;
+        let globex = account("globex", "Globex (report-only)", WhitelistMode::Report);
+        store.create_account(globex, &seed).await?;
         let entry = WhitelistEntry {
             id: String::new(),
             account: "acme".into(),
@@ -82,7 +78,7 @@ fn seed(config: &Config) -> anyhow::Result<()> {
             created_at: now(),
             updated_at: now(),
         };
-        store.add_entries("acme", vec![entry]).await?;
+        store.add_entries("acme", vec![entry], &seed).await?;
         anyhow::Ok(())
     })
 }

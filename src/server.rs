@@ -54,6 +54,15 @@ pub fn run(config: Config, halves: Halves, admin_token: AdminToken) -> anyhow::R
             "whitelist table loaded from the store"
         );
     }
+    match store.verify_security_log() {
+        Ok(v) if v.ok => {
+            tracing::info!(records = v.records, head = %v.head, "security log verified")
+        }
+        Ok(v) => {
+            tracing::error!(broken_at = ?v.broken_at, reason = ?v.reason, head = %v.head, "security log chain is BROKEN")
+        }
+        Err(e) => tracing::error!(error = %e, "security log cannot be read"),
+    }
     let registry = Registry::new();
     registry.register(Box::new(TableCollector::new(table.clone())?))?;
 

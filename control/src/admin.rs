@@ -44,6 +44,11 @@ pub fn router(state: AdminState) -> Router {
             get(handlers::list_blocks).post(handlers::add_block),
         )
         .route("/admin/v1/blocklist/{id}", delete(handlers::remove_block))
+        .route("/admin/v1/security-log", get(handlers::security_log))
+        .route(
+            "/admin/v1/security-log/verify",
+            get(handlers::verify_security_log),
+        )
         .fallback(|| async {
             ApiError::not_found("path", "no such admin route; see SPEC section 6")
         })

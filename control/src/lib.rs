@@ -6,4 +6,5 @@
 pub mod admin;
 pub mod model;
 pub mod publish;
+pub mod seclog;
 pub mod store;

@@ -3,8 +3,10 @@
 //! caller that answers after it never answers for a change a crash can lose.
 
 use crate::model::{Account, BlockEntry, WhitelistEntry};
+use crate::seclog::{self, Actor, Event, SecRecord, Verification};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::json;
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
 };
@@ -73,6 +75,7 @@ pub struct Store {
     accounts: Tree,
     entries: Tree,
     blocklist: Tree,
+    seclog: Tree,
 }
 
 impl Store {
@@ -89,6 +92,7 @@ impl Store {
             accounts: db.open_tree("accounts")?,
             entries: db.open_tree("entries")?,
             blocklist: db.open_tree("blocklist")?,
+            seclog: db.open_tree("seclog")?,
             db,
         })
     }
@@ -110,16 +114,28 @@ impl Store {
         self.accounts.iter().values().map(|v| decode(&v?)).collect()
     }
 
-    pub async fn create_account(&self, account: Account) -> Result<Account, StoreError> {
+    pub async fn create_account(
+        &self,
+        account: Account,
+        actor: &Actor,
+    ) -> Result<Account, StoreError> {
         let key = account.id.clone();
         let value = encode(&account);
-        flatten(self.accounts.transaction(|tx| {
-            if tx.get(key.as_bytes())?.is_some() {
-                return abort(StoreError::AccountExists(key.clone()));
-            }
-            tx.insert(key.as_bytes(), value.as_slice())?;
-            Ok(())
-        }))?;
+        let event = Event {
+            event: "account.created",
+            account: Some(&account.id),
+            details: json!({"name": account.name, "emails": account.emails, "whitelist": account.whitelist}),
+        };
+        flatten((&self.accounts, &self.seclog).transaction(
+            |(tx, log): &(TransactionalTree, TransactionalTree)| {
+                if tx.get(key.as_bytes())?.is_some() {
+                    return abort(StoreError::AccountExists(key.clone()));
+                }
+                tx.insert(key.as_bytes(), value.as_slice())?;
+                seclog::append(log, actor, &event)?;
+                Ok(())
+            },
+        ))?;
         self.flush().await?;
         Ok(account)
     }
@@ -128,20 +144,32 @@ impl Store {
     pub async fn update_account(
         &self,
         id: &str,
+        actor: &Actor,
         f: impl Fn(Account) -> Account,
     ) -> Result<Account, StoreError> {
-        let updated = flatten(self.accounts.transaction(|tx| {
-            let Some(old) = tx.get(id.as_bytes())? else {
-                return abort(StoreError::NoAccount(id.to_string()));
-            };
-            let old: Account = match decode(&old) {
-                Ok(a) => a,
-                Err(e) => return abort(e),
-            };
-            let new = f(old);
-            tx.insert(id.as_bytes(), encode(&new))?;
-            Ok(new)
-        }))?;
+        let updated = flatten((&self.accounts, &self.seclog).transaction(
+            |(tx, log): &(TransactionalTree, TransactionalTree)| {
+                let Some(old) = tx.get(id.as_bytes())? else {
+                    return abort(StoreError::NoAccount(id.to_string()));
+                };
+                let old: Account = match decode(&old) {
+                    Ok(a) => a,
+                    Err(e) => return abort(e),
+                };
+                let new = f(old.clone());
+                tx.insert(id.as_bytes(), encode(&new))?;
+                let event = Event {
+                    event: "account.changed",
+                    account: Some(id),
+                    details: json!({
+                        "before": {"name": old.name, "emails": old.emails, "whitelist": old.whitelist},
+                        "after": {"name": new.name, "emails": new.emails, "whitelist": new.whitelist},
+                    }),
+                };
+                seclog::append(log, actor, &event)?;
+                Ok(new)
+            },
+        ))?;
         self.flush().await?;
         Ok(updated)
     }
@@ -169,6 +197,7 @@ impl Store {
         &self,
         account: &str,
         new: Vec<WhitelistEntry>,
+        actor: &Actor,
     ) -> Result<Vec<WhitelistEntry>, StoreError> {
         let mut keyed = Vec::with_capacity(new.len());
         for mut e in new {
@@ -177,8 +206,8 @@ impl Store {
             keyed.push((entry_key(account, id), e));
         }
         let existing: Vec<String> = self.entries(account)?.into_iter().map(|e| e.cidr).collect();
-        flatten((&self.accounts, &self.entries).transaction(
-            |(accounts, entries): &(TransactionalTree, TransactionalTree)| {
+        flatten((&self.accounts, &self.entries, &self.seclog).transaction(
+            |(accounts, entries, log): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
                 if accounts.get(account.as_bytes())?.is_none() {
                     return abort(StoreError::NoAccount(account.to_string()));
                 }
@@ -187,6 +216,12 @@ impl Store {
                         return abort(StoreError::Duplicate(e.cidr.clone()));
                     }
                     entries.insert(key.as_slice(), encode(e))?;
+                    let event = Event {
+                        event: "whitelist.added",
+                        account: Some(account),
+                        details: json!({"entry": e.id, "cidr": e.cidr, "remark": e.remark, "source": e.source}),
+                    };
+                    seclog::append(log, actor, &event)?;
                 }
                 Ok(())
             },
@@ -199,18 +234,27 @@ impl Store {
         &self,
         account: &str,
         id: &str,
+        actor: &Actor,
     ) -> Result<WhitelistEntry, StoreError> {
         let n: u64 = id
             .parse()
             .map_err(|_| StoreError::NoEntry(id.to_string()))?;
         let key = entry_key(account, n);
-        let removed = flatten(
-            self.entries
-                .transaction(|tx| match tx.remove(key.as_slice())? {
-                    Some(v) => decode(&v).or_else(abort),
-                    None => abort(StoreError::NoEntry(id.to_string())),
-                }),
-        )?;
+        let removed = flatten((&self.entries, &self.seclog).transaction(
+            |(tx, log): &(TransactionalTree, TransactionalTree)| {
+                let Some(v) = tx.remove(key.as_slice())? else {
+                    return abort(StoreError::NoEntry(id.to_string()));
+                };
+                let e: WhitelistEntry = decode(&v).or_else(abort)?;
+                let event = Event {
+                    event: "whitelist.removed",
+                    account: Some(account),
+                    details: json!({"entry": e.id, "cidr": e.cidr}),
+                };
+                seclog::append(log, actor, &event)?;
+                Ok(e)
+            },
+        ))?;
         self.flush().await?;
         Ok(removed)
     }
@@ -223,7 +267,11 @@ impl Store {
             .collect()
     }
 
-    pub async fn add_block(&self, mut entry: BlockEntry) -> Result<BlockEntry, StoreError> {
+    pub async fn add_block(
+        &self,
+        mut entry: BlockEntry,
+        actor: &Actor,
+    ) -> Result<BlockEntry, StoreError> {
         let id = self.next_id()?;
         entry.id = id.to_string();
         let existing = self.blocklist()?;
@@ -231,26 +279,53 @@ impl Store {
             return Err(StoreError::Duplicate(entry.cidr));
         }
         let value = encode(&entry);
-        flatten(self.blocklist.transaction(|tx| {
-            tx.insert(&id.to_be_bytes(), value.as_slice())?;
-            Ok(())
-        }))?;
+        let event = Event {
+            event: "blocklist.added",
+            account: None,
+            details: json!({"entry": entry.id, "cidr": entry.cidr, "remark": entry.remark}),
+        };
+        flatten((&self.blocklist, &self.seclog).transaction(
+            |(tx, log): &(TransactionalTree, TransactionalTree)| {
+                tx.insert(&id.to_be_bytes(), value.as_slice())?;
+                seclog::append(log, actor, &event)?;
+                Ok(())
+            },
+        ))?;
         self.flush().await?;
         Ok(entry)
     }
 
-    pub async fn remove_block(&self, id: &str) -> Result<BlockEntry, StoreError> {
+    pub async fn remove_block(&self, id: &str, actor: &Actor) -> Result<BlockEntry, StoreError> {
         let n: u64 = id
             .parse()
             .map_err(|_| StoreError::NoEntry(id.to_string()))?;
-        let removed = flatten(self.blocklist.transaction(
-            |tx| match tx.remove(&n.to_be_bytes())? {
-                Some(v) => decode(&v).or_else(abort),
-                None => abort(StoreError::NoEntry(id.to_string())),
+        let removed = flatten((&self.blocklist, &self.seclog).transaction(
+            |(tx, log): &(TransactionalTree, TransactionalTree)| {
+                let Some(v) = tx.remove(&n.to_be_bytes())? else {
+                    return abort(StoreError::NoEntry(id.to_string()));
+                };
+                let b: BlockEntry = decode(&v).or_else(abort)?;
+                let event = Event {
+                    event: "blocklist.removed",
+                    account: None,
+                    details: json!({"entry": b.id, "cidr": b.cidr}),
+                };
+                seclog::append(log, actor, &event)?;
+                Ok(b)
             },
         ))?;
         self.flush().await?;
         Ok(removed)
+    }
+
+    /// Security-log records, oldest first.
+    pub fn security_log(&self, account: Option<&str>) -> Result<Vec<SecRecord>, StoreError> {
+        Ok(seclog::records(&self.seclog, account)?)
+    }
+
+    /// Walks the security log's hash chain.
+    pub fn verify_security_log(&self) -> Result<Verification, StoreError> {
+        Ok(seclog::verify(&self.seclog)?)
     }
 }
 

@@ -5,12 +5,14 @@ use super::error::{ApiError, ApiJson};
 use super::AdminState;
 use crate::model::{now, Account, BlockEntry, Source, WhitelistEntry, WhitelistMode};
 use crate::publish::Touched;
-use axum::extract::{Path, State};
+use crate::seclog::{Actor, SecRecord, Verification};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use ipgate_config::net::parse_cidr;
 use ipgate_proxy::account::valid_account_id;
 use serde::Deserialize;
+use std::net::SocketAddr;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -122,6 +124,7 @@ fn cidr(input: &str) -> ApiResult<String> {
 
 pub async fn create_account(
     State(s): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(body): ApiJson<NewAccount>,
 ) -> ApiResult<(StatusCode, Json<Account>)> {
     check_account_id(&body.id)?;
@@ -138,7 +141,8 @@ pub async fn create_account(
     let created = s
         .publisher
         .change(Touched::Account(&body.id), |st| async move {
-            st.create_account(account).await
+            st.create_account(account, &Actor::admin(Some(peer.ip())))
+                .await
         })
         .await?;
     tracing::info!(account = %created.id, mode = ?created.whitelist, "admin: account created");
@@ -162,6 +166,7 @@ pub async fn get_account(
 
 pub async fn patch_account(
     State(s): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<AccountPatch>,
 ) -> ApiResult<Json<Account>> {
@@ -175,19 +180,23 @@ pub async fn patch_account(
     let updated = s
         .publisher
         .change(Touched::Account(&id), |st| async move {
-            st.update_account(&account, |mut a| {
-                if let Some(n) = &patch.name {
-                    a.name = n.trim().to_string();
-                }
-                if let Some(e) = &patch.emails {
-                    a.emails = e.clone();
-                }
-                if let Some(m) = patch.whitelist {
-                    a.whitelist = m;
-                }
-                a.updated_at = now();
-                a
-            })
+            st.update_account(
+                &account,
+                &Actor::admin(Some(peer.ip())),
+                |mut a: Account| {
+                    if let Some(n) = &patch.name {
+                        a.name = n.trim().to_string();
+                    }
+                    if let Some(e) = &patch.emails {
+                        a.emails = e.clone();
+                    }
+                    if let Some(m) = patch.whitelist {
+                        a.whitelist = m;
+                    }
+                    a.updated_at = now();
+                    a
+                },
+            )
             .await
         })
         .await?;
@@ -210,6 +219,7 @@ pub async fn list_entries(
 
 pub async fn add_entry(
     State(s): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NewEntry>,
 ) -> ApiResult<(StatusCode, Json<WhitelistEntry>)> {
@@ -240,7 +250,8 @@ pub async fn add_entry(
     let mut added = s
         .publisher
         .change(Touched::Account(&id), |st| async move {
-            st.add_entries(&account, vec![entry]).await
+            st.add_entries(&account, vec![entry], &Actor::admin(Some(peer.ip())))
+                .await
         })
         .await?;
     let added = added.pop().ok_or_else(|| {
@@ -256,13 +267,15 @@ pub async fn add_entry(
 
 pub async fn remove_entry(
     State(s): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((id, entry_id)): Path<(String, String)>,
 ) -> ApiResult<Json<WhitelistEntry>> {
     let account = id.clone();
     let removed = s
         .publisher
         .change(Touched::Account(&id), |st| async move {
-            st.remove_entry(&account, &entry_id).await
+            st.remove_entry(&account, &entry_id, &Actor::admin(Some(peer.ip())))
+                .await
         })
         .await?;
     tracing::info!(account = %id, cidr = %removed.cidr, entry = %removed.id, "admin: whitelist entry removed");
@@ -275,6 +288,7 @@ pub async fn list_blocks(State(s): State<AdminState>) -> ApiResult<Json<Vec<Bloc
 
 pub async fn add_block(
     State(s): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(body): ApiJson<NewBlock>,
 ) -> ApiResult<(StatusCode, Json<BlockEntry>)> {
     let cidr = cidr(&body.cidr)?;
@@ -287,10 +301,9 @@ pub async fn add_block(
     };
     let added = s
         .publisher
-        .change(
-            Touched::Blocklist,
-            |st| async move { st.add_block(entry).await },
-        )
+        .change(Touched::Blocklist, |st| async move {
+            st.add_block(entry, &Actor::admin(Some(peer.ip()))).await
+        })
         .await?;
     tracing::info!(cidr = %added.cidr, entry = %added.id, "admin: blocklist entry added");
     Ok((StatusCode::CREATED, Json(added)))
@@ -298,14 +311,38 @@ pub async fn add_block(
 
 pub async fn remove_block(
     State(s): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<BlockEntry>> {
     let removed = s
         .publisher
         .change(Touched::Blocklist, |st| async move {
-            st.remove_block(&id).await
+            st.remove_block(&id, &Actor::admin(Some(peer.ip()))).await
         })
         .await?;
     tracing::info!(cidr = %removed.cidr, entry = %removed.id, "admin: blocklist entry removed");
     Ok(Json(removed))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    account: Option<String>,
+}
+
+pub async fn security_log(
+    State(s): State<AdminState>,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<Json<Vec<SecRecord>>> {
+    Ok(Json(s.publisher.store.security_log(q.account.as_deref())?))
+}
+
+pub async fn verify_security_log(State(s): State<AdminState>) -> ApiResult<Json<Verification>> {
+    let v = s.publisher.store.verify_security_log()?;
+    if v.ok {
+        tracing::info!(records = v.records, head = %v.head, "security log verified");
+    } else {
+        tracing::error!(broken_at = ?v.broken_at, reason = ?v.reason, "security log verification FAILED");
+    }
+    Ok(Json(v))
 }

@@ -25,23 +25,32 @@ fn entry(cidr: &str) -> WhitelistEntry {
     }
 }
 
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn op() -> Actor {
+    Actor::admin(Some(std::net::IpAddr::from([127, 0, 0, 1])))
+}
+
 #[tokio::test]
 async fn changes_survive_reopening() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     {
-        let s = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-        s.create_account(account("acme"))
+        let s = open(&dir);
+        s.create_account(account("acme"), &op())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let added = s
             .add_entries(
                 "acme",
                 vec![entry("203.0.113.10/32"), entry("2001:db8::/64")],
+                &op(),
             )
             .await;
         assert_eq!(added.map(|v| v.len()).ok(), Some(2));
     }
-    let s = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let s = open(&dir);
     let cidrs: Vec<String> = s
         .entries("acme")
         .unwrap_or_default()
@@ -52,30 +61,42 @@ async fn changes_survive_reopening() {
         cidrs,
         vec!["203.0.113.10/32".to_string(), "2001:db8::/64".to_string()]
     );
+    let events: Vec<String> = s
+        .security_log(None)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.event)
+        .collect();
+    assert_eq!(
+        events,
+        vec!["account.created", "whitelist.added", "whitelist.added"]
+    );
 }
 
 #[tokio::test]
-async fn refusals_change_nothing() {
+async fn refusals_change_nothing_and_log_nothing() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let s = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let s = open(&dir);
     assert!(matches!(
-        s.add_entries("ghost", vec![entry("203.0.113.10/32")]).await,
+        s.add_entries("ghost", vec![entry("203.0.113.10/32")], &op())
+            .await,
         Err(StoreError::NoAccount(_))
     ));
-    s.create_account(account("acme"))
+    s.create_account(account("acme"), &op())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(matches!(
-        s.create_account(account("acme")).await,
+        s.create_account(account("acme"), &op()).await,
         Err(StoreError::AccountExists(_))
     ));
-    s.add_entries("acme", vec![entry("203.0.113.10/32")])
+    s.add_entries("acme", vec![entry("203.0.113.10/32")], &op())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let dup = s
         .add_entries(
             "acme",
             vec![entry("198.51.100.1/32"), entry("203.0.113.10/32")],
+            &op(),
         )
         .await;
     assert!(matches!(dup, Err(StoreError::Duplicate(_))));
@@ -85,27 +106,110 @@ async fn refusals_change_nothing() {
         "a refused batch adds nothing"
     );
     assert!(matches!(
-        s.remove_entry("acme", "999").await,
+        s.remove_entry("acme", "999", &op()).await,
         Err(StoreError::NoEntry(_))
     ));
     assert!(matches!(
-        s.remove_entry("acme", "x").await,
+        s.remove_entry("acme", "x", &op()).await,
         Err(StoreError::NoEntry(_))
     ));
+    assert_eq!(
+        s.security_log(None).unwrap_or_default().len(),
+        2,
+        "only the two changes were logged"
+    );
 }
 
 #[tokio::test]
 async fn entries_of_one_account_do_not_leak_into_another_with_a_longer_name() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let s = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    s.create_account(account("acme"))
+    let s = open(&dir);
+    s.create_account(account("acme"), &op())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    s.create_account(account("acme2"))
+    s.create_account(account("acme2"), &op())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    s.add_entries("acme2", vec![entry("203.0.113.10/32")])
+    s.add_entries("acme2", vec![entry("203.0.113.10/32")], &op())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(s.entries("acme").unwrap_or_default().is_empty());
+}
+
+async fn logged_store(dir: &tempfile::TempDir) -> Store {
+    let s = open(dir);
+    s.create_account(account("acme"), &op())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.add_entries("acme", vec![entry("203.0.113.10/32")], &op())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = BlockEntry {
+        id: String::new(),
+        cidr: "192.0.2.0/24".into(),
+        remark: String::new(),
+        created_at: now(),
+    };
+    s.add_block(b, &op())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s
+}
+
+#[tokio::test]
+async fn an_intact_log_verifies_and_exports_its_head() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let s = logged_store(&dir).await;
+    let v = s.verify_security_log().unwrap_or_else(|e| panic!("{e}"));
+    assert!(v.ok, "{v:?}");
+    assert_eq!(v.records, 3);
+    let last = s
+        .security_log(None)
+        .unwrap_or_default()
+        .pop()
+        .map(|r| r.hash);
+    assert_eq!(Some(v.head), last);
+    assert_eq!(s.security_log(Some("acme")).unwrap_or_default().len(), 2);
+}
+
+#[tokio::test]
+async fn an_edited_record_is_found() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let s = logged_store(&dir).await;
+    let key = 2u64.to_be_bytes();
+    let raw = s
+        .seclog
+        .get(key)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no record 2"));
+    let edited = String::from_utf8_lossy(&raw).replace("203.0.113.10/32", "0.0.0.0/0");
+    s.seclog
+        .insert(key, edited.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let v = s.verify_security_log().unwrap_or_else(|e| panic!("{e}"));
+    assert!(!v.ok);
+    assert_eq!(v.broken_at, Some(2));
+}
+
+#[tokio::test]
+async fn a_dropped_or_truncated_record_is_found() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let s = logged_store(&dir).await;
+    s.seclog
+        .remove(2u64.to_be_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let v = s.verify_security_log().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((v.ok, v.broken_at), (false, Some(2)));
+
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let s = logged_store(&dir).await;
+    s.seclog
+        .remove(3u64.to_be_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let v = s.verify_security_log().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !v.ok,
+        "dropping the newest record while the head names it: {v:?}"
+    );
 }

@@ -1,0 +1,238 @@
+//! The security log: an append-only, hash-chained record of every security
+//! step. Each record carries the hash of the one before it and its own hash
+//! over its content, so editing, reordering or dropping a record breaks the
+//! chain where `verify` finds it; the head hash is exported (verify answer,
+//! start-up log) so a truncated tail can be caught against a copy kept
+//! elsewhere. Records are appended inside the same sled transaction as the
+//! change they describe.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use std::net::IpAddr;
+
+/// The hash before the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+const HEAD_KEY: &[u8] = b"head";
+
+/// Who did something, from where.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub who: String,
+    pub ip: Option<IpAddr>,
+}
+
+impl Actor {
+    pub fn admin(ip: Option<IpAddr>) -> Actor {
+        Actor {
+            who: "admin".into(),
+            ip,
+        }
+    }
+    pub fn system() -> Actor {
+        Actor {
+            who: "system".into(),
+            ip: None,
+        }
+    }
+}
+
+/// One record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecRecord {
+    pub seq: u64,
+    pub at: String,
+    pub event: String,
+    pub account: Option<String>,
+    pub actor: String,
+    pub ip: Option<String>,
+    pub details: Value,
+    pub prev: String,
+    pub hash: String,
+}
+
+impl SecRecord {
+    fn compute_hash(&self) -> String {
+        let mut unhashed = self.clone();
+        unhashed.hash = String::new();
+        let body = serde_json::to_vec(&unhashed).unwrap_or_default();
+        let mut h = Sha256::new();
+        h.update(self.prev.as_bytes());
+        h.update(b"\n");
+        h.update(&body);
+        hex(&h.finalize())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Head {
+    seq: u64,
+    hash: String,
+}
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    pub event: &'a str,
+    pub account: Option<&'a str>,
+    pub details: Value,
+}
+
+/// Appends `event` to the log tree inside a transaction. Returns the new head hash.
+pub fn append<E>(
+    log: &TransactionalTree,
+    actor: &Actor,
+    event: &Event<'_>,
+) -> Result<String, ConflictableTransactionError<E>> {
+    let head: Head = match log.get(HEAD_KEY)? {
+        Some(v) => serde_json::from_slice(&v).unwrap_or(Head {
+            seq: 0,
+            hash: GENESIS.into(),
+        }),
+        None => Head {
+            seq: 0,
+            hash: GENESIS.into(),
+        },
+    };
+    let mut rec = SecRecord {
+        seq: head.seq + 1,
+        at: crate::model::now(),
+        event: event.event.to_string(),
+        account: event.account.map(str::to_string),
+        actor: actor.who.clone(),
+        ip: actor.ip.map(|i| i.to_string()),
+        details: event.details.clone(),
+        prev: head.hash,
+        hash: String::new(),
+    };
+    rec.hash = rec.compute_hash();
+    log.insert(
+        &rec.seq.to_be_bytes(),
+        serde_json::to_vec(&rec).unwrap_or_default(),
+    )?;
+    let new_head = Head {
+        seq: rec.seq,
+        hash: rec.hash.clone(),
+    };
+    log.insert(HEAD_KEY, serde_json::to_vec(&new_head).unwrap_or_default())?;
+    Ok(rec.hash)
+}
+
+/// Every record, oldest first, optionally only one account's.
+pub fn records(log: &sled::Tree, account: Option<&str>) -> Result<Vec<SecRecord>, sled::Error> {
+    let mut out = Vec::new();
+    for item in log.iter() {
+        let (k, v) = item?;
+        if k.len() != 8 {
+            continue;
+        }
+        match serde_json::from_slice::<SecRecord>(&v) {
+            Ok(r) if account.is_none() || r.account.as_deref() == account => out.push(r),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "unreadable security-log record"),
+        }
+    }
+    Ok(out)
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verification {
+    pub ok: bool,
+    pub records: u64,
+    /// The head hash: keep a copy elsewhere to catch truncation.
+    pub head: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broken_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Walks the whole chain.
+pub fn verify(log: &sled::Tree) -> Result<Verification, sled::Error> {
+    let mut prev = GENESIS.to_string();
+    let mut expected = 1u64;
+    let broken = |seq: u64, reason: String, n: u64, head: &str| Verification {
+        ok: false,
+        records: n,
+        head: head.to_string(),
+        broken_at: Some(seq),
+        reason: Some(reason),
+    };
+    for item in log.iter() {
+        let (k, v) = item?;
+        if k.len() != 8 {
+            continue;
+        }
+        let key_seq = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8]));
+        let rec: SecRecord = match serde_json::from_slice(&v) {
+            Ok(r) => r,
+            Err(e) => {
+                return Ok(broken(
+                    key_seq,
+                    format!("record is not readable: {e}"),
+                    expected - 1,
+                    &prev,
+                ))
+            }
+        };
+        if rec.seq != expected || key_seq != expected {
+            return Ok(broken(
+                expected,
+                format!("record {expected} is missing (found {key_seq})"),
+                expected - 1,
+                &prev,
+            ));
+        }
+        if rec.prev != prev {
+            return Ok(broken(
+                rec.seq,
+                "does not chain to the record before it".into(),
+                expected - 1,
+                &prev,
+            ));
+        }
+        if rec.compute_hash() != rec.hash {
+            return Ok(broken(
+                rec.seq,
+                "content does not match its hash (edited)".into(),
+                expected - 1,
+                &prev,
+            ));
+        }
+        prev = rec.hash;
+        expected += 1;
+    }
+    let n = expected - 1;
+    let head: Option<Head> = log
+        .get(HEAD_KEY)?
+        .and_then(|v| serde_json::from_slice(&v).ok());
+    match head {
+        None if n == 0 => {}
+        Some(h) if h.seq == n && h.hash == prev => {}
+        Some(h) => {
+            return Ok(broken(
+                h.seq,
+                format!(
+                    "the head names record {} but the chain ends at {n} (truncated)",
+                    h.seq
+                ),
+                n,
+                &prev,
+            ));
+        }
+        None => return Ok(broken(n, "the head is missing".into(), n, &prev)),
+    }
+    Ok(Verification {
+        ok: true,
+        records: n,
+        head: prev,
+        broken_at: None,
+        reason: None,
+    })
+}

@@ -36,6 +36,32 @@ enum AdminCmd {
     /// The security log.
     #[command(subcommand)]
     Log(LogCmd),
+    /// Portal users, their 2FA and API tokens.
+    #[command(subcommand)]
+    User(UserCmd),
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Creates a user; the password is read from the first line of stdin.
+    Create {
+        account: String,
+        username: String,
+        /// main or sub
+        #[arg(long, default_value = "main")]
+        role: String,
+    },
+    Get {
+        username: String,
+    },
+    /// Enrols (or re-enrols) TOTP: prints the secret and otpauth URI once.
+    Totp {
+        username: String,
+    },
+    /// Issues an API token: printed once, only its hash is kept.
+    Token {
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -222,6 +248,35 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             ("GET", format!("/admin/v1/security-log{q}"), None)
         }
         AdminCmd::Log(LogCmd::Verify) => ("GET", "/admin/v1/security-log/verify".into(), None),
+        AdminCmd::User(UserCmd::Create {
+            account,
+            username,
+            role,
+        }) => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from stdin")?;
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            (
+                "POST",
+                format!("/admin/v1/accounts/{}/users", seg(account)),
+                Some(json!({"username": username, "password": password, "role": role})),
+            )
+        }
+        AdminCmd::User(UserCmd::Get { username }) => {
+            ("GET", format!("/admin/v1/users/{}", seg(username)), None)
+        }
+        AdminCmd::User(UserCmd::Totp { username }) => (
+            "POST",
+            format!("/admin/v1/users/{}/totp", seg(username)),
+            None,
+        ),
+        AdminCmd::User(UserCmd::Token { username }) => (
+            "POST",
+            format!("/admin/v1/users/{}/tokens", seg(username)),
+            None,
+        ),
         AdminCmd::Blocklist(BlocklistCmd::Remove { id }) => {
             ("DELETE", format!("/admin/v1/blocklist/{}", seg(id)), None)
         }

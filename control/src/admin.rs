@@ -6,6 +6,7 @@
 mod auth;
 pub mod error;
 mod handlers;
+mod users;
 
 use crate::publish::Publisher;
 pub use auth::AdminToken;
@@ -44,6 +45,13 @@ pub fn router(state: AdminState) -> Router {
             get(handlers::list_blocks).post(handlers::add_block),
         )
         .route("/admin/v1/blocklist/{id}", delete(handlers::remove_block))
+        .route("/admin/v1/accounts/{id}/users", post(users::create_user))
+        .route("/admin/v1/users/{username}", get(users::get_user))
+        .route("/admin/v1/users/{username}/totp", post(users::enrol_totp))
+        .route(
+            "/admin/v1/users/{username}/tokens",
+            post(users::issue_token),
+        )
         .route("/admin/v1/security-log", get(handlers::security_log))
         .route(
             "/admin/v1/security-log/verify",

@@ -8,3 +8,4 @@ pub mod model;
 pub mod publish;
 pub mod seclog;
 pub mod store;
+pub mod users;

@@ -83,6 +83,7 @@ impl Publisher {
                 };
                 self.table.update(|t| t.with_account(id, next));
             }
+            Touched::Nothing => {}
             Touched::Blocklist => {
                 let blocked = nets(self.store.blocklist()?.iter().map(|b| b.cidr.as_str()));
                 self.table.update(|t| t.with_blocklist(&blocked));
@@ -97,4 +98,6 @@ impl Publisher {
 pub enum Touched<'a> {
     Account(&'a str),
     Blocklist,
+    /// Users, tokens: nothing the proxy sees.
+    Nothing,
 }

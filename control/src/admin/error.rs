@@ -66,6 +66,10 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "id", e.to_string())
             }
             StoreError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, "cidr", e.to_string()),
+            StoreError::UserExists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "username", e.to_string())
+            }
+            StoreError::NoUser(_) => ApiError::not_found("username", e.to_string()),
             StoreError::Open { .. } | StoreError::Sled(_) | StoreError::Corrupt(_) => {
                 tracing::error!(error = %e, "store failure");
                 ApiError::new(

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod flow;
 pub mod model;
 pub mod publish;
 pub mod seclog;

@@ -7,6 +7,9 @@ use anyhow::{bail, Context};
 use async_trait::async_trait;
 use ipgate_config::Config;
 use ipgate_control::admin::{self, AdminState, AdminToken};
+use ipgate_control::api::CustomerState;
+use ipgate_control::flow::Limits;
+use ipgate_control::metrics::FlowMetrics;
 use ipgate_control::publish::{load_table, Publisher};
 use ipgate_control::store::Store;
 use ipgate_proxy::client_ip::TrustedProxies;
@@ -68,6 +71,10 @@ pub fn run(config: Config, halves: Halves, admin_token: AdminToken) -> anyhow::R
 
     let admin_listener = match config.control.admin_listen {
         Some(a) => Some(bind("control.admin_listen", a)?),
+        None => None,
+    };
+    let portal_listener = match config.control.listen {
+        Some(a) => Some(bind("control.listen", a)?),
         None => None,
     };
     let metrics_listener = match config.metrics.listen {
@@ -144,17 +151,28 @@ pub fn run(config: Config, halves: Halves, admin_token: AdminToken) -> anyhow::R
     }
 
     let publisher = Arc::new(Publisher::new(store, table));
+    let flow_metrics = FlowMetrics::register(&registry)?;
+    let customer = CustomerState {
+        publisher: publisher.clone(),
+        limits: Limits {
+            max_ips_per_request: config.control.max_ips_per_request,
+            max_entries_per_account: config.control.max_entries_per_account,
+            allow_private_ips: config.control.allow_private_ips,
+        },
+        link_ttl: config.control.link_ttl.0,
+        trusted: TrustedProxies::new(config.proxy.trusted_proxies.iter().map(|c| c.0).collect()),
+        metrics: flow_metrics.clone(),
+    };
+    let admin_state = AdminState {
+        publisher: publisher.clone(),
+        token: Arc::new(admin_token),
+    };
     let control = ControlPlane {
-        admin: admin_listener.map(|l| {
-            (
-                l,
-                AdminState {
-                    publisher,
-                    token: Arc::new(admin_token),
-                },
-            )
-        }),
+        admin: admin_listener.map(|l| (l, admin_state)),
+        portal: portal_listener.map(|l| (l, customer)),
         metrics: metrics_listener.map(|l| (l, Arc::new(registry))),
+        publisher,
+        flow_metrics,
     };
     server.add_service(background_service("control plane", control));
     tracing::info!(
@@ -171,7 +189,39 @@ pub fn run(config: Config, halves: Halves, admin_token: AdminToken) -> anyhow::R
 /// The control plane's HTTP listeners, served by axum inside Pingora's runtime.
 struct ControlPlane {
     admin: Option<(TcpListener, AdminState)>,
+    portal: Option<(TcpListener, CustomerState)>,
     metrics: Option<(TcpListener, Arc<Registry>)>,
+    publisher: Arc<Publisher>,
+    flow_metrics: FlowMetrics,
+}
+
+impl ControlPlane {
+    /// Marks pending requests past their expiry as expired, every second.
+    async fn expire_loop(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let store = self.publisher.store.clone();
+            match self
+                .publisher
+                .change(ipgate_control::publish::Touched::Nothing, |_| async move {
+                    store.expire_due().await
+                })
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => {
+                    self.flow_metrics
+                        .count(ipgate_control::flow::Status::Expired, n as u64);
+                    tracing::info!(expired = n, "pending requests expired");
+                }
+                Err(e) => tracing::error!(error = %e, "expiring requests failed"),
+            }
+        }
+    }
 }
 
 async fn serve(
@@ -237,6 +287,12 @@ impl BackgroundService for ControlPlane {
                 .await;
             }
         };
-        tokio::join!(admin, metrics);
+        let portal = async {
+            if let Some((l, state)) = &self.portal {
+                let router = ipgate_control::api::router(state.clone());
+                serve("portal", l, router, shutdown.clone()).await;
+            }
+        };
+        tokio::join!(admin, metrics, portal, self.expire_loop(shutdown.clone()));
     }
 }

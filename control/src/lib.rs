@@ -4,7 +4,9 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod api;
 pub mod flow;
+pub mod metrics;
 pub mod model;
 pub mod publish;
 pub mod seclog;

@@ -35,27 +35,36 @@ pub enum StoreError {
     UserExists(String),
     #[error("user `{0}` does not exist")]
     NoUser(String),
+    #[error("this account already has a pending request")]
+    PendingExists,
+    #[error("request `{0}` does not exist")]
+    NoRequest(String),
+    #[error("request `{id}` is {status:?}, not pending")]
+    NotPending {
+        id: String,
+        status: crate::flow::Status,
+    },
 }
 
-type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
-fn abort<T>(e: StoreError) -> TxResult<T> {
+pub(crate) fn abort<T>(e: StoreError) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
 }
 
-fn flatten<T>(r: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
+pub(crate) fn flatten<T>(r: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
     r.map_err(|e| match e {
         TransactionError::Abort(e) => e,
         TransactionError::Storage(e) => StoreError::Sled(e),
     })
 }
 
-fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     // Serialising these plain structs to JSON cannot fail.
     serde_json::to_vec(v).unwrap_or_default()
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -83,6 +92,9 @@ pub struct Store {
     seclog: Tree,
     users: Tree,
     tokens: Tree,
+    requests: Tree,
+    links: Tree,
+    pending: Tree,
 }
 
 impl Store {
@@ -102,6 +114,9 @@ impl Store {
             seclog: db.open_tree("seclog")?,
             users: db.open_tree("users")?,
             tokens: db.open_tree("tokens")?,
+            requests: db.open_tree("requests")?,
+            links: db.open_tree("links")?,
+            pending: db.open_tree("pending")?,
             db,
         })
     }
@@ -430,6 +445,9 @@ impl Store {
         Ok(seclog::verify(&self.seclog)?)
     }
 }
+
+mod requests;
+pub use requests::{IpRequest, NewRequest};
 
 #[cfg(test)]
 mod tests;

@@ -121,6 +121,8 @@ pub struct GateOpts {
     pub unknown_account: &'static str,
     pub tls: bool,
     pub extra: String,
+    /// Lines added to `[control]`.
+    pub control_extra: String,
 }
 
 impl Default for GateOpts {
@@ -130,6 +132,7 @@ impl Default for GateOpts {
             unknown_account: "deny",
             tls: false,
             extra: String::new(),
+            control_extra: String::new(),
         }
     }
 }
@@ -143,6 +146,7 @@ pub struct Gate {
     pub tls: Option<SocketAddr>,
     pub admin: SocketAddr,
     pub metrics: SocketAddr,
+    pub portal: SocketAddr,
 }
 
 pub fn bin() -> &'static str {
@@ -211,6 +215,7 @@ account_from = ["path_segment:0"]
 [control]
 listen = "{portal}"
 admin_listen = "{admin}"
+{control_extra}
 
 [store]
 path = "{store}"
@@ -221,6 +226,7 @@ listen = "{metrics}"
             trusted = trusted.join(", "),
             unknown = opts.unknown_account,
             extra = opts.extra,
+            control_extra = opts.control_extra,
             up = upstream.addr,
             store = dir.path().join("store").display(),
         );
@@ -234,6 +240,7 @@ listen = "{metrics}"
             tls,
             admin,
             metrics,
+            portal,
         };
         gate.spawn();
         gate
@@ -253,7 +260,7 @@ listen = "{metrics}"
             .unwrap_or_else(|e| panic!("cannot start ipgate: {e}"));
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
-        let mut ports = vec![self.proxy, self.admin, self.metrics];
+        let mut ports = vec![self.proxy, self.admin, self.metrics, self.portal];
         ports.extend(self.tls);
         for addr in ports {
             while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
@@ -399,4 +406,59 @@ pub fn basic(user: &str) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:secret"))
     )
+}
+
+/// A customer API call with a Bearer token; returns status and JSON body.
+pub fn api(
+    gate: &Gate,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let mut req = client
+        .request(method, format!("http://{}{path}", gate.portal))
+        .bearer_auth(token)
+        .header("User-Agent", "ipgate-test/1.0");
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req
+        .send()
+        .unwrap_or_else(|e| panic!("API call failed: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Creates a user (optionally with TOTP) and returns (API token, TOTP secret).
+pub fn user(
+    gate: &Gate,
+    account: &str,
+    username: &str,
+    role: &str,
+    totp: bool,
+) -> (String, Option<String>) {
+    let (s, v) = gate.admin(
+        "POST",
+        &format!("/admin/v1/accounts/{account}/users"),
+        Some(serde_json::json!({"username": username, "password": "a long enough passphrase", "role": role})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let secret = totp.then(|| {
+        let (s, v) = gate.admin("POST", &format!("/admin/v1/users/{username}/totp"), None);
+        assert_eq!(s, 200, "{v}");
+        v["secret"].as_str().unwrap_or_default().to_string()
+    });
+    let (s, v) = gate.admin("POST", &format!("/admin/v1/users/{username}/tokens"), None);
+    assert_eq!(s, 201, "{v}");
+    (v["token"].as_str().unwrap_or_default().to_string(), secret)
 }

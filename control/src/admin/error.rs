@@ -70,6 +70,15 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "username", e.to_string())
             }
             StoreError::NoUser(_) => ApiError::not_found("username", e.to_string()),
+            StoreError::PendingExists => ApiError::new(
+                StatusCode::CONFLICT,
+                "ips",
+                "This account already has a pending request: approve, reject or cancel it first.",
+            ),
+            StoreError::NoRequest(_) => ApiError::not_found("id", e.to_string()),
+            StoreError::NotPending { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "status", e.to_string())
+            }
             StoreError::Open { .. } | StoreError::Sled(_) | StoreError::Corrupt(_) => {
                 tracing::error!(error = %e, "store failure");
                 ApiError::new(

@@ -1,0 +1,306 @@
+//! The customer API (SPEC section 5) on the control listener: Bearer token
+//! of a main user, JSON, errors as `{"errors":[{"field","message"}]}`. It
+//! creates, lists and cancels requests; only an emailed link approves.
+
+use crate::admin::error::{ApiError, ApiJson};
+use crate::flow::{self, AccountState, Limits, Status};
+use crate::metrics::FlowMetrics;
+use crate::model::Account;
+use crate::publish::{Publisher, Touched};
+use crate::seclog::Actor;
+use crate::store::{IpRequest, NewRequest};
+use crate::users::{self, Role, User};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ipgate_config::net::parse_cidr;
+use ipgate_proxy::client_ip::TrustedProxies;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct CustomerState {
+    pub publisher: Arc<Publisher>,
+    pub limits: Limits,
+    pub link_ttl: Duration,
+    pub trusted: TrustedProxies,
+    pub metrics: FlowMetrics,
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The caller's address: the peer, or the forwarded client when the peer
+/// is a trusted proxy (the same rule as the proxy's).
+pub fn caller_ip(parts: &Parts, trusted: &TrustedProxies) -> Option<IpAddr> {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+    let xff = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.as_bytes());
+    Some(trusted.client_ip(peer, xff))
+}
+
+/// An authenticated main user of an account.
+pub struct Caller {
+    pub user: User,
+    pub account: Account,
+    pub ip: IpAddr,
+    pub user_agent: String,
+}
+
+impl FromRequestParts<CustomerState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &CustomerState,
+    ) -> Result<Caller, ApiError> {
+        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "authorization", m);
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(|| unauthorized("send your API token as `Authorization: Bearer TOKEN`"))?;
+        let store = &state.publisher.store;
+        let user = store
+            .user_by_token_hash(&users::token_hash(token))?
+            .ok_or_else(|| unauthorized("this API token is not valid"))?;
+        if user.role != Role::Main {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "authorization",
+                "Only your account's main user can manage the IP whitelist; ask them, or contact us.",
+            ));
+        }
+        let account = store
+            .account(&user.account)?
+            .ok_or_else(|| unauthorized("this token's account no longer exists"))?;
+        let ip = caller_ip(parts, &state.trusted)
+            .ok_or_else(|| unauthorized("the caller's address is unknown"))?;
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect();
+        Ok(Caller {
+            user,
+            account,
+            ip,
+            user_agent,
+        })
+    }
+}
+
+/// Why this caller may not submit a request, if so.
+pub fn why_cannot_request(c: &Caller) -> Option<&'static str> {
+    if c.user.totp_secret.is_none() {
+        return Some("Two-factor authentication is off for your account: contact us to enrol your authenticator app, then try again.");
+    }
+    if c.account.whitelist == crate::model::WhitelistMode::Off {
+        return Some("The IP whitelist feature is off for your account: contact us to turn it on.");
+    }
+    None
+}
+
+/// A request as the API shows it (no link hashes).
+pub fn view(r: &IpRequest) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("link_hashes");
+        o.remove("expires_unix");
+    }
+    v
+}
+
+pub fn router(state: CustomerState) -> Router {
+    Router::new()
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/whitelist", get(list_whitelist))
+        .route(
+            "/api/v1/whitelist/requests",
+            post(submit).get(list_requests),
+        )
+        .route("/api/v1/whitelist/requests/{id}", get(get_request))
+        .route("/api/v1/whitelist/requests/{id}/cancel", post(cancel))
+        .route("/api/v1/whitelist/{id}", get(get_entry))
+        .fallback(|| async { ApiError::not_found("path", "no such API route") })
+        .with_state(state)
+}
+
+async fn me(c: Caller) -> Json<Value> {
+    Json(json!({
+        "account": {"id": c.account.id, "name": c.account.name, "whitelist": c.account.whitelist},
+        "user": {"username": c.user.username, "role": c.user.role},
+        "two_factor": c.user.totp_secret.is_some(),
+        "can_request": why_cannot_request(&c).is_none(),
+        "why_not": why_cannot_request(&c),
+        "your_ip": c.ip.to_string(),
+    }))
+}
+
+fn entry_view(e: &crate::model::WhitelistEntry) -> Value {
+    json!({"id": e.id, "cidr": e.cidr, "remark": e.remark, "source": e.source, "status": "active", "created_at": e.created_at})
+}
+
+async fn list_whitelist(State(s): State<CustomerState>, c: Caller) -> ApiResult<Json<Value>> {
+    let entries = s.publisher.store.entries(&c.account.id)?;
+    Ok(Json(Value::Array(entries.iter().map(entry_view).collect())))
+}
+
+async fn get_entry(
+    State(s): State<CustomerState>,
+    c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let entries = s.publisher.store.entries(&c.account.id)?;
+    entries
+        .iter()
+        .find(|e| e.id == id)
+        .map(|e| Json(entry_view(e)))
+        .ok_or_else(|| ApiError::not_found("id", format!("whitelist entry `{id}` does not exist")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Submission {
+    ips: Vec<String>,
+    #[serde(default)]
+    remark: String,
+}
+
+fn refusals(status: StatusCode, r: Vec<flow::Refusal>) -> ApiError {
+    ApiError {
+        status,
+        errors: r
+            .into_iter()
+            .map(|r| crate::admin::error::FieldError {
+                field: r.field,
+                message: r.message,
+            })
+            .collect(),
+    }
+}
+
+async fn submit(
+    State(s): State<CustomerState>,
+    c: Caller,
+    ApiJson(body): ApiJson<Submission>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if let Some(why) = why_cannot_request(&c) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "account", why));
+    }
+    let ips = flow::check_submission(&body.ips, &body.remark, &s.limits)
+        .map_err(|r| refusals(StatusCode::BAD_REQUEST, r))?;
+    let store = &s.publisher.store;
+    let entries = store.entries(&c.account.id)?;
+    let nets: Vec<ipnet::IpNet> = entries
+        .iter()
+        .filter_map(|e| parse_cidr(&e.cidr).ok())
+        .collect();
+    let pending = store
+        .requests(&c.account.id)?
+        .iter()
+        .any(|r| r.status == Status::Pending);
+    let state = AccountState {
+        whitelisted: &nets,
+        entries: entries.len(),
+        pending,
+    };
+    flow::check_against(&ips, &state, &s.limits).map_err(|r| {
+        let status = if pending {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        refusals(status, r)
+    })?;
+    if c.account.emails.is_empty() {
+        return Err(ApiError::bad(
+            "account",
+            "Your account has no email address to confirm the request: contact us.",
+        ));
+    }
+    let links: Vec<(String, String, String)> = c
+        .account
+        .emails
+        .iter()
+        .map(|email| {
+            let (token, hash) = users::new_api_token();
+            (token, hash, email.clone())
+        })
+        .collect();
+    let new = NewRequest {
+        account: c.account.id.clone(),
+        ips: ips.iter().map(|ip| ip.to_string()).collect(),
+        remark: body.remark.trim().to_string(),
+        requested_by: c.user.username.clone(),
+        requested_from: c.ip.to_string(),
+        user_agent: c.user_agent.clone(),
+        ttl_secs: s.link_ttl.as_secs(),
+        links: links
+            .iter()
+            .map(|(_, h, e)| (h.clone(), e.clone()))
+            .collect(),
+    };
+    let actor = Actor {
+        who: c.user.username.clone(),
+        ip: Some(c.ip),
+    };
+    let req = s
+        .publisher
+        .change(Touched::Nothing, |st| async move {
+            st.create_request(new, &actor).await
+        })
+        .await?;
+    s.metrics.count(Status::Pending, 1);
+    tracing::info!(account = %req.account, request = %req.id, ips = ?req.ips, "request submitted");
+    Ok((StatusCode::ACCEPTED, Json(view(&req))))
+}
+
+async fn list_requests(State(s): State<CustomerState>, c: Caller) -> ApiResult<Json<Value>> {
+    let reqs = s.publisher.store.requests(&c.account.id)?;
+    Ok(Json(Value::Array(reqs.iter().map(view).collect())))
+}
+
+async fn get_request(
+    State(s): State<CustomerState>,
+    c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(view(&s.publisher.store.request(&c.account.id, &id)?)))
+}
+
+async fn cancel(
+    State(s): State<CustomerState>,
+    c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let actor = Actor {
+        who: c.user.username.clone(),
+        ip: Some(c.ip),
+    };
+    let account = c.account.id.clone();
+    let req = s
+        .publisher
+        .change(Touched::Nothing, |st| async move {
+            st.cancel_request(&account, &id, &actor).await
+        })
+        .await?;
+    s.metrics.count(Status::Cancelled, 1);
+    tracing::info!(account = %req.account, request = %req.id, "request cancelled");
+    Ok(Json(view(&req)))
+}

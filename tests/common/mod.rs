@@ -154,16 +154,39 @@ pub fn bin() -> &'static str {
 }
 
 impl Gate {
+    /// Starts a gate; retries on fresh ports when another test took one of
+    /// the free ports picked for it in the meantime.
     pub fn start(upstream: &Upstream, opts: GateOpts) -> Gate {
+        let mut last = String::new();
+        for _ in 0..4 {
+            match Gate::try_start(upstream, opts.clone()) {
+                Ok(g) => return g,
+                Err(log) if log.contains("cannot listen") || log.contains("is already used") => {
+                    last = log
+                }
+                Err(log) => panic!("{log}"),
+            }
+        }
+        panic!("no free ports after 4 tries:\n{last}");
+    }
+
+    fn try_start(upstream: &Upstream, opts: GateOpts) -> Result<Gate, String> {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        let (proxy, admin, metrics, portal) = (
-            at(free_port()),
-            at(free_port()),
-            at(free_port()),
-            at(free_port()),
-        );
-        let tls = opts.tls.then(|| at(free_port()));
+        // Hold all listeners at once so one gate never gets a port twice.
+        let held: Vec<TcpListener> = (0..5)
+            .map(|_| {
+                TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("no free port: {e}"))
+            })
+            .collect();
+        let ports: Vec<u16> = held
+            .iter()
+            .map(|l| l.local_addr().map(|a| a.port()).unwrap_or(0))
+            .collect();
+        drop(held);
+        let (proxy, admin, metrics, portal) =
+            (at(ports[0]), at(ports[1]), at(ports[2]), at(ports[3]));
+        let tls = opts.tls.then(|| at(ports[4]));
         let mut tls_conf = String::new();
         if let Some(t) = tls {
             let out = Command::new(bin())
@@ -242,11 +265,11 @@ listen = "{metrics}"
             metrics,
             portal,
         };
-        gate.spawn();
-        gate
+        gate.spawn()?;
+        Ok(gate)
     }
 
-    fn spawn(&mut self) {
+    fn spawn(&mut self) -> Result<(), String> {
         let log = std::fs::File::create(self.dir.path().join("ipgate.log"))
             .unwrap_or_else(|e| panic!("{e}"));
         let child = Command::new(bin())
@@ -265,7 +288,7 @@ listen = "{metrics}"
         for addr in ports {
             while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
                 if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                    panic!("ipgate exited early ({status}):\n{}", self.log());
+                    return Err(format!("ipgate exited early ({status}):\n{}", self.log()));
                 }
                 assert!(
                     Instant::now() < deadline,
@@ -275,6 +298,7 @@ listen = "{metrics}"
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        Ok(())
     }
 
     pub fn log(&self) -> String {
@@ -284,7 +308,7 @@ listen = "{metrics}"
     /// `kill -9`, then start again on the same config and store.
     pub fn kill_and_restart(&mut self) {
         self.kill();
-        self.spawn();
+        self.spawn().unwrap_or_else(|e| panic!("{e}"));
     }
 
     pub fn kill(&mut self) {

@@ -9,7 +9,7 @@ mod handlers;
 mod users;
 
 use crate::publish::Publisher;
-pub use auth::AdminToken;
+pub use auth::{bearer, AdminToken};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use error::ApiError;

@@ -62,15 +62,7 @@ impl FromRequestParts<CustomerState> for Caller {
         state: &CustomerState,
     ) -> Result<Caller, ApiError> {
         let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "authorization", m);
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+        let token = crate::admin::bearer(&parts.headers)
             .ok_or_else(|| unauthorized("send your API token as `Authorization: Bearer TOKEN`"))?;
         let store = &state.publisher.store;
         let user = store

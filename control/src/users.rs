@@ -195,10 +195,7 @@ pub fn new_api_token() -> (String, String) {
 
 /// The stored form of an API token (hex SHA-256); tokens are looked up by it.
 pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::seclog::hex(&Sha256::digest(token.as_bytes()))
 }
 
 #[cfg(test)]

@@ -34,21 +34,20 @@ impl AdminToken {
     }
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header, if there is one.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    v.strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
 pub async fn require_admin(
     State(token): State<Arc<AdminToken>>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    match presented {
+    match bearer(req.headers()) {
         Some(p) if token.matches(p) => Ok(next.run(req).await),
         Some(_) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

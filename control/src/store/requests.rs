@@ -8,7 +8,15 @@ use crate::model::{rfc3339, unix_now};
 use crate::seclog::{self, Actor, Event};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sled::transaction::{Transactional, TransactionalTree, UnabortableTransactionError};
+use sled::transaction::{Transactional, TransactionalTree};
+
+/// The trees a request's transitions touch: requests, links, pending, security log.
+type FlowTrees = (
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+);
 
 /// A request as stored and shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,15 +78,9 @@ fn request_key(id: &str) -> Result<[u8; 8], StoreError> {
 fn end_request(
     req: &mut IpRequest,
     status: Status,
-    trees: (
-        &TransactionalTree,
-        &TransactionalTree,
-        &TransactionalTree,
-        &TransactionalTree,
-    ),
+    trees: &FlowTrees,
     actor: &Actor,
-    details: serde_json::Value,
-) -> Result<(), UnabortableTransactionError> {
+) -> TxResult<()> {
     let (requests, links, pending, log) = trees;
     req.status = status;
     for h in &req.link_hashes {
@@ -89,12 +91,7 @@ fn end_request(
             pending.remove(req.account.as_bytes())?;
         }
     }
-    let key = req
-        .id
-        .parse::<u64>()
-        .map(u64::to_be_bytes)
-        .unwrap_or_default();
-    requests.insert(&key, encode(req))?;
+    requests.insert(&request_key(&req.id).or_else(abort)?, encode(req))?;
     let event = match status {
         Status::Cancelled => "request.cancelled",
         Status::Expired => "request.expired",
@@ -102,15 +99,12 @@ fn end_request(
         Status::Rejected => "request.rejected",
         Status::Pending => "request.pending",
     };
-    let mut details = details;
-    details["request"] = json!(req.id);
     let e = Event {
         event,
         account: Some(&req.account),
-        details,
+        details: json!({"request": req.id}),
     };
-    seclog::append::<StoreError>(log, actor, &e)
-        .map_err(|_| UnabortableTransactionError::Conflict)?;
+    seclog::append(log, actor, &e)?;
     Ok(())
 }
 
@@ -147,7 +141,8 @@ impl Store {
         };
         let key = request_key(&id)?;
         flatten((&self.requests, &self.links, &self.pending, &self.seclog).transaction(
-            |(requests, links, pending, log): &(TransactionalTree, TransactionalTree, TransactionalTree, TransactionalTree)| -> TxResult<()> {
+            |t: &FlowTrees| -> TxResult<()> {
+                let (requests, links, pending, log) = t;
                 if let Some(p) = pending.get(new.account.as_bytes())? {
                     let old_key = request_key(&String::from_utf8_lossy(&p)).unwrap_or_default();
                     if let Some(raw) = requests.get(old_key)? {
@@ -155,7 +150,7 @@ impl Store {
                         if status_at(old.status, old.expires_unix, now) == Status::Pending {
                             return abort(StoreError::PendingExists);
                         }
-                        end_request(&mut old, Status::Expired, (requests, links, pending, log), &Actor::system(), json!({}))?;
+                        end_request(&mut old, Status::Expired, t, &Actor::system())?;
                     }
                 }
                 requests.insert(&key, encode(&req))?;
@@ -218,13 +213,8 @@ impl Store {
         let now = unix_now();
         let req = flatten(
             (&self.requests, &self.links, &self.pending, &self.seclog).transaction(
-                |(requests, links, pending, log): &(
-                    TransactionalTree,
-                    TransactionalTree,
-                    TransactionalTree,
-                    TransactionalTree,
-                )|
-                 -> TxResult<IpRequest> {
+                |t: &FlowTrees| -> TxResult<IpRequest> {
+                    let requests = &t.0;
                     let Some(raw) = requests.get(key)? else {
                         return abort(StoreError::NoRequest(id.to_string()));
                     };
@@ -240,13 +230,7 @@ impl Store {
                         });
                     }
                     r.decided_at = Some(rfc3339(now));
-                    end_request(
-                        &mut r,
-                        Status::Cancelled,
-                        (requests, links, pending, log),
-                        actor,
-                        json!({}),
-                    )?;
+                    end_request(&mut r, Status::Cancelled, t, actor)?;
                     Ok(r)
                 },
             ),
@@ -275,13 +259,8 @@ impl Store {
         for key in due {
             let ended = flatten(
                 (&self.requests, &self.links, &self.pending, &self.seclog).transaction(
-                    |(requests, links, pending, log): &(
-                        TransactionalTree,
-                        TransactionalTree,
-                        TransactionalTree,
-                        TransactionalTree,
-                    )|
-                     -> TxResult<bool> {
+                    |t: &FlowTrees| -> TxResult<bool> {
+                        let requests = &t.0;
                         let Some(raw) = requests.get(key)? else {
                             return Ok(false);
                         };
@@ -289,13 +268,7 @@ impl Store {
                         if r.status != Status::Pending || now < r.expires_unix {
                             return Ok(false);
                         }
-                        end_request(
-                            &mut r,
-                            Status::Expired,
-                            (requests, links, pending, log),
-                            &Actor::system(),
-                            json!({}),
-                        )?;
+                        end_request(&mut r, Status::Expired, t, &Actor::system())?;
                         Ok(true)
                     },
                 ),

@@ -113,6 +113,11 @@ impl ProxyMetrics {
         })
     }
 
+    /// Whether deny metrics carry account labels (`metrics.label_accounts`).
+    pub fn labels_accounts(&self) -> bool {
+        self.by_account.is_some()
+    }
+
     /// Counts one decided request. `route` is `None` when no route matched.
     #[inline]
     pub fn count(&self, route: Option<usize>, decision: Decision, account: Option<&str>) {

@@ -38,6 +38,8 @@ pub struct RequestCtx {
     id: RequestId,
     started: Instant,
     client_ip: Option<IpAddr>,
+    /// The socket peer (canonical) when it is a trusted proxy.
+    trusted_peer: Option<IpAddr>,
     route: Option<usize>,
     account: Option<String>,
     decision: Option<Decision>,
@@ -90,6 +92,7 @@ impl ProxyHttp for Gate {
             id: RequestId::next(),
             started: Instant::now(),
             client_ip: None,
+            trusted_peer: None,
             route: None,
             account: None,
             decision: None,
@@ -135,6 +138,8 @@ impl ProxyHttp for Gate {
             .map(|v| v.as_bytes());
         let ip = self.trusted.client_ip(peer, xff);
         ctx.client_ip = Some(ip);
+        let peer = ipgate_config::net::canonical_ip(peer);
+        ctx.trusted_peer = self.trusted.contains(peer).then_some(peer);
 
         let normalized = match path::normalize(req.uri.path()) {
             Ok(p) => p,
@@ -166,7 +171,10 @@ impl ProxyHttp for Gate {
         drop(table);
         ctx.route = route.map(|(i, _)| i);
         ctx.decision = Some(decision);
-        ctx.account = account.map(|a| a.into_owned());
+        // Kept past this filter only for the access log or account labels.
+        if self.access_log || self.metrics.labels_accounts() {
+            ctx.account = account.map(|a| a.into_owned());
+        }
 
         if let Decision::Deny(reason) = decision {
             let message = match (reason, account_problem) {
@@ -185,12 +193,17 @@ impl ProxyHttp for Gate {
         }
 
         if let Some((_, r)) = route {
-            let mut uri = r.upstream_path(&normalized).to_string();
-            if let Some(q) = session.req_header().uri.query() {
-                uri.push('?');
-                uri.push_str(q);
+            let forwarded = r.upstream_path(&normalized);
+            let req_uri = &session.req_header().uri;
+            // Rewrite only when normalising or stripping changed the path.
+            if forwarded != req_uri.path() {
+                let mut uri = forwarded.to_string();
+                if let Some(q) = req_uri.query() {
+                    uri.push('?');
+                    uri.push_str(q);
+                }
+                ctx.upstream_uri = Some(uri);
             }
-            ctx.upstream_uri = Some(uri);
         }
         Ok(false)
     }
@@ -215,7 +228,7 @@ impl ProxyHttp for Gate {
 
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -228,20 +241,17 @@ impl ProxyHttp for Gate {
         if let Some(route) = ctx.route.and_then(|i| self.routes.get(i)) {
             upstream_request.insert_header(header::HOST, route.upstream_host.as_str())?;
         }
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        let client = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
         // From an untrusted peer the incoming header is dropped: the upstream
         // sees only the address ipgate decided on. From a trusted proxy the
         // chain is kept and this hop's address appended.
-        let value = match (peer, upstream_request.headers.get("x-forwarded-for")) {
-            (Some(p), Some(prev)) if self.trusted.contains(ipgate_config::net::canonical_ip(p)) => {
-                let prev = String::from_utf8_lossy(prev.as_bytes()).into_owned();
-                format!("{prev}, {}", ipgate_config::net::canonical_ip(p))
+        let value = match (
+            ctx.trusted_peer,
+            upstream_request.headers.get("x-forwarded-for"),
+        ) {
+            (Some(peer), Some(prev)) => {
+                format!("{}, {peer}", String::from_utf8_lossy(prev.as_bytes()))
             }
-            _ => client,
+            _ => ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
         };
         upstream_request.remove_header("x-forwarded-for");
         upstream_request.insert_header("x-forwarded-for", value)?;

@@ -106,10 +106,6 @@ impl Routes {
         self.0.iter().map(|r| r.name.as_str())
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

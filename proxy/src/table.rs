@@ -225,15 +225,6 @@ impl LiveTable {
         self.current.store(Arc::new(table));
         version
     }
-
-    /// Replaces the whole table (a full rebuild or a sync snapshot).
-    pub fn replace(&self, table: Table) {
-        let _guard = self
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.current.store(Arc::new(table));
-    }
 }
 
 #[cfg(test)]

@@ -178,15 +178,7 @@ fn the_admin_token_is_required() {
 fn the_admin_cli_wraps_the_routes() {
     let up = Upstream::start();
     let gate = Gate::start(&up, GateOpts::default());
-    let url = format!("http://{}", gate.admin);
-    let cli = |args: &[&str]| {
-        std::process::Command::new(bin())
-            .args(["admin", "--url", &url])
-            .args(args)
-            .env("IPGATE_ADMIN_TOKEN", TOKEN)
-            .output()
-            .unwrap_or_else(|e| panic!("{e}"))
-    };
+    let cli = |args: &[&str]| gate.admin_cli(args);
     let out = cli(&[
         "account",
         "create",

@@ -126,10 +126,7 @@ fn a_main_user_with_2fa_requests_and_cancels() {
     assert_eq!(s, 202, "a new request is possible after cancelling");
 
     let (_, log) = gate.admin("GET", "/admin/v1/security-log?account=acme", None);
-    let events: Vec<&str> = log
-        .as_array()
-        .map(|a| a.iter().filter_map(|r| r["event"].as_str()).collect())
-        .unwrap_or_default();
+    let events = events(&log);
     assert!(
         events.ends_with(&[
             "request.submitted",

@@ -24,10 +24,7 @@ fn admin_changes_are_logged_and_the_chain_verifies() {
 
     let (s, log) = gate.admin("GET", "/admin/v1/security-log", None);
     assert_eq!(s, 200);
-    let events: Vec<&str> = log
-        .as_array()
-        .map(|a| a.iter().filter_map(|r| r["event"].as_str()).collect())
-        .unwrap_or_default();
+    let events = events(&log);
     assert_eq!(
         events,
         vec!["account.created", "whitelist.added", "blocklist.added"],
@@ -45,17 +42,7 @@ fn admin_changes_are_logged_and_the_chain_verifies() {
     assert_eq!(v["records"], 3);
     assert_eq!(v["head"], log[2]["hash"]);
 
-    let out = std::process::Command::new(bin())
-        .args([
-            "admin",
-            "--url",
-            &format!("http://{}", gate.admin),
-            "log",
-            "verify",
-        ])
-        .env("IPGATE_ADMIN_TOKEN", TOKEN)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out = gate.admin_cli(&["log", "verify"]);
     assert!(
         out.status.success(),
         "{}",
@@ -87,17 +74,7 @@ fn an_edit_behind_the_servers_back_is_found() {
     let (_, v) = gate.admin("GET", "/admin/v1/security-log/verify", None);
     assert_eq!(v["ok"], false, "{v}");
     assert_eq!(v["broken_at"], 2);
-    let out = std::process::Command::new(bin())
-        .args([
-            "admin",
-            "--url",
-            &format!("http://{}", gate.admin),
-            "log",
-            "verify",
-        ])
-        .env("IPGATE_ADMIN_TOKEN", TOKEN)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out = gate.admin_cli(&["log", "verify"]);
     assert!(
         !out.status.success(),
         "verify exits non-zero on a broken chain"

@@ -107,10 +107,7 @@ fn users_totp_and_tokens() {
     assert!(token.len() >= 43, "{token}");
 
     let (_, log) = gate.admin("GET", "/admin/v1/security-log?account=acme", None);
-    let events: Vec<&str> = log
-        .as_array()
-        .map(|a| a.iter().filter_map(|r| r["event"].as_str()).collect())
-        .unwrap_or_default();
+    let events = events(&log);
     assert_eq!(
         events,
         vec![

@@ -486,3 +486,22 @@ pub fn user(
     assert_eq!(s, 201, "{v}");
     (v["token"].as_str().unwrap_or_default().to_string(), secret)
 }
+
+/// The `event` names of security-log records, in order.
+pub fn events(log: &Value) -> Vec<&str> {
+    log.as_array()
+        .map(|a| a.iter().filter_map(|r| r["event"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+impl Gate {
+    /// Runs `ipgate admin --url <this gate> ARGS` with the admin token.
+    pub fn admin_cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin())
+            .args(["admin", "--url", &format!("http://{}", self.admin)])
+            .args(args)
+            .env("IPGATE_ADMIN_TOKEN", TOKEN)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}

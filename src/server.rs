@@ -204,11 +204,10 @@ impl ControlPlane {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => return,
             }
-            let store = self.publisher.store.clone();
             match self
                 .publisher
-                .change(ipgate_control::publish::Touched::Nothing, |_| async move {
-                    store.expire_due().await
+                .change(ipgate_control::publish::Touched::Nothing, |st| async move {
+                    st.expire_due().await
                 })
                 .await
             {

@@ -44,7 +44,7 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token_bytes);
     let admin_token = AdminToken::new(&token).context("demo token")?;
     print_walk(&config, &token);
-    crate::server::run(config, crate::server::Halves::Both, admin_token)?;
+    crate::server::run(config, crate::server::Halves::Both, admin_token, None)?;
     drop(dir);
     Ok(ExitCode::SUCCESS)
 }

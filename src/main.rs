@@ -96,6 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .context("config key `proxy.tls_cert`/`proxy.tls_key`")?;
                 }
             }
+            ipgate_control::mailer::check(&c.smtp)?;
             println!("{}: ok ({} routes)", config.display(), c.proxy.routes.len());
             Ok(ExitCode::SUCCESS)
         }
@@ -125,6 +126,7 @@ fn serve(
     let config = Config::load(path)?;
     logging::init(log_json, config.log.format);
     let token = secrets::admin_token(&config)?;
-    server::run(config, halves, token)?;
+    let smtp_password = secrets::smtp_password(&config)?;
+    server::run(config, halves, token, smtp_password)?;
     Ok(ExitCode::SUCCESS)
 }

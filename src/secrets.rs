@@ -21,3 +21,26 @@ pub fn admin_token(config: &Config) -> anyhow::Result<AdminToken> {
         None => bail!("the admin token is too short: use at least 16 characters (e.g. `openssl rand -hex 32`)"),
     }
 }
+
+/// `IPGATE_SMTP_PASSWORD`, else the file named by `smtp.password_file`, else none.
+pub fn smtp_password(config: &Config) -> anyhow::Result<Option<String>> {
+    if let Ok(v) = std::env::var("IPGATE_SMTP_PASSWORD") {
+        if !v.is_empty() {
+            return Ok(Some(v));
+        }
+    }
+    match &config.smtp.password_file {
+        Some(path) => Ok(Some(
+            std::fs::read_to_string(path)
+                .with_context(|| {
+                    format!(
+                        "config key `smtp.password_file`: cannot read {}",
+                        path.display()
+                    )
+                })?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+        )),
+        None => Ok(None),
+    }
+}

@@ -9,8 +9,10 @@ use ipgate_config::Config;
 use ipgate_control::admin::{self, AdminState, AdminToken};
 use ipgate_control::api::CustomerState;
 use ipgate_control::flow::Limits;
+use ipgate_control::mailer::Mailer;
 use ipgate_control::metrics::FlowMetrics;
 use ipgate_control::publish::{load_table, Publisher};
+use ipgate_control::ratelimit::RateLimit;
 use ipgate_control::store::Store;
 use ipgate_proxy::client_ip::TrustedProxies;
 use ipgate_proxy::head_check::HeadLimits;
@@ -41,7 +43,12 @@ fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
 }
 
 /// Runs until SIGINT/SIGTERM.
-pub fn run(config: Config, halves: Halves, admin_token: AdminToken) -> anyhow::Result<()> {
+pub fn run(
+    config: Config,
+    halves: Halves,
+    admin_token: AdminToken,
+    smtp_password: Option<String>,
+) -> anyhow::Result<()> {
     let store = Store::open(&config.store.path).context("opening the store")?;
     let started = std::time::Instant::now();
     let table = Arc::new(LiveTable::new(
@@ -150,8 +157,15 @@ pub fn run(config: Config, halves: Halves, admin_token: AdminToken) -> anyhow::R
         server.add_service(svc);
     }
 
+    let csrf_key = Arc::new(store.secret("csrf").context("reading the CSRF key")?);
     let publisher = Arc::new(Publisher::new(store, table));
     let flow_metrics = FlowMetrics::register(&registry)?;
+    let mailer = Mailer::new(
+        &config.smtp,
+        smtp_password,
+        &config.control.public_url,
+        flow_metrics.clone(),
+    )?;
     let customer = CustomerState {
         publisher: publisher.clone(),
         limits: Limits {
@@ -162,6 +176,9 @@ pub fn run(config: Config, halves: Halves, admin_token: AdminToken) -> anyhow::R
         link_ttl: config.control.link_ttl.0,
         trusted: TrustedProxies::new(config.proxy.trusted_proxies.iter().map(|c| c.0).collect()),
         metrics: flow_metrics.clone(),
+        mail_wake: mailer.wake.clone(),
+        csrf_key,
+        link_limit: Arc::new(RateLimit::new(30, std::time::Duration::from_secs(60))),
     };
     let admin_state = AdminState {
         publisher: publisher.clone(),
@@ -173,6 +190,7 @@ pub fn run(config: Config, halves: Halves, admin_token: AdminToken) -> anyhow::R
         metrics: metrics_listener.map(|l| (l, Arc::new(registry))),
         publisher,
         flow_metrics,
+        mailer,
     };
     server.add_service(background_service("control plane", control));
     tracing::info!(
@@ -193,6 +211,7 @@ struct ControlPlane {
     metrics: Option<(TcpListener, Arc<Registry>)>,
     publisher: Arc<Publisher>,
     flow_metrics: FlowMetrics,
+    mailer: Mailer,
 }
 
 impl ControlPlane {
@@ -292,6 +311,13 @@ impl BackgroundService for ControlPlane {
                 serve("portal", l, router, shutdown.clone()).await;
             }
         };
-        tokio::join!(admin, metrics, portal, self.expire_loop(shutdown.clone()));
+        let mail = self.mailer.run(&self.publisher.store, shutdown.clone());
+        tokio::join!(
+            admin,
+            metrics,
+            portal,
+            mail,
+            self.expire_loop(shutdown.clone())
+        );
     }
 }

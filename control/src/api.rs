@@ -7,6 +7,7 @@ use crate::flow::{self, AccountState, Limits, Status};
 use crate::metrics::FlowMetrics;
 use crate::model::Account;
 use crate::publish::{Publisher, Touched};
+use crate::ratelimit::RateLimit;
 use crate::seclog::Actor;
 use crate::store::{IpRequest, NewRequest};
 use crate::users::{self, Role, User};
@@ -23,6 +24,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Everything the portal listener's handlers share (customer API, link
+/// pages, portal pages).
 #[derive(Clone)]
 pub struct CustomerState {
     pub publisher: Arc<Publisher>,
@@ -30,6 +33,12 @@ pub struct CustomerState {
     pub link_ttl: Duration,
     pub trusted: TrustedProxies,
     pub metrics: FlowMetrics,
+    /// Wakes the mail sender after a change queued mail.
+    pub mail_wake: Arc<tokio::sync::Notify>,
+    /// Key of the CSRF values on link pages and portal forms.
+    pub csrf_key: Arc<[u8; 32]>,
+    /// Visits to emailed links, per client IP.
+    pub link_limit: Arc<RateLimit>,
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -44,6 +53,38 @@ pub fn caller_ip(parts: &Parts, trusted: &TrustedProxies) -> Option<IpAddr> {
         .iter()
         .map(|v| v.as_bytes());
     Some(trusted.client_ip(peer, xff))
+}
+
+/// Who is calling: address (trusted-proxy rule) and browser.
+pub struct Visitor {
+    pub ip: IpAddr,
+    pub user_agent: String,
+}
+
+impl FromRequestParts<CustomerState> for Visitor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &CustomerState,
+    ) -> Result<Visitor, ApiError> {
+        let ip = caller_ip(parts, &state.trusted).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "client",
+                "the caller's address is unknown",
+            )
+        })?;
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect();
+        Ok(Visitor { ip, user_agent })
+    }
 }
 
 /// An authenticated main user of an account.
@@ -78,16 +119,7 @@ impl FromRequestParts<CustomerState> for Caller {
         let account = store
             .account(&user.account)?
             .ok_or_else(|| unauthorized("this token's account no longer exists"))?;
-        let ip = caller_ip(parts, &state.trusted)
-            .ok_or_else(|| unauthorized("the caller's address is unknown"))?;
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .chars()
-            .take(200)
-            .collect();
+        let Visitor { ip, user_agent } = Visitor::from_request_parts(parts, state).await?;
         Ok(Caller {
             user,
             account,
@@ -129,6 +161,7 @@ pub fn router(state: CustomerState) -> Router {
         .route("/api/v1/whitelist/requests/{id}", get(get_request))
         .route("/api/v1/whitelist/requests/{id}/cancel", post(cancel))
         .route("/api/v1/whitelist/{id}", get(get_entry))
+        .merge(crate::confirm::routes())
         .fallback(|| async { ApiError::not_found("path", "no such API route") })
         .with_state(state)
 }
@@ -226,15 +259,6 @@ async fn submit(
             "Your account has no email address to confirm the request: contact us.",
         ));
     }
-    let links: Vec<(String, String, String)> = c
-        .account
-        .emails
-        .iter()
-        .map(|email| {
-            let (token, hash) = users::new_api_token();
-            (token, hash, email.clone())
-        })
-        .collect();
     let new = NewRequest {
         account: c.account.id.clone(),
         ips: ips.iter().map(|ip| ip.to_string()).collect(),
@@ -243,10 +267,7 @@ async fn submit(
         requested_from: c.ip.to_string(),
         user_agent: c.user_agent.clone(),
         ttl_secs: s.link_ttl.as_secs(),
-        links: links
-            .iter()
-            .map(|(_, h, e)| (h.clone(), e.clone()))
-            .collect(),
+        emails: c.account.emails.clone(),
     };
     let actor = Actor {
         who: c.user.username.clone(),
@@ -259,6 +280,7 @@ async fn submit(
         })
         .await?;
     s.metrics.count(Status::Pending, 1);
+    s.mail_wake.notify_one();
     tracing::info!(account = %req.account, request = %req.id, ips = ?req.ips, "request submitted");
     Ok((StatusCode::ACCEPTED, Json(view(&req))))
 }

@@ -17,6 +17,19 @@ pub enum Status {
     Cancelled,
 }
 
+impl Status {
+    /// The lower-case name, as the API and pages spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Approved => "approved",
+            Status::Rejected => "rejected",
+            Status::Expired => "expired",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// The knobs from `[control]`.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

@@ -5,10 +5,15 @@
 
 pub mod admin;
 pub mod api;
+pub mod confirm;
 pub mod flow;
+pub mod html;
+pub mod mail;
+pub mod mailer;
 pub mod metrics;
 pub mod model;
 pub mod publish;
+pub mod ratelimit;
 pub mod seclog;
 pub mod store;
 pub mod users;

@@ -39,6 +39,8 @@ pub enum StoreError {
     PendingExists,
     #[error("request `{0}` does not exist")]
     NoRequest(String),
+    #[error("this link is not valid")]
+    NoLink,
     #[error("request `{id}` is {status:?}, not pending")]
     NotPending {
         id: String,
@@ -68,7 +70,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError>
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn entry_key(account: &str, id: u64) -> Vec<u8> {
+pub(crate) fn entry_key(account: &str, id: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(account.len() + 9);
     k.extend_from_slice(account.as_bytes());
     k.push(0);
@@ -95,6 +97,8 @@ pub struct Store {
     requests: Tree,
     links: Tree,
     pending: Tree,
+    outbox: Tree,
+    meta: Tree,
 }
 
 impl Store {
@@ -117,8 +121,27 @@ impl Store {
             requests: db.open_tree("requests")?,
             links: db.open_tree("links")?,
             pending: db.open_tree("pending")?,
+            outbox: db.open_tree("outbox")?,
+            meta: db.open_tree("meta")?,
             db,
         })
+    }
+
+    /// A 32-byte server secret (for CSRF values), made on first use.
+    pub fn secret(&self, name: &str) -> Result<[u8; 32], StoreError> {
+        let fresh: [u8; 32] = rand::random();
+        let key = format!("secret:{name}");
+        let _ =
+            self.meta
+                .compare_and_swap(key.as_bytes(), None as Option<&[u8]>, Some(&fresh[..]))?;
+        let stored = self.meta.get(key.as_bytes())?.unwrap_or_default();
+        let mut out = [0u8; 32];
+        if stored.len() != 32 {
+            return Err(StoreError::Corrupt(format!("secret {name}")));
+        }
+        out.copy_from_slice(&stored);
+        self.meta.flush()?;
+        Ok(out)
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
@@ -446,8 +469,10 @@ impl Store {
     }
 }
 
+mod outbox;
 mod requests;
-pub use requests::{IpRequest, NewRequest};
+pub use outbox::{backoff_secs, LinkToSend, MailJob, MailKind, Prepared};
+pub use requests::{Decision, IpRequest, LinkRecord, LinkView, NewRequest};
 
 #[cfg(test)]
 mod tests;

@@ -147,6 +147,8 @@ pub struct Gate {
     pub admin: SocketAddr,
     pub metrics: SocketAddr,
     pub portal: SocketAddr,
+    /// The SMTP server the gate sends its mail to.
+    pub mail: ipgate_devmail::Catcher,
 }
 
 pub fn bin() -> &'static str {
@@ -187,6 +189,7 @@ impl Gate {
         let (proxy, admin, metrics, portal) =
             (at(ports[0]), at(ports[1]), at(ports[2]), at(ports[3]));
         let tls = opts.tls.then(|| at(ports[4]));
+        let mail = ipgate_devmail::Catcher::start(at(0)).unwrap_or_else(|e| panic!("{e}"));
         let mut tls_conf = String::new();
         if let Some(t) = tls {
             let out = Command::new(bin())
@@ -238,7 +241,12 @@ account_from = ["path_segment:0"]
 [control]
 listen = "{portal}"
 admin_listen = "{admin}"
+public_url = "http://{portal}"
 {control_extra}
+
+[smtp]
+url = "smtp://{smtp}"
+from = "Security <security@ipgate.test>"
 
 [store]
 path = "{store}"
@@ -251,6 +259,7 @@ listen = "{metrics}"
             extra = opts.extra,
             control_extra = opts.control_extra,
             up = upstream.addr,
+            smtp = mail.addr(),
             store = dir.path().join("store").display(),
         );
         let config = dir.path().join("ipgate.toml");
@@ -264,6 +273,7 @@ listen = "{metrics}"
             admin,
             metrics,
             portal,
+            mail,
         };
         gate.spawn()?;
         Ok(gate)
@@ -503,5 +513,15 @@ impl Gate {
             .env("IPGATE_ADMIN_TOKEN", TOKEN)
             .output()
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+impl Gate {
+    /// Asserts that the metrics page has each of these lines (or prefixes).
+    pub fn assert_metrics(&self, wants: &[&str]) {
+        let m = self.metrics_text();
+        for want in wants {
+            assert!(m.contains(want), "{want} missing:\n{m}");
+        }
     }
 }

@@ -76,6 +76,7 @@ impl From<StoreError> for ApiError {
                 "This account already has a pending request: approve, reject or cancel it first.",
             ),
             StoreError::NoRequest(_) => ApiError::not_found("id", e.to_string()),
+            StoreError::NoLink => ApiError::not_found("token", e.to_string()),
             StoreError::NotPending { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "status", e.to_string())
             }

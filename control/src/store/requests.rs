@@ -1,17 +1,24 @@
-//! Self-service requests in the store: create (with one link per account
-//! email, only hashes kept), list, cancel, and expiry. Every transition is
-//! one transaction with its security-log record, flushed before returning.
+//! Self-service requests in the store: create (queueing one link mail per
+//! account email), list, cancel, decide from a link, and expiry. Every
+//! transition is one transaction with its security-log record (and its
+//! mails), flushed before returning.
 
-use super::{abort, decode, encode, flatten, Store, StoreError, TxResult};
+use super::outbox::{enqueue, MailKind};
+use super::{abort, decode, encode, entry_key, flatten, Store, StoreError, TxResult};
 use crate::flow::{status_at, Status};
-use crate::model::{rfc3339, unix_now};
+use crate::model::{now, rfc3339, unix_now, Source, WhitelistEntry};
 use crate::seclog::{self, Actor, Event};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};
+use sled::Tree;
 
-/// The trees a request's transitions touch: requests, links, pending, security log.
-type FlowTrees = (
+/// The trees a request's transitions touch: requests, links, pending,
+/// security log, outbox, entries, accounts.
+pub(crate) type FlowTrees = (
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
     TransactionalTree,
     TransactionalTree,
     TransactionalTree,
@@ -57,8 +64,22 @@ pub struct NewRequest {
     pub requested_from: String,
     pub user_agent: String,
     pub ttl_secs: u64,
-    /// (token hash, email) per account email.
-    pub links: Vec<(String, String)>,
+    /// The account's emails: each gets its own link mail.
+    pub emails: Vec<String>,
+}
+
+/// A decision taken from an emailed link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+/// A link and its request, as the link page sees them.
+#[derive(Debug, Clone)]
+pub struct LinkView {
+    pub link: LinkRecord,
+    pub request: IpRequest,
 }
 
 /// A link's stored form, keyed by the token's hash.
@@ -68,7 +89,7 @@ pub struct LinkRecord {
     pub email: String,
 }
 
-fn request_key(id: &str) -> Result<[u8; 8], StoreError> {
+pub(crate) fn request_key(id: &str) -> Result<[u8; 8], StoreError> {
     id.parse::<u64>()
         .map(u64::to_be_bytes)
         .map_err(|_| StoreError::NoRequest(id.to_string()))
@@ -81,11 +102,10 @@ fn end_request(
     trees: &FlowTrees,
     actor: &Actor,
 ) -> TxResult<()> {
-    let (requests, links, pending, log) = trees;
+    // Links stay (hashes only) so a later visit can say what happened;
+    // they work only while their request is pending.
+    let (requests, _, pending, log, ..) = trees;
     req.status = status;
-    for h in &req.link_hashes {
-        links.remove(h.as_bytes())?;
-    }
     if let Some(p) = pending.get(req.account.as_bytes())? {
         if p.as_ref() == req.id.as_bytes() {
             pending.remove(req.account.as_bytes())?;
@@ -109,6 +129,18 @@ fn end_request(
 }
 
 impl Store {
+    pub(crate) fn flow_trees(&self) -> (&Tree, &Tree, &Tree, &Tree, &Tree, &Tree, &Tree) {
+        (
+            &self.requests,
+            &self.links,
+            &self.pending,
+            &self.seclog,
+            &self.outbox,
+            &self.entries,
+            &self.accounts,
+        )
+    }
+
     fn next_request_id(&self) -> Result<u64, StoreError> {
         Ok(self.db.generate_id()? + 1)
     }
@@ -137,12 +169,13 @@ impl Store {
             decided_by: None,
             decided_from: None,
             decided_at: None,
-            link_hashes: new.links.iter().map(|(h, _)| h.clone()).collect(),
+            link_hashes: Vec::new(),
         };
         let key = request_key(&id)?;
-        flatten((&self.requests, &self.links, &self.pending, &self.seclog).transaction(
+        let mail_ids = self.mail_ids(new.emails.len())?;
+        flatten(self.flow_trees().transaction(
             |t: &FlowTrees| -> TxResult<()> {
-                let (requests, links, pending, log) = t;
+                let (requests, _, pending, log, outbox, ..) = t;
                 if let Some(p) = pending.get(new.account.as_bytes())? {
                     let old_key = request_key(&String::from_utf8_lossy(&p)).unwrap_or_default();
                     if let Some(raw) = requests.get(old_key)? {
@@ -154,8 +187,8 @@ impl Store {
                     }
                 }
                 requests.insert(&key, encode(&req))?;
-                for (hash, email) in &new.links {
-                    links.insert(hash.as_bytes(), encode(&LinkRecord { request: id.clone(), email: email.clone() }))?;
+                for (mail_id, email) in mail_ids.iter().zip(&new.emails) {
+                    enqueue(outbox, *mail_id, MailKind::Link, email, &new.account, &id)?;
                 }
                 pending.insert(new.account.as_bytes(), id.as_bytes())?;
                 let e = Event {
@@ -163,7 +196,7 @@ impl Store {
                     account: Some(&new.account),
                     details: json!({
                         "request": id, "ips": req.ips, "remark": req.remark, "user_agent": req.user_agent,
-                        "emails": new.links.iter().map(|(_, e)| e).collect::<Vec<_>>(), "expires_at": req.expires_at,
+                        "emails": new.emails, "expires_at": req.expires_at,
                     }),
                 };
                 seclog::append(log, actor, &e)?;
@@ -212,8 +245,8 @@ impl Store {
         let key = request_key(id)?;
         let now = unix_now();
         let req = flatten(
-            (&self.requests, &self.links, &self.pending, &self.seclog).transaction(
-                |t: &FlowTrees| -> TxResult<IpRequest> {
+            self.flow_trees()
+                .transaction(|t: &FlowTrees| -> TxResult<IpRequest> {
                     let requests = &t.0;
                     let Some(raw) = requests.get(key)? else {
                         return abort(StoreError::NoRequest(id.to_string()));
@@ -232,8 +265,7 @@ impl Store {
                     r.decided_at = Some(rfc3339(now));
                     end_request(&mut r, Status::Cancelled, t, actor)?;
                     Ok(r)
-                },
-            ),
+                }),
         )?;
         self.flush().await?;
         Ok(req)
@@ -257,27 +289,176 @@ impl Store {
         }
         let mut n = 0;
         for key in due {
-            let ended = flatten(
-                (&self.requests, &self.links, &self.pending, &self.seclog).transaction(
-                    |t: &FlowTrees| -> TxResult<bool> {
-                        let requests = &t.0;
-                        let Some(raw) = requests.get(key)? else {
-                            return Ok(false);
-                        };
-                        let mut r: IpRequest = decode(&raw).or_else(abort)?;
-                        if r.status != Status::Pending || now < r.expires_unix {
-                            return Ok(false);
-                        }
-                        end_request(&mut r, Status::Expired, t, &Actor::system())?;
-                        Ok(true)
-                    },
-                ),
-            )?;
+            let ended = flatten(self.flow_trees().transaction(
+                |t: &FlowTrees| -> TxResult<bool> {
+                    let requests = &t.0;
+                    let Some(raw) = requests.get(key)? else {
+                        return Ok(false);
+                    };
+                    let mut r: IpRequest = decode(&raw).or_else(abort)?;
+                    if r.status != Status::Pending || now < r.expires_unix {
+                        return Ok(false);
+                    }
+                    end_request(&mut r, Status::Expired, t, &Actor::system())?;
+                    Ok(true)
+                },
+            ))?;
             n += usize::from(ended);
         }
         if n > 0 {
             self.flush().await?;
         }
         Ok(n)
+    }
+}
+
+impl Store {
+    /// A link (by its token's hash) and its request, statuses as of now.
+    pub fn link(&self, hash: &str) -> Result<Option<LinkView>, StoreError> {
+        let Some(raw) = self.links.get(hash.as_bytes())? else {
+            return Ok(None);
+        };
+        let link: LinkRecord = decode(&raw)?;
+        match self.requests.get(request_key(&link.request)?)? {
+            Some(r) => Ok(Some(LinkView {
+                request: decode::<IpRequest>(&r)?.current(),
+                link,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    /// Decides a pending request from one of its links, in one transaction:
+    /// the status (only if still pending, so of two racing decisions one
+    /// wins), the new entries on approval, the end of every other link, the
+    /// security-log records and an outcome notice to every account email.
+    /// Run it under the publisher so the entries go live before it answers.
+    pub async fn decide(
+        &self,
+        hash: &str,
+        decision: Decision,
+        actor_ip: std::net::IpAddr,
+        user_agent: &str,
+    ) -> Result<(IpRequest, Vec<WhitelistEntry>), StoreError> {
+        let view = self.link(hash)?.ok_or(StoreError::NoLink)?;
+        let account = self
+            .account(&view.request.account)?
+            .ok_or_else(|| StoreError::NoAccount(view.request.account.clone()))?;
+        // Writers are serialised by the publisher, so this list is current.
+        let existing: Vec<String> = self
+            .entries(&account.id)?
+            .into_iter()
+            .map(|e| e.cidr)
+            .collect();
+        let mut new_entries = Vec::new();
+        if decision == Decision::Approve {
+            for ip in &view.request.ips {
+                let cidr = ipgate_config::net::parse_cidr(ip)
+                    .map(|n| n.to_string())
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                if existing.contains(&cidr) {
+                    continue;
+                }
+                let id = self.next_id()?;
+                let remark = match view.request.remark.as_str() {
+                    "" => format!("request {}", view.request.id),
+                    r => format!("request {}: {r}", view.request.id),
+                };
+                new_entries.push((
+                    entry_key(&account.id, id),
+                    WhitelistEntry {
+                        id: id.to_string(),
+                        account: account.id.clone(),
+                        cidr,
+                        remark: remark.chars().take(200).collect(),
+                        tags: Vec::new(),
+                        source: Source::Request,
+                        created_at: now(),
+                        updated_at: now(),
+                    },
+                ));
+            }
+        }
+        let mail_ids = self.mail_ids(account.emails.len())?;
+        let now_unix = unix_now();
+        let actor = Actor {
+            who: view.link.email.clone(),
+            ip: Some(actor_ip),
+        };
+        let key = request_key(&view.request.id)?;
+        let decided = flatten(self.flow_trees().transaction(|t: &FlowTrees| {
+            let (requests, links, _, log, outbox, entries, _) = t;
+            if links.get(hash.as_bytes())?.is_none() {
+                return abort(StoreError::NoLink);
+            }
+            let Some(raw) = requests.get(key)? else {
+                return abort(StoreError::NoLink);
+            };
+            let mut r: IpRequest = decode(&raw).or_else(abort)?;
+            let status = status_at(r.status, r.expires_unix, now_unix);
+            if status != Status::Pending {
+                return abort(StoreError::NotPending {
+                    id: r.id.clone(),
+                    status,
+                });
+            }
+            r.decided_by = Some(view.link.email.clone());
+            r.decided_from = Some(actor_ip.to_string());
+            r.decided_at = Some(rfc3339(now_unix));
+            for (k, e) in &new_entries {
+                entries.insert(k.as_slice(), encode(e))?;
+                let event = Event {
+                    event: "whitelist.added",
+                    account: Some(&r.account),
+                    details: json!({"entry": e.id, "cidr": e.cidr, "remark": e.remark, "source": e.source, "request": r.id}),
+                };
+                seclog::append(log, &actor, &event)?;
+            }
+            let (status, event) = match decision {
+                Decision::Approve => (Status::Approved, "link.approved"),
+                Decision::Reject => (Status::Rejected, "link.rejected"),
+            };
+            let e = Event {
+                event,
+                account: Some(&r.account),
+                details: json!({"request": r.id, "email": view.link.email, "user_agent": user_agent}),
+            };
+            seclog::append(log, &actor, &e)?;
+            end_request(&mut r, status, t, &actor)?;
+            for (mail_id, email) in mail_ids.iter().zip(&account.emails) {
+                enqueue(outbox, *mail_id, MailKind::Notice, email, &r.account, &r.id)?;
+            }
+            Ok(r)
+        }))?;
+        self.flush().await?;
+        Ok((decided, new_entries.into_iter().map(|(_, e)| e).collect()))
+    }
+
+    /// Records that a link page was opened (the only thing a GET changes).
+    pub async fn link_opened(
+        &self,
+        view: Option<&LinkView>,
+        result: &str,
+        ip: std::net::IpAddr,
+        user_agent: &str,
+    ) -> Result<(), StoreError> {
+        let actor = Actor {
+            who: view.map_or_else(|| "anonymous".to_string(), |v| v.link.email.clone()),
+            ip: Some(ip),
+        };
+        let e = Event {
+            event: "link.opened",
+            account: view.map(|v| v.request.account.as_str()),
+            details: json!({
+                "request": view.map(|v| &v.request.id),
+                "result": result,
+                "user_agent": user_agent,
+            }),
+        };
+        flatten(self.seclog.transaction(|log: &TransactionalTree| {
+            seclog::append(log, &actor, &e)?;
+            Ok(())
+        }))?;
+        self.flush().await
     }
 }

@@ -1,0 +1,380 @@
+//! The emailed link's pages, `{public_url}/confirm/{token}`. Opening a link
+//! (GET or HEAD) changes nothing but the security log: mail scanners open
+//! links. The review page's two buttons POST with a CSRF value bound to the
+//! link; the decision is one store transaction and, on approval, the IPs are
+//! live in the proxy table before the answer is written.
+
+use crate::api::{CustomerState, Visitor};
+use crate::flow::Status;
+use crate::html::{esc, page, respond};
+use crate::metrics::LinkResult;
+use crate::publish::Touched;
+use crate::seclog::hex;
+use crate::store::{Decision, IpRequest, LinkView, StoreError};
+use crate::users::token_hash;
+use axum::extract::rejection::{FormRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Form, Router};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+pub fn routes() -> Router<CustomerState> {
+    Router::new().route("/confirm/{token}", get(open).post(decide))
+}
+
+/// Tokens are 32 random bytes in unpadded base64url: 43 characters.
+fn well_formed(token: &str) -> bool {
+    token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The CSRF value of a link's review page: HMAC of the link's hash.
+pub fn csrf_value(key: &[u8; 32], purpose: &str, bound_to: &str) -> String {
+    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        Ok(m) => m,
+        // HMAC takes keys of any length; unreachable, and empty fails closed.
+        Err(_) => return String::new(),
+    };
+    mac.update(purpose.as_bytes());
+    mac.update(b"\n");
+    mac.update(bound_to.as_bytes());
+    hex(&mac.finalize().into_bytes())
+}
+
+/// Constant-time comparison of a presented CSRF value with the expected one.
+pub fn csrf_ok(expected: &str, presented: &str) -> bool {
+    !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
+}
+
+fn classify(view: Option<&LinkView>) -> LinkResult {
+    match view.map(|v| v.request.status) {
+        None => LinkResult::Invalid,
+        Some(Status::Pending) => LinkResult::Opened,
+        Some(Status::Approved | Status::Rejected) => LinkResult::Used,
+        Some(Status::Expired | Status::Cancelled) => LinkResult::Expired,
+    }
+}
+
+fn rows(r: &IpRequest) -> String {
+    let remark = if r.remark.is_empty() {
+        "(none)"
+    } else {
+        &r.remark
+    };
+    let rows = [
+        ("Account", r.account.as_str()),
+        ("IP addresses", &r.ips.join(", ")),
+        ("Remark", remark),
+        ("Requested by", &r.requested_by),
+        ("Requested at", &r.created_at),
+        ("Requested from", &r.requested_from),
+        ("Browser / client", &r.user_agent),
+        ("Link expires", &r.expires_at),
+    ]
+    .iter()
+    .map(|(k, v)| format!("<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v)))
+    .collect::<String>();
+    format!("<table>{rows}</table>")
+}
+
+fn invalid_page() -> Response {
+    respond(
+        StatusCode::NOT_FOUND,
+        page(
+            "Link not valid",
+            "<h1>This link is not valid</h1><div class=\"box bad\"><p>Nothing was changed.</p>\
+<p>Mail programs sometimes cut long links: copy the whole link from the mail into your browser's address bar. \
+If it still fails, the request may be gone: ask for a new request from the portal.</p></div>",
+        ),
+    )
+}
+
+fn ended_page(r: &IpRequest, this_email: &str) -> Response {
+    let by = r.decided_by.as_deref().unwrap_or("");
+    let from = r.decided_from.as_deref().unwrap_or("");
+    let at = r.decided_at.as_deref().unwrap_or("");
+    let (title, body) = match r.status {
+        Status::Approved | Status::Rejected if by == this_email => (
+            "Link already used",
+            format!(
+                "<p>You already {} this request from {} at {}. This link works once; there is nothing more to do.</p>",
+                r.status.as_str(),
+                esc(from),
+                esc(at)
+            ),
+        ),
+        Status::Approved | Status::Rejected => (
+            "Request already decided",
+            format!(
+                "<p>This request was already {} by {} from {} at {}. Your link no longer works; there is nothing more to do.</p>",
+                r.status.as_str(),
+                esc(by),
+                esc(from),
+                esc(at)
+            ),
+        ),
+        Status::Cancelled => (
+            "Request cancelled",
+            format!(
+                "<p>{} cancelled this request, so its links no longer work. Nothing was whitelisted.</p>\
+<p>If the addresses are still needed, submit a new request from the portal.</p>",
+                esc(&r.requested_by)
+            ),
+        ),
+        Status::Expired | Status::Pending => (
+            "Link expired",
+            format!(
+                "<p>This request expired at {} and its links no longer work. Nothing was whitelisted.</p>\
+<p>If the addresses are still needed, submit a new request from the portal.</p>",
+                esc(&r.expires_at)
+            ),
+        ),
+    };
+    respond(
+        StatusCode::GONE,
+        page(
+            title,
+            &format!(
+                "<h1>{}</h1><div class=\"box warn\">{body}</div>{}",
+                esc(title),
+                rows(r)
+            ),
+        ),
+    )
+}
+
+fn review_page(v: &LinkView, account_name: &str, csrf: &str) -> Response {
+    let r = &v.request;
+    let body = format!(
+        "<h1>Review IP whitelist request {id}</h1>\
+<p>Someone asked to let these server addresses call the API for <b>{name}</b> (account {account}). \
+This link was sent to <b>{email}</b>; nothing changes until you press a button.</p>{table}\
+<form method=\"post\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<button type=\"submit\" name=\"decision\" value=\"approve\" id=\"approve\">Approve &amp; whitelist now</button>\
+<button type=\"submit\" name=\"decision\" value=\"reject\" id=\"reject\">Reject request</button></form>\
+<p class=\"muted\">If you do not know this request, reject it. Either decision ends every other link of this request.</p>",
+        id = esc(&r.id),
+        account = esc(&r.account),
+        name = esc(account_name),
+        email = esc(&v.link.email),
+        table = rows(r),
+        csrf = esc(csrf),
+    );
+    respond(StatusCode::OK, page("Review request", &body))
+}
+
+fn message_page(status: StatusCode, title: &str, class: &str, text: &str) -> Response {
+    respond(
+        status,
+        page(
+            title,
+            &format!(
+                "<h1>{}</h1><div class=\"box {class}\"><p>{}</p></div>",
+                esc(title),
+                esc(text)
+            ),
+        ),
+    )
+}
+
+fn too_many() -> Response {
+    message_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many attempts",
+        "bad",
+        "Too many link visits from your address. Wait a minute, then open the link from your mail again.",
+    )
+}
+
+fn store_failed(e: &StoreError) -> Response {
+    tracing::error!(error = %e, "link page: store failed");
+    message_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Try again later",
+        "bad",
+        "The service could not record this step, so nothing was changed. Try again in a minute.",
+    )
+}
+
+/// The token from the path; one that is not even UTF-8 is treated as mangled.
+fn token_of(path: Result<Path<String>, PathRejection>) -> String {
+    path.map(|Path(t)| t).unwrap_or_default()
+}
+
+async fn open(
+    State(s): State<CustomerState>,
+    v: Visitor,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    if !s.link_limit.allow(&v.ip.to_string()) {
+        return too_many();
+    }
+    let token = token_of(path);
+    let store = &s.publisher.store;
+    let hash = token_hash(&token);
+    let view = if well_formed(&token) {
+        match store.link(&hash) {
+            Ok(view) => view,
+            Err(e) => return store_failed(&e),
+        }
+    } else {
+        None
+    };
+    let result = classify(view.as_ref());
+    s.metrics.link(result);
+    if let Err(e) = store
+        .link_opened(view.as_ref(), result.as_str(), v.ip, &v.user_agent)
+        .await
+    {
+        return store_failed(&e);
+    }
+    match view {
+        None => invalid_page(),
+        Some(view) if result == LinkResult::Opened => {
+            let name = match store.account(&view.request.account) {
+                Ok(a) => a.map(|a| a.name).unwrap_or_default(),
+                Err(e) => return store_failed(&e),
+            };
+            review_page(&view, &name, &csrf_value(&s.csrf_key, "confirm", &hash))
+        }
+        Some(view) => ended_page(&view.request, &view.link.email),
+    }
+}
+
+#[derive(Deserialize)]
+struct DecisionForm {
+    csrf: String,
+    decision: String,
+}
+
+async fn decide(
+    State(s): State<CustomerState>,
+    v: Visitor,
+    path: Result<Path<String>, PathRejection>,
+    form: Result<Form<DecisionForm>, FormRejection>,
+) -> Response {
+    if !s.link_limit.allow(&v.ip.to_string()) {
+        return too_many();
+    }
+    let token = token_of(path);
+    if !well_formed(&token) {
+        s.metrics.link(LinkResult::Invalid);
+        return invalid_page();
+    }
+    let hash = token_hash(&token);
+    let store = &s.publisher.store;
+    let form = form.ok().map(|Form(f)| f);
+    let csrf_good = form
+        .as_ref()
+        .is_some_and(|f| csrf_ok(&csrf_value(&s.csrf_key, "confirm", &hash), &f.csrf));
+    let decision = match form.as_ref().map(|f| f.decision.as_str()) {
+        Some("approve") => Some(Decision::Approve),
+        Some("reject") => Some(Decision::Reject),
+        _ => None,
+    };
+    let view = match store.link(&hash) {
+        Ok(Some(view)) => view,
+        Ok(None) => {
+            s.metrics.link(LinkResult::Invalid);
+            return invalid_page();
+        }
+        Err(e) => return store_failed(&e),
+    };
+    let (true, Some(decision)) = (csrf_good, decision) else {
+        if let Err(e) = store
+            .link_opened(
+                Some(&view),
+                "refused: bad form or CSRF value",
+                v.ip,
+                &v.user_agent,
+            )
+            .await
+        {
+            return store_failed(&e);
+        }
+        return message_page(
+            StatusCode::FORBIDDEN,
+            "Form not accepted",
+            "bad",
+            "This form did not come from the link's own page, or it is incomplete. Nothing was changed: open the link from your mail again and press a button there.",
+        );
+    };
+    let account = view.request.account.clone();
+    let (ip, ua) = (v.ip, v.user_agent.clone());
+    let link_hash = hash.clone();
+    let decided = s
+        .publisher
+        .change(Touched::Account(&account), |st| async move {
+            st.decide(&link_hash, decision, ip, &ua).await
+        })
+        .await;
+    match decided {
+        Ok((r, _added)) => {
+            s.metrics.count(r.status, 1);
+            s.mail_wake.notify_one();
+            tracing::info!(account = %r.account, request = %r.id, status = r.status.as_str(), by = %view.link.email, "request decided from a link");
+            let text = match r.status {
+                Status::Approved => format!(
+                    "{} {} whitelisted for account {} and live now. Every address of the account gets a notice.",
+                    r.ips.join(" and "),
+                    if r.ips.len() == 1 { "is" } else { "are" },
+                    r.account
+                ),
+                _ => format!(
+                    "Request {} was rejected; nothing was changed. Every address of the account gets a notice.",
+                    r.id
+                ),
+            };
+            let title = if r.status == Status::Approved {
+                "Approved"
+            } else {
+                "Rejected"
+            };
+            message_page(StatusCode::OK, title, "ok", &text)
+        }
+        Err(StoreError::NotPending { .. }) => match store.link(&hash) {
+            Ok(Some(now)) => {
+                s.metrics.link(classify(Some(&now)));
+                let mut resp = ended_page(&now.request, "");
+                *resp.status_mut() = StatusCode::CONFLICT;
+                resp
+            }
+            Ok(None) => invalid_page(),
+            Err(e) => store_failed(&e),
+        },
+        Err(StoreError::NoLink) => invalid_page(),
+        Err(e) => store_failed(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_tokens_of_the_issued_shape_are_looked_up() {
+        let (token, _) = crate::users::new_api_token();
+        assert!(well_formed(&token));
+        assert!(!well_formed(&token[..42]));
+        assert!(!well_formed(&format!("{}%", &token[..42])));
+        assert!(!well_formed(""));
+    }
+
+    #[test]
+    fn csrf_values_are_bound_to_key_purpose_and_link() {
+        let a = csrf_value(&[1; 32], "confirm", "h1");
+        assert_eq!(a.len(), 64);
+        assert!(csrf_ok(&a, &a));
+        assert!(!csrf_ok(&a, &csrf_value(&[2; 32], "confirm", "h1")));
+        assert!(!csrf_ok(&a, &csrf_value(&[1; 32], "login", "h1")));
+        assert!(!csrf_ok(&a, &csrf_value(&[1; 32], "confirm", "h2")));
+        assert!(!csrf_ok(&a, ""));
+    }
+}

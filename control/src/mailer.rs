@@ -1,0 +1,204 @@
+//! The outbox sender: takes due jobs from the store's outbox, renders them
+//! and hands them to the SMTP server through lettre. A failed attempt is
+//! recorded and retried with backoff (1 s doubling to 60 s) until it goes;
+//! nothing leaves the outbox unless the SMTP server accepted it.
+
+use crate::mail::{self, MailContext, Rendered};
+use crate::metrics::FlowMetrics;
+use crate::store::{MailJob, Prepared, Store, StoreError};
+use ipgate_config::SmtpConfig;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+/// Why the mailer cannot be built from the config.
+#[derive(Debug, thiserror::Error)]
+pub enum MailConfigError {
+    #[error(
+        "config key smtp.from: `{0}` is not a mailbox (e.g. `Security <security@example.com>`)"
+    )]
+    From(String),
+    #[error("config key smtp.url: {0}")]
+    Url(String),
+}
+
+/// Checks `[smtp]` without connecting anywhere.
+pub fn check(smtp: &SmtpConfig) -> Result<(), MailConfigError> {
+    smtp.from
+        .parse::<Mailbox>()
+        .map_err(|_| MailConfigError::From(smtp.from.clone()))?;
+    AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp.url)
+        .map_err(|e| MailConfigError::Url(e.to_string()))?;
+    Ok(())
+}
+
+/// The user named in an SMTP URL (`smtp://user@host`), percent-decoded.
+fn url_user(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let user = userinfo.split(':').next()?;
+    Some(
+        percent_encoding::percent_decode_str(user)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
+}
+
+/// Sends the outbox.
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    public_url: String,
+    metrics: FlowMetrics,
+    /// Poked after a change queues mail, so it goes without waiting a tick.
+    pub wake: Arc<Notify>,
+}
+
+impl Mailer {
+    /// `password` (from `IPGATE_SMTP_PASSWORD` or `smtp.password_file`)
+    /// replaces one given in the URL.
+    pub fn new(
+        smtp: &SmtpConfig,
+        password: Option<String>,
+        public_url: &str,
+        metrics: FlowMetrics,
+    ) -> Result<Mailer, MailConfigError> {
+        check(smtp)?;
+        let from = smtp
+            .from
+            .parse::<Mailbox>()
+            .map_err(|_| MailConfigError::From(smtp.from.clone()))?;
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp.url)
+            .map_err(|e| MailConfigError::Url(e.to_string()))?
+            .timeout(Some(Duration::from_secs(10)));
+        if let Some(password) = password {
+            let user = url_user(&smtp.url).ok_or_else(|| {
+                MailConfigError::Url(
+                    "an SMTP password is set but the URL names no user (smtp://USER@host)".into(),
+                )
+            })?;
+            builder = builder.credentials(Credentials::new(user, password));
+        }
+        Ok(Mailer {
+            transport: builder.build(),
+            from,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            metrics,
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Sends due mail until `shutdown` flips, waking every second or when poked.
+    pub async fn run(&self, store: &Store, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            match store.due_mail() {
+                Ok(ids) => {
+                    for id in ids {
+                        if *shutdown.borrow() {
+                            return;
+                        }
+                        if let Err(e) = self.send_one(store, id).await {
+                            tracing::error!(mail = id, error = %e, "mail outbox step failed");
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot read the mail outbox"),
+            }
+            self.metrics.set_outbox_depth(store.outbox_depth());
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    fn message(&self, job: &MailJob, r: &Rendered) -> Result<Message, String> {
+        let to = job
+            .to
+            .parse::<Mailbox>()
+            .map_err(|e| format!("`{}` is not a mail address: {e}", job.to))?;
+        Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(&r.subject)
+            .multipart(MultiPart::alternative_plain_html(
+                r.text.clone(),
+                r.html.clone(),
+            ))
+            .map_err(|e| e.to_string())
+    }
+
+    async fn send_one(&self, store: &Store, id: u64) -> Result<(), StoreError> {
+        let (job, request, link) = match store.prepare_mail(id).await? {
+            Prepared::Dropped => return Ok(()),
+            Prepared::Link(l) => {
+                let link = format!("{}/confirm/{}", self.public_url, l.token);
+                (l.job, l.request, link)
+            }
+            Prepared::Notice { job, request } => (job, request, String::new()),
+        };
+        let name = store
+            .account(&job.account)?
+            .map(|a| a.name)
+            .unwrap_or_else(|| job.account.clone());
+        let ctx = MailContext {
+            account_name: &name,
+            from_address: self.from.email.as_ref(),
+        };
+        let rendered = match job.kind {
+            crate::store::MailKind::Link => mail::link_mail(&request, &link, &ctx),
+            crate::store::MailKind::Notice => mail::notice_mail(&request, &ctx),
+        };
+        let result = match self.message(&job, &rendered) {
+            Ok(m) => self.transport.send(m).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(_) => {
+                store.mail_sent(&job).await?;
+                self.metrics.mail(job.kind.as_str(), true);
+                tracing::info!(to = %job.to, kind = job.kind.as_str(), request = %job.request, "mail sent");
+            }
+            Err(e) => {
+                let next = store.mail_failed(&job, &e).await?;
+                self.metrics.mail(job.kind.as_str(), false);
+                tracing::warn!(to = %job.to, kind = job.kind.as_str(), request = %job.request, attempt = job.attempts, error = %e, retry_at = next.next_attempt_unix, "mail not sent; will retry");
+            }
+        }
+        self.metrics.set_outbox_depth(store.outbox_depth());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_user_comes_from_the_url() {
+        assert_eq!(url_user("smtp://bob@mail:587").as_deref(), Some("bob"));
+        assert_eq!(url_user("smtps://a%40b:pw@mail/?x").as_deref(), Some("a@b"));
+        assert_eq!(url_user("smtp://mail:25"), None);
+    }
+
+    #[test]
+    fn bad_smtp_settings_name_their_key() {
+        let err = |c: SmtpConfig| check(&c).err().map(|e| e.to_string()).unwrap_or_default();
+        let from = err(SmtpConfig {
+            from: "not a mailbox".into(),
+            ..SmtpConfig::default()
+        });
+        assert!(from.contains("smtp.from"), "{from}");
+        let url = err(SmtpConfig {
+            url: "smtp://[bad".into(),
+            ..SmtpConfig::default()
+        });
+        assert!(url.contains("smtp.url"), "{url}");
+        assert!(check(&SmtpConfig::default()).is_ok());
+    }
+}

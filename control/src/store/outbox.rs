@@ -1,0 +1,241 @@
+//! The durable mail outbox. A mail job is written in the same transaction
+//! as the change it reports (a submitted request, a decision), so a crash
+//! can delay a mail but never lose it. The sender takes due jobs, and each
+//! attempt's result (sent, failed with the next try, dropped) is one more
+//! transaction with its security-log record.
+//!
+//! Link mails carry no token while queued: each send attempt mints a fresh
+//! token and stores only its hash (bound to the job's email) before the mail
+//! leaves, so the plain token exists only in the mail itself.
+
+use super::requests::{request_key, FlowTrees, IpRequest};
+use super::{abort, decode, encode, flatten, Store, StoreError, TxResult};
+use crate::flow::{status_at, Status};
+use crate::model::{now, unix_now};
+use crate::seclog::{self, Actor, Event};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sled::transaction::{Transactional, TransactionalTree};
+
+/// What a mail is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailKind {
+    /// The review link for one account email.
+    Link,
+    /// The outcome of a decision.
+    Notice,
+}
+
+impl MailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailKind::Link => "link",
+            MailKind::Notice => "notice",
+        }
+    }
+}
+
+/// One queued mail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailJob {
+    pub id: u64,
+    pub kind: MailKind,
+    pub to: String,
+    pub account: String,
+    pub request: String,
+    pub attempts: u32,
+    pub next_attempt_unix: u64,
+    pub last_error: Option<String>,
+    pub created_at: String,
+}
+
+/// A link mail ready to go: the job, its request and the fresh token.
+pub struct LinkToSend {
+    pub job: MailJob,
+    pub request: IpRequest,
+    pub token: String,
+}
+
+/// What the sender should do with a due job.
+pub enum Prepared {
+    Link(LinkToSend),
+    Notice {
+        job: MailJob,
+        request: IpRequest,
+    },
+    /// The job was dropped (its request is no longer pending, or gone).
+    Dropped,
+}
+
+/// Queues one mail inside a transaction.
+pub(crate) fn enqueue(
+    outbox: &TransactionalTree,
+    id: u64,
+    kind: MailKind,
+    to: &str,
+    account: &str,
+    request: &str,
+) -> TxResult<()> {
+    let job = MailJob {
+        id,
+        kind,
+        to: to.to_string(),
+        account: account.to_string(),
+        request: request.to_string(),
+        attempts: 0,
+        next_attempt_unix: 0,
+        last_error: None,
+        created_at: now(),
+    };
+    outbox.insert(&id.to_be_bytes(), encode(&job))?;
+    Ok(())
+}
+
+/// Seconds to wait after `attempts` failed tries: 1, 2, 4 ... capped at 60.
+pub fn backoff_secs(attempts: u32) -> u64 {
+    1u64.checked_shl(attempts.saturating_sub(1))
+        .unwrap_or(u64::MAX)
+        .min(60)
+}
+
+fn job_event<'a>(event: &'a str, job: &'a MailJob, extra: serde_json::Value) -> Event<'a> {
+    let mut details =
+        json!({"request": job.request, "to": job.to, "kind": job.kind, "attempt": job.attempts});
+    if let (Some(d), Some(e)) = (details.as_object_mut(), extra.as_object()) {
+        d.extend(e.clone());
+    }
+    Event {
+        event,
+        account: Some(&job.account),
+        details,
+    }
+}
+
+impl Store {
+    /// Ids for `n` new mail jobs (taken before the transaction that queues them).
+    pub(crate) fn mail_ids(&self, n: usize) -> Result<Vec<u64>, StoreError> {
+        (0..n).map(|_| self.next_id()).collect()
+    }
+
+    /// Queued mails, oldest first.
+    pub fn outbox(&self) -> Result<Vec<MailJob>, StoreError> {
+        self.outbox.iter().values().map(|v| decode(&v?)).collect()
+    }
+
+    /// How many mails are waiting.
+    pub fn outbox_depth(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Readies a due job for sending. A link job mints its token here: the
+    /// hash goes into the links tree (bound to the job's email) and the
+    /// attempt is counted, flushed before the token is handed out.
+    pub async fn prepare_mail(&self, id: u64) -> Result<Prepared, StoreError> {
+        let (token, hash) = crate::users::new_api_token();
+        let prepared = flatten(self.flow_trees().transaction(|t: &FlowTrees| {
+            let (requests, links, _, log, outbox, _, _) = t;
+            let Some(raw) = outbox.get(id.to_be_bytes())? else {
+                return Ok(Prepared::Dropped);
+            };
+            let mut job: MailJob = decode(&raw).or_else(abort)?;
+            let req = match requests.get(request_key(&job.request).or_else(abort)?)? {
+                Some(r) => Some(decode::<IpRequest>(&r).or_else(abort)?),
+                None => None,
+            };
+            let Some(mut req) = req else {
+                outbox.remove(&id.to_be_bytes())?;
+                let e = job_event("mail.dropped", &job, json!({"reason": "request not found"}));
+                seclog::append(log, &Actor::system(), &e)?;
+                return Ok(Prepared::Dropped);
+            };
+            job.attempts += 1;
+            match job.kind {
+                MailKind::Notice => {
+                    outbox.insert(&id.to_be_bytes(), encode(&job))?;
+                    Ok(Prepared::Notice { job, request: req })
+                }
+                MailKind::Link => {
+                    let status = status_at(req.status, req.expires_unix, unix_now());
+                    if status != Status::Pending {
+                        outbox.remove(&id.to_be_bytes())?;
+                        let e = job_event(
+                            "mail.dropped",
+                            &job,
+                            json!({"reason": format!("request is {}", status.as_str())}),
+                        );
+                        seclog::append(log, &Actor::system(), &e)?;
+                        return Ok(Prepared::Dropped);
+                    }
+                    let link = super::requests::LinkRecord {
+                        request: req.id.clone(),
+                        email: job.to.clone(),
+                    };
+                    links.insert(hash.as_bytes(), encode(&link))?;
+                    req.link_hashes.push(hash.clone());
+                    requests.insert(&request_key(&req.id).or_else(abort)?, encode(&req))?;
+                    outbox.insert(&id.to_be_bytes(), encode(&job))?;
+                    Ok(Prepared::Link(LinkToSend {
+                        job,
+                        request: req,
+                        token: token.clone(),
+                    }))
+                }
+            }
+        }))?;
+        self.flush().await?;
+        Ok(prepared)
+    }
+
+    /// The mail left: the job is done.
+    pub async fn mail_sent(&self, job: &MailJob) -> Result<(), StoreError> {
+        flatten((&self.outbox, &self.seclog).transaction(
+            |(outbox, log): &(TransactionalTree, TransactionalTree)| {
+                outbox.remove(&job.id.to_be_bytes())?;
+                seclog::append(
+                    log,
+                    &Actor::system(),
+                    &job_event("mail.sent", job, json!({})),
+                )?;
+                Ok(())
+            },
+        ))?;
+        self.flush().await
+    }
+
+    /// The mail did not leave: try again after the backoff.
+    pub async fn mail_failed(&self, job: &MailJob, error: &str) -> Result<MailJob, StoreError> {
+        let mut next = job.clone();
+        next.next_attempt_unix = unix_now() + backoff_secs(job.attempts);
+        next.last_error = Some(error.chars().take(300).collect());
+        flatten((&self.outbox, &self.seclog).transaction(
+            |(outbox, log): &(TransactionalTree, TransactionalTree)| {
+                if outbox.get(job.id.to_be_bytes())?.is_some() {
+                    outbox.insert(&job.id.to_be_bytes(), encode(&next))?;
+                }
+                let e = job_event(
+                    "mail.failed",
+                    job,
+                    json!({"error": next.last_error, "retry_in_secs": backoff_secs(job.attempts)}),
+                );
+                seclog::append(log, &Actor::system(), &e)?;
+                Ok(())
+            },
+        ))?;
+        self.flush().await?;
+        Ok(next)
+    }
+
+    /// Ids of jobs whose next attempt is due, oldest first.
+    pub fn due_mail(&self) -> Result<Vec<u64>, StoreError> {
+        let now = unix_now();
+        let mut due = Vec::new();
+        for v in self.outbox.iter().values() {
+            let job: MailJob = decode(&v?)?;
+            if job.next_attempt_unix <= now {
+                due.push(job.id);
+            }
+        }
+        Ok(due)
+    }
+}

@@ -179,6 +179,8 @@ pub fn run(
         mail_wake: mailer.wake.clone(),
         csrf_key,
         link_limit: Arc::new(RateLimit::new(30, std::time::Duration::from_secs(60))),
+        login_limit: Arc::new(RateLimit::new(10, std::time::Duration::from_secs(60))),
+        secure_cookies: config.control.public_url.starts_with("https://"),
     };
     let admin_state = AdminState {
         publisher: publisher.clone(),

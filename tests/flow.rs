@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::browser::csrf;
 use common::*;
 use ipgate_devmail::{Mail, Mode};
 use serde_json::{json, Value};
@@ -106,18 +107,6 @@ fn open(link: &str) -> Page {
         headers: r.headers().clone(),
         body: r.text().unwrap_or_default(),
     }
-}
-
-fn csrf(body: &str) -> String {
-    let start = body
-        .find("name=\"csrf\" value=\"")
-        .map(|i| i + 19)
-        .unwrap_or_else(|| panic!("no CSRF field in {body}"));
-    body[start..]
-        .split('"')
-        .next()
-        .unwrap_or_default()
-        .to_string()
 }
 
 fn post(link: &str, form: &[(&str, &str)]) -> Page {

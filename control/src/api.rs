@@ -39,6 +39,10 @@ pub struct CustomerState {
     pub csrf_key: Arc<[u8; 32]>,
     /// Visits to emailed links, per client IP.
     pub link_limit: Arc<RateLimit>,
+    /// Login attempts, per client IP, username and account.
+    pub login_limit: Arc<RateLimit>,
+    /// Cookies get `Secure` (public_url is https).
+    pub secure_cookies: bool,
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -129,12 +133,17 @@ impl FromRequestParts<CustomerState> for Caller {
     }
 }
 
-/// Why this caller may not submit a request, if so.
-pub fn why_cannot_request(c: &Caller) -> Option<&'static str> {
-    if c.user.totp_secret.is_none() {
+/// Why this user may not submit a request, if so.
+pub fn why_cannot_request(user: &User, account: &Account) -> Option<&'static str> {
+    if user.role != Role::Main {
+        return Some(
+            "Only your account's main user can request whitelist changes: ask them, or contact us.",
+        );
+    }
+    if user.totp_secret.is_none() {
         return Some("Two-factor authentication is off for your account: contact us to enrol your authenticator app, then try again.");
     }
-    if c.account.whitelist == crate::model::WhitelistMode::Off {
+    if account.whitelist == crate::model::WhitelistMode::Off {
         return Some("The IP whitelist feature is off for your account: contact us to turn it on.");
     }
     None
@@ -162,6 +171,7 @@ pub fn router(state: CustomerState) -> Router {
         .route("/api/v1/whitelist/requests/{id}/cancel", post(cancel))
         .route("/api/v1/whitelist/{id}", get(get_entry))
         .merge(crate::confirm::routes())
+        .merge(crate::portal::routes())
         .fallback(|| async { ApiError::not_found("path", "no such API route") })
         .with_state(state)
 }
@@ -171,8 +181,8 @@ async fn me(c: Caller) -> Json<Value> {
         "account": {"id": c.account.id, "name": c.account.name, "whitelist": c.account.whitelist},
         "user": {"username": c.user.username, "role": c.user.role},
         "two_factor": c.user.totp_secret.is_some(),
-        "can_request": why_cannot_request(&c).is_none(),
-        "why_not": why_cannot_request(&c),
+        "can_request": why_cannot_request(&c.user, &c.account).is_none(),
+        "why_not": why_cannot_request(&c.user, &c.account),
         "your_ip": c.ip.to_string(),
     }))
 }
@@ -225,10 +235,23 @@ async fn submit(
     c: Caller,
     ApiJson(body): ApiJson<Submission>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    if let Some(why) = why_cannot_request(&c) {
+    let req = submit_request(&s, &c, &body.ips, &body.remark).await?;
+    Ok((StatusCode::ACCEPTED, Json(view(&req))))
+}
+
+/// Checks a submission (SPEC section 5, each rule its own message) and
+/// saves it as pending with one link mail queued per account email. The
+/// customer API and the portal form both come here.
+pub async fn submit_request(
+    s: &CustomerState,
+    c: &Caller,
+    ips: &[String],
+    remark: &str,
+) -> ApiResult<IpRequest> {
+    if let Some(why) = why_cannot_request(&c.user, &c.account) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "account", why));
     }
-    let ips = flow::check_submission(&body.ips, &body.remark, &s.limits)
+    let ips = flow::check_submission(ips, remark, &s.limits)
         .map_err(|r| refusals(StatusCode::BAD_REQUEST, r))?;
     let store = &s.publisher.store;
     let entries = store.entries(&c.account.id)?;
@@ -262,7 +285,7 @@ async fn submit(
     let new = NewRequest {
         account: c.account.id.clone(),
         ips: ips.iter().map(|ip| ip.to_string()).collect(),
-        remark: body.remark.trim().to_string(),
+        remark: remark.trim().to_string(),
         requested_by: c.user.username.clone(),
         requested_from: c.ip.to_string(),
         user_agent: c.user_agent.clone(),
@@ -282,7 +305,7 @@ async fn submit(
     s.metrics.count(Status::Pending, 1);
     s.mail_wake.notify_one();
     tracing::info!(account = %req.account, request = %req.id, ips = ?req.ips, "request submitted");
-    Ok((StatusCode::ACCEPTED, Json(view(&req))))
+    Ok(req)
 }
 
 async fn list_requests(State(s): State<CustomerState>, c: Caller) -> ApiResult<Json<Value>> {
@@ -303,6 +326,11 @@ async fn cancel(
     c: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    Ok(Json(view(&cancel_request(&s, &c, id).await?)))
+}
+
+/// The requester's side of cancelling a pending request (API and portal).
+pub async fn cancel_request(s: &CustomerState, c: &Caller, id: String) -> ApiResult<IpRequest> {
     let actor = Actor {
         who: c.user.username.clone(),
         ip: Some(c.ip),
@@ -316,5 +344,5 @@ async fn cancel(
         .await?;
     s.metrics.count(Status::Cancelled, 1);
     tracing::info!(account = %req.account, request = %req.id, "request cancelled");
-    Ok(Json(view(&req)))
+    Ok(req)
 }

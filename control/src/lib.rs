@@ -12,6 +12,7 @@ pub mod mail;
 pub mod mailer;
 pub mod metrics;
 pub mod model;
+pub mod portal;
 pub mod publish;
 pub mod ratelimit;
 pub mod seclog;

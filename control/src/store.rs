@@ -39,6 +39,8 @@ pub enum StoreError {
     PendingExists,
     #[error("request `{0}` does not exist")]
     NoRequest(String),
+    #[error("this code was already used; wait for the next one")]
+    CodeUsed,
     #[error("this link is not valid")]
     NoLink,
     #[error("request `{id}` is {status:?}, not pending")]
@@ -99,6 +101,7 @@ pub struct Store {
     pending: Tree,
     outbox: Tree,
     meta: Tree,
+    sessions: Tree,
 }
 
 impl Store {
@@ -123,6 +126,7 @@ impl Store {
             pending: db.open_tree("pending")?,
             outbox: db.open_tree("outbox")?,
             meta: db.open_tree("meta")?,
+            sessions: db.open_tree("sessions")?,
             db,
         })
     }
@@ -471,8 +475,10 @@ impl Store {
 
 mod outbox;
 mod requests;
+mod sessions;
 pub use outbox::{backoff_secs, LinkToSend, MailJob, MailKind, Prepared};
 pub use requests::{Decision, IpRequest, LinkRecord, LinkView, NewRequest};
+pub use sessions::Session;
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,8 @@
 //! reaches it, and the real `ipgate` binary started on free loopback ports.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use serde_json::Value;
 use std::collections::HashSet;
 use std::io::{Read, Write};

@@ -1,0 +1,468 @@
+//! The customer portal: login (password + TOTP, each code once), sessions
+//! kept in sled under the hash of their id, and the whitelist page with its
+//! request form and cancel buttons. Every POST carries a CSRF value; the
+//! cookies are HttpOnly, SameSite=Strict, and Secure when `public_url` is
+//! https. The session id is new at every login.
+
+use crate::api::{
+    cancel_request, submit_request, why_cannot_request, Caller, CustomerState, Visitor,
+};
+use crate::confirm::{csrf_ok, csrf_value};
+use crate::html::respond;
+use crate::model::unix_now;
+use crate::seclog::Actor;
+use crate::store::{Session, StoreError};
+use crate::users::{self, token_hash};
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+use std::time::Duration;
+
+mod pages;
+
+const SESSION_COOKIE: &str = "ipgate_session";
+const PRE_COOKIE: &str = "ipgate_login";
+/// How long a portal session lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+
+pub fn routes() -> Router<CustomerState> {
+    Router::new()
+        .route("/", get(|| async { see_other("/portal") }))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/portal", get(whitelist_page))
+        .route("/portal/requests", post(submit))
+        .route("/portal/requests/{id}/cancel", post(cancel))
+}
+
+fn see_other(to: &'static str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+fn set_cookie(resp: &mut Response, name: &str, value: &str, max_age: u64, secure: bool) {
+    let secure = if secure { "; Secure" } else { "" };
+    let c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn random_id() -> String {
+    users::new_api_token().0
+}
+
+fn failed(e: &StoreError) -> Response {
+    tracing::error!(error = %e, "portal: store failed");
+    respond(
+        StatusCode::SERVICE_UNAVAILABLE,
+        pages::message("Try again later", "The service could not complete this step, so nothing was changed. Try again in a minute."),
+    )
+}
+
+/// A logged-in caller: the session and who it belongs to.
+struct Portal {
+    caller: Caller,
+    session: Session,
+    /// The hash the session is stored under.
+    session_hash: String,
+}
+
+impl FromRequestParts<CustomerState> for Portal {
+    type Rejection = NotIn;
+
+    async fn from_request_parts(parts: &mut Parts, state: &CustomerState) -> Result<Portal, NotIn> {
+        let v = Visitor::from_request_parts(parts, state)
+            .await
+            .map_err(|_| NotIn::Login)?;
+        portal_caller(state, &parts.headers, v)
+    }
+}
+
+/// Why a portal page cannot be shown to this browser.
+enum NotIn {
+    /// No live session: log in first.
+    Login,
+    Store(StoreError),
+}
+
+impl IntoResponse for NotIn {
+    fn into_response(self) -> Response {
+        match self {
+            NotIn::Login => see_other("/login"),
+            NotIn::Store(e) => failed(&e),
+        }
+    }
+}
+
+/// The session behind the request's cookie.
+fn portal_caller(s: &CustomerState, headers: &HeaderMap, v: Visitor) -> Result<Portal, NotIn> {
+    let sid = cookie(headers, SESSION_COOKIE).ok_or(NotIn::Login)?;
+    let session_hash = token_hash(&sid);
+    let store = &s.publisher.store;
+    let session = store
+        .session(&session_hash)
+        .map_err(NotIn::Store)?
+        .ok_or(NotIn::Login)?;
+    let user = store
+        .user(&session.username)
+        .map_err(NotIn::Store)?
+        .ok_or(NotIn::Login)?;
+    let account = store
+        .account(&user.account)
+        .map_err(NotIn::Store)?
+        .ok_or(NotIn::Login)?;
+    Ok(Portal {
+        caller: Caller {
+            user,
+            account,
+            ip: v.ip,
+            user_agent: v.user_agent,
+        },
+        session,
+        session_hash,
+    })
+}
+
+async fn login_page(State(s): State<CustomerState>) -> Response {
+    let pre = random_id();
+    let csrf = csrf_value(&s.csrf_key, "login", &pre);
+    let mut resp = respond(StatusCode::OK, pages::login(&csrf, None));
+    set_cookie(&mut resp, PRE_COOKIE, &pre, 3600, s.secure_cookies);
+    resp
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    csrf: String,
+    username: String,
+    password: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// A login refused: the same words whatever was wrong.
+fn refused(s: &CustomerState, pre: Option<&str>, status: StatusCode, why: &str) -> Response {
+    let pre = pre.map(str::to_string).unwrap_or_else(random_id);
+    let csrf = csrf_value(&s.csrf_key, "login", &pre);
+    let mut resp = respond(status, pages::login(&csrf, Some(why)));
+    set_cookie(&mut resp, PRE_COOKIE, &pre, 3600, s.secure_cookies);
+    resp
+}
+
+/// A real Argon2id hash to check unknown users' passwords against.
+static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    users::hash_password("not a password anyone has").unwrap_or_default()
+});
+
+const WRONG: &str = "Wrong username, password or code.";
+
+async fn login(
+    State(s): State<CustomerState>,
+    v: Visitor,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let pre = cookie(&headers, PRE_COOKIE);
+    let Ok(Form(f)) = form else {
+        return refused(
+            &s,
+            pre.as_deref(),
+            StatusCode::BAD_REQUEST,
+            "Fill in username, password and code.",
+        );
+    };
+    let csrf_good = pre
+        .as_deref()
+        .is_some_and(|p| csrf_ok(&csrf_value(&s.csrf_key, "login", p), &f.csrf));
+    if !csrf_good {
+        return refused(
+            &s,
+            None,
+            StatusCode::FORBIDDEN,
+            "This form expired. Please log in again.",
+        );
+    }
+    let username: String = f.username.trim().chars().take(128).collect();
+    let store = &s.publisher.store;
+    let actor = Actor {
+        who: username.clone(),
+        ip: Some(v.ip),
+    };
+    let user = match store.user(&username) {
+        Ok(u) => u,
+        Err(e) => return failed(&e),
+    };
+    let account = user.as_ref().map(|u| u.account.clone());
+    if !s.login_limit.allow(&format!("ip:{}", v.ip))
+        || !s.login_limit.allow(&format!("user:{username}"))
+        || account
+            .as_ref()
+            .is_some_and(|a| !s.login_limit.allow(&format!("account:{a}")))
+    {
+        let _ = store
+            .login_failed(&username, account.as_deref(), "rate limited", &actor)
+            .await;
+        return refused(
+            &s,
+            pre.as_deref(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many login attempts. Wait a minute and try again.",
+        );
+    }
+    // Hash even for an unknown user, so timing does not tell which names exist.
+    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+    let password = f.password.clone();
+    let password_ok = tokio::task::spawn_blocking(move || match stored_hash {
+        Some(h) => users::check_password(&password, &h),
+        None => {
+            let _ = users::check_password(&password, &DUMMY_HASH);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false);
+    let Some(user) = user.filter(|_| password_ok) else {
+        let reason = if account.is_some() {
+            "wrong password"
+        } else {
+            "unknown user"
+        };
+        if let Err(e) = store
+            .login_failed(&username, account.as_deref(), reason, &actor)
+            .await
+        {
+            return failed(&e);
+        }
+        return refused(&s, pre.as_deref(), StatusCode::UNAUTHORIZED, WRONG);
+    };
+    let step = match &user.totp_secret {
+        Some(secret) => match users::check_totp(secret, &f.code, unix_now(), user.totp_last_step) {
+            Some(step) => Some(step),
+            None => {
+                if let Err(e) = store
+                    .login_failed(
+                        &username,
+                        account.as_deref(),
+                        "wrong or reused code",
+                        &actor,
+                    )
+                    .await
+                {
+                    return failed(&e);
+                }
+                return refused(&s, pre.as_deref(), StatusCode::UNAUTHORIZED, WRONG);
+            }
+        },
+        None => None,
+    };
+    let sid = random_id();
+    let now = unix_now();
+    let session = Session {
+        username: user.username.clone(),
+        account: user.account.clone(),
+        csrf: random_id(),
+        created_unix: now,
+        expires_unix: now + SESSION_TTL.as_secs(),
+    };
+    match store
+        .login(&user, step, &token_hash(&sid), &session, &actor)
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::CodeUsed) => {
+            let _ = store
+                .login_failed(
+                    &username,
+                    account.as_deref(),
+                    "wrong or reused code",
+                    &actor,
+                )
+                .await;
+            return refused(&s, pre.as_deref(), StatusCode::UNAUTHORIZED, WRONG);
+        }
+        Err(e) => return failed(&e),
+    }
+    // A replaced session cookie ends the old session, if there was one.
+    if let Some(old) = cookie(&headers, SESSION_COOKIE) {
+        let _ = store.end_session(&token_hash(&old), &actor).await;
+    }
+    tracing::info!(user = %user.username, account = %user.account, ip = %v.ip, "portal login");
+    let mut resp = see_other("/portal");
+    set_cookie(
+        &mut resp,
+        SESSION_COOKIE,
+        &sid,
+        SESSION_TTL.as_secs(),
+        s.secure_cookies,
+    );
+    set_cookie(&mut resp, PRE_COOKIE, "", 0, s.secure_cookies);
+    resp
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(s): State<CustomerState>,
+    p: Portal,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    if !form.is_ok_and(|Form(f)| csrf_ok(&p.session.csrf, &f.csrf)) {
+        return forged();
+    }
+    let actor = Actor {
+        who: p.caller.user.username.clone(),
+        ip: Some(p.caller.ip),
+    };
+    if let Err(e) = s.publisher.store.end_session(&p.session_hash, &actor).await {
+        return failed(&e);
+    }
+    let mut resp = see_other("/login");
+    set_cookie(&mut resp, SESSION_COOKIE, "", 0, s.secure_cookies);
+    resp
+}
+
+fn forged() -> Response {
+    respond(
+        StatusCode::FORBIDDEN,
+        pages::message(
+            "Form not accepted",
+            "This form did not come from your portal page. Nothing was changed: go back to the portal and try again.",
+        ),
+    )
+}
+
+#[derive(Deserialize, Default)]
+struct PageQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    done: String,
+}
+
+async fn render(
+    s: &CustomerState,
+    p: &Portal,
+    q: &str,
+    status: StatusCode,
+    note: pages::Note,
+) -> Response {
+    let store = &s.publisher.store;
+    let entries = match store.entries(&p.caller.account.id) {
+        Ok(e) => e,
+        Err(e) => return failed(&e),
+    };
+    let requests = match store.requests(&p.caller.account.id) {
+        Ok(r) => r,
+        Err(e) => return failed(&e),
+    };
+    let view = pages::WhitelistView {
+        caller: &p.caller,
+        csrf: &p.session.csrf,
+        why_not: why_cannot_request(&p.caller.user, &p.caller.account),
+        entries: &entries,
+        requests: &requests,
+        link_ttl: s.link_ttl,
+        max_ips: s.limits.max_ips_per_request,
+        query: q,
+        note,
+    };
+    respond(status, pages::whitelist(&view))
+}
+
+async fn whitelist_page(
+    State(s): State<CustomerState>,
+    p: Portal,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Response {
+    let q = query.map(|Query(q)| q).unwrap_or_default();
+    let note = match q.done.as_str() {
+        "submitted" => pages::Note::Done("Request saved. Every email address of your account got its own confirmation link; the addresses go live as soon as one of them approves."),
+        "cancelled" => pages::Note::Done("Request cancelled; its links no longer work."),
+        _ => pages::Note::None,
+    };
+    render(&s, &p, q.q.trim(), StatusCode::OK, note).await
+}
+
+#[derive(Deserialize)]
+struct RequestForm {
+    csrf: String,
+    #[serde(default)]
+    ip1: String,
+    #[serde(default)]
+    ip2: String,
+    #[serde(default)]
+    remark: String,
+}
+
+async fn submit(
+    State(s): State<CustomerState>,
+    p: Portal,
+    form: Result<Form<RequestForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(f)) = form else {
+        return forged();
+    };
+    if !csrf_ok(&p.session.csrf, &f.csrf) {
+        return forged();
+    }
+    let ips: Vec<String> = [f.ip1.trim(), f.ip2.trim()]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    match submit_request(&s, &p.caller, &ips, &f.remark).await {
+        Ok(_) => see_other("/portal?done=submitted"),
+        Err(e) => {
+            let messages = e.errors.into_iter().map(|e| e.message).collect();
+            render(&s, &p, "", e.status, pages::Note::Errors(messages)).await
+        }
+    }
+}
+
+async fn cancel(
+    State(s): State<CustomerState>,
+    p: Portal,
+    Path(id): Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    if !form.is_ok_and(|Form(f)| csrf_ok(&p.session.csrf, &f.csrf)) {
+        return forged();
+    }
+    if p.caller.user.role != users::Role::Main {
+        let why = "Only your account's main user can cancel requests.".to_string();
+        return render(
+            &s,
+            &p,
+            "",
+            StatusCode::FORBIDDEN,
+            pages::Note::Errors(vec![why]),
+        )
+        .await;
+    }
+    match cancel_request(&s, &p.caller, id).await {
+        Ok(_) => see_other("/portal?done=cancelled"),
+        Err(e) => {
+            let messages = e.errors.into_iter().map(|e| e.message).collect();
+            render(&s, &p, "", e.status, pages::Note::Errors(messages)).await
+        }
+    }
+}

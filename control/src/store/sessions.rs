@@ -1,0 +1,126 @@
+//! Portal sessions and logins. A session is kept under the SHA-256 of its
+//! id (the cookie value never reaches the disk); a login is one
+//! transaction: the TOTP step is consumed (so a code works once, even for
+//! two logins racing), the session stored and the security log written.
+
+use super::{abort, decode, encode, flatten, Store, StoreError};
+use crate::model::unix_now;
+use crate::seclog::{self, Actor, Event};
+use crate::users::User;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sled::transaction::{Transactional, TransactionalTree};
+
+/// A logged-in user's session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub username: String,
+    pub account: String,
+    /// The CSRF value every form of this session carries.
+    pub csrf: String,
+    pub created_unix: u64,
+    pub expires_unix: u64,
+}
+
+impl Store {
+    /// Logs `user` in: consumes the TOTP `step` (if the user has 2FA),
+    /// stores the session under `session_hash`, and logs it.
+    pub async fn login(
+        &self,
+        user: &User,
+        step: Option<u64>,
+        session_hash: &str,
+        session: &Session,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
+        flatten((&self.users, &self.sessions, &self.seclog).transaction(
+            |(users, sessions, log): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
+                let Some(raw) = users.get(user.username.as_bytes())? else {
+                    return abort(StoreError::NoUser(user.username.clone()));
+                };
+                let mut current: User = decode(&raw).or_else(abort)?;
+                if let Some(step) = step {
+                    if current.totp_last_step.is_some_and(|last| step <= last) {
+                        return abort(StoreError::CodeUsed);
+                    }
+                    current.totp_last_step = Some(step);
+                    users.insert(user.username.as_bytes(), encode(&current))?;
+                }
+                sessions.insert(session_hash.as_bytes(), encode(session))?;
+                let e = Event {
+                    event: "login.succeeded",
+                    account: Some(&user.account),
+                    details: json!({"username": user.username, "two_factor": step.is_some()}),
+                };
+                seclog::append(log, actor, &e)?;
+                Ok(())
+            },
+        ))?;
+        self.flush().await
+    }
+
+    /// Records a refused login (no secrets: the reason only).
+    pub async fn login_failed(
+        &self,
+        username: &str,
+        account: Option<&str>,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
+        let e = Event {
+            event: "login.failed",
+            account,
+            details: json!({"username": username.chars().take(64).collect::<String>(), "reason": reason}),
+        };
+        flatten(self.seclog.transaction(|log: &TransactionalTree| {
+            seclog::append(log, actor, &e)?;
+            Ok(())
+        }))?;
+        self.flush().await
+    }
+
+    /// The live session stored under `hash`, if any.
+    pub fn session(&self, hash: &str) -> Result<Option<Session>, StoreError> {
+        match self.sessions.get(hash.as_bytes())? {
+            Some(raw) => {
+                let s: Session = decode(&raw)?;
+                Ok((s.expires_unix > unix_now()).then_some(s))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Ends a session (logout), logged.
+    pub async fn end_session(&self, hash: &str, actor: &Actor) -> Result<(), StoreError> {
+        flatten((&self.sessions, &self.seclog).transaction(
+            |(sessions, log): &(TransactionalTree, TransactionalTree)| {
+                if let Some(raw) = sessions.remove(hash.as_bytes())? {
+                    let s: Session = decode(&raw).or_else(abort)?;
+                    let e = Event {
+                        event: "logout",
+                        account: Some(&s.account),
+                        details: json!({"username": s.username}),
+                    };
+                    seclog::append(log, actor, &e)?;
+                }
+                Ok(())
+            },
+        ))?;
+        self.flush().await
+    }
+
+    /// Drops expired sessions; returns how many.
+    pub fn sweep_sessions(&self) -> Result<usize, StoreError> {
+        let now = unix_now();
+        let mut n = 0;
+        for item in self.sessions.iter() {
+            let (k, v) = item?;
+            let expired = decode::<Session>(&v).map_or(true, |s| s.expires_unix <= now);
+            if expired {
+                self.sessions.remove(k)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,117 @@
+//! A plain HTTP "browser" for portal tests: keeps cookies, never follows
+//! redirects by itself, and reads hidden CSRF fields from pages.
+
+use std::collections::BTreeMap;
+
+pub struct Browser {
+    client: reqwest::blocking::Client,
+    pub base: String,
+    pub cookies: BTreeMap<String, String>,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub location: String,
+    pub set_cookies: Vec<String>,
+    pub body: String,
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Browser {
+        Browser {
+            client: reqwest::blocking::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent("ipgate-test-browser/1.0")
+                .build()
+                .unwrap_or_else(|e| panic!("{e}")),
+            base: base.to_string(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn finish(&mut self, r: reqwest::blocking::Response) -> Answer {
+        let set_cookies: Vec<String> = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
+        for c in &set_cookies {
+            if let Some((k, rest)) = c.split_once('=') {
+                let v = rest.split(';').next().unwrap_or_default();
+                if v.is_empty() || c.contains("Max-Age=0") {
+                    self.cookies.remove(k);
+                } else {
+                    self.cookies.insert(k.to_string(), v.to_string());
+                }
+            }
+        }
+        Answer {
+            status: r.status().as_u16(),
+            location: r
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string(),
+            set_cookies,
+            body: r.text().unwrap_or_default(),
+        }
+    }
+
+    pub fn get(&mut self, path: &str) -> Answer {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        self.finish(r)
+    }
+
+    pub fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        self.finish(r)
+    }
+}
+
+/// The value of the first hidden `csrf` field of a page.
+pub fn csrf(body: &str) -> String {
+    let start = body
+        .find("name=\"csrf\" value=\"")
+        .map(|i| i + 19)
+        .unwrap_or_else(|| panic!("no CSRF field in {body}"));
+    body[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The TOTP code of a base32 secret for the 30-second step `offset` steps from now.
+pub fn totp_code(secret_b32: &str, offset: i64) -> String {
+    let secret = totp_rs::Secret::Encoded(secret_b32.to_string())
+        .to_bytes()
+        .unwrap_or_else(|e| panic!("bad TOTP secret: {e:?}"));
+    let t = totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, secret);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    t.generate((now + offset * 30).max(0) as u64)
+}

@@ -1,0 +1,84 @@
+//! The portal in a real headless Chromium: log in with password and TOTP,
+//! submit an IP, follow the emailed link, approve, and see the IP in the
+//! whitelisted table and live in the proxy.
+
+mod common;
+
+use common::browser::totp_code;
+use common::webdriver::Chrome;
+use common::*;
+use std::time::Duration;
+
+#[test]
+fn a_customer_requests_and_approves_in_a_real_browser() {
+    let Some(chrome) = Chrome::start() else {
+        return;
+    };
+    let up = Upstream::start();
+    let gate = Gate::start(
+        &up,
+        GateOpts {
+            control_extra: "allow_private_ips = true".into(),
+            ..GateOpts::default()
+        },
+    );
+    gate.account("acme", "enforce", &[]);
+    let (_, secret) = user(&gate, "acme", "alice", "main", true);
+    let portal = format!("http://{}", gate.portal);
+
+    chrome.goto(&format!("{portal}/portal"));
+    assert!(chrome.url().ends_with("/login"), "{}", chrome.url());
+    chrome.type_into("#username", "alice");
+    chrome.type_into("#password", "a long enough passphrase");
+    chrome.type_into("#code", &totp_code(&secret.unwrap_or_default(), 0));
+    chrome.click("#login");
+    assert!(chrome.url().ends_with("/portal"), "{}", chrome.url());
+    let text = chrome.text();
+    assert!(text.contains("Two-factor authentication: on"), "{text}");
+    assert!(
+        text.contains("Your current IP address: 127.0.0.1"),
+        "{text}"
+    );
+
+    chrome.type_into("#ip1", "127.0.0.101");
+    chrome.type_into("#remark", "browser test");
+    chrome.click("#submit");
+    let text = chrome.text();
+    assert!(text.contains("Request saved"), "{text}");
+    assert!(text.contains("127.0.0.101"), "{text}");
+    assert_eq!(gate.get("127.0.0.101", "/sms/x?username=acme", &[]).0, 403);
+
+    let mails = gate.mail.wait_for(1, Duration::from_secs(20));
+    let link = mails
+        .first()
+        .and_then(|m| m.links().into_iter().find(|l| l.contains("/confirm/")))
+        .unwrap_or_else(|| panic!("no link mail: {mails:?}"));
+    chrome.goto(&link);
+    let text = chrome.text();
+    assert!(text.contains("Review IP whitelist request"), "{text}");
+    assert!(text.contains("127.0.0.101"), "{text}");
+    assert_eq!(
+        gate.get("127.0.0.101", "/sms/x?username=acme", &[]).0,
+        403,
+        "opening the link changed nothing"
+    );
+    chrome.click("#approve");
+    let text = chrome.text();
+    assert!(text.contains("Approved"), "{text}");
+    assert!(text.contains("live now"), "{text}");
+    assert_eq!(gate.get("127.0.0.101", "/sms/x?username=acme", &[]).0, 200);
+
+    chrome.goto(&format!("{portal}/portal"));
+    let source = chrome.source();
+    let whitelist = source
+        .split("id=\"whitelist\"")
+        .nth(1)
+        .and_then(|s| s.split("</table>").next())
+        .unwrap_or_default();
+    assert!(whitelist.contains("127.0.0.101"), "{whitelist}");
+    assert!(
+        source.contains("<td class=\"status\">approved</td>"),
+        "{source}"
+    );
+    assert!(source.contains("ops@acme.test at"), "the approver is shown");
+}

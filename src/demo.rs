@@ -1,7 +1,9 @@
 //! `ipgate demo`: the whole product on one machine with no setup. A temp
-//! store, two built-in echo upstreams (`sms`, `waba`), a seeded account, and
-//! a printed walk: a curl that is denied, the admin call that whitelists
-//! you, the same curl allowed. Ctrl-C stops it and removes the temp store.
+//! store, two built-in echo upstreams (`sms`, `waba`), a built-in SMTP
+//! catcher whose mails show at `/dev/mailbox`, a seeded account with a main
+//! user (password and TOTP printed), and a printed walk: a curl that is
+//! denied, the portal request, the emailed link, the same curl allowed.
+//! Ctrl-C stops it and removes the temp store.
 
 use anyhow::Context;
 use base64::Engine;
@@ -11,8 +13,11 @@ use ipgate_control::admin::AdminToken;
 use ipgate_control::model::{now, Account, Source, WhitelistEntry, WhitelistMode};
 use ipgate_control::seclog::Actor;
 use ipgate_control::store::Store;
+use ipgate_control::users::{self, Role, User};
+use ipgate_devmail::Catcher;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
 
@@ -38,18 +43,39 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
     let mut config = Config::parse(&text, std::env::vars()).context("the built-in demo config")?;
     config.store.path = dir.path().join("store");
-    seed(&config)?;
+    let catcher = Arc::new(
+        Catcher::start(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .context("starting the demo's SMTP catcher")?,
+    );
+    config.smtp.url = format!("smtp://{}", catcher.addr());
+    config.smtp.from = "ipgate demo <security@ipgate.demo>".into();
+    let password = format!(
+        "demo-{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 9]>())
+    );
+    let totp_secret = users::new_totp_secret();
+    seed(&config, &password, &totp_secret)?;
 
     let token_bytes: [u8; 24] = rand::random();
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token_bytes);
     let admin_token = AdminToken::new(&token).context("demo token")?;
-    print_walk(&config, &token);
-    crate::server::run(config, crate::server::Halves::Both, admin_token, None)?;
+    print_walk(&config, &token, &password, &totp_secret);
+    let mailbox = crate::mailbox::router(catcher, DEMO_USER, totp_secret);
+    crate::server::run(
+        config,
+        crate::server::Halves::Both,
+        admin_token,
+        None,
+        Some(mailbox),
+    )?;
     drop(dir);
     Ok(ExitCode::SUCCESS)
 }
 
-fn seed(config: &Config) -> anyhow::Result<()> {
+/// The seeded main user of `acme`.
+const DEMO_USER: &str = "alice";
+
+fn seed(config: &Config, password: &str, totp_secret: &[u8]) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -79,26 +105,28 @@ fn seed(config: &Config) -> anyhow::Result<()> {
             updated_at: now(),
         };
         store.add_entries("acme", vec![entry], &seed).await?;
+        let user = User {
+            username: DEMO_USER.into(),
+            account: "acme".into(),
+            role: Role::Main,
+            password_hash: users::hash_password(password)?,
+            totp_secret: Some(totp_secret.to_vec()),
+            totp_last_step: None,
+            created_at: now(),
+            updated_at: now(),
+        };
+        store.create_user(user, &seed).await?;
         anyhow::Ok(())
     })
 }
 
-fn print_walk(config: &Config, token: &str) {
-    let proxy = config
-        .proxy
-        .listen
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let admin = config
-        .control
-        .admin_listen
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let metrics = config
-        .metrics
-        .listen
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+fn print_walk(config: &Config, token: &str, password: &str, totp_secret: &[u8]) {
+    let addr = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+    let proxy = addr(config.proxy.listen);
+    let admin = addr(config.control.admin_listen);
+    let metrics = addr(config.metrics.listen);
+    let portal = config.control.public_url.trim_end_matches('/');
+    let secret = users::base32(totp_secret);
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "ipgate".into());
@@ -106,33 +134,43 @@ fn print_walk(config: &Config, token: &str) {
         r#"
 ipgate demo is running (store in a temp dir, removed on Ctrl-C).
 
-  proxy      http://{proxy}   routes /sms/ and /waba/ to built-in echo upstreams
-  admin API  http://{admin}   Bearer token below
-  metrics    http://{metrics}/metrics
+  proxy        http://{proxy}   routes /sms/ and /waba/ to built-in echo upstreams
+  portal       {portal}/portal
+  dev mailbox  {portal}/dev/mailbox   every mail the demo sent, and the current TOTP code
+  admin API    http://{admin}   Bearer token below
+  metrics      http://{metrics}/metrics
 
-Seeded: account "acme" (whitelist: enforce, 203.0.113.10 whitelisted),
-        account "globex" (whitelist: report, nothing whitelisted).
+Seeded: account "acme" (whitelist: enforce, 203.0.113.10 whitelisted; mails go to
+        ops@acme.test and cto@acme.test), its main user:
+        username {DEMO_USER}
+        password {password}
+        TOTP secret {secret} (or read the current code at {portal}/dev/mailbox)
+        and account "globex" (whitelist: report, nothing whitelisted).
 
 1. Call the SMS API as acme from this machine: denied, 127.0.0.1 is not on acme's list.
 
 curl -s -u acme:any-password http://{proxy}/sms/v1/messages
 
-2. Whitelist this machine for acme, as the operator:
+2. Log in at {portal}/portal as {DEMO_USER} with the password and TOTP code above,
+   and request 127.0.0.1 (your current IP is shown on the page).
 
-IPGATE_ADMIN_TOKEN={token} {exe} admin --url http://{admin} whitelist add acme 127.0.0.1 --remark "my laptop"
+3. Open {portal}/dev/mailbox, click one of the two "Confirm" links, and press
+   "Approve & whitelist now". Opening the link alone changes nothing.
 
-3. The same call is now allowed and reaches the echo upstream:
+4. The same call is now allowed and reaches the echo upstream:
 
 curl -s -u acme:any-password http://{proxy}/sms/v1/messages
 
-Also try: report-only mode lets the call through and counts it,
+The operator can do the same without a request (IPv6 and CIDR too):
+
+IPGATE_ADMIN_TOKEN={token} {exe} admin --url http://{admin} whitelist add acme 127.0.0.2 --remark "my laptop"
+
+Report-only mode lets calls through and counts them:
 
 curl -s -H 'X-Account-Id: globex' http://{proxy}/waba/v1/messages
 
-and the counters: curl -s http://{metrics}/metrics | grep ipgate_proxy_requests_total
-
-The self-service portal (request an IP, confirm from email) is not in this
-build yet. Ctrl-C stops the demo.
+Counters: curl -s http://{metrics}/metrics | grep ipgate_
+Ctrl-C stops the demo.
 "#
     );
 }

@@ -8,6 +8,7 @@ mod admin_cli;
 mod certs;
 mod demo;
 mod logging;
+mod mailbox;
 mod secrets;
 mod server;
 
@@ -127,6 +128,6 @@ fn serve(
     logging::init(log_json, config.log.format);
     let token = secrets::admin_token(&config)?;
     let smtp_password = secrets::smtp_password(&config)?;
-    server::run(config, halves, token, smtp_password)?;
+    server::run(config, halves, token, smtp_password, None)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -48,6 +48,7 @@ pub fn run(
     halves: Halves,
     admin_token: AdminToken,
     smtp_password: Option<String>,
+    portal_extra: Option<axum::Router>,
 ) -> anyhow::Result<()> {
     let store = Store::open(&config.store.path).context("opening the store")?;
     let started = std::time::Instant::now();
@@ -189,6 +190,7 @@ pub fn run(
     let control = ControlPlane {
         admin: admin_listener.map(|l| (l, admin_state)),
         portal: portal_listener.map(|l| (l, customer)),
+        portal_extra,
         metrics: metrics_listener.map(|l| (l, Arc::new(registry))),
         publisher,
         flow_metrics,
@@ -210,6 +212,8 @@ pub fn run(
 struct ControlPlane {
     admin: Option<(TcpListener, AdminState)>,
     portal: Option<(TcpListener, CustomerState)>,
+    /// Routes only the demo adds to the portal listener (`/dev/mailbox`).
+    portal_extra: Option<axum::Router>,
     metrics: Option<(TcpListener, Arc<Registry>)>,
     publisher: Arc<Publisher>,
     flow_metrics: FlowMetrics,
@@ -309,7 +313,10 @@ impl BackgroundService for ControlPlane {
         };
         let portal = async {
             if let Some((l, state)) = &self.portal {
-                let router = ipgate_control::api::router(state.clone());
+                let mut router = ipgate_control::api::router(state.clone());
+                if let Some(extra) = &self.portal_extra {
+                    router = router.merge(extra.clone());
+                }
                 serve("portal", l, router, shutdown.clone()).await;
             }
         };

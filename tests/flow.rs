@@ -580,3 +580,14 @@ fn kill_9_around_the_mail_loses_nothing() {
     let (_, v) = gate.admin("GET", "/admin/v1/security-log/verify", None);
     assert_eq!(v["ok"], true, "{v}");
 }
+
+#[test]
+fn guessing_links_is_rate_limited() {
+    let (_up, gate, _alice) = flow_gate("");
+    let base = format!("http://{}/confirm/", gate.portal);
+    let statuses: Vec<u16> = (0..32)
+        .map(|i| open(&format!("{base}{i:0>43}")).status)
+        .collect();
+    assert_eq!(&statuses[..30], &[404; 30][..], "{statuses:?}");
+    assert_eq!(&statuses[30..], &[429, 429], "{statuses:?}");
+}

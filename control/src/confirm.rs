@@ -227,6 +227,12 @@ async fn open(
     } else {
         None
     };
+    if view.as_ref().is_some_and(|v| {
+        !s.link_limit
+            .allow(&format!("account:{}", v.request.account))
+    }) {
+        return too_many();
+    }
     let result = classify(view.as_ref());
     s.metrics.link(result);
     if let Err(e) = store
@@ -287,6 +293,12 @@ async fn decide(
         }
         Err(e) => return store_failed(&e),
     };
+    if !s
+        .link_limit
+        .allow(&format!("account:{}", view.request.account))
+    {
+        return too_many();
+    }
     let (true, Some(decision)) = (csrf_good, decision) else {
         if let Err(e) = store
             .link_opened(

@@ -466,3 +466,38 @@ async fn cancel(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cookie_line(secure: bool) -> String {
+        let mut r = see_other("/portal");
+        set_cookie(&mut r, SESSION_COOKIE, "abc", 60, secure);
+        r.headers()
+            .get(header::SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[test]
+    fn session_cookies_carry_their_flags() {
+        assert_eq!(
+            cookie_line(false),
+            "ipgate_session=abc; Path=/; HttpOnly; SameSite=Strict; Max-Age=60"
+        );
+        assert!(cookie_line(true).ends_with("; Secure"));
+    }
+
+    #[test]
+    fn cookies_are_read_by_exact_name() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("xipgate_session=no; ipgate_session=yes"),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("yes"));
+        assert_eq!(cookie(&HeaderMap::new(), SESSION_COOKIE), None);
+    }
+}

@@ -43,6 +43,10 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
     let mut config = Config::parse(&text, std::env::vars()).context("the built-in demo config")?;
     config.store.path = dir.path().join("store");
+    // The dev mailbox shows live links and TOTP codes without a login.
+    if config.control.listen.is_some_and(|a| !a.ip().is_loopback()) {
+        anyhow::bail!("the demo's portal (with its /dev/mailbox) listens on loopback only; unset IPGATE_CONTROL__LISTEN");
+    }
     let catcher = Arc::new(
         Catcher::start(SocketAddr::from(([127, 0, 0, 1], 0)))
             .context("starting the demo's SMTP catcher")?,

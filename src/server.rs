@@ -221,13 +221,23 @@ struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Marks pending requests past their expiry as expired, every second.
+    /// Marks pending requests past their expiry as expired, every second;
+    /// removes expired portal sessions every minute.
     async fn expire_loop(&self, mut shutdown: ShutdownWatch) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut ticks: u64 = 0;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => return,
+            }
+            ticks += 1;
+            if ticks.is_multiple_of(60) {
+                match self.publisher.store.sweep_sessions() {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(sessions = n, "expired portal sessions removed"),
+                    Err(e) => tracing::error!(error = %e, "sweeping sessions failed"),
+                }
             }
             match self
                 .publisher

@@ -591,3 +591,25 @@ fn guessing_links_is_rate_limited() {
     assert_eq!(&statuses[..30], &[404; 30][..], "{statuses:?}");
     assert_eq!(&statuses[30..], &[429, 429], "{statuses:?}");
 }
+
+#[test]
+fn mail_refused_for_good_is_dropped_and_recorded() {
+    let (_up, gate, alice) = flow_gate("");
+    gate.mail.set_mode(Mode::Reject);
+    let id = submit(&gate, &alice, &["127.0.0.111"]);
+    wait_until("both link mails dropped", 20, || {
+        log_events(&gate)
+            .iter()
+            .filter(|e| *e == "mail.dropped")
+            .count()
+            == 2
+    });
+    gate.assert_metrics(&[
+        "ipgate_mail_outbox_depth 0",
+        r#"ipgate_mail_total{kind="link",result="failed"} 2"#,
+    ]);
+    assert!(gate.mail.mails().is_empty());
+    assert_eq!(request(&gate, &alice, &id)["status"], "pending");
+    let (_, log) = gate.admin("GET", "/admin/v1/security-log?account=acme", None);
+    assert!(log.to_string().contains("refused for good"), "{log}");
+}

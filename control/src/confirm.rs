@@ -9,6 +9,7 @@ use crate::flow::Status;
 use crate::html::{esc, page, respond};
 use crate::metrics::LinkResult;
 use crate::publish::Touched;
+use crate::ratelimit::client_key;
 use crate::seclog::hex;
 use crate::store::{Decision, IpRequest, LinkView, StoreError};
 use crate::users::token_hash;
@@ -213,7 +214,7 @@ async fn open(
     v: Visitor,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    if !s.link_limit.allow(&v.ip.to_string()) {
+    if !s.link_limit.allow(&client_key(v.ip)) {
         return too_many();
     }
     let token = token_of(path);
@@ -235,23 +236,26 @@ async fn open(
     }
     let result = classify(view.as_ref());
     s.metrics.link(result);
+    let Some(view) = view else {
+        // Not a link of any request: counted and traced, but anonymous
+        // guesses do not grow the security log.
+        tracing::warn!(ip = %v.ip, "visit to an unknown or mangled link");
+        return invalid_page();
+    };
     if let Err(e) = store
-        .link_opened(view.as_ref(), result.as_str(), v.ip, &v.user_agent)
+        .link_opened(&view, result.as_str(), v.ip, &v.user_agent)
         .await
     {
         return store_failed(&e);
     }
-    match view {
-        None => invalid_page(),
-        Some(view) if result == LinkResult::Opened => {
-            let name = match store.account(&view.request.account) {
-                Ok(a) => a.map(|a| a.name).unwrap_or_default(),
-                Err(e) => return store_failed(&e),
-            };
-            review_page(&view, &name, &csrf_value(&s.csrf_key, "confirm", &hash))
-        }
-        Some(view) => ended_page(&view.request, &view.link.email),
+    if result != LinkResult::Opened {
+        return ended_page(&view.request, &view.link.email);
     }
+    let name = match store.account(&view.request.account) {
+        Ok(a) => a.map(|a| a.name).unwrap_or_default(),
+        Err(e) => return store_failed(&e),
+    };
+    review_page(&view, &name, &csrf_value(&s.csrf_key, "confirm", &hash))
 }
 
 #[derive(Deserialize)]
@@ -266,7 +270,7 @@ async fn decide(
     path: Result<Path<String>, PathRejection>,
     form: Result<Form<DecisionForm>, FormRejection>,
 ) -> Response {
-    if !s.link_limit.allow(&v.ip.to_string()) {
+    if !s.link_limit.allow(&client_key(v.ip)) {
         return too_many();
     }
     let token = token_of(path);
@@ -302,7 +306,7 @@ async fn decide(
     let (true, Some(decision)) = (csrf_good, decision) else {
         if let Err(e) = store
             .link_opened(
-                Some(&view),
+                &view,
                 "refused: bad form or CSRF value",
                 v.ip,
                 &v.user_agent,

@@ -1,7 +1,8 @@
 //! The outbox sender: takes due jobs from the store's outbox, renders them
 //! and hands them to the SMTP server through lettre. A failed attempt is
 //! recorded and retried with backoff (1 s doubling to 60 s) until it goes;
-//! nothing leaves the outbox unless the SMTP server accepted it.
+//! nothing leaves the outbox unless the SMTP server accepted it, or refused
+//! it for good (a 5xx, an address that is not one), which is recorded.
 
 use crate::mail::{self, MailContext, Rendered};
 use crate::metrics::FlowMetrics;
@@ -154,18 +155,30 @@ impl Mailer {
             crate::store::MailKind::Link => mail::link_mail(&request, &link, &ctx),
             crate::store::MailKind::Notice => mail::notice_mail(&request, &ctx),
         };
-        let result = match self.message(&job, &rendered) {
-            Ok(m) => self.transport.send(m).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+        let message = match self.message(&job, &rendered) {
+            Ok(m) => m,
+            Err(e) => {
+                store.mail_dropped(&job, &e).await?;
+                self.metrics.mail(job.kind.as_str(), false);
+                tracing::error!(to = %job.to, request = %job.request, error = %e, "mail dropped: it can never be sent");
+                return Ok(());
+            }
         };
-        match result {
+        match self.transport.send(message).await {
             Ok(_) => {
                 store.mail_sent(&job).await?;
                 self.metrics.mail(job.kind.as_str(), true);
                 tracing::info!(to = %job.to, kind = job.kind.as_str(), request = %job.request, "mail sent");
             }
+            Err(e) if e.is_permanent() => {
+                store
+                    .mail_dropped(&job, &format!("refused for good: {e}"))
+                    .await?;
+                self.metrics.mail(job.kind.as_str(), false);
+                tracing::error!(to = %job.to, kind = job.kind.as_str(), request = %job.request, error = %e, "mail dropped: the SMTP server refused it for good");
+            }
             Err(e) => {
-                let next = store.mail_failed(&job, &e).await?;
+                let next = store.mail_failed(&job, &e.to_string()).await?;
                 self.metrics.mail(job.kind.as_str(), false);
                 tracing::warn!(to = %job.to, kind = job.kind.as_str(), request = %job.request, attempt = job.attempts, error = %e, retry_at = next.next_attempt_unix, "mail not sent; will retry");
             }

@@ -10,6 +10,7 @@ use crate::api::{
 use crate::confirm::{csrf_ok, csrf_value};
 use crate::html::respond;
 use crate::model::unix_now;
+use crate::ratelimit::client_key;
 use crate::seclog::Actor;
 use crate::store::{Session, StoreError};
 use crate::users::{self, token_hash};
@@ -123,6 +124,9 @@ fn portal_caller(s: &CustomerState, headers: &HeaderMap, v: Visitor) -> Result<P
         .user(&session.username)
         .map_err(NotIn::Store)?
         .ok_or(NotIn::Login)?;
+    if user.totp_secret.is_some() && !session.two_factor {
+        return Err(NotIn::Login);
+    }
     let account = store
         .account(&user.account)
         .map_err(NotIn::Store)?
@@ -170,6 +174,8 @@ static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     users::hash_password("not a password anyone has").unwrap_or_default()
 });
 
+static ARGON2_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 const WRONG: &str = "Wrong username, password or code.";
 
 async fn login(
@@ -209,7 +215,7 @@ async fn login(
         Err(e) => return failed(&e),
     };
     let account = user.as_ref().map(|u| u.account.clone());
-    if !s.login_limit.allow(&format!("ip:{}", v.ip))
+    if !s.login_limit.allow(&format!("ip:{}", client_key(v.ip)))
         || !s.login_limit.allow(&format!("user:{username}"))
         || account
             .as_ref()
@@ -228,6 +234,15 @@ async fn login(
     // Hash even for an unknown user, so timing does not tell which names exist.
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
     let password = f.password.clone();
+    // At most two Argon2 checks at once, so a login flood cannot take every core.
+    let Ok(_permit) = ARGON2_SLOTS.acquire().await else {
+        return refused(
+            &s,
+            pre.as_deref(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again in a minute.",
+        );
+    };
     let password_ok = tokio::task::spawn_blocking(move || match stored_hash {
         Some(h) => users::check_password(&password, &h),
         None => {
@@ -279,6 +294,7 @@ async fn login(
         csrf: random_id(),
         created_unix: now,
         expires_unix: now + SESSION_TTL.as_secs(),
+        two_factor: step.is_some(),
     };
     match store
         .login(&user, step, &token_hash(&sid), &session, &actor)

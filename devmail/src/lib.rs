@@ -48,6 +48,9 @@ pub enum Mode {
     /// Answer `451 4.3.0 try again later` to every `MAIL FROM`; the rest
     /// of the dialogue stays normal.
     TempFail,
+    /// Answer `550 5.1.1 mailbox unavailable` to every `RCPT TO`: a
+    /// permanent refusal, as for an address that does not exist.
+    Reject,
     /// Stop listening: new connections are refused and open sessions are
     /// cut. Switching back to another mode listens on the same port again.
     Down,

@@ -219,6 +219,10 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
             self.reply("452 4.5.3 too many recipients")?;
             return Ok(Flow::Continue);
         }
+        if self.room.mode() == Mode::Reject {
+            self.reply("550 5.1.1 mailbox unavailable")?;
+            return Ok(Flow::Continue);
+        }
         self.to.push(to);
         self.reply("250 2.1.5 ok")?;
         Ok(Flow::Continue)

@@ -203,6 +203,20 @@ impl Store {
         self.flush().await
     }
 
+    /// The mail can never be delivered (a bad address, a permanent SMTP
+    /// refusal): the job ends with a `mail.dropped` record.
+    pub async fn mail_dropped(&self, job: &MailJob, reason: &str) -> Result<(), StoreError> {
+        flatten((&self.outbox, &self.seclog).transaction(
+            |(outbox, log): &(TransactionalTree, TransactionalTree)| {
+                outbox.remove(&job.id.to_be_bytes())?;
+                let e = job_event("mail.dropped", job, json!({"reason": reason}));
+                seclog::append(log, &Actor::system(), &e)?;
+                Ok(())
+            },
+        ))?;
+        self.flush().await
+    }
+
     /// The mail did not leave: try again after the backoff.
     pub async fn mail_failed(&self, job: &MailJob, error: &str) -> Result<MailJob, StoreError> {
         let mut next = job.clone();

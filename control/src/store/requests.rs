@@ -437,20 +437,20 @@ impl Store {
     /// Records that a link page was opened (the only thing a GET changes).
     pub async fn link_opened(
         &self,
-        view: Option<&LinkView>,
+        view: &LinkView,
         result: &str,
         ip: std::net::IpAddr,
         user_agent: &str,
     ) -> Result<(), StoreError> {
         let actor = Actor {
-            who: view.map_or_else(|| "anonymous".to_string(), |v| v.link.email.clone()),
+            who: view.link.email.clone(),
             ip: Some(ip),
         };
         let e = Event {
             event: "link.opened",
-            account: view.map(|v| v.request.account.as_str()),
+            account: Some(view.request.account.as_str()),
             details: json!({
-                "request": view.map(|v| &v.request.id),
+                "request": view.request.id,
                 "result": result,
                 "user_agent": user_agent,
             }),

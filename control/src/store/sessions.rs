@@ -20,6 +20,10 @@ pub struct Session {
     pub csrf: String,
     pub created_unix: u64,
     pub expires_unix: u64,
+    /// Logged in with a TOTP code. A session without one stops working
+    /// once the user has 2FA (enrolled after that login).
+    #[serde(default)]
+    pub two_factor: bool,
 }
 
 impl Store {

@@ -274,6 +274,10 @@ fn who_may_not_request_is_told_why_and_logins_are_rate_limited() {
         &[("csrf", &csrf(&page.body)), ("ip1", "127.0.0.91")],
     );
     assert_eq!(r.status, 403, "{}", r.body);
+    // Once bob has 2FA, his password-only session ends: he logs in with a code.
+    let (st, _) = gate.admin("POST", "/admin/v1/users/bob/totp", None);
+    assert_eq!(st, 200);
+    assert_eq!(b.get("/portal").status, 303);
 
     // Guessing: after 10 attempts a minute for one user, even the right
     // password is refused for a while.

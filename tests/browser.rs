@@ -32,7 +32,12 @@ fn a_customer_requests_and_approves_in_a_real_browser() {
     chrome.type_into("#password", "a long enough passphrase");
     chrome.type_into("#code", &totp_code(&secret.unwrap_or_default(), 0));
     chrome.click("#login");
-    assert!(chrome.url().ends_with("/portal"), "{}", chrome.url());
+    assert!(
+        chrome.url().ends_with("/portal"),
+        "{}: {}",
+        chrome.url(),
+        chrome.text()
+    );
     let text = chrome.text();
     assert!(text.contains("Two-factor authentication: on"), "{text}");
     assert!(

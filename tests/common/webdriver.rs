@@ -142,9 +142,38 @@ impl Chrome {
         );
     }
 
+    /// Clicks an element that submits a form or follows a link, and waits
+    /// until the next page has replaced this one (WebDriver's click may
+    /// return before the navigation that a POST and its redirect start).
     pub fn click(&self, css: &str) {
+        let before = self.find("body");
         let id = self.find(css);
         self.call("POST", &format!("/element/{id}/click"), None);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(now) = self.try_find("body") {
+                if now != before {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new page after clicking {css}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn try_find(&self, css: &str) -> Option<String> {
+        let url = format!("{}/session/{}/element", self.base, self.session);
+        let v: Value = self
+            .http
+            .post(url)
+            .json(&json!({"using": "css selector", "value": css}))
+            .send()
+            .and_then(|r| r.json())
+            .ok()?;
+        v["value"][ELEMENT].as_str().map(str::to_string)
     }
 
     /// The visible text of the page's body.

@@ -17,13 +17,7 @@ const ALICE_IPS: [&str; 2] = ["127.0.0.21", "127.0.0.22"];
 /// from them. Returns the gate and alice's API token.
 fn flow_gate(control_extra: &str) -> (Upstream, Gate, String) {
     let up = Upstream::start();
-    let gate = Gate::start(
-        &up,
-        GateOpts {
-            control_extra: format!("allow_private_ips = true\n{control_extra}"),
-            ..GateOpts::default()
-        },
-    );
+    let gate = Gate::start(&up, GateOpts::self_service(control_extra));
     let (s, b) = gate.admin(
         "POST",
         "/admin/v1/accounts",

@@ -11,13 +11,7 @@ const PASSWORD: &str = "a long enough passphrase";
 
 fn portal_gate() -> (Upstream, Gate, String) {
     let up = Upstream::start();
-    let gate = Gate::start(
-        &up,
-        GateOpts {
-            control_extra: "allow_private_ips = true".into(),
-            ..GateOpts::default()
-        },
-    );
+    let gate = Gate::start(&up, GateOpts::self_service(""));
     gate.account("acme", "enforce", &["192.0.2.0/28"]);
     let (_, secret) = user(&gate, "acme", "alice", "main", true);
     (up, gate, secret.unwrap_or_default())

@@ -140,6 +140,17 @@ impl Default for GateOpts {
     }
 }
 
+impl GateOpts {
+    /// Loopback addresses may be requested (tests call the proxy from
+    /// 127.0.0.x), plus more `[control]` lines.
+    pub fn self_service(control_extra: &str) -> GateOpts {
+        GateOpts {
+            control_extra: format!("allow_private_ips = true\n{control_extra}"),
+            ..GateOpts::default()
+        }
+    }
+}
+
 /// The real `ipgate serve` process.
 pub struct Gate {
     child: Option<Child>,

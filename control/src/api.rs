@@ -149,11 +149,10 @@ pub fn why_cannot_request(user: &User, account: &Account) -> Option<&'static str
     None
 }
 
-/// A request as the API shows it (no link hashes).
+/// A request as the API shows it (without the internal expiry seconds).
 pub fn view(r: &IpRequest) -> Value {
     let mut v = serde_json::to_value(r).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
-        o.remove("link_hashes");
         o.remove("expires_unix");
     }
     v

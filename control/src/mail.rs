@@ -168,7 +168,6 @@ mod tests {
             decided_by: None,
             decided_from: None,
             decided_at: None,
-            link_hashes: vec![],
         }
     }
 

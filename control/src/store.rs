@@ -476,7 +476,7 @@ impl Store {
 mod outbox;
 mod requests;
 mod sessions;
-pub use outbox::{backoff_secs, LinkToSend, MailJob, MailKind, Prepared};
+pub use outbox::{LinkToSend, MailJob, MailKind, Prepared};
 pub use requests::{Decision, IpRequest, LinkRecord, LinkView, NewRequest};
 pub use sessions::Session;
 

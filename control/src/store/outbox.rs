@@ -5,8 +5,8 @@
 //! transaction with its security-log record.
 //!
 //! Link mails carry no token while queued: each send attempt mints a fresh
-//! token and stores only its hash (bound to the job's email) before the mail
-//! leaves, so the plain token exists only in the mail itself.
+//! token and stores only its hash (bound to the job's email and request)
+//! before the mail leaves, so the plain token exists only in the mail itself.
 
 use super::requests::{request_key, FlowTrees, IpRequest};
 use super::{abort, decode, encode, flatten, Store, StoreError, TxResult};
@@ -93,7 +93,7 @@ pub(crate) fn enqueue(
 }
 
 /// Seconds to wait after `attempts` failed tries: 1, 2, 4 ... capped at 60.
-pub fn backoff_secs(attempts: u32) -> u64 {
+fn backoff_secs(attempts: u32) -> u64 {
     1u64.checked_shl(attempts.saturating_sub(1))
         .unwrap_or(u64::MAX)
         .min(60)
@@ -112,15 +112,23 @@ fn job_event<'a>(event: &'a str, job: &'a MailJob, extra: serde_json::Value) -> 
     }
 }
 
+/// Removes a job from the outbox with its security-log record, inside a transaction.
+fn end_job(
+    outbox: &TransactionalTree,
+    log: &TransactionalTree,
+    job: &MailJob,
+    event: &str,
+    extra: serde_json::Value,
+) -> TxResult<()> {
+    outbox.remove(&job.id.to_be_bytes())?;
+    seclog::append(log, &Actor::system(), &job_event(event, job, extra))?;
+    Ok(())
+}
+
 impl Store {
     /// Ids for `n` new mail jobs (taken before the transaction that queues them).
     pub(crate) fn mail_ids(&self, n: usize) -> Result<Vec<u64>, StoreError> {
         (0..n).map(|_| self.next_id()).collect()
-    }
-
-    /// Queued mails, oldest first.
-    pub fn outbox(&self) -> Result<Vec<MailJob>, StoreError> {
-        self.outbox.iter().values().map(|v| decode(&v?)).collect()
     }
 
     /// How many mails are waiting.
@@ -143,10 +151,14 @@ impl Store {
                 Some(r) => Some(decode::<IpRequest>(&r).or_else(abort)?),
                 None => None,
             };
-            let Some(mut req) = req else {
-                outbox.remove(&id.to_be_bytes())?;
-                let e = job_event("mail.dropped", &job, json!({"reason": "request not found"}));
-                seclog::append(log, &Actor::system(), &e)?;
+            let Some(req) = req else {
+                end_job(
+                    outbox,
+                    log,
+                    &job,
+                    "mail.dropped",
+                    json!({"reason": "request not found"}),
+                )?;
                 return Ok(Prepared::Dropped);
             };
             job.attempts += 1;
@@ -158,13 +170,14 @@ impl Store {
                 MailKind::Link => {
                     let status = status_at(req.status, req.expires_unix, unix_now());
                     if status != Status::Pending {
-                        outbox.remove(&id.to_be_bytes())?;
-                        let e = job_event(
-                            "mail.dropped",
+                        let reason = format!("request is {}", status.as_str());
+                        end_job(
+                            outbox,
+                            log,
                             &job,
-                            json!({"reason": format!("request is {}", status.as_str())}),
-                        );
-                        seclog::append(log, &Actor::system(), &e)?;
+                            "mail.dropped",
+                            json!({ "reason": reason }),
+                        )?;
                         return Ok(Prepared::Dropped);
                     }
                     let link = super::requests::LinkRecord {
@@ -172,8 +185,6 @@ impl Store {
                         email: job.to.clone(),
                     };
                     links.insert(hash.as_bytes(), encode(&link))?;
-                    req.link_hashes.push(hash.clone());
-                    requests.insert(&request_key(&req.id).or_else(abort)?, encode(&req))?;
                     outbox.insert(&id.to_be_bytes(), encode(&job))?;
                     Ok(Prepared::Link(LinkToSend {
                         job,
@@ -189,29 +200,25 @@ impl Store {
 
     /// The mail left: the job is done.
     pub async fn mail_sent(&self, job: &MailJob) -> Result<(), StoreError> {
-        flatten((&self.outbox, &self.seclog).transaction(
-            |(outbox, log): &(TransactionalTree, TransactionalTree)| {
-                outbox.remove(&job.id.to_be_bytes())?;
-                seclog::append(
-                    log,
-                    &Actor::system(),
-                    &job_event("mail.sent", job, json!({})),
-                )?;
-                Ok(())
-            },
-        ))?;
-        self.flush().await
+        self.finish_mail(job, "mail.sent", json!({})).await
     }
 
     /// The mail can never be delivered (a bad address, a permanent SMTP
     /// refusal): the job ends with a `mail.dropped` record.
     pub async fn mail_dropped(&self, job: &MailJob, reason: &str) -> Result<(), StoreError> {
+        self.finish_mail(job, "mail.dropped", json!({ "reason": reason }))
+            .await
+    }
+
+    async fn finish_mail(
+        &self,
+        job: &MailJob,
+        event: &str,
+        extra: serde_json::Value,
+    ) -> Result<(), StoreError> {
         flatten((&self.outbox, &self.seclog).transaction(
             |(outbox, log): &(TransactionalTree, TransactionalTree)| {
-                outbox.remove(&job.id.to_be_bytes())?;
-                let e = job_event("mail.dropped", job, json!({"reason": reason}));
-                seclog::append(log, &Actor::system(), &e)?;
-                Ok(())
+                end_job(outbox, log, job, event, extra.clone())
             },
         ))?;
         self.flush().await

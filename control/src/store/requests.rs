@@ -42,9 +42,6 @@ pub struct IpRequest {
     pub decided_by: Option<String>,
     pub decided_from: Option<String>,
     pub decided_at: Option<String>,
-    /// Hashes of this request's links (never the links themselves).
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub link_hashes: Vec<String>,
 }
 
 impl IpRequest {
@@ -169,7 +166,6 @@ impl Store {
             decided_by: None,
             decided_from: None,
             decided_at: None,
-            link_hashes: Vec::new(),
         };
         let key = request_key(&id)?;
         let mail_ids = self.mail_ids(new.emails.len())?;

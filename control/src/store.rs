@@ -462,6 +462,16 @@ impl Store {
         }
     }
 
+    /// Appends one security-log record that goes with no other change
+    /// (a link opened, a refused login), flushed before returning.
+    pub(crate) async fn record(&self, actor: &Actor, event: &Event<'_>) -> Result<(), StoreError> {
+        flatten(self.seclog.transaction(|log: &TransactionalTree| {
+            seclog::append(log, actor, event)?;
+            Ok(())
+        }))?;
+        self.flush().await
+    }
+
     /// Security-log records, oldest first.
     pub fn security_log(&self, account: Option<&str>) -> Result<Vec<SecRecord>, StoreError> {
         Ok(seclog::records(&self.seclog, account)?)

@@ -451,10 +451,6 @@ impl Store {
                 "user_agent": user_agent,
             }),
         };
-        flatten(self.seclog.transaction(|log: &TransactionalTree| {
-            seclog::append(log, &actor, &e)?;
-            Ok(())
-        }))?;
-        self.flush().await
+        self.record(&actor, &e).await
     }
 }

@@ -76,11 +76,7 @@ impl Store {
             account,
             details: json!({"username": username.chars().take(64).collect::<String>(), "reason": reason}),
         };
-        flatten(self.seclog.transaction(|log: &TransactionalTree| {
-            seclog::append(log, actor, &e)?;
-            Ok(())
-        }))?;
-        self.flush().await
+        self.record(actor, &e).await
     }
 
     /// The live session stored under `hash`, if any.

@@ -6,7 +6,8 @@
 
 use crate::api::{CustomerState, Visitor};
 use crate::flow::Status;
-use crate::html::{esc, page, respond};
+use crate::html::{esc, message, page, respond, table, unavailable};
+use crate::mail::request_details;
 use crate::metrics::LinkResult;
 use crate::publish::Touched;
 use crate::ratelimit::client_key;
@@ -64,25 +65,7 @@ fn classify(view: Option<&LinkView>) -> LinkResult {
 }
 
 fn rows(r: &IpRequest) -> String {
-    let remark = if r.remark.is_empty() {
-        "(none)"
-    } else {
-        &r.remark
-    };
-    let rows = [
-        ("Account", r.account.as_str()),
-        ("IP addresses", &r.ips.join(", ")),
-        ("Remark", remark),
-        ("Requested by", &r.requested_by),
-        ("Requested at", &r.created_at),
-        ("Requested from", &r.requested_from),
-        ("Browser / client", &r.user_agent),
-        ("Link expires", &r.expires_at),
-    ]
-    .iter()
-    .map(|(k, v)| format!("<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v)))
-    .collect::<String>();
-    format!("<table>{rows}</table>")
+    table(&request_details(r))
 }
 
 fn invalid_page() -> Response {
@@ -171,36 +154,12 @@ This link was sent to <b>{email}</b>; nothing changes until you press a button.<
     respond(StatusCode::OK, page("Review request", &body))
 }
 
-fn message_page(status: StatusCode, title: &str, class: &str, text: &str) -> Response {
-    respond(
-        status,
-        page(
-            title,
-            &format!(
-                "<h1>{}</h1><div class=\"box {class}\"><p>{}</p></div>",
-                esc(title),
-                esc(text)
-            ),
-        ),
-    )
-}
-
 fn too_many() -> Response {
-    message_page(
+    message(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many attempts",
         "bad",
         "Too many link visits from your address. Wait a minute, then open the link from your mail again.",
-    )
-}
-
-fn store_failed(e: &StoreError) -> Response {
-    tracing::error!(error = %e, "link page: store failed");
-    message_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Try again later",
-        "bad",
-        "The service could not record this step, so nothing was changed. Try again in a minute.",
     )
 }
 
@@ -223,7 +182,7 @@ async fn open(
     let view = if well_formed(&token) {
         match store.link(&hash) {
             Ok(view) => view,
-            Err(e) => return store_failed(&e),
+            Err(e) => return unavailable(&e),
         }
     } else {
         None
@@ -246,14 +205,14 @@ async fn open(
         .link_opened(&view, result.as_str(), v.ip, &v.user_agent)
         .await
     {
-        return store_failed(&e);
+        return unavailable(&e);
     }
     if result != LinkResult::Opened {
         return ended_page(&view.request, &view.link.email);
     }
     let name = match store.account(&view.request.account) {
         Ok(a) => a.map(|a| a.name).unwrap_or_default(),
-        Err(e) => return store_failed(&e),
+        Err(e) => return unavailable(&e),
     };
     review_page(&view, &name, &csrf_value(&s.csrf_key, "confirm", &hash))
 }
@@ -295,7 +254,7 @@ async fn decide(
             s.metrics.link(LinkResult::Invalid);
             return invalid_page();
         }
-        Err(e) => return store_failed(&e),
+        Err(e) => return unavailable(&e),
     };
     if !s
         .link_limit
@@ -313,9 +272,9 @@ async fn decide(
             )
             .await
         {
-            return store_failed(&e);
+            return unavailable(&e);
         }
-        return message_page(
+        return message(
             StatusCode::FORBIDDEN,
             "Form not accepted",
             "bad",
@@ -353,7 +312,7 @@ async fn decide(
             } else {
                 "Rejected"
             };
-            message_page(StatusCode::OK, title, "ok", &text)
+            message(StatusCode::OK, title, "ok", &text)
         }
         Err(StoreError::NotPending { .. }) => match store.link(&hash) {
             Ok(Some(now)) => {
@@ -363,10 +322,10 @@ async fn decide(
                 resp
             }
             Ok(None) => invalid_page(),
-            Err(e) => store_failed(&e),
+            Err(e) => unavailable(&e),
         },
         Err(StoreError::NoLink) => invalid_page(),
-        Err(e) => store_failed(&e),
+        Err(e) => unavailable(&e),
     }
 }
 

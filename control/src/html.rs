@@ -63,6 +63,48 @@ pub fn respond(status: StatusCode, html: String) -> Response {
     r
 }
 
+/// A two-column table of labelled values (used in pages and in mails,
+/// hence the attributes for mail clients without CSS).
+pub fn table(rows: &[(&str, String)]) -> String {
+    let rows: String = rows
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
+                esc(k),
+                esc(v)
+            )
+        })
+        .collect();
+    format!("<table cellpadding=\"4\">{rows}</table>")
+}
+
+/// A page that only says something: a title and one boxed sentence.
+pub fn message(status: StatusCode, title: &str, class: &str, text: &str) -> Response {
+    respond(
+        status,
+        page(
+            title,
+            &format!(
+                "<h1>{}</h1><div class=\"box {class}\"><p>{}</p></div>",
+                esc(title),
+                esc(text)
+            ),
+        ),
+    )
+}
+
+/// The page for a step the store could not take (logged here).
+pub fn unavailable(e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "page: store failed");
+    message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Try again later",
+        "bad",
+        "The service could not complete this step, so nothing was changed. Try again in a minute.",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! after a decision. Each is multipart text + HTML; every stored value is
 //! escaped in the HTML part.
 
-use crate::html::esc;
+use crate::html::{esc, table};
 use crate::store::IpRequest;
 
 /// A rendered mail.
@@ -20,7 +20,8 @@ pub struct MailContext<'a> {
     pub from_address: &'a str,
 }
 
-fn details(r: &IpRequest) -> Vec<(&'static str, String)> {
+/// What a request's mails and link pages show about it.
+pub fn request_details(r: &IpRequest) -> Vec<(&'static str, String)> {
     vec![
         ("Account", r.account.clone()),
         ("IP addresses", r.ips.join(", ")),
@@ -46,20 +47,6 @@ fn text_table(rows: &[(&str, String)]) -> String {
         .collect()
 }
 
-fn html_table(rows: &[(&str, String)]) -> String {
-    let rows: String = rows
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
-                esc(k),
-                esc(v)
-            )
-        })
-        .collect();
-    format!("<table cellpadding=\"4\">{rows}</table>")
-}
-
 fn address_book(ctx: &MailContext) -> (String, String) {
     let line = format!(
         "To be sure these security mails reach you, add {} to your address book.",
@@ -75,7 +62,7 @@ pub fn link_mail(r: &IpRequest, link: &str, ctx: &MailContext) -> Rendered {
         "Confirm IP whitelist request {} for {}",
         r.id, ctx.account_name
     );
-    let rows = details(r);
+    let rows = request_details(r);
     let (book, book_html) = address_book(ctx);
     let intro = format!(
         "{} asked to add {} to the API IP whitelist of {} ({}).",
@@ -92,7 +79,7 @@ pub fn link_mail(r: &IpRequest, link: &str, ctx: &MailContext) -> Rendered {
         "<p>{intro}</p>{table}<p><a href=\"{link}\">Review the request</a> (this link is yours alone, works once and expires with the request).</p>\
 <p>Opening the link changes nothing: the addresses go live only when you press Approve. If you do not know this request, press Reject or ignore this mail; it expires by itself.</p>{book_html}",
         intro = esc(&intro),
-        table = html_table(&rows),
+        table = table(&rows),
         link = esc(link),
     );
     Rendered {
@@ -124,7 +111,7 @@ pub fn notice_mail(r: &IpRequest, ctx: &MailContext) -> Rendered {
         "Request {} was {outcome} by {by} from {from} at {at}. {effect}",
         r.id
     );
-    let mut rows = details(r);
+    let mut rows = request_details(r);
     rows.pop();
     rows.push(("Decision", outcome.to_string()));
     rows.push(("Decided by", by));
@@ -138,7 +125,7 @@ pub fn notice_mail(r: &IpRequest, ctx: &MailContext) -> Rendered {
     let html = format!(
         "<p>{}</p>{}<p>If this was not you or someone you trust, contact us at once.</p>{book_html}",
         esc(&summary),
-        html_table(&rows)
+        table(&rows)
     );
     Rendered {
         subject,

@@ -4,11 +4,12 @@
 //! cookies are HttpOnly, SameSite=Strict, and Secure when `public_url` is
 //! https. The session id is new at every login.
 
+use crate::admin::error::ApiError;
 use crate::api::{
     cancel_request, submit_request, why_cannot_request, Caller, CustomerState, Visitor,
 };
 use crate::confirm::{csrf_ok, csrf_value};
-use crate::html::respond;
+use crate::html::{message, respond, unavailable};
 use crate::model::unix_now;
 use crate::ratelimit::client_key;
 use crate::seclog::Actor;
@@ -68,14 +69,6 @@ fn random_id() -> String {
     users::new_api_token().0
 }
 
-fn failed(e: &StoreError) -> Response {
-    tracing::error!(error = %e, "portal: store failed");
-    respond(
-        StatusCode::SERVICE_UNAVAILABLE,
-        pages::message("Try again later", "The service could not complete this step, so nothing was changed. Try again in a minute."),
-    )
-}
-
 /// A logged-in caller: the session and who it belongs to.
 struct Portal {
     caller: Caller,
@@ -106,7 +99,7 @@ impl IntoResponse for NotIn {
     fn into_response(self) -> Response {
         match self {
             NotIn::Login => see_other("/login"),
-            NotIn::Store(e) => failed(&e),
+            NotIn::Store(e) => unavailable(&e),
         }
     }
 }
@@ -212,7 +205,7 @@ async fn login(
     };
     let user = match store.user(&username) {
         Ok(u) => u,
-        Err(e) => return failed(&e),
+        Err(e) => return unavailable(&e),
     };
     let account = user.as_ref().map(|u| u.account.clone());
     if !s.login_limit.allow(&format!("ip:{}", client_key(v.ip)))
@@ -262,7 +255,7 @@ async fn login(
             .login_failed(&username, account.as_deref(), reason, &actor)
             .await
         {
-            return failed(&e);
+            return unavailable(&e);
         }
         return refused(&s, pre.as_deref(), StatusCode::UNAUTHORIZED, WRONG);
     };
@@ -279,7 +272,7 @@ async fn login(
                     )
                     .await
                 {
-                    return failed(&e);
+                    return unavailable(&e);
                 }
                 return refused(&s, pre.as_deref(), StatusCode::UNAUTHORIZED, WRONG);
             }
@@ -312,7 +305,7 @@ async fn login(
                 .await;
             return refused(&s, pre.as_deref(), StatusCode::UNAUTHORIZED, WRONG);
         }
-        Err(e) => return failed(&e),
+        Err(e) => return unavailable(&e),
     }
     // A replaced session cookie ends the old session, if there was one.
     if let Some(old) = cookie(&headers, SESSION_COOKIE) {
@@ -349,7 +342,7 @@ async fn logout(
         ip: Some(p.caller.ip),
     };
     if let Err(e) = s.publisher.store.end_session(&p.session_hash, &actor).await {
-        return failed(&e);
+        return unavailable(&e);
     }
     let mut resp = see_other("/login");
     set_cookie(&mut resp, SESSION_COOKIE, "", 0, s.secure_cookies);
@@ -357,12 +350,11 @@ async fn logout(
 }
 
 fn forged() -> Response {
-    respond(
+    message(
         StatusCode::FORBIDDEN,
-        pages::message(
-            "Form not accepted",
-            "This form did not come from your portal page. Nothing was changed: go back to the portal and try again.",
-        ),
+        "Form not accepted",
+        "bad",
+        "This form did not come from your portal page. Nothing was changed: go back to the portal and try again.",
     )
 }
 
@@ -384,11 +376,11 @@ async fn render(
     let store = &s.publisher.store;
     let entries = match store.entries(&p.caller.account.id) {
         Ok(e) => e,
-        Err(e) => return failed(&e),
+        Err(e) => return unavailable(&e),
     };
     let requests = match store.requests(&p.caller.account.id) {
         Ok(r) => r,
-        Err(e) => return failed(&e),
+        Err(e) => return unavailable(&e),
     };
     let view = pages::WhitelistView {
         caller: &p.caller,
@@ -402,6 +394,12 @@ async fn render(
         note,
     };
     respond(status, pages::whitelist(&view))
+}
+
+/// The whitelist page again, with why the last step was refused.
+async fn refusal(s: &CustomerState, p: &Portal, e: ApiError) -> Response {
+    let messages = e.errors.into_iter().map(|e| e.message).collect();
+    render(s, p, "", e.status, pages::Note::Errors(messages)).await
 }
 
 async fn whitelist_page(
@@ -447,10 +445,7 @@ async fn submit(
         .collect();
     match submit_request(&s, &p.caller, &ips, &f.remark).await {
         Ok(_) => see_other("/portal?done=submitted"),
-        Err(e) => {
-            let messages = e.errors.into_iter().map(|e| e.message).collect();
-            render(&s, &p, "", e.status, pages::Note::Errors(messages)).await
-        }
+        Err(e) => refusal(&s, &p, e).await,
     }
 }
 
@@ -476,10 +471,7 @@ async fn cancel(
     }
     match cancel_request(&s, &p.caller, id).await {
         Ok(_) => see_other("/portal?done=cancelled"),
-        Err(e) => {
-            let messages = e.errors.into_iter().map(|e| e.message).collect();
-            render(&s, &p, "", e.status, pages::Note::Errors(messages)).await
-        }
+        Err(e) => refusal(&s, &p, e).await,
     }
 }
 

@@ -16,17 +16,6 @@ pub enum Note {
     Errors(Vec<String>),
 }
 
-pub fn message(title: &str, text: &str) -> String {
-    page(
-        title,
-        &format!(
-            "<h1>{}</h1><div class=\"box bad\"><p>{}</p></div><p><a href=\"/portal\">Back to the portal</a></p>",
-            esc(title),
-            esc(text)
-        ),
-    )
-}
-
 pub fn login(csrf: &str, error: Option<&str>) -> String {
     let error = error
         .map(|e| format!("<div class=\"box bad\" id=\"error\">{}</div>", esc(e)))

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::browser::csrf;
+use common::browser::{csrf, Answer, Browser};
 use common::*;
 use ipgate_devmail::{Mail, Mode};
 use serde_json::{json, Value};
@@ -79,51 +79,18 @@ fn links(mails: &[Mail]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent("ipgate-test-browser/1.0")
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"))
+/// A link opened by a mail reader: no cookies, no redirects followed.
+fn open(link: &str) -> Answer {
+    Browser::new("").get(link)
 }
 
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+fn post(link: &str, form: &[(&str, &str)]) -> Answer {
+    Browser::new("").post(link, form)
 }
 
-fn open(link: &str) -> Page {
-    let r = client().get(link).send().unwrap_or_else(|e| panic!("{e}"));
-    Page {
-        status: r.status().as_u16(),
-        headers: r.headers().clone(),
-        body: r.text().unwrap_or_default(),
-    }
-}
-
-fn post(link: &str, form: &[(&str, &str)]) -> Page {
-    let r = client()
-        .post(link)
-        .form(form)
-        .send()
-        .unwrap_or_else(|e| panic!("{e}"));
-    Page {
-        status: r.status().as_u16(),
-        headers: r.headers().clone(),
-        body: r.text().unwrap_or_default(),
-    }
-}
-
-fn decide(link: &str, decision: &str) -> Page {
+fn decide(link: &str, decision: &str) -> Answer {
     let token = csrf(&open(link).body);
     post(link, &[("csrf", &token), ("decision", decision)])
-}
-
-fn log_events(gate: &Gate) -> Vec<String> {
-    let (_, log) = gate.admin("GET", "/admin/v1/security-log?account=acme", None);
-    events(&log).into_iter().map(str::to_string).collect()
 }
 
 fn calls_from(gate: &Gate, ip: &str) -> u16 {
@@ -222,11 +189,8 @@ fn approving_from_an_emailed_link_puts_the_ips_live_and_tells_everyone() {
             "{want} missing from the review page"
         );
     }
-    let head = client()
-        .head(&ops_link)
-        .send()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(head.status().as_u16(), 200);
+    let head = Browser::new("").head(&ops_link);
+    assert_eq!(head.status, 200);
     assert_eq!(request(&gate, &alice, &id)["status"], "pending");
     assert_eq!(
         calls_from(&gate, "127.0.0.21"),
@@ -314,7 +278,7 @@ fn approving_from_an_emailed_link_puts_the_ips_live_and_tells_everyone() {
     }
 
     // Every step is in the security log, and the chain verifies.
-    let ev = log_events(&gate);
+    let ev = gate.security_events("acme");
     for want in [
         "request.submitted",
         "mail.sent",
@@ -403,7 +367,10 @@ fn rejecting_changes_nothing_and_forged_posts_are_refused() {
             .count(),
         2
     );
-    assert!(log_events(&gate).iter().any(|e| e == "link.rejected"));
+    assert!(gate
+        .security_events("acme")
+        .iter()
+        .any(|e| e == "link.rejected"));
 }
 
 #[test]
@@ -524,7 +491,9 @@ fn smtp_down_then_up_loses_no_mail() {
         "saved although mail is down"
     );
     wait_until("a failed attempt in the log", 20, || {
-        log_events(&gate).iter().any(|e| e == "mail.failed")
+        gate.security_events("acme")
+            .iter()
+            .any(|e| e == "mail.failed")
     });
     assert!(gate
         .metrics_text()
@@ -592,7 +561,7 @@ fn mail_refused_for_good_is_dropped_and_recorded() {
     gate.mail.set_mode(Mode::Reject);
     let id = submit(&gate, &alice, &["127.0.0.111"]);
     wait_until("both link mails dropped", 20, || {
-        log_events(&gate)
+        gate.security_events("acme")
             .iter()
             .filter(|e| *e == "mail.dropped")
             .count()

@@ -31,11 +31,6 @@ fn log_in(b: &mut Browser, username: &str, code: &str) -> Answer {
     )
 }
 
-fn security_events(gate: &Gate) -> Vec<String> {
-    let (_, log) = gate.admin("GET", "/admin/v1/security-log?account=acme", None);
-    events(&log).into_iter().map(str::to_string).collect()
-}
-
 #[test]
 fn login_needs_the_password_and_a_fresh_code() {
     let (_up, gate, secret) = portal_gate();
@@ -119,7 +114,7 @@ fn login_needs_the_password_and_a_fresh_code() {
     assert_eq!((r.status, r.location.as_str()), (303, "/login"));
     assert_eq!(b.get("/portal").status, 303);
 
-    let ev = security_events(&gate);
+    let ev = gate.security_events("acme");
     assert!(
         ev.iter().filter(|e| *e == "login.failed").count() >= 3,
         "{ev:?}"

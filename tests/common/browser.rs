@@ -11,6 +11,7 @@ pub struct Browser {
 
 pub struct Answer {
     pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
     pub location: String,
     pub set_cookies: Vec<String>,
     pub body: String,
@@ -57,6 +58,7 @@ impl Browser {
         }
         Answer {
             status: r.status().as_u16(),
+            headers: r.headers().clone(),
             location: r
                 .headers()
                 .get("location")
@@ -75,6 +77,16 @@ impl Browser {
             .header("cookie", self.cookie_header())
             .send()
             .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        self.finish(r)
+    }
+
+    pub fn head(&mut self, path: &str) -> Answer {
+        let r = self
+            .client
+            .head(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .unwrap_or_else(|e| panic!("HEAD {path}: {e}"));
         self.finish(r)
     }
 

@@ -531,6 +531,16 @@ impl Gate {
 }
 
 impl Gate {
+    /// The `event` names of one account's security-log records, in order.
+    pub fn security_events(&self, account: &str) -> Vec<String> {
+        let (_, log) = self.admin(
+            "GET",
+            &format!("/admin/v1/security-log?account={account}"),
+            None,
+        );
+        events(&log).into_iter().map(str::to_string).collect()
+    }
+
     /// Asserts that the metrics page has each of these lines (or prefixes).
     pub fn assert_metrics(&self, wants: &[&str]) {
         let m = self.metrics_text();

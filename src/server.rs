@@ -100,6 +100,7 @@ pub fn run(
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
+    let trusted = TrustedProxies::new(config.proxy.trusted_proxies.iter().map(|c| c.0).collect());
     if halves == Halves::Both {
         let routes = Routes::build(&config.proxy.routes)?;
         if routes.is_empty() {
@@ -115,9 +116,7 @@ pub fn run(
                 config.metrics.label_accounts,
             )?,
             routes,
-            trusted: TrustedProxies::new(
-                config.proxy.trusted_proxies.iter().map(|c| c.0).collect(),
-            ),
+            trusted: trusted.clone(),
             policy: Policy {
                 unknown_account: config.proxy.unknown_account,
                 deny_unidentified: config.proxy.deny_unidentified,
@@ -175,7 +174,7 @@ pub fn run(
             allow_private_ips: config.control.allow_private_ips,
         },
         link_ttl: config.control.link_ttl.0,
-        trusted: TrustedProxies::new(config.proxy.trusted_proxies.iter().map(|c| c.0).collect()),
+        trusted,
         metrics: flow_metrics.clone(),
         mail_wake: mailer.wake.clone(),
         csrf_key,

@@ -5,13 +5,13 @@
 //! live in the proxy table before the answer is written.
 
 use crate::api::{CustomerState, Visitor};
+use crate::csrf::{csrf_ok, csrf_value};
 use crate::flow::Status;
 use crate::html::{esc, message, page, respond, table, unavailable};
 use crate::mail::request_details;
 use crate::metrics::LinkResult;
 use crate::publish::Touched;
 use crate::ratelimit::client_key;
-use crate::seclog::hex;
 use crate::store::{Decision, IpRequest, LinkView, StoreError};
 use crate::users::token_hash;
 use axum::extract::rejection::{FormRejection, PathRejection};
@@ -20,10 +20,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 pub fn routes() -> Router<CustomerState> {
     Router::new().route("/confirm/{token}", get(open).post(decide))
@@ -35,24 +32,6 @@ fn well_formed(token: &str) -> bool {
         && token
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// The CSRF value of a link's review page: HMAC of the link's hash.
-pub fn csrf_value(key: &[u8; 32], purpose: &str, bound_to: &str) -> String {
-    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
-        Ok(m) => m,
-        // HMAC takes keys of any length; unreachable, and empty fails closed.
-        Err(_) => return String::new(),
-    };
-    mac.update(purpose.as_bytes());
-    mac.update(b"\n");
-    mac.update(bound_to.as_bytes());
-    hex(&mac.finalize().into_bytes())
-}
-
-/// Constant-time comparison of a presented CSRF value with the expected one.
-pub fn csrf_ok(expected: &str, presented: &str) -> bool {
-    !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
 }
 
 fn classify(view: Option<&LinkView>) -> LinkResult {
@@ -340,16 +319,5 @@ mod tests {
         assert!(!well_formed(&token[..42]));
         assert!(!well_formed(&format!("{}%", &token[..42])));
         assert!(!well_formed(""));
-    }
-
-    #[test]
-    fn csrf_values_are_bound_to_key_purpose_and_link() {
-        let a = csrf_value(&[1; 32], "confirm", "h1");
-        assert_eq!(a.len(), 64);
-        assert!(csrf_ok(&a, &a));
-        assert!(!csrf_ok(&a, &csrf_value(&[2; 32], "confirm", "h1")));
-        assert!(!csrf_ok(&a, &csrf_value(&[1; 32], "login", "h1")));
-        assert!(!csrf_ok(&a, &csrf_value(&[1; 32], "confirm", "h2")));
-        assert!(!csrf_ok(&a, ""));
     }
 }

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod api;
 pub mod confirm;
+pub mod csrf;
 pub mod flow;
 pub mod html;
 pub mod mail;

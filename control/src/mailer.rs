@@ -10,6 +10,7 @@ use crate::store::{MailJob, Prepared, Store, StoreError};
 use ipgate_config::SmtpConfig;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,14 +27,20 @@ pub enum MailConfigError {
     Url(String),
 }
 
-/// Checks `[smtp]` without connecting anywhere.
-pub fn check(smtp: &SmtpConfig) -> Result<(), MailConfigError> {
-    smtp.from
+/// The sender and the transport settings of `[smtp]`, parsed once.
+fn parse(smtp: &SmtpConfig) -> Result<(Mailbox, AsyncSmtpTransportBuilder), MailConfigError> {
+    let from = smtp
+        .from
         .parse::<Mailbox>()
         .map_err(|_| MailConfigError::From(smtp.from.clone()))?;
-    AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp.url)
+    let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp.url)
         .map_err(|e| MailConfigError::Url(e.to_string()))?;
-    Ok(())
+    Ok((from, builder))
+}
+
+/// Checks `[smtp]` without connecting anywhere.
+pub fn check(smtp: &SmtpConfig) -> Result<(), MailConfigError> {
+    parse(smtp).map(|_| ())
 }
 
 /// The user named in an SMTP URL (`smtp://user@host`), percent-decoded.
@@ -68,14 +75,8 @@ impl Mailer {
         public_url: &str,
         metrics: FlowMetrics,
     ) -> Result<Mailer, MailConfigError> {
-        check(smtp)?;
-        let from = smtp
-            .from
-            .parse::<Mailbox>()
-            .map_err(|_| MailConfigError::From(smtp.from.clone()))?;
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp.url)
-            .map_err(|e| MailConfigError::Url(e.to_string()))?
-            .timeout(Some(Duration::from_secs(10)));
+        let (from, builder) = parse(smtp)?;
+        let mut builder = builder.timeout(Some(Duration::from_secs(10)));
         if let Some(password) = password {
             let user = url_user(&smtp.url).ok_or_else(|| {
                 MailConfigError::Url(

@@ -8,7 +8,7 @@ use crate::admin::error::ApiError;
 use crate::api::{
     cancel_request, submit_request, why_cannot_request, Caller, CustomerState, Visitor,
 };
-use crate::confirm::{csrf_ok, csrf_value};
+use crate::csrf::{csrf_ok, csrf_value};
 use crate::html::{message, respond, unavailable};
 use crate::model::unix_now;
 use crate::ratelimit::client_key;

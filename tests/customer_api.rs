@@ -31,13 +31,7 @@ fn a_main_user_with_2fa_requests_and_cancels() {
     );
 
     let body = json!({"ips": ["203.0.113.10", "198.51.100.7"], "remark": "prod servers"});
-    let (s, req) = api(
-        &gate,
-        "POST",
-        "/api/v1/whitelist/requests",
-        &alice,
-        Some(body.clone()),
-    );
+    let (s, req) = submit_request(&gate, &alice, body.clone());
     assert_eq!(s, 202, "{req}");
     assert_eq!(req["status"], "pending");
     assert_eq!(req["ips"], json!(["203.0.113.10", "198.51.100.7"]));
@@ -62,13 +56,7 @@ fn a_main_user_with_2fa_requests_and_cancels() {
     );
     assert!(gate.metrics_text().contains("ipgate_table_entries 0"));
 
-    let (s, v) = api(
-        &gate,
-        "POST",
-        "/api/v1/whitelist/requests",
-        &alice,
-        Some(json!({"ips": ["8.8.8.8"]})),
-    );
+    let (s, v) = submit_request(&gate, &alice, json!({"ips": ["8.8.8.8"]}));
     assert_eq!(s, 409, "one pending request per account: {v}");
     assert!(message(&v).contains("pending"));
 
@@ -116,13 +104,7 @@ fn a_main_user_with_2fa_requests_and_cancels() {
         .0,
         409
     );
-    let (s, _) = api(
-        &gate,
-        "POST",
-        "/api/v1/whitelist/requests",
-        &alice,
-        Some(json!({"ips": ["8.8.8.8"]})),
-    );
+    let (s, _) = submit_request(&gate, &alice, json!({"ips": ["8.8.8.8"]}));
     assert_eq!(s, 202, "a new request is possible after cancelling");
 
     let (_, log) = gate.admin("GET", "/admin/v1/security-log?account=acme", None);
@@ -176,13 +158,7 @@ fn submissions_are_checked_rule_by_rule() {
         (json!({"ip": "8.8.8.8"}), "body", "ips"),
     ];
     for (body, want_field, needle) in cases {
-        let (s, v) = api(
-            &gate,
-            "POST",
-            "/api/v1/whitelist/requests",
-            &alice,
-            Some(body.clone()),
-        );
+        let (s, v) = submit_request(&gate, &alice, body.clone());
         assert!((400..500).contains(&s), "{body}: {s} {v}");
         assert_eq!(field(&v), want_field, "{body}: {v}");
         assert!(message(&v).contains(needle), "{body}: {v}");
@@ -204,35 +180,17 @@ fn who_may_request_is_enforced_with_a_reason() {
     let (nofa, _) = user(&gate, "acme", "carol", "main", false);
     let (off, _) = user(&gate, "offco", "dave", "main", true);
     let body = json!({"ips": ["8.8.8.8"]});
-    let (s, v) = api(
-        &gate,
-        "POST",
-        "/api/v1/whitelist/requests",
-        &bob,
-        Some(body.clone()),
-    );
+    let (s, v) = submit_request(&gate, &bob, body.clone());
     assert_eq!(s, 403);
     assert!(message(&v).contains("main user"), "{v}");
-    let (s, v) = api(
-        &gate,
-        "POST",
-        "/api/v1/whitelist/requests",
-        &nofa,
-        Some(body.clone()),
-    );
+    let (s, v) = submit_request(&gate, &nofa, body.clone());
     assert_eq!(s, 403);
     assert!(message(&v).contains("Two-factor"), "{v}");
     assert_eq!(
         api(&gate, "GET", "/api/v1/me", &nofa, None).1["can_request"],
         false
     );
-    let (s, v) = api(
-        &gate,
-        "POST",
-        "/api/v1/whitelist/requests",
-        &off,
-        Some(body.clone()),
-    );
+    let (s, v) = submit_request(&gate, &off, body.clone());
     assert_eq!(s, 403);
     assert!(message(&v).contains("feature is off"), "{v}");
     let (s, v) = api(&gate, "GET", "/api/v1/me", "not-a-token", None);
@@ -249,13 +207,7 @@ fn a_pending_request_expires_by_itself() {
     let gate = Gate::start(&up, opts);
     gate.account("acme", "enforce", &[]);
     let (alice, _) = user(&gate, "acme", "alice", "main", true);
-    let (s, req) = api(
-        &gate,
-        "POST",
-        "/api/v1/whitelist/requests",
-        &alice,
-        Some(json!({"ips": ["8.8.8.8"]})),
-    );
+    let (s, req) = submit_request(&gate, &alice, json!({"ips": ["8.8.8.8"]}));
     assert_eq!(s, 202);
     let id = req["id"].as_str().unwrap_or_default().to_string();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -283,12 +235,6 @@ fn a_pending_request_expires_by_itself() {
     );
     let (_, log) = gate.admin("GET", "/admin/v1/security-log?account=acme", None);
     assert!(log.to_string().contains("request.expired"));
-    let (s, _) = api(
-        &gate,
-        "POST",
-        "/api/v1/whitelist/requests",
-        &alice,
-        Some(json!({"ips": ["8.8.8.8"]})),
-    );
+    let (s, _) = submit_request(&gate, &alice, json!({"ips": ["8.8.8.8"]}));
     assert_eq!(s, 202, "an expired request does not block a new one");
 }

@@ -29,12 +29,10 @@ fn flow_gate(control_extra: &str) -> (Upstream, Gate, String) {
 }
 
 fn submit(gate: &Gate, token: &str, ips: &[&str]) -> String {
-    let (s, req) = api(
+    let (s, req) = submit_request(
         gate,
-        "POST",
-        "/api/v1/whitelist/requests",
         token,
-        Some(json!({"ips": ips, "remark": "prod <b>senders</b>"})),
+        json!({"ips": ips, "remark": "prod <b>senders</b>"}),
     );
     assert_eq!(s, 202, "{req}");
     req["id"].as_str().unwrap_or_default().to_string()

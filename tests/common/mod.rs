@@ -487,6 +487,17 @@ pub fn api(
     )
 }
 
+/// `POST /api/v1/whitelist/requests` with `body`; returns status and JSON.
+pub fn submit_request(gate: &Gate, token: &str, body: Value) -> (u16, Value) {
+    api(
+        gate,
+        "POST",
+        "/api/v1/whitelist/requests",
+        token,
+        Some(body),
+    )
+}
+
 /// Creates a user (optionally with TOTP) and returns (API token, TOTP secret).
 pub fn user(
     gate: &Gate,

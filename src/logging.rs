@@ -2,6 +2,7 @@
 //! `log.format = "json"`; `RUST_LOG` filters as usual.
 
 use ipgate_config::LogFormat;
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 pub fn init(json_flag: bool, format: LogFormat) {
@@ -9,7 +10,9 @@ pub fn init(json_flag: bool, format: LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn,sled=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a terminal, never into files or journald.
+        .with_ansi(std::io::stderr().is_terminal());
     let result = if json_flag || format == LogFormat::Json {
         builder.json().try_init()
     } else {

@@ -5,10 +5,13 @@
 #![forbid(unsafe_code)]
 
 mod admin_cli;
+mod admin_import;
 mod certs;
+mod check_network;
 mod demo;
 mod logging;
 mod mailbox;
+mod proxy_env;
 mod secrets;
 mod server;
 
@@ -58,6 +61,12 @@ enum Cmd {
     },
     /// Operator client of the admin API.
     Admin(admin_cli::AdminArgs),
+    /// Checks every upstream: DNS, TCP, TLS, one HTTP round trip, with timings.
+    /// Honours http_proxy/https_proxy/no_proxy; exit 1 when any upstream fails.
+    CheckNetwork {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Development TLS certificates.
     Certs {
         #[command(subcommand)]
@@ -111,6 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
         }
         Cmd::Admin(args) => admin_cli::run(args),
+        Cmd::CheckNetwork { config } => check_network::run(&Config::load(&config)?),
         Cmd::Certs { cmd } => certs::run(cmd),
         Cmd::Demo(args) => {
             logging::init(cli.log_json, ipgate_config::LogFormat::Human);

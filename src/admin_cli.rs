@@ -39,6 +39,9 @@ enum AdminCmd {
     /// Portal users, their 2FA and API tokens.
     #[command(subcommand)]
     User(UserCmd),
+    /// Adds whitelist entries from a CSV file (`account,cidr,remark,tags`; `-` reads stdin),
+    /// showing progress and a summary of what was added or refused.
+    Import { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -158,7 +161,7 @@ fn base_url(args: &AdminArgs) -> anyhow::Result<String> {
     Ok("http://127.0.0.1:9002".to_string())
 }
 
-fn seg(s: &str) -> String {
+pub fn seg(s: &str) -> String {
     // Path segments are ids the server validates; escape anything odd anyway.
     s.bytes()
         .map(|b| {
@@ -169,6 +172,49 @@ fn seg(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// One connection to the admin API, kept alive across calls.
+pub struct AdminClient {
+    base: String,
+    token: String,
+    http: reqwest::blocking::Client,
+}
+
+impl AdminClient {
+    pub fn new(base: String, token: &str) -> anyhow::Result<AdminClient> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()?;
+        Ok(AdminClient {
+            base,
+            token: token.to_string(),
+            http,
+        })
+    }
+
+    /// Sends one call; the answer's status and body, or why it did not arrive.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(reqwest::StatusCode, String)> {
+        let url = format!("{}{path}", self.base);
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().with_context(|| {
+            format!(
+                "cannot reach the admin API at {}; is ipgate running?",
+                self.base
+            )
+        })?;
+        let status = resp.status();
+        Ok((status, resp.text().unwrap_or_default()))
+    }
 }
 
 pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
@@ -280,21 +326,12 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
         AdminCmd::Blocklist(BlocklistCmd::Remove { id }) => {
             ("DELETE", format!("/admin/v1/blocklist/{}", seg(id)), None)
         }
+        AdminCmd::Import { file } => {
+            return crate::admin_import::run(&AdminClient::new(base, &args.token)?, file);
+        }
     };
-    let client = reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()?;
-    let url = format!("{base}{path}");
-    let method = reqwest::Method::from_bytes(method.as_bytes())?;
-    let mut req = client.request(method, &url).bearer_auth(&args.token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req
-        .send()
-        .with_context(|| format!("cannot reach the admin API at {base}; is ipgate running?"))?;
-    let status = resp.status();
-    let text = resp.text().unwrap_or_default();
+    let client = AdminClient::new(base, &args.token)?;
+    let (status, text) = client.call(method, &path, body)?;
     let pretty = serde_json::from_str::<Value>(&text)
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok())

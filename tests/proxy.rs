@@ -320,13 +320,7 @@ fn upstream_connections_are_kept_alive() {
 #[test]
 fn tls_listener_serves_the_same_decisions() {
     let up = Upstream::start();
-    let gate = Gate::start(
-        &up,
-        GateOpts {
-            tls: true,
-            ..GateOpts::default()
-        },
-    );
+    let gate = Gate::start(&up, GateOpts::tls());
     gate.account("acme", "enforce", &["127.0.0.1"]);
     let pem = std::fs::read(gate.dir.path().join("certs/server.crt")).unwrap_or_default();
     let cert = reqwest::Certificate::from_pem(&pem).unwrap_or_else(|e| panic!("{e}"));

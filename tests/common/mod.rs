@@ -141,6 +141,14 @@ impl Default for GateOpts {
 }
 
 impl GateOpts {
+    /// A gate with a TLS listener too (a fresh `ipgate certs dev` pair).
+    pub fn tls() -> GateOpts {
+        GateOpts {
+            tls: true,
+            ..GateOpts::default()
+        }
+    }
+
     /// Loopback addresses may be requested (tests call the proxy from
     /// 127.0.0.x), plus more `[control]` lines.
     pub fn self_service(control_extra: &str) -> GateOpts {

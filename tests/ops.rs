@@ -1,0 +1,363 @@
+//! The operator's kit, black-box: `ipgate check-network`, `ipgate admin
+//! import` and the access log, against the real binary.
+
+mod common;
+use common::*;
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+
+fn check_network(config: &std::path::Path, env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = Command::new(bin());
+    cmd.args(["check-network", "--config"]).arg(config);
+    for var in [
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "no_proxy",
+        "NO_PROXY",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().unwrap_or_else(|e| panic!("{e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn routes_config(dir: &std::path::Path, upstreams: &[(&str, String)]) -> std::path::PathBuf {
+    let mut text = String::new();
+    for (name, up) in upstreams {
+        text.push_str(&format!(
+            "[[proxy.route]]\nname = \"{name}\"\npath_prefix = \"/{name}/\"\nupstream = \"{up}\"\nconnect_timeout = \"2s\"\nread_timeout = \"2s\"\n"
+        ));
+    }
+    let path = dir.join(format!("check-{}.toml", upstreams.len()));
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    path
+}
+
+/// A port on which nothing listens.
+fn dead_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    l.local_addr().map(|a| a.port()).unwrap_or(1)
+}
+
+#[test]
+fn check_network_passes_a_live_upstream_and_names_a_dead_one() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let live = Upstream::start();
+    let dead = dead_port();
+    let both = routes_config(
+        dir.path(),
+        &[
+            ("sms", format!("http://{}", live.addr)),
+            ("waba", format!("http://127.0.0.1:{dead}")),
+        ],
+    );
+    let (ok, out) = check_network(&both, &[]);
+    assert!(!ok, "a dead upstream must fail the check:\n{out}");
+    assert!(
+        out.contains(&format!("upstream http://{} (routes: sms)", live.addr)),
+        "{out}"
+    );
+    assert!(out.contains("GET / -> HTTP/1.1 200 OK"), "{out}");
+    assert_eq!(live.hits(), 1, "one round trip to the live upstream");
+    let dead_part = out
+        .split(&format!("upstream http://127.0.0.1:{dead}"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(dead_part.contains("tcp   FAIL"), "{out}");
+    assert!(dead_part.contains("refused"), "{out}");
+    assert!(dead_part.contains("http: skipped"), "{out}");
+    assert!(out.contains("FAILED: 1 of 2 upstreams"), "{out}");
+    for step in ["dns   ok", "tcp   ok", "http  ok"] {
+        assert!(out.contains(step), "every step is timed: {step}\n{out}");
+    }
+
+    let only_live = routes_config(dir.path(), &[("sms", format!("http://{}", live.addr))]);
+    let (ok, out) = check_network(&only_live, &[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("ok: all 1 upstreams answered"), "{out}");
+
+    let unresolvable = routes_config(
+        dir.path(),
+        &[
+            ("x", format!("http://{}", live.addr)),
+            ("sms", "http://upstream.invalid:8080".to_string()),
+            ("waba", "https://also.invalid".to_string()),
+        ],
+    );
+    let (ok, out) = check_network(&unresolvable, &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("dns   FAIL"), "{out}");
+    assert!(out.contains("upstream.invalid does not resolve"), "{out}");
+    assert!(out.contains("tcp, tls, http: skipped"), "{out}");
+    assert!(out.contains("FAILED: 2 of 3 upstreams"), "{out}");
+
+    // Through http_proxy the proxy resolves the name: ipgate asks it for the
+    // absolute URL. The live upstream plays the proxy here; `no_proxy`
+    // keeps the first route direct.
+    let hits = live.hits();
+    let (_, out) = check_network(
+        &unresolvable,
+        &[
+            ("http_proxy", &format!("http://{}", live.addr)),
+            ("no_proxy", "localhost,127.0.0.1"),
+        ],
+    );
+    assert!(
+        out.contains(&format!(
+            "through http://{} (from the environment)",
+            live.addr
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("GET http://upstream.invalid:8080/ -> HTTP/1.1 200 OK"),
+        "{out}"
+    );
+    assert_eq!(live.last().host, "upstream.invalid:8080", "{out}");
+    assert!(out.contains("none: connecting directly"), "{out}");
+    assert_eq!(
+        live.hits(),
+        hits + 2,
+        "one call through the proxy, one direct"
+    );
+    assert!(
+        out.contains("FAILED: 1 of 3 upstreams"),
+        "https_proxy is unset, so the https upstream still fails DNS:\n{out}"
+    );
+}
+
+#[test]
+fn check_network_shakes_hands_over_tls_and_says_when_the_certificate_is_not_trusted() {
+    let up = Upstream::start();
+    // The gate's own TLS listener stands in for an https upstream.
+    let gate = Gate::start(&up, GateOpts::tls());
+    let tls_port = gate.tls.map(|a| a.port()).unwrap_or(0);
+    let config = routes_config(
+        gate.dir.path(),
+        &[("sms", format!("https://localhost:{tls_port}"))],
+    );
+    let trusted = gate.dir.path().join("certs/server.crt");
+    let (ok, out) = check_network(&config, &[("SSL_CERT_FILE", &trusted.to_string_lossy())]);
+    assert!(ok, "{out}");
+    assert!(out.contains("tls   ok"), "{out}");
+    assert!(out.contains("certificate valid for localhost"), "{out}");
+    assert!(
+        out.contains("GET / -> HTTP/1.1 404"),
+        "the gate answers no_route over TLS:\n{out}"
+    );
+
+    // Another self-signed certificate as the only trusted one.
+    let other = gate.dir.path().join("other");
+    let made = Command::new(bin())
+        .args(["certs", "dev", "--out"])
+        .arg(&other)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(made.status.success());
+    let (ok, out) = check_network(
+        &config,
+        &[("SSL_CERT_FILE", &other.join("server.crt").to_string_lossy())],
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("tls   FAIL"), "{out}");
+    assert!(out.contains("certificate"), "{out}");
+    assert!(out.contains("http: skipped"), "{out}");
+}
+
+fn import(gate: &Gate, file: &str, stdin: Option<&str>, token: &str) -> Output {
+    let mut child = Command::new(bin())
+        .args(["admin", "--url", &format!("http://{}", gate.admin)])
+        .args(["import", file])
+        .env("IPGATE_ADMIN_TOKEN", token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(mut input) = child.stdin.take() {
+        use std::io::Write;
+        input
+            .write_all(stdin.unwrap_or("").as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    child.wait_with_output().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn cidrs(gate: &Gate, account: &str) -> Vec<String> {
+    let (s, list) = gate.admin(
+        "GET",
+        &format!("/admin/v1/accounts/{account}/whitelist"),
+        None,
+    );
+    assert_eq!(s, 200, "{list}");
+    let mut out: Vec<String> = list
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["cidr"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+#[test]
+fn import_adds_good_rows_refuses_bad_ones_and_can_be_run_again() {
+    let up = Upstream::start();
+    let gate = Gate::start(&up, GateOpts::default());
+    gate.account("acme", "enforce", &["198.51.100.7"]);
+    gate.account("globex", "enforce", &[]);
+    let csv = "account,cidr,remark,tags\n\
+               acme,127.0.0.1,\"office, Berlin\",prod;eu\n\
+               acme,198.51.100.7,already there\n\
+               acme,10.1.2.0/24\n\
+               globex,2001:db8::/64,v6 pool\n\
+               # a comment line\n\
+               acme,10.1.2.3/24,host bits set\n\
+               nosuch,203.0.113.9,unknown account\n\
+               acme,not-an-ip\n\
+               globex\n";
+    let file = gate.dir.path().join("entries.csv");
+    std::fs::write(&file, csv).unwrap_or_else(|e| panic!("{e}"));
+    let out = import(&gate, &file.to_string_lossy(), None, TOKEN);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "refused rows make exit 1:\n{stdout}{stderr}"
+    );
+    assert!(stderr.contains("importing 8 rows from"), "{stderr}");
+    assert!(
+        stderr.contains("[100%] 8/8 rows: 3 added, 1 already there, 4 refused"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("3 added, 1 already on the whitelist, 4 refused"),
+        "{stdout}"
+    );
+    for line in [
+        "line 7: acme 10.1.2.3/24: cidr:",
+        "line 8: nosuch 203.0.113.9:",
+        "line 9: acme not-an-ip: cidr:",
+        "line 10: needs an account and a cidr",
+    ] {
+        assert!(stdout.contains(line), "{line}\n{stdout}");
+    }
+    assert_eq!(
+        cidrs(&gate, "acme"),
+        ["10.1.2.0/24", "127.0.0.1/32", "198.51.100.7/32"]
+    );
+    assert_eq!(cidrs(&gate, "globex"), ["2001:db8::/64"]);
+    let (_, list) = gate.admin("GET", "/admin/v1/accounts/acme/whitelist", None);
+    let office = list
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["cidr"] == "127.0.0.1/32").cloned())
+        .unwrap_or_default();
+    assert_eq!(office["remark"], "office, Berlin");
+    assert_eq!(office["tags"], serde_json::json!(["prod", "eu"]));
+    let (status, _) = gate.get("127.0.0.1", "/sms/x", &[("Authorization", &basic("acme"))]);
+    assert_eq!(status, 200, "an imported entry is live in the proxy");
+
+    // Run again: nothing new, nothing changed.
+    let out = import(&gate, &file.to_string_lossy(), None, TOKEN);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("0 added, 4 already on the whitelist, 4 refused"),
+        "{stdout}"
+    );
+    assert_eq!(cidrs(&gate, "acme").len(), 3);
+
+    // Good rows from stdin: exit 0.
+    let out = import(&gate, "-", Some("globex,192.0.2.0/28\n"), TOKEN);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(cidrs(&gate, "globex"), ["192.0.2.0/28", "2001:db8::/64"]);
+
+    // A wrong token stops at once and says how to go on.
+    let out = import(&gate, "-", Some("globex,192.0.2.64/28\n"), "wrong-token");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("STOPPED after 0 of 1 rows: line 1: the admin API answered 401"),
+        "{stdout}"
+    );
+    assert_eq!(cidrs(&gate, "globex").len(), 2);
+
+    // Not CSV text at all.
+    std::fs::write(&file, b"\xff\xfe binary").unwrap_or_else(|e| panic!("{e}"));
+    let out = import(&gate, &file.to_string_lossy(), None, TOKEN);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not UTF-8 text"));
+}
+
+#[test]
+fn each_proxied_call_leaves_one_access_log_line_unless_turned_off() {
+    let up = Upstream::start();
+    let gate = Gate::start(&up, GateOpts::default());
+    gate.account("acme", "enforce", &["127.0.0.1"]);
+    let auth = [("Authorization", basic("acme"))];
+    let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(gate.get("127.0.0.1", "/sms/send", &auth).0, 200);
+    assert_eq!(gate.get("127.0.0.2", "/sms/send", &auth).0, 403);
+    let lines = |gate: &Gate| -> Vec<String> {
+        gate.log()
+            .lines()
+            .filter(|l| l.contains("ipgate::access"))
+            .map(str::to_string)
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while lines(&gate).len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let got = lines(&gate);
+    assert_eq!(got.len(), 2, "{}", gate.log());
+    for (line, wants) in got.iter().zip([
+        [
+            "route=\"sms\"",
+            "account=\"acme\"",
+            "client_ip=127.0.0.1",
+            "decision=\"allow\"",
+            "reason=\"whitelisted\"",
+            "status=200",
+        ],
+        [
+            "route=\"sms\"",
+            "account=\"acme\"",
+            "client_ip=127.0.0.2",
+            "decision=\"deny\"",
+            "reason=\"ip_not_whitelisted\"",
+            "status=403",
+        ],
+    ]) {
+        for want in wants {
+            assert!(line.contains(want), "{want} missing in {line}");
+        }
+        assert!(line.contains("upstream_ms="), "{line}");
+    }
+
+    let quiet = Gate::start(
+        &up,
+        GateOpts {
+            extra: "access_log = false".into(),
+            ..GateOpts::default()
+        },
+    );
+    quiet.account("acme", "enforce", &["127.0.0.1"]);
+    assert_eq!(quiet.get("127.0.0.1", "/sms/send", &auth).0, 200);
+    assert_eq!(quiet.get("127.0.0.2", "/sms/send", &auth).0, 403);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(lines(&quiet).is_empty(), "{}", quiet.log());
+}

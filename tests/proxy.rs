@@ -361,34 +361,12 @@ fn metrics_use_the_contract_names_and_pass_promtool() {
     ] {
         assert!(m.contains(name), "{name} missing:\n{m}");
     }
-    match std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-    {
-        Ok(mut child) => {
-            use std::io::Write;
-            if let Some(mut stdin) = child.stdin.take() {
-                stdin
-                    .write_all(m.as_bytes())
-                    .unwrap_or_else(|e| panic!("{e}"));
-            }
-            let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
-            assert!(
-                out.status.success(),
-                "promtool refused the metrics:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Err(e) => {
-            assert!(
-                std::env::var_os("IPGATE_REQUIRE_PROMTOOL").is_none(),
-                "promtool is required here but cannot run: {e}"
-            );
-            eprintln!("promtool not installed (apt-get install prometheus); skipped its check");
-        }
+    if let Some(out) = promtool(&["check", "metrics"], &m) {
+        assert!(
+            out.status.success(),
+            "promtool refused the metrics:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

@@ -343,6 +343,32 @@ listen = "{metrics}"
         self.spawn().unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// SIGTERM (Pingora's graceful shutdown), then wait for the exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self
+            .child
+            .take()
+            .unwrap_or_else(|| panic!("gate not running"));
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "ipgate did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts again on the same config and store after `stop` or `kill`.
+    pub fn restart(&mut self) {
+        self.spawn().unwrap_or_else(|e| panic!("{e}"));
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -565,6 +591,35 @@ impl Gate {
         let m = self.metrics_text();
         for want in wants {
             assert!(m.contains(want), "{want} missing:\n{m}");
+        }
+    }
+}
+
+/// Runs `promtool ARGS` with `stdin`; None (and a note) when promtool is not
+/// installed, unless `IPGATE_REQUIRE_PROMTOOL` is set, which makes that a failure.
+pub fn promtool(args: &[&str], stdin: &str) -> Option<std::process::Output> {
+    let child = Command::new("promtool")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    match child {
+        Ok(mut child) => {
+            if let Some(mut input) = child.stdin.take() {
+                input
+                    .write_all(stdin.as_bytes())
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            Some(child.wait_with_output().unwrap_or_else(|e| panic!("{e}")))
+        }
+        Err(e) => {
+            assert!(
+                std::env::var_os("IPGATE_REQUIRE_PROMTOOL").is_none(),
+                "promtool is required here but cannot run: {e}"
+            );
+            eprintln!("promtool not installed (apt-get install prometheus); skipped its check");
+            None
         }
     }
 }

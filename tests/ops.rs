@@ -360,4 +360,50 @@ fn each_proxied_call_leaves_one_access_log_line_unless_turned_off() {
     assert_eq!(quiet.get("127.0.0.2", "/sms/send", &auth).0, 403);
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(lines(&quiet).is_empty(), "{}", quiet.log());
+
+    // `log.format = "json"`: one JSON object per line, same fields.
+    let json = Gate::start(
+        &up,
+        GateOpts {
+            extra: "[log]\nformat = \"json\"".into(),
+            ..GateOpts::default()
+        },
+    );
+    json.account("acme", "enforce", &["127.0.0.1"]);
+    assert_eq!(json.get("127.0.0.2", "/sms/send", &auth).0, 403);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while lines(&json).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let got = lines(&json);
+    assert_eq!(got.len(), 1, "{}", json.log());
+    let v: serde_json::Value =
+        serde_json::from_str(&got[0]).unwrap_or_else(|e| panic!("{e}: {}", got[0]));
+    assert_eq!(v["target"], "ipgate::access");
+    let f = &v["fields"];
+    assert_eq!(
+        (
+            &f["route"],
+            &f["account"],
+            &f["client_ip"],
+            &f["decision"],
+            &f["reason"],
+            &f["status"]
+        ),
+        (
+            &serde_json::json!("sms"),
+            &serde_json::json!("acme"),
+            &serde_json::json!("127.0.0.2"),
+            &serde_json::json!("deny"),
+            &serde_json::json!("ip_not_whitelisted"),
+            &serde_json::json!(403)
+        ),
+        "{v}"
+    );
+    for line in json.log().lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "every log line is JSON: {line}"
+        );
+    }
 }

@@ -97,6 +97,9 @@ impl Mailer {
     /// Sends due mail until `shutdown` flips, waking every second or when poked.
     pub async fn run(&self, store: &Store, mut shutdown: watch::Receiver<bool>) {
         loop {
+            // Before sending, so the gauge is right from the start (mail
+            // left from before a restart) and while a batch goes out.
+            self.metrics.set_outbox_depth(store.outbox_depth());
             match store.due_mail() {
                 Ok(ids) => {
                     for id in ids {

@@ -343,6 +343,15 @@ listen = "{metrics}"
         self.spawn().unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// SIGKILL now, from any thread; `kill` (or `kill_and_restart`) reaps it.
+    pub fn sigkill(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-KILL", &c.id().to_string()])
+                .status();
+        }
+    }
+
     /// SIGTERM (Pingora's graceful shutdown), then wait for the exit.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self

@@ -57,6 +57,9 @@ fn url_user(url: &str) -> Option<String> {
 }
 
 /// Sends the outbox.
+/// Longest one mail may take from connecting to the server's last answer.
+const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
@@ -168,21 +171,33 @@ impl Mailer {
                 return Ok(());
             }
         };
-        match self.transport.send(message).await {
-            Ok(_) => {
+        // lettre's own timeout covers connecting, not a server that stalls
+        // mid-dialogue: bound the whole send, or one stuck server holds
+        // every mail behind it.
+        let outcome = match tokio::time::timeout(SEND_TIMEOUT, self.transport.send(message)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if e.is_permanent() => Err((true, e.to_string())),
+            Ok(Err(e)) => Err((false, e.to_string())),
+            Err(_) => Err((
+                false,
+                format!("the SMTP server did not finish within {SEND_TIMEOUT:?}"),
+            )),
+        };
+        match outcome {
+            Ok(()) => {
                 store.mail_sent(&job).await?;
                 self.metrics.mail(job.kind.as_str(), true);
                 tracing::info!(to = %job.to, kind = job.kind.as_str(), request = %job.request, "mail sent");
             }
-            Err(e) if e.is_permanent() => {
+            Err((true, e)) => {
                 store
                     .mail_dropped(&job, &format!("refused for good: {e}"))
                     .await?;
                 self.metrics.mail(job.kind.as_str(), false);
                 tracing::error!(to = %job.to, kind = job.kind.as_str(), request = %job.request, error = %e, "mail dropped: the SMTP server refused it for good");
             }
-            Err(e) => {
-                let next = store.mail_failed(&job, &e.to_string()).await?;
+            Err((false, e)) => {
+                let next = store.mail_failed(&job, &e).await?;
                 self.metrics.mail(job.kind.as_str(), false);
                 tracing::warn!(to = %job.to, kind = job.kind.as_str(), request = %job.request, attempt = job.attempts, error = %e, retry_at = next.next_attempt_unix, "mail not sent; will retry");
             }

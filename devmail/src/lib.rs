@@ -54,6 +54,11 @@ pub enum Mode {
     /// Stop listening: new connections are refused and open sessions are
     /// cut. Switching back to another mode listens on the same port again.
     Down,
+    /// Accept, but wait this long before every reply (greeting included).
+    Slow(Duration),
+    /// Read the whole message, then close the connection without an
+    /// answer and without keeping the mail: the sender cannot know.
+    Hangup,
 }
 
 /// A running mail catcher. Dropping it (or [`Catcher::stop`]) stops the

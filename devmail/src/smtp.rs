@@ -103,6 +103,9 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
 
     /// Sends one reply in a single write (no Nagle wait between pieces).
     fn reply(&mut self, text: &str) -> io::Result<()> {
+        if let Mode::Slow(wait) = self.room.mode() {
+            std::thread::sleep(wait);
+        }
         let mut bytes = Vec::with_capacity(text.len() + 2);
         bytes.extend_from_slice(text.as_bytes());
         bytes.extend_from_slice(b"\r\n");
@@ -239,6 +242,9 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
         let Some(raw) = self.read_message()? else {
             return Ok(Flow::Close);
         };
+        if self.room.mode() == Mode::Hangup {
+            return Ok(Flow::Close);
+        }
         let from = self.from.take().unwrap_or_default();
         let to = std::mem::take(&mut self.to);
         match raw {

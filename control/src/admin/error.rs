@@ -86,7 +86,8 @@ impl From<StoreError> for ApiError {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "store",
-                    "the store cannot take changes right now; nothing was changed",
+                    "the store cannot take changes right now; nothing was saved \
+                     (if its disk is full or failing: fix that, then restart ipgate)",
                 )
             }
         }

@@ -343,6 +343,11 @@ listen = "{metrics}"
         self.spawn().unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// SIGKILL now, from any thread; `kill` (or `kill_and_restart`) reaps it.
     pub fn sigkill(&self) {
         if let Some(c) = &self.child {

@@ -200,3 +200,51 @@ fn header_timeout_does_not_touch_prompt_or_kept_alive_clients() {
     }
     assert_eq!(up.hits(), 2);
 }
+
+#[test]
+fn host_tricks_never_reach_another_route() {
+    let up = Upstream::start();
+    let route = format!(
+        "\n[[proxy.route]]\nname = \"hosted\"\nhost = \"api.example.com\"\nupstream = \"http://{}\"\naccount_from = [\"header:X-Account-Id\"]\n",
+        up.addr
+    );
+    let gate = Gate::start(
+        &up,
+        GateOpts {
+            extra: route,
+            ..GateOpts::default()
+        },
+    );
+    gate.account("free", "off", &[]);
+    let send = |head: &str| raw(gate.proxy, head.as_bytes());
+    // The route by Host, port and case aside.
+    let ok = send("GET /x HTTP/1.1\r\nHost: API.example.com:8080\r\nX-Account-Id: free\r\nConnection: close\r\n\r\n");
+    assert_eq!(status_of(&ok), 200, "{ok}");
+    assert_eq!(up.hits(), 1);
+    // No Host, another Host, two Hosts: no route or refused, never forwarded.
+    for head in [
+        "GET /x HTTP/1.1\r\nX-Account-Id: free\r\nConnection: close\r\n\r\n",
+        "GET /x HTTP/1.1\r\nHost: evil.example.com\r\nX-Account-Id: free\r\nConnection: close\r\n\r\n",
+        "GET /x HTTP/1.1\r\nHost: api.example.com.evil.test\r\nX-Account-Id: free\r\nConnection: close\r\n\r\n",
+    ] {
+        let r = send(head);
+        assert_eq!((status_of(&r), code(body_of(&r))), (404, "no_route".to_string()), "{head:?}: {r}");
+    }
+    let two = send("GET /x HTTP/1.1\r\nHost: evil.example.com\r\nHost: api.example.com\r\nX-Account-Id: free\r\n\r\n");
+    assert_eq!(status_of(&two), 400, "{two}");
+    // An absolute URL naming another host than Host: refused, not routed either way.
+    for head in [
+        "GET http://api.example.com/x HTTP/1.1\r\nHost: evil.example.com\r\nX-Account-Id: free\r\n\r\n",
+        "GET http://evil.example.com/x HTTP/1.1\r\nHost: api.example.com\r\nX-Account-Id: free\r\n\r\n",
+    ] {
+        let r = send(head);
+        assert_eq!(status_of(&r), 400, "{head:?}: {r}");
+    }
+    let same = send("GET http://api.example.com/x HTTP/1.1\r\nHost: api.example.com\r\nX-Account-Id: free\r\nConnection: close\r\n\r\n");
+    assert_eq!(status_of(&same), 200, "{same}");
+    assert_eq!(up.hits(), 2, "only the two honest calls were forwarded");
+}
+
+fn body_of(resp: &str) -> &str {
+    resp.split("\r\n\r\n").nth(1).unwrap_or("")
+}

@@ -292,3 +292,40 @@ fn who_may_not_request_is_told_why_and_logins_are_rate_limited() {
     assert_eq!(s, 200);
     assert!(v.to_string().contains("rate limited"));
 }
+
+#[test]
+fn no_page_redirects_off_site() {
+    let (_up, gate, secret) = portal_gate();
+    let base = format!("http://{}", gate.portal);
+    let tricks = "?next=https://evil.test/&redirect=//evil.test&return_to=%2F%2Fevil.test&url=javascript:alert(1)";
+    let mut b = Browser::new(&base);
+    let mut seen = Vec::new();
+    for path in ["/", "/portal", "/portal/requests", "/login", "/logout"] {
+        seen.push(b.get(&format!("{path}{tricks}")));
+    }
+    seen.push(log_in(&mut b, "alice", &totp_code(&secret, 0)));
+    for path in ["/", "/portal", "/login"] {
+        seen.push(b.get(&format!("{path}{tricks}")));
+    }
+    let page = b.get("/portal");
+    let token = csrf(&page.body);
+    seen.push(b.post(
+        &format!("/portal/requests{tricks}"),
+        &[("csrf", &token), ("ip1", "192.0.2.99"), ("remark", "x")],
+    ));
+    seen.push(b.post(&format!("/logout{tricks}"), &[("csrf", &token)]));
+    let redirects: Vec<&Answer> = seen
+        .iter()
+        .filter(|a| (300..400).contains(&a.status))
+        .collect();
+    assert!(redirects.len() >= 4, "the walk includes redirects");
+    for a in redirects {
+        assert!(
+            a.location.starts_with('/')
+                && !a.location.starts_with("//")
+                && !a.location.contains("evil"),
+            "redirect to {:?}",
+            a.location
+        );
+    }
+}

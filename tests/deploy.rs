@@ -124,19 +124,6 @@ fn the_systemd_unit_verifies_without_warnings() {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
-    for e in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{e}")) {
-        let e = e.unwrap_or_else(|e| panic!("{e}"));
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap_or_else(|e| panic!("{e}"));
-        }
-    }
-}
-
 #[test]
 fn a_store_copied_after_a_clean_stop_restores_everything() {
     let up = Upstream::start();

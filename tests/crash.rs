@@ -105,12 +105,7 @@ impl Client {
     /// Opens a link page, then posts its form with `decision`.
     fn decide(&self, link: &str, decision: &str) -> Option<(u16, String)> {
         let (_, page) = self.send(self.http.get(link))?;
-        let csrf = page
-            .split("name=\"csrf\" value=\"")
-            .nth(1)?
-            .split('"')
-            .next()?
-            .to_string();
+        let csrf = common::browser::find_csrf(&page)?;
         self.send(
             self.http
                 .post(link)

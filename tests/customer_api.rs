@@ -62,17 +62,7 @@ fn a_main_user_with_2fa_requests_and_cancels() {
 
     let (s, list) = api(&gate, "GET", "/api/v1/whitelist/requests", &alice, None);
     assert_eq!((s, list.as_array().map(Vec::len)), (200, Some(1)));
-    assert_eq!(
-        api(
-            &gate,
-            "GET",
-            &format!("/api/v1/whitelist/requests/{id}"),
-            &alice,
-            None
-        )
-        .1["id"],
-        json!(id)
-    );
+    assert_eq!(request(&gate, &alice, &id)["id"], json!(id));
     assert_eq!(
         api(
             &gate,
@@ -210,29 +200,11 @@ fn a_pending_request_expires_by_itself() {
     let (s, req) = submit_request(&gate, &alice, json!({"ips": ["8.8.8.8"]}));
     assert_eq!(s, 202);
     let id = req["id"].as_str().unwrap_or_default().to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let m = gate.metrics_text();
-        if m.contains(r#"ipgate_flow_requests_total{outcome="expired"} 1"#) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the request never expired:\n{m}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    assert_eq!(
-        api(
-            &gate,
-            "GET",
-            &format!("/api/v1/whitelist/requests/{id}"),
-            &alice,
-            None
-        )
-        .1["status"],
-        "expired"
-    );
+    gate.wait_until("the request to expire", 10, || {
+        gate.metrics_text()
+            .contains(r#"ipgate_flow_requests_total{outcome="expired"} 1"#)
+    });
+    assert_eq!(request(&gate, &alice, &id)["status"], "expired");
     let (_, log) = gate.admin("GET", "/admin/v1/security-log?account=acme", None);
     assert!(log.to_string().contains("request.expired"));
     let (s, _) = submit_request(&gate, &alice, json!({"ips": ["8.8.8.8"]}));

@@ -296,23 +296,12 @@ fn a_slow_or_hanging_up_smtp_server_delays_mail_but_loses_none() {
         assert_eq!(s, 201, "{b}");
         tokens.push(user(&gate, id, &format!("{id}-main"), "main", true).0);
     }
-    let wait_for = |what: &str, secs: u64, f: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while !f() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}:\n{}",
-                gate.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
 
     // Hangs up after the message: not delivered, so it goes again.
     gate.mail.set_mode(ipgate_devmail::Mode::Hangup);
     let (s, b) = submit_request(&gate, &tokens[0], json!({"ips": ["127.0.0.31"]}));
     assert_eq!(s, 202, "{b}");
-    wait_for("a failed attempt", 20, &|| {
+    gate.wait_until("a failed attempt", 20, || {
         gate.security_events("acme")
             .iter()
             .any(|e| e == "mail.failed")
@@ -342,7 +331,7 @@ fn a_slow_or_hanging_up_smtp_server_delays_mail_but_loses_none() {
         started.elapsed() < Duration::from_secs(5),
         "a request never waits for SMTP"
     );
-    wait_for("a timed-out attempt", 40, &|| failures() > before);
+    gate.wait_until("a timed-out attempt", 40, || failures() > before);
     let (_, log) = gate.admin("GET", "/admin/v1/security-log", None);
     assert!(
         log.to_string().contains("did not finish within 20s"),
@@ -355,7 +344,7 @@ fn a_slow_or_hanging_up_smtp_server_delays_mail_but_loses_none() {
     let mut to: Vec<String> = mails.iter().flat_map(|m| m.to.clone()).collect();
     to.sort();
     assert_eq!(to, ["ops@acme.test", "ops@globex.test"], "{}", gate.log());
-    wait_for("an empty outbox", 20, &|| {
+    gate.wait_until("an empty outbox", 20, || {
         gate.metrics_text().contains("ipgate_mail_outbox_depth 0")
     });
     let (_, v) = gate.admin("GET", "/admin/v1/security-log/verify", None);

@@ -7,8 +7,8 @@ mod common;
 use common::browser::{csrf, Answer, Browser};
 use common::*;
 use ipgate_devmail::{Mail, Mode};
-use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use serde_json::json;
+use std::time::Duration;
 
 const ALICE_IPS: [&str; 2] = ["127.0.0.21", "127.0.0.22"];
 
@@ -36,17 +36,6 @@ fn submit(gate: &Gate, token: &str, ips: &[&str]) -> String {
     );
     assert_eq!(s, 202, "{req}");
     req["id"].as_str().unwrap_or_default().to_string()
-}
-
-fn request(gate: &Gate, token: &str, id: &str) -> Value {
-    api(
-        gate,
-        "GET",
-        &format!("/api/v1/whitelist/requests/{id}"),
-        token,
-        None,
-    )
-    .1
 }
 
 fn wait_mails(gate: &Gate, n: usize, secs: u64) -> Vec<Mail> {
@@ -95,14 +84,6 @@ fn calls_from(gate: &Gate, ip: &str) -> u16 {
     gate.get(ip, "/sms/send?username=acme", &[]).0
 }
 
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn approving_from_an_emailed_link_puts_the_ips_live_and_tells_everyone() {
     let (up, mut gate, alice) = flow_gate("");
@@ -143,7 +124,7 @@ fn approving_from_an_emailed_link_puts_the_ips_live_and_tells_everyone() {
     );
     // No token is stored anywhere in the clear (checked once the outbox is
     // empty: a kill before a sent mail is marked sent would send it again).
-    wait_until("an empty outbox", 20, || {
+    gate.wait_until("an empty outbox", 20, || {
         gate.metrics_text().contains("ipgate_mail_outbox_depth 0")
     });
     assert!(gate
@@ -289,7 +270,7 @@ fn approving_from_an_emailed_link_puts_the_ips_live_and_tells_everyone() {
     }
     let (_, v) = gate.admin("GET", "/admin/v1/security-log/verify", None);
     assert_eq!(v["ok"], true, "{v}");
-    wait_until("an empty outbox", 20, || {
+    gate.wait_until("an empty outbox", 20, || {
         gate.metrics_text().contains("ipgate_mail_outbox_depth 0")
     });
     gate.assert_metrics(&[
@@ -465,7 +446,7 @@ fn dead_links_say_what_happened() {
         .into_iter()
         .skip(2)
         .collect();
-    wait_until("expiry", 15, || {
+    gate.wait_until("expiry", 15, || {
         request(&gate, &alice, &id)["status"] == "expired"
     });
     let p = open(&second[0].1);
@@ -488,7 +469,7 @@ fn smtp_down_then_up_loses_no_mail() {
         "pending",
         "saved although mail is down"
     );
-    wait_until("a failed attempt in the log", 20, || {
+    gate.wait_until("a failed attempt in the log", 20, || {
         gate.security_events("acme")
             .iter()
             .any(|e| e == "mail.failed")
@@ -558,7 +539,7 @@ fn mail_refused_for_good_is_dropped_and_recorded() {
     let (_up, gate, alice) = flow_gate("");
     gate.mail.set_mode(Mode::Reject);
     let id = submit(&gate, &alice, &["127.0.0.111"]);
-    wait_until("both link mails dropped", 20, || {
+    gate.wait_until("both link mails dropped", 20, || {
         gate.security_events("acme")
             .iter()
             .filter(|e| *e == "mail.dropped")

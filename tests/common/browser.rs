@@ -104,15 +104,15 @@ impl Browser {
 
 /// The value of the first hidden `csrf` field of a page.
 pub fn csrf(body: &str) -> String {
-    let start = body
-        .find("name=\"csrf\" value=\"")
-        .map(|i| i + 19)
-        .unwrap_or_else(|| panic!("no CSRF field in {body}"));
-    body[start..]
-        .split('"')
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    find_csrf(body).unwrap_or_else(|| panic!("no CSRF field in {body}"))
+}
+
+/// The page's hidden CSRF value, if it has one.
+pub fn find_csrf(body: &str) -> Option<String> {
+    body.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(str::to_string)
 }
 
 /// The TOTP code of a base32 secret for the 30-second step `offset` steps from now.

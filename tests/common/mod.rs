@@ -535,6 +535,18 @@ pub fn api(
     )
 }
 
+/// `GET /api/v1/whitelist/requests/{id}`: the request as the customer API shows it.
+pub fn request(gate: &Gate, token: &str, id: &str) -> Value {
+    api(
+        gate,
+        "GET",
+        &format!("/api/v1/whitelist/requests/{id}"),
+        token,
+        None,
+    )
+    .1
+}
+
 /// `POST /api/v1/whitelist/requests` with `body`; returns status and JSON.
 pub fn submit_request(gate: &Gate, token: &str, body: Value) -> (u16, Value) {
     api(
@@ -590,6 +602,19 @@ impl Gate {
 }
 
 impl Gate {
+    /// Polls `f` every 100 ms until it holds; fails after `secs` with the gate's log.
+    pub fn wait_until(&self, what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !f() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The `event` names of one account's security-log records, in order.
     pub fn security_events(&self, account: &str) -> Vec<String> {
         let (_, log) = self.admin(

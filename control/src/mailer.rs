@@ -57,6 +57,15 @@ fn url_user(url: &str) -> Option<String> {
 }
 
 /// Sends the outbox.
+/// How one send went.
+enum Attempt {
+    Sent,
+    /// A 5xx: sending again cannot help.
+    RefusedForGood(String),
+    /// Anything else: retried later.
+    Failed(String),
+}
+
 /// Longest one mail may take from connecting to the server's last answer.
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -174,29 +183,28 @@ impl Mailer {
         // lettre's own timeout covers connecting, not a server that stalls
         // mid-dialogue: bound the whole send, or one stuck server holds
         // every mail behind it.
-        let outcome = match tokio::time::timeout(SEND_TIMEOUT, self.transport.send(message)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) if e.is_permanent() => Err((true, e.to_string())),
-            Ok(Err(e)) => Err((false, e.to_string())),
-            Err(_) => Err((
-                false,
-                format!("the SMTP server did not finish within {SEND_TIMEOUT:?}"),
+        let attempt = match tokio::time::timeout(SEND_TIMEOUT, self.transport.send(message)).await {
+            Ok(Ok(_)) => Attempt::Sent,
+            Ok(Err(e)) if e.is_permanent() => Attempt::RefusedForGood(e.to_string()),
+            Ok(Err(e)) => Attempt::Failed(e.to_string()),
+            Err(_) => Attempt::Failed(format!(
+                "the SMTP server did not finish within {SEND_TIMEOUT:?}"
             )),
         };
-        match outcome {
-            Ok(()) => {
+        match attempt {
+            Attempt::Sent => {
                 store.mail_sent(&job).await?;
                 self.metrics.mail(job.kind.as_str(), true);
                 tracing::info!(to = %job.to, kind = job.kind.as_str(), request = %job.request, "mail sent");
             }
-            Err((true, e)) => {
+            Attempt::RefusedForGood(e) => {
                 store
                     .mail_dropped(&job, &format!("refused for good: {e}"))
                     .await?;
                 self.metrics.mail(job.kind.as_str(), false);
                 tracing::error!(to = %job.to, kind = job.kind.as_str(), request = %job.request, error = %e, "mail dropped: the SMTP server refused it for good");
             }
-            Err((false, e)) => {
+            Attempt::Failed(e) => {
                 let next = store.mail_failed(&job, &e).await?;
                 self.metrics.mail(job.kind.as_str(), false);
                 tracing::warn!(to = %job.to, kind = job.kind.as_str(), request = %job.request, attempt = job.attempts, error = %e, retry_at = next.next_attempt_unix, "mail not sent; will retry");

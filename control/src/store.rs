@@ -17,8 +17,10 @@ use std::path::Path;
 /// Why the store refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the store at {path} cannot be opened")]
+    #[error("the store at {path} cannot be opened: {source}")]
     Open { path: String, source: sled::Error },
+    #[error("the store at {path} is in use by another process (is another ipgate running with this store.path?)")]
+    Locked { path: String },
     #[error("the store failed: {0}")]
     Sled(#[from] sled::Error),
     #[error("a stored record is corrupt: {0}")]
@@ -86,6 +88,14 @@ fn account_prefix(account: &str) -> Vec<u8> {
     k
 }
 
+/// How long [`Store::open`] waits for another holder to let go of the lock.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// sled reports a held lock as an `Other` I/O error with this wording.
+fn is_lock_refusal(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
 /// The opened store.
 #[derive(Clone)]
 pub struct Store {
@@ -106,14 +116,32 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the store at `path`.
+    ///
+    /// sled locks its file for one process. A store dropped a moment ago in
+    /// this process can still hold that lock while sled's background writers
+    /// finish, so a lock refusal is retried for up to [`LOCK_WAIT`] before
+    /// it is reported as [`StoreError::Locked`].
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled::Config::new().path(path).open() {
+                Ok(db) => break db,
+                Err(e) if is_lock_refusal(&e) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Locked {
+                            path: path.display().to_string(),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(source) => {
+                    return Err(StoreError::Open {
+                        path: path.display().to_string(),
+                        source,
+                    })
+                }
+            }
+        };
         Ok(Store {
             accounts: db.open_tree("accounts")?,
             entries: db.open_tree("entries")?,

@@ -81,7 +81,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotPending { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "status", e.to_string())
             }
-            StoreError::Open { .. } | StoreError::Sled(_) | StoreError::Corrupt(_) => {
+            StoreError::Open { .. }
+            | StoreError::Locked { .. }
+            | StoreError::Sled(_)
+            | StoreError::Corrupt(_) => {
                 tracing::error!(error = %e, "store failure");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -213,3 +213,20 @@ async fn a_dropped_or_truncated_record_is_found() {
         "dropping the newest record while the head names it: {v:?}"
     );
 }
+
+#[test]
+fn a_store_held_open_elsewhere_is_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let held = open(&dir);
+    match Store::open(dir.path()) {
+        Err(e @ StoreError::Locked { .. }) => {
+            assert!(e.to_string().contains("in use by another process"), "{e}")
+        }
+        Err(e) => panic!("expected Locked, got {e}"),
+        Ok(_) => panic!("a second open of a held store succeeded"),
+    }
+    drop(held);
+    // Once the holder is gone, the store opens again (waiting out sled's
+    // background writers if needed).
+    let _ = open(&dir);
+}

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 /// Wraps a Pingora app so every connection it serves has a head deadline.
 pub struct HeadDeadline<A> {
@@ -56,20 +56,30 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadline<A> {
 }
 
 /// Finds the end of a request head (`\r\n\r\n`, or `\n\n` which parsers
-/// also accept) across read boundaries.
+/// also accept) across read boundaries. Holds the last four bytes seen.
 #[derive(Debug, Default, Clone, Copy)]
 struct HeadEnd(u32);
 
 impl HeadEnd {
-    /// Feeds bytes; true when a head end is among them.
+    /// Feeds bytes; true when a head end is among them. Only the line ends
+    /// are looked at (memchr), not every byte.
     fn feed(&mut self, bytes: &[u8]) -> bool {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u32::from(b);
-            if self.0 == 0x0d0a_0d0a || self.0 & 0xffff == 0x0a0a {
+        for i in memchr::memchr_iter(b'\n', bytes) {
+            // The four bytes ending at this `\n`, borrowing from earlier reads.
+            let window = match bytes.get(i.wrapping_sub(3)..=i) {
+                Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
+                _ => bytes[..=i]
+                    .iter()
+                    .fold(self.0, |w, &b| (w << 8) | u32::from(b)),
+            };
+            if window == 0x0d0a_0d0a || window & 0xffff == 0x0a0a {
                 self.0 = 0;
                 return true;
             }
         }
+        self.0 = bytes[bytes.len().saturating_sub(4)..]
+            .iter()
+            .fold(self.0, |w, &b| (w << 8) | u32::from(b));
         false
     }
 }
@@ -78,8 +88,14 @@ impl HeadEnd {
 struct DeadlineStream {
     inner: Stream,
     timeout: Duration,
-    /// Running while a head is being received.
-    deadline: Option<Pin<Box<Sleep>>>,
+    /// When the head now being received started; `None` between heads.
+    head_started: Option<Instant>,
+    /// One timer per connection, made the first time a head is still
+    /// incomplete when the socket has nothing more to read, and reset for
+    /// later heads. A head that arrives in one read never touches it.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// The timer is set for the current head.
+    armed: bool,
     head_end: HeadEnd,
     /// A response was written since the last head ended: the next bytes
     /// read start a new request.
@@ -91,25 +107,55 @@ impl DeadlineStream {
         DeadlineStream {
             inner,
             timeout,
-            deadline: Some(Box::pin(tokio::time::sleep(timeout))),
+            head_started: Some(Instant::now()),
+            timer: None,
+            armed: false,
             head_end: HeadEnd::default(),
             responded: false,
         }
     }
 
     fn observe(&mut self, bytes: &[u8]) {
-        if self.deadline.is_none() {
+        if self.head_started.is_none() {
             if !self.responded {
                 return; // body bytes, or a pipelined request already buffered
             }
             self.responded = false;
             self.head_end = HeadEnd::default();
-            self.deadline = Some(Box::pin(tokio::time::sleep(self.timeout)));
+            self.head_started = Some(Instant::now());
+            self.armed = false;
         }
         if self.head_end.feed(bytes) {
-            self.deadline = None;
+            self.head_started = None;
+            self.armed = false;
         }
     }
+
+    /// Sets the timer for the current head (if not yet) and polls it, so it
+    /// wakes this task at the deadline. True when the deadline has passed.
+    fn wait_for_deadline(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(started) = self.head_started else {
+            return false;
+        };
+        if !self.armed {
+            let at = started + self.timeout;
+            match self.timer.as_mut() {
+                Some(t) => t.as_mut().reset(at),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+            }
+            self.armed = true;
+        }
+        self.timer
+            .as_mut()
+            .is_some_and(|t| t.as_mut().poll(cx).is_ready())
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "request head not complete within proxy.header_timeout",
+    )
 }
 
 impl AsyncRead for DeadlineStream {
@@ -119,21 +165,22 @@ impl AsyncRead for DeadlineStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if let Some(deadline) = this.deadline.as_mut() {
-            if deadline.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "request head not complete within proxy.header_timeout",
-                )));
-            }
+        if this.armed && this.wait_for_deadline(cx) {
+            return Poll::Ready(Err(timed_out()));
         }
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = res {
-            let filled = buf.filled();
-            if filled.len() > before {
-                this.observe(&filled[before..]);
+        match res {
+            Poll::Ready(Ok(())) => {
+                let filled = buf.filled();
+                if filled.len() > before {
+                    this.observe(&filled[before..]);
+                }
             }
+            Poll::Pending if this.wait_for_deadline(cx) => {
+                return Poll::Ready(Err(timed_out()));
+            }
+            _ => {}
         }
         res
     }
@@ -146,7 +193,7 @@ impl AsyncWrite for DeadlineStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        if this.deadline.is_none() {
+        if this.head_started.is_none() {
             this.responded = true;
         }
         Pin::new(&mut this.inner).poll_write(cx, buf)
@@ -158,7 +205,7 @@ impl AsyncWrite for DeadlineStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        if this.deadline.is_none() {
+        if this.head_started.is_none() {
             this.responded = true;
         }
         Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
@@ -253,5 +300,18 @@ mod tests {
         assert!(h.feed(b"GET / HTTP/1.1\nHost: a\n\n"));
         let mut h = HeadEnd::default();
         assert!(!h.feed(b"GET / HTTP/1.1\r\nHost: a\r\n"));
+        // The blank line split one byte at a time, and right at the start.
+        let mut h = HeadEnd::default();
+        assert!(!h.feed(b"GET / HTTP/1.1\r\nHost: a"));
+        for b in [&b"\r"[..], b"\n", b"\r"] {
+            assert!(!h.feed(b));
+        }
+        assert!(h.feed(b"\n"));
+        let mut h = HeadEnd::default();
+        assert!(!h.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r"));
+        assert!(h.feed(b"\nrest"));
+        // A lone \n inside a line is no head end.
+        let mut h = HeadEnd::default();
+        assert!(!h.feed(b"GET / HTTP/1.1\r\nX: a\nb\r\n"));
     }
 }

@@ -3,6 +3,8 @@
 //! the root, carries bad escapes or control bytes is refused, so a request
 //! can never step out of its route's prefix.
 
+use std::borrow::Cow;
+
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 
 /// Bytes re-encoded in each segment sent upstream: everything but RFC 3986
@@ -35,6 +37,40 @@ pub enum PathError {
     BadByte,
     #[error("the request path climbs above the root with ..")]
     AboveRoot,
+}
+
+/// [`normalize`], without allocating when the path is already canonical
+/// (the usual case: no escapes, no `.`/`..`, no empty or re-encoded
+/// segments). The proxy calls this once per request.
+pub fn normalize_cow(raw: &str) -> Result<Cow<'_, str>, PathError> {
+    if is_canonical(raw) {
+        Ok(Cow::Borrowed(raw))
+    } else {
+        normalize(raw).map(Cow::Owned)
+    }
+}
+
+/// True when [`normalize`] would return `raw` unchanged.
+fn is_canonical(raw: &str) -> bool {
+    let Some(rest) = raw.strip_prefix('/') else {
+        return false;
+    };
+    let mut segments = rest.split('/').peekable();
+    while let Some(seg) = segments.next() {
+        let last = segments.peek().is_none();
+        if (seg.is_empty() && !last) || seg == "." || seg == ".." {
+            return false;
+        }
+        // Re-encoding must leave the segment as it is: its first chunk is
+        // the whole segment itself. `%` is in SEGMENT, so an escape (which
+        // decoding would change) fails this; so do control bytes.
+        if let Some(chunk) = utf8_percent_encode(seg, SEGMENT).next() {
+            if chunk.as_ptr() != seg.as_ptr() || chunk.len() != seg.len() {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Normalises a request path (without query). Returns the canonical,
@@ -107,6 +143,48 @@ mod tests {
         assert_eq!(normalize("/"), Ok("/".into()));
         assert_eq!(normalize("/sms/a%20b"), Ok("/sms/a%20b".into()));
         assert_eq!(normalize("/sms/%41"), Ok("/sms/A".into()));
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_full_one() {
+        let cases = [
+            "/",
+            "/sms/send",
+            "/sms/send/",
+            "//sms",
+            "/sms//send",
+            "/sms/.",
+            "/sms/..",
+            "/./x",
+            "/a%20b",
+            "/a b",
+            "/é",
+            "/a:b@c!$&'()*+,;=",
+            "/a?b",
+            "/a#b",
+            "/%2e",
+            "sms",
+            "",
+            "/.hidden",
+            "/..x",
+            "/x/...",
+            "/a\u{1}b",
+            "/a\\b",
+        ];
+        for raw in cases {
+            let fast = normalize_cow(raw).map(|c| c.into_owned());
+            assert_eq!(fast, normalize(raw), "{raw:?}");
+        }
+        assert!(matches!(normalize_cow("/sms/send"), Ok(Cow::Borrowed(_))));
+        assert!(matches!(normalize_cow("/sms/./send"), Ok(Cow::Owned(_))));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_and_full_paths_agree_on_anything(raw in "(/|[a-z]|\\.|%|2|e|[ -~]|é){0,24}") {
+            let fast = normalize_cow(&raw).map(|c| c.into_owned());
+            proptest::prop_assert_eq!(fast, normalize(&raw));
+        }
     }
 
     #[test]

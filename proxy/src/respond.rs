@@ -1,7 +1,7 @@
 //! The JSON bodies the proxy answers with itself: denials, refused heads,
 //! upstream failures. `{"error":{"code","message","client_ip","request_id"}}`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A request id: a per-process random prefix and a counter, 24 hex digits.
@@ -17,25 +17,93 @@ impl RequestId {
     }
 }
 
-impl std::fmt::Display for RequestId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let prefix = PREFIX.get_or_init(rand::random::<u32>);
-        write!(f, "{prefix:08x}{:016x}", self.0)
+impl RequestId {
+    /// The 24 lowercase hex digits.
+    fn hex(self) -> [u8; 24] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let prefix = *PREFIX.get_or_init(rand::random::<u32>);
+        let value = (u128::from(prefix) << 64) | u128::from(self.0);
+        let mut out = [0u8; 24];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = DIGITS[((value >> (4 * (23 - i))) & 0xf) as usize];
+        }
+        out
     }
 }
 
-/// Renders an error body. `client_ip` is `None` when it is not known.
-pub fn error_body(code: &str, message: &str, client_ip: Option<IpAddr>, id: RequestId) -> String {
-    let ip = client_ip.map(|ip| ip.to_string());
-    serde_json::json!({
-        "error": {
-            "code": code,
-            "message": message,
-            "client_ip": ip,
-            "request_id": id.to_string(),
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hex = self.hex();
+        f.write_str(std::str::from_utf8(&hex).unwrap_or_default())
+    }
+}
+
+/// Writes `ip` in dotted decimal to `buf`; returns the length (7..=15).
+pub fn write_ipv4(buf: &mut [u8; 15], ip: Ipv4Addr) -> usize {
+    let mut n = 0;
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
         }
-    })
-    .to_string()
+        if octet >= 100 {
+            buf[n] = b'0' + octet / 100;
+            n += 1;
+        }
+        if octet >= 10 {
+            buf[n] = b'0' + octet / 10 % 10;
+            n += 1;
+        }
+        buf[n] = b'0' + octet % 10;
+        n += 1;
+    }
+    n
+}
+
+/// Appends `text` as a JSON string (quoted, escaped).
+fn push_json_str(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Renders an error body. `client_ip` is `None` when it is not known.
+/// Written directly into one buffer (no JSON tree): the deny path answers
+/// with it on every denied call. Keys in the same order serde_json gave.
+pub fn error_body(code: &str, message: &str, client_ip: Option<IpAddr>, id: RequestId) -> String {
+    let mut out = String::with_capacity(96 + code.len() + message.len());
+    out.push_str("{\"error\":{\"client_ip\":");
+    match client_ip {
+        Some(IpAddr::V4(v4)) => {
+            let mut buf = [0u8; 15];
+            let n = write_ipv4(&mut buf, v4);
+            out.push('"');
+            out.push_str(std::str::from_utf8(&buf[..n]).unwrap_or_default());
+            out.push('"');
+        }
+        Some(ip @ IpAddr::V6(_)) => push_json_str(&mut out, &ip.to_string()),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"code\":");
+    push_json_str(&mut out, code);
+    out.push_str(",\"message\":");
+    push_json_str(&mut out, message);
+    out.push_str(",\"request_id\":\"");
+    out.push_str(std::str::from_utf8(&id.hex()).unwrap_or_default());
+    out.push_str("\"}}");
+    out
 }
 
 #[cfg(test)]
@@ -55,5 +123,48 @@ mod tests {
         assert_eq!(v["error"]["client_ip"], "203.0.113.9");
         assert_eq!(v["error"]["message"], "no \"quotes\" break it");
         assert_eq!(v["error"]["request_id"].as_str().map(|s| s.len()), Some(24));
+    }
+
+    #[test]
+    fn bodies_are_valid_json_for_any_message_and_address() {
+        let odd = "tab\t nl\n cr\r bell\u{7} quote\" back\\ é ✓";
+        for ip in [
+            None,
+            Some(IpAddr::from([0, 0, 0, 0])),
+            Some(IpAddr::from([255, 255, 255, 255])),
+            Some(IpAddr::from([10, 0, 100, 9])),
+            Some("2001:db8::1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))),
+        ] {
+            let body = error_body("no_route", odd, ip, RequestId(u64::MAX));
+            let v: serde_json::Value =
+                serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+            assert_eq!(v["error"]["message"], odd);
+            assert_eq!(
+                v["error"]["client_ip"].as_str().map(str::to_string),
+                ip.map(|i| i.to_string())
+            );
+            let id = RequestId(u64::MAX).to_string();
+            assert_eq!(v["error"]["request_id"], id.as_str());
+            assert!(id.ends_with("ffffffffffffffff"), "{id}");
+        }
+    }
+
+    #[test]
+    fn ipv4_is_written_like_display() {
+        for ip in [
+            [0, 0, 0, 0],
+            [1, 2, 3, 4],
+            [9, 10, 99, 100],
+            [255, 255, 255, 255],
+            [127, 0, 0, 1],
+        ] {
+            let ip = Ipv4Addr::from(ip);
+            let mut buf = [0u8; 15];
+            let n = write_ipv4(&mut buf, ip);
+            assert_eq!(
+                std::str::from_utf8(&buf[..n]).ok(),
+                Some(ip.to_string().as_str())
+            );
+        }
     }
 }

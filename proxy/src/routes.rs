@@ -26,6 +26,8 @@ pub struct Route {
     pub sources: Vec<AccountSource>,
     /// The Host header sent upstream.
     pub upstream_host: String,
+    /// The same, made into a header value once (cloning it is a refcount).
+    pub upstream_host_value: http::HeaderValue,
     peer: HttpPeer,
 }
 
@@ -144,6 +146,13 @@ fn build_route(c: &RouteConfig) -> Result<Route, RouteError> {
         prefix: c.path_prefix.clone(),
         strip_prefix: c.strip_prefix,
         sources: c.account_from.clone(),
+        upstream_host_value: http::HeaderValue::from_str(&c.upstream.authority()).map_err(
+            |_| RouteError {
+                route: c.name.clone(),
+                upstream: c.upstream.authority(),
+                reason: "is not a valid Host header value".into(),
+            },
+        )?,
         upstream_host: c.upstream.authority(),
         peer,
     })

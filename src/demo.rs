@@ -84,7 +84,7 @@ fn seed(config: &Config, password: &str, totp_secret: &[u8]) -> anyhow::Result<(
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let store = Store::open(&config.store.path)?;
+        let store = Store::open_with_cache(&config.store.path, config.store.cache_mb)?;
         let account = |id: &str, name: &str, mode| Account {
             id: id.into(),
             name: name.into(),

@@ -50,7 +50,8 @@ pub fn run(
     smtp_password: Option<String>,
     portal_extra: Option<axum::Router>,
 ) -> anyhow::Result<()> {
-    let store = Store::open(&config.store.path).context("opening the store")?;
+    let store = Store::open_with_cache(&config.store.path, config.store.cache_mb)
+        .context("opening the store")?;
     let started = std::time::Instant::now();
     let table = Arc::new(LiveTable::new(
         load_table(&store).context("loading the table from the store")?,

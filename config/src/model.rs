@@ -156,12 +156,15 @@ impl Default for SmtpConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     pub path: PathBuf,
+    /// sled's page cache, in MiB (sled's own default is 1 GiB).
+    pub cache_mb: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             path: PathBuf::from("data/ipgate"),
+            cache_mb: 64,
         }
     }
 }

@@ -21,6 +21,12 @@ pub fn check(c: &Config) -> Result<(), ConfigError> {
             format!("`{}` must start with smtp:// or smtps://", c.smtp.url),
         ));
     }
+    if !(4..=65_536).contains(&c.store.cache_mb) {
+        return Err(invalid(
+            "store.cache_mb",
+            format!("{} is out of range 4..=65536", c.store.cache_mb),
+        ));
+    }
     if let Some(url) = &c.sync.control_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(invalid(

@@ -24,7 +24,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Parsed once: looking a header up by `&str` parses the name every time.
+/// Built once. A header looked up by `&str` has its name parsed on every
+/// call, and a value from `&str` is copied on every call.
 static JSON: HeaderValue = HeaderValue::from_static("application/json");
 static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

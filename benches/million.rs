@@ -9,9 +9,10 @@
 //!     until the proxy's next lookup allows the new IP (target: 5 ms).
 //!
 //! `cargo bench --bench million` measures at full size. The store is built
-//! once (through the store's own API, on /dev/shm when there is one) and
-//! kept in `target/bench-stores/` for later runs. `cargo test --benches`
-//! runs the same steps at 1,000 accounts to check they still work.
+//! once (through the store's own API, on /dev/shm when there is one, else
+//! in `target/bench-stores/`) and kept for later runs; each run works on a
+//! copy. `cargo test --benches` runs the same steps at 1,000 accounts in a
+//! temporary directory, to check they still work.
 //! `IPGATE_BENCH_ACCOUNTS=N` sets the size, `IPGATE_BENCH_CACHE_MB=N` sled's
 //! page cache (default: `store.cache_mb`'s default).
 
@@ -90,7 +91,9 @@ fn store_dir(accounts: u32) -> PathBuf {
     } else {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-stores")
     };
-    base.join(format!("million-{accounts}"))
+    // The name changes whenever what a filled store holds changes, so an
+    // older cache is never mistaken for this one.
+    base.join(format!("million-v2-{accounts}"))
 }
 
 /// Fills a store through its own API (one transaction per account and per
@@ -215,13 +218,21 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    let dir = store_dir(accounts);
+    let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = if full {
+        store_dir(accounts)
+    } else {
+        scratch.path().join("filled")
+    };
     if !dir.join("complete").exists() {
         rt.block_on(populate(&dir, accounts));
+    }
+    if full && std::env::var_os("IPGATE_BENCH_FRESH").is_none() {
         // Measure in a fresh process: the memory the fill freed would
         // otherwise be reused and hide the table's growth.
         let status = std::process::Command::new(std::env::current_exe().unwrap_or_default())
             .args(std::env::args().skip(1))
+            .env("IPGATE_BENCH_FRESH", "1")
             .status()
             .unwrap_or_else(|e| panic!("{e}"));
         std::process::exit(status.code().unwrap_or(1));
@@ -289,4 +300,6 @@ fn main() {
         ms(median),
         ms(worst)
     );
+    drop(publisher);
+    let _ = std::fs::remove_dir_all(&run_dir);
 }

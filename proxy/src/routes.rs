@@ -24,10 +24,8 @@ pub struct Route {
     prefix: Option<String>,
     strip_prefix: bool,
     pub sources: Vec<AccountSource>,
-    /// The Host header sent upstream.
-    pub upstream_host: String,
-    /// The same, made into a header value once (cloning it is a refcount).
-    pub upstream_host_value: http::HeaderValue,
+    /// The Host header sent upstream, made once (cloning it is a refcount).
+    pub upstream_host: http::HeaderValue,
     peer: HttpPeer,
 }
 
@@ -140,20 +138,19 @@ fn build_route(c: &RouteConfig) -> Result<Route, RouteError> {
     peer.options.read_timeout = Some(c.read_timeout.0);
     peer.options.write_timeout = Some(c.read_timeout.0);
     peer.options.idle_timeout = Some(Duration::from_secs(60));
+    let authority = c.upstream.authority();
+    let upstream_host = http::HeaderValue::from_str(&authority).map_err(|_| RouteError {
+        route: c.name.clone(),
+        upstream: authority.clone(),
+        reason: "is not a valid Host header value".into(),
+    })?;
     Ok(Route {
         name: c.name.clone(),
         host: c.host.clone(),
         prefix: c.path_prefix.clone(),
         strip_prefix: c.strip_prefix,
         sources: c.account_from.clone(),
-        upstream_host_value: http::HeaderValue::from_str(&c.upstream.authority()).map_err(
-            |_| RouteError {
-                route: c.name.clone(),
-                upstream: c.upstream.authority(),
-                reason: "is not a valid Host header value".into(),
-            },
-        )?,
-        upstream_host: c.upstream.authority(),
+        upstream_host,
         peer,
     })
 }

@@ -327,7 +327,7 @@ impl ProxyHttp for Gate {
             upstream_request.set_uri(uri);
         }
         if let Some(route) = ctx.route.and_then(|i| self.routes.get(i)) {
-            upstream_request.insert_header(header::HOST, route.upstream_host_value.clone())?;
+            upstream_request.insert_header(header::HOST, route.upstream_host.clone())?;
         }
         // From an untrusted peer the incoming header is dropped: the upstream
         // sees only the address ipgate decided on. From a trusted proxy the

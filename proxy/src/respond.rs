@@ -15,9 +15,7 @@ impl RequestId {
     pub fn next() -> RequestId {
         RequestId(NEXT.fetch_add(1, Ordering::Relaxed))
     }
-}
 
-impl RequestId {
     /// The 24 lowercase hex digits.
     fn hex(self) -> [u8; 24] {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -39,7 +37,7 @@ impl std::fmt::Display for RequestId {
 }
 
 /// Writes `ip` in dotted decimal to `buf`; returns the length (7..=15).
-pub fn write_ipv4(buf: &mut [u8; 15], ip: Ipv4Addr) -> usize {
+fn write_ipv4(buf: &mut [u8; 15], ip: Ipv4Addr) -> usize {
     let mut n = 0;
     for (i, octet) in ip.octets().into_iter().enumerate() {
         if i > 0 {
@@ -60,50 +58,49 @@ pub fn write_ipv4(buf: &mut [u8; 15], ip: Ipv4Addr) -> usize {
     n
 }
 
-/// Appends `text` as a JSON string (quoted, escaped).
-fn push_json_str(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                out.push_str(&format!("\\u{:04x}", u32::from(c)));
-            }
-            c => out.push(c),
+/// Hands `f` the address as text; IPv4 (the usual case, on every call) is
+/// written on the stack without `fmt`.
+pub fn with_ip_text<R>(ip: IpAddr, f: impl FnOnce(&str) -> R) -> R {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut buf = [0u8; 15];
+            let n = write_ipv4(&mut buf, v4);
+            f(std::str::from_utf8(&buf[..n]).unwrap_or_default())
         }
+        IpAddr::V6(v6) => f(&v6.to_string()),
     }
-    out.push('"');
+}
+
+/// Appends `text` as a JSON string, escaped by serde_json.
+fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
 }
 
 /// Renders an error body. `client_ip` is `None` when it is not known.
 /// Written directly into one buffer (no JSON tree): the deny path answers
 /// with it on every denied call. Keys in the same order serde_json gave.
 pub fn error_body(code: &str, message: &str, client_ip: Option<IpAddr>, id: RequestId) -> String {
-    let mut out = String::with_capacity(96 + code.len() + message.len());
-    out.push_str("{\"error\":{\"client_ip\":");
+    let mut out = Vec::with_capacity(96 + code.len() + message.len());
+    out.extend_from_slice(b"{\"error\":{\"client_ip\":");
     match client_ip {
-        Some(IpAddr::V4(v4)) => {
-            let mut buf = [0u8; 15];
-            let n = write_ipv4(&mut buf, v4);
-            out.push('"');
-            out.push_str(std::str::from_utf8(&buf[..n]).unwrap_or_default());
-            out.push('"');
-        }
-        Some(ip @ IpAddr::V6(_)) => push_json_str(&mut out, &ip.to_string()),
-        None => out.push_str("null"),
+        // An address's text never needs escaping.
+        Some(ip) => with_ip_text(ip, |text| {
+            out.push(b'"');
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'"');
+        }),
+        None => out.extend_from_slice(b"null"),
     }
-    out.push_str(",\"code\":");
+    out.extend_from_slice(b",\"code\":");
     push_json_str(&mut out, code);
-    out.push_str(",\"message\":");
+    out.extend_from_slice(b",\"message\":");
     push_json_str(&mut out, message);
-    out.push_str(",\"request_id\":\"");
-    out.push_str(std::str::from_utf8(&id.hex()).unwrap_or_default());
-    out.push_str("\"}}");
-    out
+    out.extend_from_slice(b",\"request_id\":\"");
+    out.extend_from_slice(&id.hex());
+    out.extend_from_slice(b"\"}}");
+    // Only UTF-8 was written.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]

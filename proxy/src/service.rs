@@ -9,7 +9,7 @@ use crate::head_check::{self, HeadLimits};
 use crate::metrics::ProxyMetrics;
 use crate::path;
 use crate::path::PathError;
-use crate::respond::{error_body, RequestId};
+use crate::respond::{error_body, with_ip_text, RequestId};
 use crate::routes::Routes;
 use crate::table::LiveTable;
 use async_trait::async_trait;
@@ -83,19 +83,11 @@ impl Gate {
     }
 }
 
-/// An address as a header value; IPv4 without `fmt` (the common case, and
-/// `Display` for `Ipv4Addr` was a tenth of this filter's cost).
+/// An address as a header value.
 fn ip_header_value(ip: IpAddr) -> HeaderValue {
-    match ip {
-        IpAddr::V4(v4) => {
-            let mut buf = [0u8; 15];
-            let n = crate::respond::write_ipv4(&mut buf, v4);
-            HeaderValue::from_bytes(&buf[..n]).unwrap_or_else(|_| HeaderValue::from_static(""))
-        }
-        IpAddr::V6(_) => {
-            HeaderValue::try_from(ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
-        }
-    }
+    with_ip_text(ip, |text| {
+        HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+    })
 }
 
 /// What the proxy concludes about one request before acting on it.

@@ -28,6 +28,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/fs.rs"]
+mod fs;
+use fs::copy_dir;
+
 /// The allocator `ipgate` itself runs with, so RSS is measured alike.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -189,19 +193,6 @@ async fn approval(publisher: &Publisher, account: &str, ip: Ipv4Addr) -> Duratio
         );
     }
     started.elapsed()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
-    for e in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{e}")) {
-        let e = e.unwrap_or_else(|e| panic!("{e}"));
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap_or_else(|e| panic!("{e}"));
-        }
-    }
 }
 
 fn ms(d: Duration) -> f64 {

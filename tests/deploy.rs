@@ -2,6 +2,7 @@
 //! dashboard, the systemd unit and the backup/restore procedure.
 
 mod common;
+use common::fs::copy_dir;
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};

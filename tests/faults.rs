@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::fs::copy_dir;
 use common::*;
 use serde_json::json;
 use std::io::{Read, Write};

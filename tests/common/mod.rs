@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod fs;
 pub mod webdriver;
 
 use serde_json::Value;
@@ -659,20 +660,6 @@ pub fn promtool(args: &[&str], stdin: &str) -> Option<std::process::Output> {
             );
             eprintln!("promtool not installed (apt-get install prometheus); skipped its check");
             None
-        }
-    }
-}
-
-/// Copies a directory tree (a store backup, in tests).
-pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
-    for e in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{e}")) {
-        let e = e.unwrap_or_else(|e| panic!("{e}"));
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap_or_else(|e| panic!("{e}"));
         }
     }
 }

@@ -15,11 +15,11 @@ use ipgate_control::publish::{load_table, Publisher};
 use ipgate_control::ratelimit::RateLimit;
 use ipgate_control::store::Store;
 use ipgate_proxy::client_ip::TrustedProxies;
+use ipgate_proxy::h1::FastPath;
 use ipgate_proxy::head_check::HeadLimits;
-use ipgate_proxy::head_deadline::HeadDeadline;
 use ipgate_proxy::metrics::{ProxyMetrics, TableCollector};
 use ipgate_proxy::routes::Routes;
-use ipgate_proxy::service::Gate;
+use ipgate_proxy::service::{Gate, SharedGate};
 use ipgate_proxy::{LiveTable, Policy};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownWatch};
@@ -109,7 +109,7 @@ pub fn run(
                 "config key `proxy.route`: at least one [[proxy.route]] is needed to run the proxy"
             );
         }
-        let gate = Gate {
+        let gate = Arc::new(Gate {
             table: table.clone(),
             metrics: ProxyMetrics::register(
                 &registry,
@@ -127,9 +127,12 @@ pub fn run(
                 max_headers: config.proxy.max_headers,
             },
             access_log: config.proxy.access_log,
-        };
-        let app = pingora::proxy::http_proxy(&server.configuration, gate);
-        let app = HeadDeadline::new(app, config.proxy.header_timeout.0);
+        });
+        // Plain HTTP/1 requests take the raw path; Pingora's proxy serves
+        // the rest, with the same gate.
+        let pingora_path =
+            pingora::proxy::http_proxy(&server.configuration, SharedGate(gate.clone()));
+        let app = FastPath::new(gate, pingora_path, config.proxy.header_timeout.0);
         let mut svc = pingora::services::listening::Service::new("ipgate proxy".to_string(), app);
         let mut listening = false;
         if let Some(addr) = config.proxy.listen {

@@ -3,10 +3,10 @@
 //! account-id rule the admin API uses, so a header can never name an
 //! account that could not exist.
 
+use crate::head::{visible_text, Head};
 use base64::Engine;
 use ipgate_config::AccountSource;
 use percent_encoding::percent_decode_str;
-use pingora_http::RequestHeader;
 use std::borrow::Cow;
 
 /// Longest account id accepted anywhere.
@@ -33,9 +33,9 @@ pub enum AccountError {
 /// The account named by the first source that has one. `rest` is the path
 /// after the route prefix, for `path_segment:N`. `Ok(None)`: no source
 /// named an account. `Err`: none did, and one tried with a malformed value.
-pub fn extract<'a>(
+pub fn extract<'a, H: Head>(
     sources: &[AccountSource],
-    req: &'a RequestHeader,
+    req: &'a H,
     rest: &'a str,
 ) -> Result<Option<Cow<'a, str>>, AccountError> {
     let mut problem = None;
@@ -43,7 +43,7 @@ pub fn extract<'a>(
         let found = match source {
             AccountSource::BasicUser => basic_user(req),
             AccountSource::Header(name) => header(req, name),
-            AccountSource::Query(name) => query(req.uri.query(), name),
+            AccountSource::Query(name) => query(req.query(), name),
             AccountSource::PathSegment(n) => Ok(rest
                 .split('/')
                 .filter(|s| !s.is_empty())
@@ -63,8 +63,8 @@ pub fn extract<'a>(
     }
 }
 
-fn header<'a>(req: &'a RequestHeader, name: &str) -> Result<Option<Cow<'a, str>>, AccountError> {
-    let mut values = req.headers.get_all(name).iter();
+fn header<'a, H: Head>(req: &'a H, name: &str) -> Result<Option<Cow<'a, str>>, AccountError> {
+    let mut values = req.values(name);
     let Some(v) = values.next() else {
         return Ok(None);
     };
@@ -72,20 +72,19 @@ fn header<'a>(req: &'a RequestHeader, name: &str) -> Result<Option<Cow<'a, str>>
         // Two values for one account header: ambiguous, never guess.
         return Err(AccountError::BadAccountId);
     }
-    v.to_str()
+    visible_text(v)
         .map(|s| Some(Cow::Borrowed(s.trim())))
-        .map_err(|_| AccountError::BadAccountId)
+        .ok_or(AccountError::BadAccountId)
 }
 
-fn basic_user(req: &RequestHeader) -> Result<Option<Cow<'_, str>>, AccountError> {
-    let mut values = req.headers.get_all(http::header::AUTHORIZATION).iter();
+fn basic_user<H: Head>(req: &H) -> Result<Option<Cow<'_, str>>, AccountError> {
+    let mut values = req.values("authorization");
     let Some(v) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
         return Err(AccountError::BadBasicAuth);
     }
-    let v = v.as_bytes();
     let Some(scheme) = v.get(..6) else {
         return Ok(None);
     };

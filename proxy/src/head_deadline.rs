@@ -1,20 +1,23 @@
 //! `proxy.header_timeout`: a request head not complete in time closes the
 //! connection (slowloris). Pingora 0.9 reads heads with a per-read timeout
-//! only and has no hook before a head is read, so this wraps each accepted
-//! stream: from accept (and from the first byte of each later request on a
-//! kept-alive connection) until the bytes read contain the head's blank
-//! line, a read past the deadline fails with `TimedOut` and Pingora closes
-//! the connection.
+//! only and has no hook before a head is read, so each accepted stream is
+//! wrapped ([`crate::h1`] does it): from accept (and from the first byte of
+//! each later request on a kept-alive connection) until the bytes read
+//! contain the head's blank line, a read past the deadline fails with
+//! `TimedOut` and the connection is closed.
+//!
+//! The wrapper can also give back bytes already read ([`DeadlineStream::unread`]),
+//! so a connection the raw HTTP/1 path has started reading can be handed
+//! to Pingora whole.
 
 use async_trait::async_trait;
-use pingora_core::apps::ServerApp;
+use bytes::{Buf, Bytes};
 use pingora_core::protocols::raw_connect::ProxyDigest;
 use pingora_core::protocols::tls::TlsRef;
 use pingora_core::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
     TimingDigest, UniqueID, UniqueIDType, ALPN,
 };
-use pingora_core::server::ShutdownWatch;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -23,37 +26,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
-
-/// Wraps a Pingora app so every connection it serves has a head deadline.
-pub struct HeadDeadline<A> {
-    inner: Arc<A>,
-    timeout: Duration,
-}
-
-impl<A> HeadDeadline<A> {
-    pub fn new(inner: A, timeout: Duration) -> HeadDeadline<A> {
-        HeadDeadline {
-            inner: Arc::new(inner),
-            timeout,
-        }
-    }
-}
-
-#[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadline<A> {
-    async fn process_new(
-        self: &Arc<Self>,
-        session: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        let wrapped: Stream = Box::new(DeadlineStream::new(session, self.timeout));
-        self.inner.process_new(wrapped, shutdown).await
-    }
-
-    async fn cleanup(&self) {
-        self.inner.cleanup().await
-    }
-}
 
 /// Finds the end of a request head (`\r\n\r\n`, or `\n\n` which parsers
 /// also accept) across read boundaries. Holds the last four bytes seen.
@@ -84,9 +56,12 @@ impl HeadEnd {
     }
 }
 
+/// An accepted stream with the head deadline.
 #[derive(Debug)]
-struct DeadlineStream {
+pub struct DeadlineStream {
     inner: Stream,
+    /// Bytes read earlier and given back: served before the socket's.
+    unread: Bytes,
     timeout: Duration,
     /// When the head now being received started; `None` between heads.
     head_started: Option<Instant>,
@@ -103,9 +78,10 @@ struct DeadlineStream {
 }
 
 impl DeadlineStream {
-    fn new(inner: Stream, timeout: Duration) -> DeadlineStream {
+    pub fn new(inner: Stream, timeout: Duration) -> DeadlineStream {
         DeadlineStream {
             inner,
+            unread: Bytes::new(),
             timeout,
             head_started: Some(Instant::now()),
             timer: None,
@@ -113,6 +89,17 @@ impl DeadlineStream {
             head_end: HeadEnd::default(),
             responded: false,
         }
+    }
+
+    /// Gives back bytes that were read from this stream: the next reads
+    /// return them first. They were seen by the deadline already.
+    pub fn unread(&mut self, bytes: Bytes) {
+        self.unread = bytes;
+    }
+
+    /// The underlying stream (for its digests).
+    pub fn inner(&self) -> &Stream {
+        &self.inner
     }
 
     fn observe(&mut self, bytes: &[u8]) {
@@ -165,6 +152,12 @@ impl AsyncRead for DeadlineStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if !this.unread.is_empty() {
+            let n = this.unread.len().min(buf.remaining());
+            buf.put_slice(&this.unread[..n]);
+            this.unread.advance(n);
+            return Poll::Ready(Ok(()));
+        }
         if this.armed && this.wait_for_deadline(cx) {
             return Poll::Ready(Err(timed_out()));
         }

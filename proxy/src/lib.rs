@@ -7,6 +7,8 @@
 pub mod account;
 pub mod client_ip;
 pub mod decision;
+pub mod h1;
+pub mod head;
 pub mod head_check;
 pub mod head_deadline;
 pub mod metrics;

@@ -78,10 +78,23 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
 }
 
 /// Renders an error body. `client_ip` is `None` when it is not known.
-/// Written directly into one buffer (no JSON tree): the deny path answers
-/// with it on every denied call. Keys in the same order serde_json gave.
 pub fn error_body(code: &str, message: &str, client_ip: Option<IpAddr>, id: RequestId) -> String {
     let mut out = Vec::with_capacity(96 + code.len() + message.len());
+    write_error_body(&mut out, code, message, client_ip, id);
+    // Only UTF-8 was written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends an error body to `out`, directly (no JSON tree): the deny path
+/// answers with it on every denied call. Keys in the same order serde_json
+/// gave.
+pub fn write_error_body(
+    out: &mut Vec<u8>,
+    code: &str,
+    message: &str,
+    client_ip: Option<IpAddr>,
+    id: RequestId,
+) {
     out.extend_from_slice(b"{\"error\":{\"client_ip\":");
     match client_ip {
         // An address's text never needs escaping.
@@ -93,14 +106,61 @@ pub fn error_body(code: &str, message: &str, client_ip: Option<IpAddr>, id: Requ
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"code\":");
-    push_json_str(&mut out, code);
+    push_json_str(out, code);
     out.extend_from_slice(b",\"message\":");
-    push_json_str(&mut out, message);
+    push_json_str(out, message);
     out.extend_from_slice(b",\"request_id\":\"");
     out.extend_from_slice(&id.hex());
     out.extend_from_slice(b"\"}}");
-    // Only UTF-8 was written.
-    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends a whole HTTP/1.1 answer with an error body to `out` (the raw
+/// HTTP/1 path's counterpart of the service's `answer`); `scratch` holds
+/// the body while its length is written.
+#[allow(clippy::too_many_arguments)]
+pub fn write_error_answer(
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    status: u16,
+    code: &str,
+    message: &str,
+    client_ip: Option<IpAddr>,
+    id: RequestId,
+    close: bool,
+) {
+    scratch.clear();
+    write_error_body(scratch, code, message, client_ip, id);
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    out.extend_from_slice(b"HTTP/1.1 ");
+    write_decimal(out, status.into());
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\ncontent-type: application/json\r\ncontent-length: ");
+    write_decimal(out, scratch.len());
+    out.extend_from_slice(b"\r\ncache-control: no-store\r\n");
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(scratch);
+}
+
+/// Appends `n` in decimal, without `fmt`.
+pub fn write_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 #[cfg(test)]

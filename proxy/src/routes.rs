@@ -4,7 +4,7 @@
 
 use ipgate_config::{AccountSource, RouteConfig};
 use pingora_core::upstreams::peer::HttpPeer;
-use std::net::ToSocketAddrs;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 /// Why routes could not be set up.
@@ -26,7 +26,19 @@ pub struct Route {
     pub sources: Vec<AccountSource>,
     /// The Host header sent upstream, made once (cloning it is a refcount).
     pub upstream_host: http::HeaderValue,
+    /// How the raw HTTP/1 path reaches the upstream; `None` for a TLS
+    /// upstream, which only Pingora's path serves.
+    pub plain: Option<PlainUpstream>,
     peer: HttpPeer,
+}
+
+/// A plain-HTTP upstream: its resolved address and the route's timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct PlainUpstream {
+    pub addr: SocketAddr,
+    pub connect_timeout: Duration,
+    /// For each read of the answer and each write of the request.
+    pub read_timeout: Duration,
 }
 
 impl Route {
@@ -106,6 +118,10 @@ impl Routes {
         self.0.iter().map(|r| r.name.as_str())
     }
 
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -151,6 +167,11 @@ fn build_route(c: &RouteConfig) -> Result<Route, RouteError> {
         strip_prefix: c.strip_prefix,
         sources: c.account_from.clone(),
         upstream_host,
+        plain: (!c.upstream.tls).then_some(PlainUpstream {
+            addr,
+            connect_timeout: c.connect_timeout.0,
+            read_timeout: c.read_timeout.0,
+        }),
         peer,
     })
 }

@@ -5,6 +5,7 @@
 use crate::account::{self, AccountError};
 use crate::client_ip::TrustedProxies;
 use crate::decision::{decide, Decision, DenyReason, Policy};
+use crate::head::{visible_text, Head};
 use crate::head_check::{self, HeadLimits};
 use crate::metrics::ProxyMetrics;
 use crate::path;
@@ -109,16 +110,11 @@ impl Gate {
     /// SPEC section 4, steps 1-5, for a request from `peer`: client IP,
     /// path, route, account, decision. Reads the live table without a lock
     /// and allocates nothing for a canonical path (`tests/no_alloc.rs`).
-    pub fn judge<'r>(&self, peer: IpAddr, req: &'r RequestHeader) -> Judgement<'r> {
-        let xff = req
-            .headers
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .map(|v| v.as_bytes());
-        let client_ip = self.trusted.client_ip(peer, xff);
+    pub fn judge<'r, H: Head>(&self, peer: IpAddr, req: &'r H) -> Judgement<'r> {
+        let client_ip = self.trusted.client_ip(peer, req.values("x-forwarded-for"));
         let peer = ipgate_config::net::canonical_ip(peer);
         let trusted_peer = self.trusted.contains(peer).then_some(peer);
-        let normalized = match path::normalize_cow(req.uri.path()) {
+        let normalized = match path::normalize_cow(req.path()) {
             Ok(p) => p,
             Err(e) => {
                 return Judgement {
@@ -162,22 +158,77 @@ impl Gate {
 
     /// SPEC section 4, steps 3-4: the route by Host and path, and the
     /// account named in the request.
-    fn route_and_account<'a>(
+    fn route_and_account<'a, H: Head>(
         &self,
-        req: &'a RequestHeader,
+        req: &'a H,
         path: &'a str,
     ) -> (Option<usize>, Option<Cow<'a, str>>, Option<AccountError>) {
         let host = req
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or(req.uri.host());
+            .values("host")
+            .next()
+            .and_then(visible_text)
+            .or(req.uri_host());
         let Some((i, r)) = self.routes.find(host, path) else {
             return (None, None, None);
         };
         match account::extract(&r.sources, req, r.rest(path)) {
             Ok(a) => (Some(i), a, None),
             Err(e) => (Some(i), None, Some(e)),
+        }
+    }
+}
+
+/// The message a denial answers with: the reason's, or what was wrong with
+/// the account id the request carried.
+pub fn deny_message(reason: DenyReason, account_problem: Option<AccountError>) -> &'static str {
+    match (reason, account_problem) {
+        (DenyReason::Unidentified, Some(AccountError::BadBasicAuth)) => {
+            "The Authorization header is not valid Basic credentials (base64 of account:password)."
+        }
+        (DenyReason::Unidentified, Some(AccountError::BadAccountId)) => {
+            "The account id in the request is malformed (1-128 of A-Z a-z 0-9 . _ - @ +, given once)."
+        }
+        _ => reason.message(),
+    }
+}
+
+/// One finished request as the metrics and the access log see it.
+pub struct Outcome<'a> {
+    pub id: RequestId,
+    pub started: Instant,
+    pub client_ip: Option<IpAddr>,
+    pub route: Option<usize>,
+    pub decision: Decision,
+    pub account: Option<&'a str>,
+    /// The status answered (0 when none was).
+    pub status: u16,
+    pub upstream_started: Option<Instant>,
+    pub error: Option<&'a dyn std::fmt::Display>,
+}
+
+impl Gate {
+    /// Counts a finished request and writes its access-log line.
+    pub fn record(&self, o: &Outcome<'_>) {
+        self.metrics.count(o.route, o.decision, o.account);
+        if let (Some(route), Some(start)) = (o.route, o.upstream_started) {
+            self.metrics.observe_upstream(route, start.elapsed());
+        }
+        if self.access_log {
+            let (dec, reason) = crate::metrics::labels(o.decision);
+            tracing::info!(
+                target: "ipgate::access",
+                request_id = %o.id,
+                route = o.route.and_then(|i| self.routes.get(i)).map(|r| r.name.as_str()).unwrap_or(crate::metrics::NO_ROUTE),
+                account = o.account.unwrap_or("-"),
+                client_ip = %o.client_ip.map(|i| i.to_string()).unwrap_or_default(),
+                decision = dec,
+                reason,
+                status = o.status,
+                upstream_ms = o.upstream_started.map(|s| s.elapsed().as_secs_f64() * 1000.0).unwrap_or(0.0),
+                total_ms = o.started.elapsed().as_secs_f64() * 1000.0,
+                error = o.error.map(|e| e.to_string()).unwrap_or_default(),
+                "request"
+            );
         }
     }
 }
@@ -190,8 +241,18 @@ fn has_body(req: &RequestHeader) -> bool {
             .is_some_and(|v| v.as_bytes() != b"0")
 }
 
+/// The gate as Pingora's proxy holds it, shared with the raw HTTP/1 path.
+pub struct SharedGate(pub Arc<Gate>);
+
+impl std::ops::Deref for SharedGate {
+    type Target = Gate;
+    fn deref(&self) -> &Gate {
+        &self.0
+    }
+}
+
 #[async_trait]
-impl ProxyHttp for Gate {
+impl ProxyHttp for SharedGate {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
@@ -257,15 +318,7 @@ impl ProxyHttp for Gate {
         }
 
         if let Decision::Deny(reason) = decision {
-            let message = match (reason, account_problem) {
-                (DenyReason::Unidentified, Some(AccountError::BadBasicAuth)) => {
-                    "The Authorization header is not valid Basic credentials (base64 of account:password)."
-                }
-                (DenyReason::Unidentified, Some(AccountError::BadAccountId)) => {
-                    "The account id in the request is malformed (1-128 of A-Z a-z 0-9 . _ - @ +, given once)."
-                }
-                _ => reason.message(),
-            };
+            let message = deny_message(reason, account_problem);
             let close = has_body(session.req_header());
             self.answer(session, ctx, reason.status(), reason.code(), message, close)
                 .await?;
@@ -394,31 +447,20 @@ impl ProxyHttp for Gate {
         RequestCtx: Send + Sync,
     {
         let Some(decision) = ctx.decision else { return };
-        self.metrics
-            .count(ctx.route, decision, ctx.account.as_deref());
-        if let (Some(route), Some(start)) = (ctx.route, ctx.upstream_started) {
-            self.metrics.observe_upstream(route, start.elapsed());
-        }
-        if self.access_log {
-            let (dec, reason) = crate::metrics::labels(decision);
-            let status = session
-                .response_written()
-                .map(|r| r.status.as_u16())
-                .unwrap_or(0);
-            tracing::info!(
-                target: "ipgate::access",
-                request_id = %ctx.id,
-                route = ctx.route.and_then(|i| self.routes.get(i)).map(|r| r.name.as_str()).unwrap_or(crate::metrics::NO_ROUTE),
-                account = ctx.account.as_deref().unwrap_or("-"),
-                client_ip = %ctx.client_ip.map(|i| i.to_string()).unwrap_or_default(),
-                decision = dec,
-                reason,
-                status,
-                upstream_ms = ctx.upstream_started.map(|s| s.elapsed().as_secs_f64() * 1000.0).unwrap_or(0.0),
-                total_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
-                error = e.map(|e| e.to_string()).unwrap_or_default(),
-                "request"
-            );
-        }
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        self.record(&Outcome {
+            id: ctx.id,
+            started: ctx.started,
+            client_ip: ctx.client_ip,
+            route: ctx.route,
+            decision,
+            account: ctx.account.as_deref(),
+            status,
+            upstream_started: ctx.upstream_started,
+            error: e.map(|e| e as &dyn std::fmt::Display),
+        });
     }
 }

@@ -107,6 +107,83 @@ impl Upstream {
         }
     }
 
+    /// A raw HTTP/1 upstream that answers every request with the bytes
+    /// `answer` gives for its head (so a test can send any framing), and
+    /// closes the connection after each answer when `close_after` is true.
+    /// It records hits, connections and what it saw, as `start` does.
+    pub fn scripted(
+        close_after: bool,
+        answer: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
+    ) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let conns = Arc::new(Mutex::new(HashSet::new()));
+        let last = Arc::new(Mutex::new(Seen::default()));
+        let answer = Arc::new(answer);
+        let (h, c, l) = (hits.clone(), conns.clone(), last.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let (h, c, l, answer) = (h.clone(), c.clone(), l.clone(), answer.clone());
+                std::thread::spawn(move || {
+                    if let Ok(peer) = stream.peer_addr() {
+                        c.lock().unwrap_or_else(|p| p.into_inner()).insert(peer);
+                    }
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match stream.read(&mut chunk) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
+                        let header = |name: &str| {
+                            head.lines()
+                                .filter_map(|l| l.split_once(':'))
+                                .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+                                .map(|(_, v)| v.trim().to_string())
+                        };
+                        let body_len: usize = header("content-length")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        while buf.len() < end + 4 + body_len {
+                            match stream.read(&mut chunk) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.drain(..end + 4 + body_len);
+                        let target = head.split(' ').nth(1).unwrap_or("").to_string();
+                        let (path, query) = match target.split_once('?') {
+                            Some((p, q)) => (p.to_string(), Some(q.to_string())),
+                            None => (target, None),
+                        };
+                        *l.lock().unwrap_or_else(|p| p.into_inner()) = Seen {
+                            path,
+                            query,
+                            host: header("host").unwrap_or_default(),
+                            xff: header("x-forwarded-for").unwrap_or_default(),
+                        };
+                        h.fetch_add(1, Ordering::SeqCst);
+                        if stream.write_all(&answer(&head)).is_err() || close_after {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Upstream {
+            addr,
+            hits,
+            conns,
+            last,
+        }
+    }
+
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }

@@ -1,4 +1,5 @@
 use super::*;
+use pingora_http::RequestHeader;
 
 fn req(uri: &str, headers: &[(&str, &str)]) -> RequestHeader {
     let mut r = RequestHeader::build("GET", uri.as_bytes(), None).unwrap_or_else(|e| panic!("{e}"));

@@ -1,0 +1,646 @@
+//! The raw HTTP/1 path: plainly framed HTTP/1.1 requests to plain-HTTP
+//! upstreams are judged and forwarded here, from the bytes received, with
+//! no header maps built and no per-request timers. Pingora's path (with
+//! the same [`Gate`]) takes a connection over, bytes already read
+//! included, the moment a request is anything else: chunked or large
+//! bodies, upgrades, `Expect`, HTTP/1.0, odd targets, refused heads, TLS
+//! upstreams, HTTP/2. Both paths judge with [`Gate::judge`] and count with
+//! [`Gate::record`], so a request gets the same answer on either.
+//!
+//! Why: Pingora 0.9 spends about 61,000 instructions per proxied request
+//! on reading and re-serialising heads, its pool and timers, where nginx
+//! spends about 20,000 on the whole request (README, "Performance").
+
+mod pool;
+mod request;
+mod response;
+mod timer;
+
+use crate::decision::Decision;
+use crate::head::Head;
+use crate::head_deadline::DeadlineStream;
+use crate::respond::{with_ip_text, write_error_answer, RequestId};
+use crate::routes::PlainUpstream;
+use crate::service::{deny_message, Gate, Outcome};
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora_core::apps::ServerApp;
+use pingora_core::protocols::{Stream, ALPN};
+use pingora_core::server::ShutdownWatch;
+use pool::{Pool, IDLE};
+use request::{Read, MAX_HEADERS};
+use response::{Answer, BadResponse, Chunks, Framing};
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use timer::LazyTimer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// Serves connections on the raw HTTP/1 path, handing them to `fallback`
+/// (Pingora's proxy) when a request is not for it.
+pub struct FastPath<A> {
+    gate: Arc<Gate>,
+    fallback: Arc<A>,
+    header_timeout: Duration,
+    /// Idle upstream connections, by route index.
+    pools: Vec<Pool>,
+}
+
+impl<A> FastPath<A> {
+    pub fn new(gate: Arc<Gate>, fallback: A, header_timeout: Duration) -> FastPath<A> {
+        let pools = (0..gate.routes.len()).map(|_| Pool::default()).collect();
+        FastPath {
+            gate,
+            fallback: Arc::new(fallback),
+            header_timeout,
+            pools,
+        }
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for FastPath<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let stream = DeadlineStream::new(stream, self.header_timeout);
+        let peer = stream
+            .inner()
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let h2 = stream.inner().selected_alpn_proto() == Some(ALPN::H2);
+        let mut conn = Conn {
+            stream,
+            peer,
+            buf: Vec::with_capacity(READ_CHUNK),
+            out: Vec::with_capacity(READ_CHUNK),
+            scratch: Vec::new(),
+            answer: Vec::with_capacity(READ_CHUNK),
+            idle: LazyTimer::new(),
+            upstream_timer: LazyTimer::new(),
+            last_active: Instant::now(),
+        };
+        if !h2 {
+            if let End::Close = self.serve(&mut conn, shutdown).await {
+                let _ = conn.stream.shutdown().await;
+                return None;
+            }
+        }
+        conn.stream.unread(Bytes::from(conn.buf));
+        self.fallback
+            .process_new(Box::new(conn.stream), shutdown)
+            .await
+    }
+
+    async fn cleanup(&self) {
+        self.fallback.cleanup().await
+    }
+}
+
+const READ_CHUNK: usize = 8 * 1024;
+
+/// One client connection and its reusable buffers.
+struct Conn {
+    stream: DeadlineStream,
+    peer: Option<IpAddr>,
+    /// Bytes from the client not yet handled.
+    buf: Vec<u8>,
+    /// The next write: the head and body sent upstream, or an answer.
+    out: Vec<u8>,
+    scratch: Vec<u8>,
+    /// Bytes from the upstream not yet passed on.
+    answer: Vec<u8>,
+    /// Between requests: `IDLE` after the last one.
+    idle: LazyTimer,
+    upstream_timer: LazyTimer,
+    last_active: Instant,
+}
+
+enum End {
+    Close,
+    /// Pingora's path takes the connection, with `Conn::buf` unread.
+    Fallback,
+}
+
+/// What the head at the start of `Conn::buf` calls for.
+enum Step {
+    Partial,
+    Other,
+    /// `Conn::out` holds the whole answer.
+    Answer {
+        seen: Seen,
+        status: u16,
+        close: bool,
+    },
+    /// `Conn::out` holds the request for the upstream.
+    Forward {
+        seen: Seen,
+        route: usize,
+        upstream: PlainUpstream,
+        head_request: bool,
+        close: bool,
+    },
+}
+
+/// What the metrics and the access log need of a request.
+struct Seen {
+    id: RequestId,
+    started: Instant,
+    client_ip: IpAddr,
+    route: Option<usize>,
+    decision: Decision,
+    account: Option<String>,
+    /// Bytes of `Conn::buf` the request took.
+    consumed: usize,
+}
+
+/// How forwarding ended.
+enum Forwarded {
+    /// The answer was passed on whole; keep the client's connection.
+    Done { status: u16, keep: bool },
+    /// Nothing was passed on: answer with this error and close.
+    Failed(UpstreamError),
+    /// Part of the answer was passed on: close.
+    Broken { status: u16, error: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum UpstreamError {
+    #[error("connecting to the upstream: {0}")]
+    Connect(io::Error),
+    #[error("the upstream timed out")]
+    Timeout,
+    #[error("the upstream connection failed: {0}")]
+    Io(io::Error),
+    #[error("the upstream closed the connection before answering")]
+    Closed,
+    #[error(transparent)]
+    Bad(#[from] BadResponse),
+}
+
+impl UpstreamError {
+    fn answer(&self) -> (u16, &'static str, &'static str) {
+        match self {
+            UpstreamError::Timeout => (
+                504,
+                "upstream_timeout",
+                "The API behind the gateway did not answer in time.",
+            ),
+            _ => (
+                502,
+                "upstream_unavailable",
+                "The API behind the gateway could not be reached.",
+            ),
+        }
+    }
+}
+
+impl<A> FastPath<A> {
+    async fn serve(&self, c: &mut Conn, shutdown: &ShutdownWatch) -> End {
+        loop {
+            if *shutdown.borrow() {
+                return End::Close;
+            }
+            let step = loop {
+                match self.plan(c) {
+                    Step::Partial => {}
+                    step => break step,
+                }
+                if c.buf.len() >= self.gate.limits.max_bytes + request::MAX_BODY {
+                    return End::Fallback;
+                }
+                match read_more(c).await {
+                    Ok(0) | Err(_) if c.buf.is_empty() => return End::Close,
+                    // A head cut short or timed out: Pingora's path answers
+                    // it as it always did.
+                    Ok(0) | Err(_) => return End::Fallback,
+                    Ok(_) => {}
+                }
+            };
+            let keep = match step {
+                Step::Partial | Step::Other => return End::Fallback,
+                Step::Answer {
+                    seen,
+                    status,
+                    close,
+                } => {
+                    let written = write_client(c).await;
+                    self.finish(&seen, status, None, None);
+                    c.buf.drain(..seen.consumed);
+                    written.is_ok() && !close
+                }
+                Step::Forward {
+                    seen,
+                    route,
+                    upstream,
+                    head_request,
+                    close,
+                } => {
+                    let upstream_started = Instant::now();
+                    let forwarded = self.forward(c, route, upstream, head_request, close).await;
+                    c.buf.drain(..seen.consumed);
+                    match forwarded {
+                        Forwarded::Done { status, keep } => {
+                            self.finish(&seen, status, Some(upstream_started), None);
+                            keep
+                        }
+                        Forwarded::Failed(e) => {
+                            let (status, code, message) = e.answer();
+                            c.out.clear();
+                            write_error_answer(
+                                &mut c.out,
+                                &mut c.scratch,
+                                status,
+                                code,
+                                message,
+                                Some(seen.client_ip),
+                                seen.id,
+                                true,
+                            );
+                            let _ = write_client(c).await;
+                            self.finish(&seen, status, Some(upstream_started), Some(&e));
+                            false
+                        }
+                        Forwarded::Broken { status, error } => {
+                            self.finish(&seen, status, Some(upstream_started), Some(&error));
+                            false
+                        }
+                    }
+                }
+            };
+            if !keep {
+                return End::Close;
+            }
+            c.last_active = Instant::now();
+        }
+    }
+
+    /// Parses and judges the head at the start of `c.buf` (SPEC section 4,
+    /// steps 1-5), and writes what is to be sent into `c.out`.
+    fn plan(&self, c: &mut Conn) -> Step {
+        let gate = &*self.gate;
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let p = match request::read(
+            &c.buf,
+            &mut headers,
+            gate.limits.max_bytes,
+            gate.limits.max_headers,
+        ) {
+            Read::Partial => return Step::Partial,
+            Read::Other => return Step::Other,
+            Read::Ready(p) => p,
+        };
+        let Some(peer) = c.peer else {
+            return Step::Other;
+        };
+        let j = gate.judge(peer, &p);
+        let Ok(path) = &j.path else {
+            return Step::Other;
+        };
+        let seen = |consumed| Seen {
+            id: RequestId::next(),
+            started: Instant::now(),
+            client_ip: j.client_ip,
+            route: j.route,
+            decision: j.decision,
+            account: (gate.access_log || gate.metrics.labels_accounts())
+                .then(|| j.account.as_deref().map(str::to_owned))
+                .flatten(),
+            consumed,
+        };
+        c.out.clear();
+        if let Decision::Deny(reason) = j.decision {
+            let seen = seen(p.head_len);
+            // The body is not read: close rather than read it as a request.
+            let close = p.close || p.body_len > 0;
+            write_error_answer(
+                &mut c.out,
+                &mut c.scratch,
+                reason.status(),
+                reason.code(),
+                deny_message(reason, j.account_problem),
+                Some(seen.client_ip),
+                seen.id,
+                close,
+            );
+            return Step::Answer {
+                seen,
+                status: reason.status(),
+                close,
+            };
+        }
+        let Some((route, upstream)) = j
+            .route
+            .and_then(|i| gate.routes.get(i).map(|r| (i, r)))
+            .and_then(|(i, r)| r.plain.map(|u| (i, r, u)))
+            .map(|(i, r, u)| ((i, r), u))
+        else {
+            return Step::Other;
+        };
+        let end = p.head_len + p.body_len;
+        if c.buf.len() < end {
+            return Step::Partial;
+        }
+        let (index, r) = route;
+        // The target as sent, unless normalising or stripping changed the path.
+        let forwarded = r.upstream_path(path);
+        let (target, query) = if forwarded == p.path() {
+            (p.target, None)
+        } else {
+            (forwarded, p.query())
+        };
+        // From an untrusted peer the incoming header is dropped: the upstream
+        // sees only the address decided on. From a trusted proxy the chain
+        // is kept and this hop's address appended.
+        c.scratch.clear();
+        match (j.trusted_peer, p.values("x-forwarded-for").next()) {
+            (Some(hop), Some(prev)) => {
+                c.scratch.extend_from_slice(prev);
+                c.scratch.extend_from_slice(b", ");
+                with_ip_text(hop, |t| c.scratch.extend_from_slice(t.as_bytes()));
+            }
+            _ => with_ip_text(j.client_ip, |t| c.scratch.extend_from_slice(t.as_bytes())),
+        }
+        p.write_upstream_head(
+            &mut c.out,
+            target,
+            query,
+            r.upstream_host.as_bytes(),
+            &c.scratch,
+        );
+        c.out.extend_from_slice(&c.buf[p.head_len..end]);
+        Step::Forward {
+            seen: seen(end),
+            route: index,
+            upstream,
+            head_request: p.method == "HEAD",
+            close: p.close,
+        }
+    }
+
+    fn finish(
+        &self,
+        seen: &Seen,
+        status: u16,
+        upstream_started: Option<Instant>,
+        error: Option<&dyn std::fmt::Display>,
+    ) {
+        self.gate.record(&Outcome {
+            id: seen.id,
+            started: seen.started.into_std(),
+            client_ip: Some(seen.client_ip),
+            route: seen.route,
+            decision: seen.decision,
+            account: seen.account.as_deref(),
+            status,
+            upstream_started: upstream_started.map(Instant::into_std),
+            error,
+        });
+    }
+
+    /// Sends `c.out` upstream and passes the answer on (SPEC step 6). A
+    /// pooled connection that turns out closed before answering is
+    /// replaced once by a new one: the whole request is still in `c.out`.
+    async fn forward(
+        &self,
+        c: &mut Conn,
+        route: usize,
+        upstream: PlainUpstream,
+        head_request: bool,
+        close: bool,
+    ) -> Forwarded {
+        let Some(pool) = self.pools.get(route) else {
+            return Forwarded::Failed(UpstreamError::Closed);
+        };
+        let mut pooled = pool.take();
+        loop {
+            let reused = pooled.is_some();
+            let mut up = match pooled.take() {
+                Some(up) => up,
+                None => match connect(upstream).await {
+                    Ok(up) => up,
+                    Err(e) => return Forwarded::Failed(e),
+                },
+            };
+            match exchange(c, &mut up, upstream, head_request, close).await {
+                Err((e, false)) if reused && !matches!(e, UpstreamError::Timeout) => {
+                    // Nothing came back on a pooled connection: it was closed.
+                    tracing::debug!(error = %e, "pooled upstream connection was closed; retrying");
+                    continue;
+                }
+                Err((e, false)) => return Forwarded::Failed(e),
+                Err((e, true)) => {
+                    return Forwarded::Broken {
+                        status: 0,
+                        error: e.to_string(),
+                    }
+                }
+                Ok(Exchanged {
+                    status,
+                    reusable,
+                    keep,
+                    client_failed,
+                }) => {
+                    if reusable {
+                        pool.put(up);
+                    }
+                    if let Some(e) = client_failed {
+                        return Forwarded::Broken {
+                            status,
+                            error: format!("writing to the client: {e}"),
+                        };
+                    }
+                    return Forwarded::Done { status, keep };
+                }
+            }
+        }
+    }
+}
+
+async fn connect(upstream: PlainUpstream) -> Result<TcpStream, UpstreamError> {
+    match tokio::time::timeout(upstream.connect_timeout, TcpStream::connect(upstream.addr)).await {
+        Err(_) => Err(UpstreamError::Timeout),
+        Ok(Err(e)) => Err(UpstreamError::Connect(e)),
+        Ok(Ok(up)) => {
+            let _ = up.set_nodelay(true);
+            Ok(up)
+        }
+    }
+}
+
+struct Exchanged {
+    status: u16,
+    /// The upstream connection can be pooled.
+    reusable: bool,
+    /// The client's connection can be kept.
+    keep: bool,
+    /// Writing to the client failed (the upstream side went well).
+    client_failed: Option<io::Error>,
+}
+
+/// One request and its answer on `up`. The error's flag says whether part
+/// of the answer already went to the client.
+async fn exchange(
+    c: &mut Conn,
+    up: &mut TcpStream,
+    upstream: PlainUpstream,
+    head_request: bool,
+    close: bool,
+) -> Result<Exchanged, (UpstreamError, bool)> {
+    let timeout = upstream.read_timeout;
+    let wrote = c
+        .upstream_timer
+        .within(Instant::now() + timeout, up.write_all(&c.out))
+        .await;
+    match wrote {
+        None => return Err((UpstreamError::Timeout, false)),
+        Some(Err(e)) => return Err((UpstreamError::Io(e), false)),
+        Some(Ok(())) => {}
+    }
+    c.answer.clear();
+    let mut head = Vec::new();
+    std::mem::swap(&mut head, &mut c.scratch);
+    let result = pass_answer(c, up, timeout, head_request, close, &mut head).await;
+    std::mem::swap(&mut head, &mut c.scratch);
+    result
+}
+
+async fn pass_answer(
+    c: &mut Conn,
+    up: &mut TcpStream,
+    timeout: Duration,
+    head_request: bool,
+    close: bool,
+    head: &mut Vec<u8>,
+) -> Result<Exchanged, (UpstreamError, bool)> {
+    // The head, after any interim (1xx) answers, which are passed on.
+    let answer: Answer = loop {
+        head.clear();
+        match response::read(&c.answer, head_request, close, head) {
+            Err(e) => return Err((e.into(), false)),
+            Ok(Some(a)) if (100..200).contains(&a.status) => {
+                c.answer.drain(..a.head_len);
+                if let Err(e) = c.stream.write_all(head).await {
+                    return Err((UpstreamError::Io(e), true));
+                }
+                continue;
+            }
+            Ok(Some(a)) => break a,
+            Ok(None) => {}
+        }
+        if c.answer.len() > 64 * 1024 {
+            return Err((BadResponse::Malformed.into(), false));
+        }
+        match read_upstream(c, up, timeout).await {
+            Ok(0) => return Err((UpstreamError::Closed, false)),
+            Ok(_) => {}
+            Err(e) => return Err((e, false)),
+        }
+    };
+    let status = answer.status;
+    let body_start = answer.head_len;
+    c.out.clear();
+    c.out.extend_from_slice(head);
+
+    // Bytes of the body still to come, and whether the upstream sent more
+    // than the answer (then it is not reused).
+    let mut chunks = Chunks::default();
+    let mut left: Option<u64> = match answer.framing {
+        Framing::None => Some(0),
+        Framing::Length(n) => Some(n),
+        Framing::Chunked | Framing::UntilClose => None,
+    };
+    let mut tidy = true;
+    let mut from = body_start;
+    loop {
+        let avail = &c.answer[from..];
+        let (take, done) = match (answer.framing, left) {
+            (Framing::Chunked, _) => match chunks.feed(avail) {
+                Ok(Some(n)) => (n, true),
+                Ok(None) => (avail.len(), false),
+                Err(e) => return Err((e.into(), true)),
+            },
+            (Framing::UntilClose, _) => (avail.len(), false),
+            (_, Some(n)) => {
+                let take = (avail.len() as u64).min(n) as usize;
+                left = Some(n - take as u64);
+                (take, n == take as u64)
+            }
+            (_, None) => (avail.len(), false),
+        };
+        if done && take < avail.len() {
+            tidy = false; // bytes past the answer's end
+        }
+        c.out.extend_from_slice(&avail[..take]);
+        if done {
+            break;
+        }
+        // Pass on what there is, then wait for more.
+        if let Err(e) = write_client(c).await {
+            return Ok(Exchanged {
+                status,
+                reusable: false,
+                keep: false,
+                client_failed: Some(e),
+            });
+        }
+        c.out.clear();
+        c.answer.clear();
+        from = 0;
+        match read_upstream(c, up, timeout).await {
+            Ok(0) if answer.framing == Framing::UntilClose => break,
+            Ok(0) => return Err((UpstreamError::Closed, true)),
+            Ok(_) => {}
+            Err(e) => return Err((e, true)),
+        }
+    }
+    let written = write_client(c).await;
+    c.answer.clear();
+    let until_close = answer.framing == Framing::UntilClose;
+    Ok(Exchanged {
+        status,
+        reusable: answer.reusable && tidy && !until_close,
+        keep: !close && !until_close && written.is_ok(),
+        client_failed: written.err(),
+    })
+}
+
+/// Reads more of the client's bytes into `c.buf`; `IDLE` after the last
+/// request ended, the connection is closed. The head deadline itself is
+/// the stream's ([`DeadlineStream`]).
+async fn read_more(c: &mut Conn) -> io::Result<usize> {
+    c.buf.reserve(READ_CHUNK);
+    let deadline = c.last_active + IDLE;
+    match c.idle.within(deadline, c.stream.read_buf(&mut c.buf)).await {
+        Some(r) => r,
+        None => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
+async fn read_upstream(
+    c: &mut Conn,
+    up: &mut TcpStream,
+    timeout: Duration,
+) -> Result<usize, UpstreamError> {
+    c.answer.reserve(READ_CHUNK);
+    match c
+        .upstream_timer
+        .within(Instant::now() + timeout, up.read_buf(&mut c.answer))
+        .await
+    {
+        None => Err(UpstreamError::Timeout),
+        Some(Err(e)) => Err(UpstreamError::Io(e)),
+        Some(Ok(n)) => Ok(n),
+    }
+}
+
+/// Writes `c.out` to the client.
+async fn write_client(c: &mut Conn) -> io::Result<()> {
+    c.stream.write_all(&c.out).await?;
+    c.stream.flush().await
+}

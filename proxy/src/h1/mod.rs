@@ -28,7 +28,7 @@ use pingora_core::apps::ServerApp;
 use pingora_core::protocols::{Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
 use pool::{Pool, IDLE};
-use request::{Read, MAX_HEADERS};
+use request::Read;
 use response::{Answer, BadResponse, Chunks, Framing};
 use std::io;
 use std::net::IpAddr;
@@ -241,8 +241,12 @@ impl<A> FastPath<A> {
                     head_request,
                     close,
                 } => {
-                    let upstream_started = Instant::now();
-                    let forwarded = self.forward(c, route, upstream, head_request, close).await;
+                    // Planning took microseconds: the request's start is
+                    // the upstream's start (one clock read fewer).
+                    let upstream_started = seen.started;
+                    let forwarded = self
+                        .forward(c, route, upstream, head_request, close, upstream_started)
+                        .await;
                     c.buf.drain(..seen.consumed);
                     match forwarded {
                         Forwarded::Done { status, keep } => {
@@ -284,7 +288,7 @@ impl<A> FastPath<A> {
     /// steps 1-5), and writes what is to be sent into `c.out`.
     fn plan(&self, c: &mut Conn) -> Step {
         let gate = &*self.gate;
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut headers = request::headers();
         let p = match request::read(
             &c.buf,
             &mut headers,
@@ -413,6 +417,7 @@ impl<A> FastPath<A> {
         upstream: PlainUpstream,
         head_request: bool,
         close: bool,
+        started: Instant,
     ) -> Forwarded {
         let Some(pool) = self.pools.get(route) else {
             return Forwarded::Failed(UpstreamError::Closed);
@@ -427,7 +432,17 @@ impl<A> FastPath<A> {
                     Err(e) => return Forwarded::Failed(e),
                 },
             };
-            match exchange(c, &mut up, upstream, head_request, close).await {
+            let deadline = started + upstream.read_timeout;
+            match exchange(
+                c,
+                &mut up,
+                deadline,
+                upstream.read_timeout,
+                head_request,
+                close,
+            )
+            .await
+            {
                 Err((e, false)) if reused && !matches!(e, UpstreamError::Timeout) => {
                     // Nothing came back on a pooled connection: it was closed.
                     tracing::debug!(error = %e, "pooled upstream connection was closed; retrying");
@@ -485,17 +500,19 @@ struct Exchanged {
 
 /// One request and its answer on `up`. The error's flag says whether part
 /// of the answer already went to the client.
+/// `deadline`: for sending the request and receiving the answer's head;
+/// each later read of the body gets `timeout`.
 async fn exchange(
     c: &mut Conn,
     up: &mut TcpStream,
-    upstream: PlainUpstream,
+    deadline: Instant,
+    timeout: Duration,
     head_request: bool,
     close: bool,
 ) -> Result<Exchanged, (UpstreamError, bool)> {
-    let timeout = upstream.read_timeout;
     let wrote = c
         .upstream_timer
-        .within(Instant::now() + timeout, up.write_all(&c.out))
+        .within(deadline, up.write_all(&c.out))
         .await;
     match wrote {
         None => return Err((UpstreamError::Timeout, false)),
@@ -505,7 +522,7 @@ async fn exchange(
     c.answer.clear();
     let mut head = Vec::new();
     std::mem::swap(&mut head, &mut c.scratch);
-    let result = pass_answer(c, up, timeout, head_request, close, &mut head).await;
+    let result = pass_answer(c, up, deadline, timeout, head_request, close, &mut head).await;
     std::mem::swap(&mut head, &mut c.scratch);
     result
 }
@@ -513,6 +530,7 @@ async fn exchange(
 async fn pass_answer(
     c: &mut Conn,
     up: &mut TcpStream,
+    deadline: Instant,
     timeout: Duration,
     head_request: bool,
     close: bool,
@@ -536,7 +554,7 @@ async fn pass_answer(
         if c.answer.len() > 64 * 1024 {
             return Err((BadResponse::Malformed.into(), false));
         }
-        match read_upstream(c, up, timeout).await {
+        match read_upstream(c, up, deadline).await {
             Ok(0) => return Err((UpstreamError::Closed, false)),
             Ok(_) => {}
             Err(e) => return Err((e, false)),
@@ -592,7 +610,7 @@ async fn pass_answer(
         c.out.clear();
         c.answer.clear();
         from = 0;
-        match read_upstream(c, up, timeout).await {
+        match read_upstream(c, up, Instant::now() + timeout).await {
             Ok(0) if answer.framing == Framing::UntilClose => break,
             Ok(0) => return Err((UpstreamError::Closed, true)),
             Ok(_) => {}
@@ -625,12 +643,12 @@ async fn read_more(c: &mut Conn) -> io::Result<usize> {
 async fn read_upstream(
     c: &mut Conn,
     up: &mut TcpStream,
-    timeout: Duration,
+    deadline: Instant,
 ) -> Result<usize, UpstreamError> {
     c.answer.reserve(READ_CHUNK);
     match c
         .upstream_timer
-        .within(Instant::now() + timeout, up.read_buf(&mut c.answer))
+        .within(deadline, up.read_buf(&mut c.answer))
         .await
     {
         None => Err(UpstreamError::Timeout),

@@ -3,6 +3,7 @@
 //! to Pingora's path, which answers it exactly as before.
 
 use crate::head::Head;
+use std::mem::MaybeUninit;
 
 /// Header lines parsed on the stack; a head with more goes to Pingora.
 pub const MAX_HEADERS: usize = 64;
@@ -25,6 +26,15 @@ const HOP_BY_HOP: [&str; 10] = [
     "upgrade",
     "http2-settings",
 ];
+
+/// Room for the header lines, left uninitialised (initialising 64 entries
+/// per request cost more than parsing them).
+pub type Headers<'b> = [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS];
+
+/// Room for a head's header lines.
+pub fn headers<'b>() -> Headers<'b> {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+}
 
 /// A head this path serves, borrowed from the bytes received.
 pub struct Parsed<'b> {
@@ -56,12 +66,12 @@ pub enum Read<'b> {
 /// answers 431, as does every refusal its checks make.
 pub fn read<'b>(
     buf: &'b [u8],
-    headers: &'b mut [httparse::Header<'b>; MAX_HEADERS],
+    headers: &'b mut Headers<'b>,
     max_bytes: usize,
     max_headers: usize,
 ) -> Read<'b> {
-    let mut req = httparse::Request::new(headers);
-    let head_len = match req.parse(buf) {
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, headers) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() <= max_bytes => return Read::Partial,
         _ => return Read::Other,
@@ -234,7 +244,7 @@ mod tests {
     use super::*;
 
     fn take(raw: &[u8]) -> Option<(String, usize, usize, bool)> {
-        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut h = headers();
         match read(raw, &mut h, 8192, 32) {
             Read::Ready(p) => Some((p.target.to_string(), p.head_len, p.body_len, p.close)),
             _ => None,
@@ -242,7 +252,7 @@ mod tests {
     }
 
     fn is_partial(raw: &[u8]) -> bool {
-        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut h = headers();
         matches!(read(raw, &mut h, 8192, 32), Read::Partial)
     }
 
@@ -286,7 +296,7 @@ mod tests {
         let many: String = (0..40).map(|i| format!("X-{i}: v\r\n")).collect();
         let raw = format!("GET / HTTP/1.1\r\n{many}\r\n");
         assert_eq!(take(raw.as_bytes()), None);
-        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut h = headers();
         let long = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(9000));
         assert!(matches!(
             read(long.as_bytes(), &mut h, 8192, 32),
@@ -297,7 +307,7 @@ mod tests {
     #[test]
     fn the_upstream_head_drops_hop_by_hop_and_replaces_host_and_xff() {
         let raw = b"POST /sms/send HTTP/1.1\r\nHost: gw\r\nX-Account: acme\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\nX-Forwarded-For: 6.6.6.6\r\nContent-Length: 2\r\n\r\nhi";
-        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut h = headers();
         let Read::Ready(p) = read(raw, &mut h, 8192, 32) else {
             panic!("not taken")
         };

@@ -5,6 +5,7 @@
 
 use super::request::decimal;
 use crate::respond::write_decimal;
+use std::mem::MaybeUninit;
 
 /// Response headers that concern one hop only: not passed on.
 const HOP_BY_HOP: [&str; 6] = [
@@ -60,9 +61,13 @@ pub fn read(
     close_client: bool,
     out: &mut Vec<u8>,
 ) -> Result<Option<Answer>, BadResponse> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let head_len = match resp.parse(buf) {
+    let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let head_len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut headers,
+    ) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(BadResponse::Malformed),

@@ -73,6 +73,13 @@ pub fn with_ip_text<R>(ip: IpAddr, f: impl FnOnce(&str) -> R) -> R {
 
 /// Appends `text` as a JSON string, escaped by serde_json.
 fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    // The usual case (every fixed code and message): nothing to escape.
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // Writing into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, text);
 }
@@ -166,6 +173,44 @@ pub fn write_decimal(out: &mut Vec<u8>, mut n: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_whole_error_answer_is_framed_by_its_length() {
+        for close in [false, true] {
+            let (mut out, mut scratch) = (Vec::new(), Vec::new());
+            let ip = Some(IpAddr::from([203, 0, 113, 9]));
+            write_error_answer(
+                &mut out,
+                &mut scratch,
+                403,
+                "ip_blocked",
+                "No \"way\".",
+                ip,
+                RequestId(7),
+                close,
+            );
+            let text = String::from_utf8(out).unwrap_or_default();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap_or_default();
+            assert!(head.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{head}");
+            assert!(
+                head.contains(&format!("content-length: {}", body.len())),
+                "{head}"
+            );
+            assert_eq!(head.contains("connection: close"), close, "{head}");
+            let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+            assert_eq!(v["error"]["message"], "No \"way\".");
+            assert_eq!(v["error"]["client_ip"], "203.0.113.9");
+        }
+    }
+
+    #[test]
+    fn decimals_match_display() {
+        for n in [0usize, 7, 10, 403, 65_535, usize::MAX] {
+            let mut out = Vec::new();
+            write_decimal(&mut out, n);
+            assert_eq!(String::from_utf8_lossy(&out), n.to_string());
+        }
+    }
 
     #[test]
     fn body_shape() {

@@ -1,11 +1,13 @@
 //! The decision path allocates nothing: client IP (with a trusted proxy's
 //! X-Forwarded-For), path, route, account (header, query, path segment),
 //! the snapshot load and the table lookup. Counted with dhat's allocator
-//! around `Gate::judge`, the exact code the proxy runs per request.
+//! around `Gate::judge`, the exact code the proxy runs per request, and
+//! around the raw HTTP/1 path's parse, judge and upstream head.
 
 use ipgate_config::{Config, UnknownAccount};
 use ipgate_proxy::client_ip::TrustedProxies;
 use ipgate_proxy::decision::{AllowReason, DenyReason};
+use ipgate_proxy::h1::request::{self, Read};
 use ipgate_proxy::head_check::HeadLimits;
 use ipgate_proxy::metrics::ProxyMetrics;
 use ipgate_proxy::routes::Routes;
@@ -19,6 +21,9 @@ use std::sync::Arc;
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
+
+/// dhat counts every thread's allocations: one test measures at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn gate() -> Gate {
     let text = r#"
@@ -151,6 +156,7 @@ fn cases() -> Vec<(IpAddr, RequestHeader, Decision)> {
 
 #[test]
 fn judging_a_request_allocates_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let gate = gate();
     let cases = cases();
     for (peer, req, want) in &cases {
@@ -184,3 +190,65 @@ fn judging_a_request_allocates_nothing() {
     let after = dhat::HeapStats::get();
     assert!(after.total_blocks > before.total_blocks);
 }
+
+/// A case's request as the bytes a client sends.
+fn wire(req: &RequestHeader) -> Vec<u8> {
+    let mut out = format!("GET {} HTTP/1.1\r\n", req.uri).into_bytes();
+    for (name, value) in req.headers.iter() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The raw HTTP/1 path's per-request work before any I/O: parse the bytes
+/// in place, judge, write the head for the upstream into a reused buffer.
+fn raw_path(gate: &Gate, peer: IpAddr, bytes: &[u8], out: &mut Vec<u8>) -> Option<Decision> {
+    let mut headers = request::headers();
+    let Read::Ready(p) = request::read(bytes, &mut headers, 8192, 64) else {
+        return None;
+    };
+    let j = gate.judge(peer, &p);
+    out.clear();
+    p.write_upstream_head(out, p.target, None, b"up.test", b"203.0.113.9");
+    Some(j.decision)
+}
+
+#[test]
+fn the_raw_path_parses_judges_and_writes_without_allocating() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let gate = gate();
+    let cases: Vec<(IpAddr, Vec<u8>, Decision)> = cases()
+        .into_iter()
+        .map(|(peer, req, want)| (peer, wire(&req), want))
+        .collect();
+    let mut out = Vec::with_capacity(4096);
+    for (peer, bytes, want) in &cases {
+        let got = raw_path(&gate, *peer, bytes, &mut out);
+        assert_eq!(
+            got,
+            Some(*want),
+            "{peer} {}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let before = dhat::HeapStats::get();
+    for _ in 0..1000 {
+        for (peer, bytes, _) in &cases {
+            black_box(raw_path(&gate, *peer, black_box(bytes), &mut out));
+        }
+    }
+    let after = dhat::HeapStats::get();
+    assert_eq!(
+        after.total_blocks - before.total_blocks,
+        0,
+        "{} allocations in 10,000 requests",
+        after.total_blocks - before.total_blocks
+    );
+}
+

@@ -12,7 +12,7 @@
 //! spends about 20,000 on the whole request (README, "Performance").
 
 mod pool;
-mod request;
+pub mod request;
 mod response;
 mod timer;
 

@@ -251,4 +251,3 @@ fn the_raw_path_parses_judges_and_writes_without_allocating() {
         after.total_blocks - before.total_blocks
     );
 }
-

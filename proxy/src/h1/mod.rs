@@ -358,6 +358,12 @@ impl<A> FastPath<A> {
         } else {
             (forwarded, p.query())
         };
+        // The normaliser re-encodes what it decoded; should a rewritten
+        // path ever hold a byte unfit for a request line, Pingora's path
+        // (which parses it as a URI) decides instead.
+        if !request::plain_target(target) {
+            return Step::Other;
+        }
         // From an untrusted peer the incoming header is dropped: the upstream
         // sees only the address decided on. From a trusted proxy the chain
         // is kept and this hop's address appended.

@@ -83,7 +83,7 @@ pub fn read<'b>(
     if head_len > max_bytes || headers.len() > max_headers || method == "CONNECT" {
         return Read::Other;
     }
-    if !target.starts_with('/') || !target.bytes().all(plain_target_byte) {
+    if !target.starts_with('/') || !plain_target(target) {
         return Read::Other;
     }
     let mut body_len = None;
@@ -138,8 +138,12 @@ pub fn read<'b>(
     })
 }
 
-/// Bytes of an origin-form target that every URI parser accepts alike:
+/// True when every byte of `target` is one every URI parser accepts alike:
 /// unreserved, sub-delims, `:@/?%`. Anything else goes to Pingora's path.
+pub fn plain_target(target: &str) -> bool {
+    target.bytes().all(plain_target_byte)
+}
+
 fn plain_target_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(

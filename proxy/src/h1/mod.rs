@@ -338,19 +338,16 @@ impl<A> FastPath<A> {
                 close,
             };
         }
-        let Some((route, upstream)) = j
-            .route
-            .and_then(|i| gate.routes.get(i).map(|r| (i, r)))
-            .and_then(|(i, r)| r.plain.map(|u| (i, r, u)))
-            .map(|(i, r, u)| ((i, r), u))
-        else {
+        let Some((index, r)) = j.route.and_then(|i| gate.routes.get(i).map(|r| (i, r))) else {
             return Step::Other;
+        };
+        let Some(upstream) = r.plain else {
+            return Step::Other; // a TLS upstream: Pingora's path
         };
         let end = p.head_len + p.body_len;
         if c.buf.len() < end {
             return Step::Partial;
         }
-        let (index, r) = route;
         // The target as sent, unless normalising or stripping changed the path.
         let forwarded = r.upstream_path(path);
         let (target, query) = if forwarded == p.path() {
@@ -526,10 +523,11 @@ async fn exchange(
         Some(Ok(())) => {}
     }
     c.answer.clear();
-    let mut head = Vec::new();
-    std::mem::swap(&mut head, &mut c.scratch);
+    // The answer's head is written into the scratch buffer, lent out so
+    // `pass_answer` can hold it beside `c`.
+    let mut head = std::mem::take(&mut c.scratch);
     let result = pass_answer(c, up, deadline, timeout, head_request, close, &mut head).await;
-    std::mem::swap(&mut head, &mut c.scratch);
+    c.scratch = head;
     result
 }
 

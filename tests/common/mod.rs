@@ -395,8 +395,14 @@ listen = "{metrics}"
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut ports = vec![self.proxy, self.admin, self.metrics, self.portal];
         ports.extend(self.tls);
+        // A connect to a port nobody listens on yet can meet itself (the
+        // kernel may pick the same port as the source): that is not ready.
+        let listening = |addr: SocketAddr| {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
+        };
         for addr in ports {
-            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            while !listening(addr) {
                 if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                     return Err(format!("ipgate exited early ({status}):\n{}", self.log()));
                 }

@@ -80,6 +80,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for FastPath<A> {
             buf: Vec::with_capacity(READ_CHUNK),
             out: Vec::with_capacity(READ_CHUNK),
             scratch: Vec::new(),
+            head: Vec::new(),
             answer: Vec::with_capacity(READ_CHUNK),
             idle: LazyTimer::new(),
             upstream_timer: LazyTimer::new(),
@@ -113,6 +114,8 @@ struct Conn {
     /// The next write: the head and body sent upstream, or an answer.
     out: Vec<u8>,
     scratch: Vec<u8>,
+    /// The upstream answer's head as passed on.
+    head: Vec<u8>,
     /// Bytes from the upstream not yet passed on.
     answer: Vec<u8>,
     /// Between requests: `IDLE` after the last one.
@@ -523,31 +526,14 @@ async fn exchange(
         Some(Ok(())) => {}
     }
     c.answer.clear();
-    // The answer's head is written into the scratch buffer, lent out so
-    // `pass_answer` can hold it beside `c`.
-    let mut head = std::mem::take(&mut c.scratch);
-    let result = pass_answer(c, up, deadline, timeout, head_request, close, &mut head).await;
-    c.scratch = head;
-    result
-}
-
-async fn pass_answer(
-    c: &mut Conn,
-    up: &mut TcpStream,
-    deadline: Instant,
-    timeout: Duration,
-    head_request: bool,
-    close: bool,
-    head: &mut Vec<u8>,
-) -> Result<Exchanged, (UpstreamError, bool)> {
     // The head, after any interim (1xx) answers, which are passed on.
     let answer: Answer = loop {
-        head.clear();
-        match response::read(&c.answer, head_request, close, head) {
+        c.head.clear();
+        match response::read(&c.answer, head_request, close, &mut c.head) {
             Err(e) => return Err((e.into(), false)),
             Ok(Some(a)) if (100..200).contains(&a.status) => {
                 c.answer.drain(..a.head_len);
-                if let Err(e) = c.stream.write_all(head).await {
+                if let Err(e) = c.stream.write_all(&c.head).await {
                     return Err((UpstreamError::Io(e), true));
                 }
                 continue;
@@ -567,7 +553,7 @@ async fn pass_answer(
     let status = answer.status;
     let body_start = answer.head_len;
     c.out.clear();
-    c.out.extend_from_slice(head);
+    c.out.extend_from_slice(&c.head);
 
     // Bytes of the body still to come, and whether the upstream sent more
     // than the answer (then it is not reused).
@@ -587,12 +573,12 @@ async fn pass_answer(
                 Ok(None) => (avail.len(), false),
                 Err(e) => return Err((e.into(), true)),
             },
-            (Framing::UntilClose, _) => (avail.len(), false),
             (_, Some(n)) => {
                 let take = (avail.len() as u64).min(n) as usize;
                 left = Some(n - take as u64);
                 (take, n == take as u64)
             }
+            // Until close: all there is.
             (_, None) => (avail.len(), false),
         };
         if done && take < avail.len() {
@@ -623,11 +609,11 @@ async fn pass_answer(
     }
     let written = write_client(c).await;
     c.answer.clear();
-    let until_close = answer.framing == Framing::UntilClose;
     Ok(Exchanged {
         status,
-        reusable: answer.reusable && tidy && !until_close,
-        keep: !close && !until_close && written.is_ok(),
+        // `answer.reusable` is already false for a body that ran until close.
+        reusable: answer.reusable && tidy,
+        keep: !close && answer.framing != Framing::UntilClose && written.is_ok(),
         client_failed: written.err(),
     })
 }

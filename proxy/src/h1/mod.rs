@@ -368,13 +368,17 @@ impl<A> FastPath<A> {
         // sees only the address decided on. From a trusted proxy the chain
         // is kept and this hop's address appended.
         c.scratch.clear();
-        match (j.trusted_peer, p.values("x-forwarded-for").next()) {
-            (Some(hop), Some(prev)) => {
+        // The headers are searched only for a trusted peer.
+        let chain = j
+            .trusted_peer
+            .and_then(|hop| p.values("x-forwarded-for").next().map(|prev| (hop, prev)));
+        match chain {
+            Some((hop, prev)) => {
                 c.scratch.extend_from_slice(prev);
                 c.scratch.extend_from_slice(b", ");
                 with_ip_text(hop, |t| c.scratch.extend_from_slice(t.as_bytes()));
             }
-            _ => with_ip_text(j.client_ip, |t| c.scratch.extend_from_slice(t.as_bytes())),
+            None => with_ip_text(j.client_ip, |t| c.scratch.extend_from_slice(t.as_bytes())),
         }
         p.write_upstream_head(
             &mut c.out,

@@ -11,7 +11,6 @@ use arc_swap::{ArcSwap, Guard};
 use ipnet::IpNet;
 pub use shard::AccountView;
 use shard::Shard;
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -88,21 +87,30 @@ impl Table {
         blocklist: &[IpNet],
     ) -> Table {
         let mut t = Table::empty();
-        let mut by_id: HashMap<String, AccountPolicy> = HashMap::new();
-        for (id, policy) in accounts {
-            by_id.insert(id, policy);
-        }
-        let mut shards: Vec<Vec<(u64, String, AccountPolicy)>> =
-            (0..SHARDS).map(|_| Vec::new()).collect();
-        for (id, policy) in by_id {
-            let h = t.hash(&id);
-            t.accounts += 1;
-            t.entries += policy.entries;
-            shards[shard_index(h)].push((h, id, policy));
-        }
-        t.shards = shards
+        let mut all: Vec<(u64, String, AccountPolicy)> = accounts
             .into_iter()
-            .map(|s| Arc::new(Shard::from_accounts(s)))
+            .map(|(id, policy)| (t.hash(&id), id, policy))
+            .collect();
+        // Sorted by shard, then id; the sort is stable, so of one id's
+        // copies the last given is last, and `dedup_by` keeps it.
+        all.sort_by(|a, b| (shard_index(a.0), &a.1).cmp(&(shard_index(b.0), &b.1)));
+        all.dedup_by(|later, kept| {
+            let same = later.1 == kept.1;
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
+        let mut counts = [0usize; SHARDS];
+        for (h, _, policy) in &all {
+            counts[shard_index(*h)] += 1;
+            t.entries += policy.entries;
+        }
+        t.accounts = all.len();
+        let mut rest = all.into_iter();
+        t.shards = counts
+            .iter()
+            .map(|&n| Arc::new(Shard::from_accounts(rest.by_ref().take(n))))
             .collect();
         t.blocklist = Arc::new(RangeSet::from_nets(blocklist));
         t.blocklist_entries = blocklist.len();
@@ -230,6 +238,7 @@ impl LiveTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn nets(list: &[&str]) -> Vec<IpNet> {
         list.iter().filter_map(|s| s.parse().ok()).collect()
@@ -264,14 +273,34 @@ mod tests {
         assert_eq!(t.blocklist_entries(), 1);
     }
 
+    /// The table holds what `naive` says: its counts, and at each probe
+    /// (account a<n>, IP 10.0.0.<m>) whether the account is known and
+    /// allows the IP.
+    fn agrees(
+        t: &Table,
+        naive: &HashMap<String, Vec<IpNet>>,
+        probes: &[(u16, u32)],
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        proptest::prop_assert_eq!(t.accounts(), naive.len());
+        proptest::prop_assert_eq!(t.entries(), naive.values().map(Vec::len).sum::<usize>());
+        for (acct, a) in probes {
+            let id = format!("a{acct}");
+            let ip = IpAddr::from((0x0a00_0000u32 + a).to_be_bytes());
+            let got = t.account(&id).map(|p| p.allowed.contains(ip));
+            let want = naive.get(&id).map(|l| l.iter().any(|n| n.contains(&ip)));
+            proptest::prop_assert_eq!(got, want, "{} {}", id, ip);
+        }
+        Ok(())
+    }
+
     proptest::proptest! {
         /// Random publishes and removals, then every lookup agrees with a
         /// plain map of account -> list of networks.
         #[test]
         fn agrees_with_a_naive_map(ops in proptest::collection::vec(
             (0u8..40, proptest::option::of(proptest::collection::vec((0u32..64, 28u8..=32), 0..5))), 1..120),
-            probes in proptest::collection::vec((0u8..45, 0u32..80), 1..80)) {
-            let mut naive: std::collections::HashMap<String, Vec<IpNet>> = Default::default();
+            probes in proptest::collection::vec((0u16..45, 0u32..80), 1..80)) {
+            let mut naive: HashMap<String, Vec<IpNet>> = Default::default();
             let mut t = Table::empty();
             for (acct, nets) in ops {
                 let id = format!("a{acct}");
@@ -289,15 +318,29 @@ mod tests {
                     }
                 }
             }
-            proptest::prop_assert_eq!(t.accounts(), naive.len());
-            proptest::prop_assert_eq!(t.entries(), naive.values().map(Vec::len).sum::<usize>());
-            for (acct, a) in probes {
+            agrees(&t, &naive, &probes)?;
+        }
+    }
+
+    proptest::proptest! {
+        /// A whole table built from a list with repeated ids holds the
+        /// last policy given for each id.
+        #[test]
+        fn a_built_table_keeps_the_last_of_each_id(given in proptest::collection::vec(
+            (0u16..600, proptest::collection::vec(0u32..64, 0..4)), 0..900),
+            probes in proptest::collection::vec((0u16..620, 0u32..80), 1..80)) {
+            let mut naive: HashMap<String, Vec<IpNet>> = Default::default();
+            let mut list = Vec::new();
+            for (acct, hosts) in given {
                 let id = format!("a{acct}");
-                let ip = IpAddr::from((0x0a00_0000u32 + a).to_be_bytes());
-                let got = t.account(&id).map(|p| p.allowed.contains(ip));
-                let want = naive.get(&id).map(|l| l.iter().any(|n| n.contains(&ip)));
-                proptest::prop_assert_eq!(got, want, "{} {}", id, ip);
+                let nets: Vec<IpNet> = hosts.iter()
+                    .map(|h| IpNet::from(IpAddr::from((0x0a00_0000u32 + h).to_be_bytes())))
+                    .collect();
+                list.push((id.clone(), AccountPolicy::new(Mode::Enforce, &nets)));
+                naive.insert(id, nets);
             }
+            let t = Table::build(1, list, &[]);
+            agrees(&t, &naive, &probes)?;
         }
     }
 

@@ -120,10 +120,9 @@ impl Shard {
     }
 
     /// Builds a shard from accounts with distinct ids.
-    pub fn from_accounts(accounts: Vec<(u64, String, AccountPolicy)>) -> Shard {
+    pub fn from_accounts(accounts: impl Iterator<Item = (u64, String, AccountPolicy)>) -> Shard {
         Shard::build(
             accounts
-                .into_iter()
                 .map(|(hash, id, policy)| Record::new(hash, &id, policy))
                 .collect(),
         )

@@ -4,26 +4,13 @@
 //! the store's order of changes.
 
 use crate::model::{Account, WhitelistEntry};
-use crate::store::{Store, StoreError};
-use ipgate_config::net::parse_cidr;
+use crate::store::{stored_net, Store, StoreError};
 use ipgate_proxy::{AccountPolicy, LiveTable, Table};
 use ipnet::IpNet;
-use std::collections::HashMap;
 use std::sync::Arc;
 
-fn net(cidr: &str) -> Option<IpNet> {
-    match parse_cidr(cidr) {
-        Ok(n) => Some(n),
-        Err(e) => {
-            // Never written that way; skipping it can only deny more.
-            tracing::error!(cidr, error = %e, "skipping an unparsable stored network");
-            None
-        }
-    }
-}
-
 fn nets<'a>(cidrs: impl Iterator<Item = &'a str>) -> Vec<IpNet> {
-    cidrs.filter_map(net).collect()
+    cidrs.filter_map(stored_net).collect()
 }
 
 /// The proxy's view of one account.
@@ -34,63 +21,13 @@ pub fn policy(account: &Account, entries: &[WhitelistEntry]) -> AccountPolicy {
     )
 }
 
-/// One range of accounts' networks, read from the store.
-fn networks_in(
-    store: &Store,
-    from: Option<&str>,
-    to: Option<&str>,
-) -> Result<HashMap<String, Vec<IpNet>>, StoreError> {
-    let mut by_account: HashMap<String, Vec<IpNet>> = HashMap::new();
-    store.for_each_entry_network(from, to, |account, cidr| {
-        let Some(n) = net(cidr) else { return };
-        match by_account.get_mut(account) {
-            Some(v) => v.push(n),
-            None => {
-                by_account.insert(account.to_string(), vec![n]);
-            }
-        }
-    })?;
-    Ok(by_account)
-}
-
-/// Builds the whole table from the store. The entries are read in one
-/// range of accounts per core: at a million entries reading them is most
-/// of the start-up time (`cargo bench --bench million`).
+/// Builds the whole table from the store's network index, at start
+/// (`cargo bench --bench million`).
 pub fn load_table(store: &Store) -> Result<Table, StoreError> {
-    let all = store.accounts()?; // in id order
-    let parts = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8)
-        .min(all.len().max(1));
-    let bounds: Vec<Option<&str>> = std::iter::once(None)
-        .chain((1..parts).map(|k| Some(all[k * all.len() / parts].id.as_str())))
-        .chain(std::iter::once(None))
-        .collect();
-    let maps = std::thread::scope(|s| {
-        let readers: Vec<_> = bounds
-            .windows(2)
-            .map(|w| {
-                let (from, to) = (w[0], w[1]);
-                s.spawn(move || networks_in(store, from, to))
-            })
-            .collect();
-        readers
-            .into_iter()
-            .map(|r| {
-                r.join()
-                    .unwrap_or_else(|_| Err(StoreError::Corrupt("a reader thread failed".into())))
-            })
-            .collect::<Result<Vec<_>, _>>()
+    let mut accounts = Vec::new();
+    store.for_each_account_policy(|id, mode, nets| {
+        accounts.push((id.to_string(), AccountPolicy::new(mode.into(), nets)));
     })?;
-    let mut accounts = Vec::with_capacity(all.len());
-    for a in all {
-        let networks = maps
-            .iter()
-            .find_map(|m| m.get(&a.id))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        accounts.push((a.id, AccountPolicy::new(a.whitelist.into(), networks)));
-    }
     let blocked = nets(store.blocklist()?.iter().map(|b| b.cidr.as_str()));
     Ok(Table::build(1, accounts, &blocked))
 }
@@ -145,4 +82,109 @@ pub enum Touched<'a> {
     Blocklist,
     /// Users, tokens: nothing the proxy sees.
     Nothing,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{now, WhitelistMode};
+    use crate::seclog::Actor;
+    use crate::store::tests::entry_of;
+    use ipgate_proxy::ranges::RangeSet;
+    use ipgate_proxy::Mode;
+
+    fn account(id: &str, whitelist: WhitelistMode) -> Account {
+        Account {
+            id: id.into(),
+            name: id.into(),
+            emails: vec![format!("ops@{id}.test")],
+            whitelist,
+            created_at: now(),
+            updated_at: now(),
+        }
+    }
+
+    /// What the proxy would hold if built from the accounts and entries
+    /// themselves, account by account, as a change republishes it.
+    fn from_records(store: &Store) -> Vec<(String, Mode, RangeSet)> {
+        let mut out = Vec::new();
+        for a in store.accounts().unwrap_or_default() {
+            let p = policy(&a, &store.entries(&a.id).unwrap_or_default());
+            out.push((a.id, p.mode, p.allowed));
+        }
+        out
+    }
+
+    fn from_start(store: &Store, ids: &[String]) -> Vec<(String, Mode, RangeSet)> {
+        let table = load_table(store).unwrap_or_else(|e| panic!("{e}"));
+        ids.iter()
+            .filter_map(|id| {
+                let v = table.account(id)?;
+                Some((id.clone(), v.mode, v.allowed.clone()))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_table_built_at_start_matches_the_accounts_and_entries() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let op = Actor::system();
+        let ids: Vec<String>;
+        {
+            let s = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+            for (id, mode) in [
+                ("acme", WhitelistMode::Enforce),
+                ("acme-2", WhitelistMode::Report),
+                ("bare", WhitelistMode::Enforce),
+                ("zeta", WhitelistMode::Off),
+            ] {
+                let made = s.create_account(account(id, mode), &op).await;
+                assert!(made.is_ok(), "{made:?}");
+            }
+            for (id, cidrs) in [
+                (
+                    "acme",
+                    vec!["203.0.113.10/32", "203.0.113.11/32", "2001:db8::/64"],
+                ),
+                ("acme-2", vec!["198.51.100.0/24"]),
+                ("zeta", vec!["192.0.2.1/32"]),
+            ] {
+                let entries = cidrs.into_iter().map(|c| entry_of(id, c)).collect();
+                let added = s.add_entries(id, entries, &op).await;
+                assert!(added.is_ok(), "{added:?}");
+            }
+            // A removal, a second batch and mode changes.
+            let first = s.entries("acme").unwrap_or_default().remove(0);
+            let removed = s.remove_entry("acme", &first.id, &op).await;
+            assert!(removed.is_ok(), "{removed:?}");
+            let again = s
+                .add_entries("acme", vec![entry_of("acme", "10.0.0.0/8")], &op)
+                .await;
+            assert!(again.is_ok(), "{again:?}");
+            for (id, mode) in [
+                ("zeta", WhitelistMode::Enforce),
+                ("acme-2", WhitelistMode::Off),
+            ] {
+                let changed = s
+                    .update_account(id, &op, |mut a| {
+                        a.whitelist = mode;
+                        a
+                    })
+                    .await;
+                assert!(changed.is_ok(), "{changed:?}");
+            }
+            let expected = from_records(&s);
+            ids = expected.iter().map(|e| e.0.clone()).collect();
+            assert_eq!(ids.len(), 4);
+            assert_eq!(from_start(&s, &ids), expected);
+            assert!(!expected[0].2.contains([203, 0, 113, 10].into()), "removed");
+            assert!(expected[0].2.contains([10, 1, 2, 3].into()), "added later");
+
+            // A store written before the index existed.
+            s.forget_net_index().unwrap_or_else(|e| panic!("{e}"));
+            assert!(from_start(&s, &ids).is_empty());
+        }
+        let s = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(from_start(&s, &ids), from_records(&s), "rebuilt at open");
+    }
 }

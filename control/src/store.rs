@@ -1,4 +1,4 @@
-//! The sled store: typed methods over four trees. Every change is one
+//! The sled store: typed methods over its trees. Every change is one
 //! multi-tree transaction, flushed to disk before the method returns, so a
 //! caller that answers after it never answers for a change a crash can lose.
 
@@ -74,6 +74,18 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError>
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Keys from `from` (included) to `to` (excluded); `None` is unbounded.
+fn key_range<'a>(
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+) -> (std::ops::Bound<&'a [u8]>, std::ops::Bound<&'a [u8]>) {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    (
+        from.map_or(Unbounded, |a| Included(a.as_bytes())),
+        to.map_or(Unbounded, |a| Excluded(a.as_bytes())),
+    )
+}
+
 pub(crate) fn entry_key(account: &str, id: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(account.len() + 9);
     k.extend_from_slice(account.as_bytes());
@@ -88,9 +100,8 @@ fn account_prefix(account: &str) -> Vec<u8> {
     k
 }
 
-/// sled's page cache unless `store.cache_mb` says otherwise. sled's own
-/// default (1 GiB) let a start-up read of a million entries grow the
-/// process by ~470 MB (`cargo bench --bench million`).
+/// sled's page cache unless `store.cache_mb` says otherwise (sled's own
+/// default is 1 GiB).
 pub const DEFAULT_CACHE_MB: u64 = 64;
 
 /// How long [`Store::open`] waits for another holder to let go of the lock.
@@ -107,6 +118,7 @@ pub struct Store {
     db: Db,
     accounts: Tree,
     entries: Tree,
+    nets: Tree,
     blocklist: Tree,
     seclog: Tree,
     users: Tree,
@@ -156,9 +168,10 @@ impl Store {
                 }
             }
         };
-        Ok(Store {
+        let store = Store {
             accounts: db.open_tree("accounts")?,
             entries: db.open_tree("entries")?,
+            nets: db.open_tree("nets")?,
             blocklist: db.open_tree("blocklist")?,
             seclog: db.open_tree("seclog")?,
             users: db.open_tree("users")?,
@@ -170,7 +183,9 @@ impl Store {
             meta: db.open_tree("meta")?,
             sessions: db.open_tree("sessions")?,
             db,
-        })
+        };
+        store.ensure_net_index()?;
+        Ok(store)
     }
 
     /// A 32-byte server secret (for CSRF values), made on first use.
@@ -219,12 +234,13 @@ impl Store {
             account: Some(&account.id),
             details: json!({"name": account.name, "emails": account.emails, "whitelist": account.whitelist}),
         };
-        flatten((&self.accounts, &self.seclog).transaction(
-            |(tx, log): &(TransactionalTree, TransactionalTree)| {
+        flatten((&self.accounts, &self.seclog, &self.nets).transaction(
+            |(tx, log, nets): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
                 if tx.get(key.as_bytes())?.is_some() {
                     return abort(StoreError::AccountExists(key.clone()));
                 }
                 tx.insert(key.as_bytes(), value.as_slice())?;
+                netindex::create(nets, &key, account.whitelist)?;
                 seclog::append(log, actor, &event)?;
                 Ok(())
             },
@@ -240,8 +256,8 @@ impl Store {
         actor: &Actor,
         f: impl Fn(Account) -> Account,
     ) -> Result<Account, StoreError> {
-        let updated = flatten((&self.accounts, &self.seclog).transaction(
-            |(tx, log): &(TransactionalTree, TransactionalTree)| {
+        let updated = flatten((&self.accounts, &self.seclog, &self.nets).transaction(
+            |(tx, log, nets): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
                 let Some(old) = tx.get(id.as_bytes())? else {
                     return abort(StoreError::NoAccount(id.to_string()));
                 };
@@ -251,6 +267,7 @@ impl Store {
                 };
                 let new = f(old.clone());
                 tx.insert(id.as_bytes(), encode(&new))?;
+                netindex::set_mode(nets, id, new.whitelist)?;
                 let event = Event {
                     event: "account.changed",
                     account: Some(id),
@@ -294,10 +311,7 @@ impl Store {
             #[serde(borrow)]
             cidr: std::borrow::Cow<'a, str>,
         }
-        use std::ops::Bound::{Excluded, Included, Unbounded};
-        let lower = from.map_or(Unbounded, |a| Included(a.as_bytes()));
-        let upper = to.map_or(Unbounded, |a| Excluded(a.as_bytes()));
-        for v in self.entries.range::<&[u8], _>((lower, upper)).values() {
+        for v in self.entries.range::<&[u8], _>(key_range(from, to)).values() {
             let v = v?;
             let n: Network =
                 serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -321,8 +335,13 @@ impl Store {
             keyed.push((entry_key(account, id), e));
         }
         let existing: Vec<String> = self.entries(account)?.into_iter().map(|e| e.cidr).collect();
-        flatten((&self.accounts, &self.entries, &self.seclog).transaction(
-            |(accounts, entries, log): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
+        flatten((&self.accounts, &self.entries, &self.seclog, &self.nets).transaction(
+            |(accounts, entries, log, nets): &(
+                TransactionalTree,
+                TransactionalTree,
+                TransactionalTree,
+                TransactionalTree,
+            )| {
                 if accounts.get(account.as_bytes())?.is_none() {
                     return abort(StoreError::NoAccount(account.to_string()));
                 }
@@ -338,6 +357,7 @@ impl Store {
                     };
                     seclog::append(log, actor, &event)?;
                 }
+                netindex::add(nets, account, keyed.iter().map(|(_, e)| e.cidr.as_str()))?;
                 Ok(())
             },
         ))?;
@@ -355,12 +375,13 @@ impl Store {
             .parse()
             .map_err(|_| StoreError::NoEntry(id.to_string()))?;
         let key = entry_key(account, n);
-        let removed = flatten((&self.entries, &self.seclog).transaction(
-            |(tx, log): &(TransactionalTree, TransactionalTree)| {
+        let removed = flatten((&self.entries, &self.seclog, &self.nets).transaction(
+            |(tx, log, nets): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
                 let Some(v) = tx.remove(key.as_slice())? else {
                     return abort(StoreError::NoEntry(id.to_string()));
                 };
                 let e: WhitelistEntry = decode(&v).or_else(abort)?;
+                netindex::remove(nets, account, &e.cidr)?;
                 let event = Event {
                     event: "whitelist.removed",
                     account: Some(account),
@@ -547,6 +568,8 @@ impl Store {
     }
 }
 
+mod netindex;
+pub(crate) use netindex::parsed as stored_net;
 mod outbox;
 mod requests;
 mod sessions;
@@ -555,4 +578,4 @@ pub use requests::{Decision, IpRequest, LinkRecord, LinkView, NewRequest};
 pub use sessions::Session;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -142,7 +142,7 @@ impl Store {
     pub async fn prepare_mail(&self, id: u64) -> Result<Prepared, StoreError> {
         let (token, hash) = crate::users::new_api_token();
         let prepared = flatten(self.flow_trees().transaction(|t: &FlowTrees| {
-            let (requests, links, _, log, outbox, _, _) = t;
+            let (requests, links, _, log, outbox, ..) = t;
             let Some(raw) = outbox.get(id.to_be_bytes())? else {
                 return Ok(Prepared::Dropped);
             };

@@ -14,8 +14,9 @@ use sled::transaction::{Transactional, TransactionalTree};
 use sled::Tree;
 
 /// The trees a request's transitions touch: requests, links, pending,
-/// security log, outbox, entries, accounts.
+/// security log, outbox, entries, accounts, network index.
 pub(crate) type FlowTrees = (
+    TransactionalTree,
     TransactionalTree,
     TransactionalTree,
     TransactionalTree,
@@ -126,7 +127,8 @@ fn end_request(
 }
 
 impl Store {
-    pub(crate) fn flow_trees(&self) -> (&Tree, &Tree, &Tree, &Tree, &Tree, &Tree, &Tree) {
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn flow_trees(&self) -> (&Tree, &Tree, &Tree, &Tree, &Tree, &Tree, &Tree, &Tree) {
         (
             &self.requests,
             &self.links,
@@ -135,6 +137,7 @@ impl Store {
             &self.outbox,
             &self.entries,
             &self.accounts,
+            &self.nets,
         )
     }
 
@@ -383,7 +386,7 @@ impl Store {
         };
         let key = request_key(&view.request.id)?;
         let decided = flatten(self.flow_trees().transaction(|t: &FlowTrees| {
-            let (requests, links, _, log, outbox, entries, _) = t;
+            let (requests, links, _, log, outbox, entries, _, nets) = t;
             if links.get(hash.as_bytes())?.is_none() {
                 return abort(StoreError::NoLink);
             }
@@ -410,6 +413,7 @@ impl Store {
                 };
                 seclog::append(log, &actor, &event)?;
             }
+            super::netindex::add(nets, &r.account, new_entries.iter().map(|(_, e)| e.cidr.as_str()))?;
             let (status, event) = match decision {
                 Decision::Approve => (Status::Approved, "link.approved"),
                 Decision::Reject => (Status::Rejected, "link.rejected"),

@@ -13,9 +13,14 @@ fn account(id: &str) -> Account {
 }
 
 fn entry(cidr: &str) -> WhitelistEntry {
+    entry_of("acme", cidr)
+}
+
+/// An admin-made entry of `account` for `cidr`.
+pub(crate) fn entry_of(account: &str, cidr: &str) -> WhitelistEntry {
     WhitelistEntry {
         id: String::new(),
-        account: "acme".into(),
+        account: account.into(),
         cidr: cidr.into(),
         remark: String::new(),
         tags: vec![],

@@ -74,18 +74,6 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError>
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// Keys from `from` (included) to `to` (excluded); `None` is unbounded.
-fn key_range<'a>(
-    from: Option<&'a str>,
-    to: Option<&'a str>,
-) -> (std::ops::Bound<&'a [u8]>, std::ops::Bound<&'a [u8]>) {
-    use std::ops::Bound::{Excluded, Included, Unbounded};
-    (
-        from.map_or(Unbounded, |a| Included(a.as_bytes())),
-        to.map_or(Unbounded, |a| Excluded(a.as_bytes())),
-    )
-}
-
 pub(crate) fn entry_key(account: &str, id: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(account.len() + 9);
     k.extend_from_slice(account.as_bytes());
@@ -293,15 +281,11 @@ impl Store {
             .collect()
     }
 
-    /// The account and network of every entry whose account id is in
-    /// `from..to` (`None`: unbounded), for building the table at start.
-    /// Only those two fields are decoded, borrowed from the stored bytes.
-    /// Entry keys are `account \0 id`, so an account's entries never
-    /// straddle a bound and ranges can be read in parallel.
-    pub fn for_each_entry_network(
+    /// The account and network of every entry, in account order, for
+    /// building the network index. Only those two fields are decoded,
+    /// borrowed from the stored bytes.
+    pub(crate) fn for_each_entry_network(
         &self,
-        from: Option<&str>,
-        to: Option<&str>,
         mut f: impl FnMut(&str, &str),
     ) -> Result<(), StoreError> {
         #[derive(serde::Deserialize)]
@@ -311,7 +295,7 @@ impl Store {
             #[serde(borrow)]
             cidr: std::borrow::Cow<'a, str>,
         }
-        for v in self.entries.range::<&[u8], _>(key_range(from, to)).values() {
+        for v in self.entries.iter().values() {
             let v = v?;
             let n: Network =
                 serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;

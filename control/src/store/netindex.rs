@@ -170,7 +170,7 @@ impl Store {
         }
         tracing::info!("building the store's network index from its entries (once)");
         let mut by_account: HashMap<String, Vec<IpNet>> = HashMap::new();
-        self.for_each_entry_network(None, None, |account, cidr| {
+        self.for_each_entry_network(|account, cidr| {
             if let Some(n) = parsed(cidr) {
                 by_account.entry(account.to_string()).or_default().push(n);
             }

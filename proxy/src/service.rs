@@ -178,6 +178,22 @@ impl Gate {
     }
 }
 
+/// The answer (status, code, message) when the upstream timed out, on
+/// either path.
+pub const UPSTREAM_TIMEOUT: (u16, &str, &str) = (
+    504,
+    "upstream_timeout",
+    "The API behind the gateway did not answer in time.",
+);
+
+/// The answer when the upstream could not be reached or failed, on either
+/// path.
+pub const UPSTREAM_UNAVAILABLE: (u16, &str, &str) = (
+    502,
+    "upstream_unavailable",
+    "The API behind the gateway could not be reached.",
+);
+
 /// The message a denial answers with: the reason's, or what was wrong with
 /// the account id the request carried.
 pub fn deny_message(reason: DenyReason, account_problem: Option<AccountError>) -> &'static str {
@@ -410,16 +426,8 @@ impl ProxyHttp for SharedGate {
             (
                 ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
                 ErrorSource::Upstream,
-            ) => (
-                504,
-                "upstream_timeout",
-                "The API behind the gateway did not answer in time.",
-            ),
-            (_, ErrorSource::Upstream) => (
-                502,
-                "upstream_unavailable",
-                "The API behind the gateway could not be reached.",
-            ),
+            ) => UPSTREAM_TIMEOUT,
+            (_, ErrorSource::Upstream) => UPSTREAM_UNAVAILABLE,
             (
                 ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
                 ErrorSource::Downstream,

@@ -21,7 +21,7 @@ use crate::head::Head;
 use crate::head_deadline::DeadlineStream;
 use crate::respond::{with_ip_text, write_error_answer, RequestId};
 use crate::routes::PlainUpstream;
-use crate::service::{deny_message, Gate, Outcome};
+use crate::service::{deny_message, Gate, Outcome, UPSTREAM_TIMEOUT, UPSTREAM_UNAVAILABLE};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora_core::apps::ServerApp;
@@ -189,16 +189,8 @@ enum UpstreamError {
 impl UpstreamError {
     fn answer(&self) -> (u16, &'static str, &'static str) {
         match self {
-            UpstreamError::Timeout => (
-                504,
-                "upstream_timeout",
-                "The API behind the gateway did not answer in time.",
-            ),
-            _ => (
-                502,
-                "upstream_unavailable",
-                "The API behind the gateway could not be reached.",
-            ),
+            UpstreamError::Timeout => UPSTREAM_TIMEOUT,
+            _ => UPSTREAM_UNAVAILABLE,
         }
     }
 }

@@ -343,19 +343,20 @@ impl<A> FastPath<A> {
         if c.buf.len() < end {
             return Step::Partial;
         }
-        // The target as sent, unless normalising or stripping changed the path.
+        // The target as sent (`request::read` checked its bytes), unless
+        // normalising or stripping changed the path.
         let forwarded = r.upstream_path(path);
         let (target, query) = if forwarded == p.path() {
             (p.target, None)
         } else {
+            // The normaliser re-encodes what it decoded; should a rewritten
+            // path ever hold a byte unfit for a request line, Pingora's
+            // path (which parses it as a URI) decides instead.
+            if !request::plain_target(forwarded) {
+                return Step::Other;
+            }
             (forwarded, p.query())
         };
-        // The normaliser re-encodes what it decoded; should a rewritten
-        // path ever hold a byte unfit for a request line, Pingora's path
-        // (which parses it as a URI) decides instead.
-        if !request::plain_target(target) {
-            return Step::Other;
-        }
         // From an untrusted peer the incoming header is dropped: the upstream
         // sees only the address decided on. From a trusted proxy the chain
         // is kept and this hop's address appended.

@@ -173,6 +173,7 @@ impl Store {
             db,
         };
         store.ensure_net_index()?;
+        store.settle()?;
         Ok(store)
     }
 
@@ -557,6 +558,7 @@ pub(crate) use netindex::parsed as stored_net;
 mod outbox;
 mod requests;
 mod sessions;
+mod settle;
 pub use outbox::{LinkToSend, MailJob, MailKind, Prepared};
 pub use requests::{Decision, IpRequest, LinkRecord, LinkView, NewRequest};
 pub use sessions::Session;

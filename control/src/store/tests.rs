@@ -76,6 +76,14 @@ async fn changes_survive_reopening() {
         events,
         vec!["account.created", "whitelist.added", "whitelist.added"]
     );
+    // Opening writes to settle sled's log; a second reopen must still find
+    // the same chained log and nothing added to it.
+    drop(s);
+    let v = open(&dir)
+        .verify_security_log()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(v.ok, "{v:?}");
+    assert_eq!(v.records, 3);
 }
 
 #[tokio::test]

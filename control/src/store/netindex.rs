@@ -32,6 +32,17 @@ fn mode_byte(m: WhitelistMode) -> u8 {
     }
 }
 
+/// The mode a stored byte stands for: [`mode_byte`] read backwards.
+fn mode_of(b: u8) -> Option<WhitelistMode> {
+    [
+        WhitelistMode::Off,
+        WhitelistMode::Enforce,
+        WhitelistMode::Report,
+    ]
+    .into_iter()
+    .find(|m| mode_byte(*m) == b)
+}
+
 fn corrupt() -> StoreError {
     StoreError::Corrupt("an account's record in the network index".into())
 }
@@ -62,12 +73,8 @@ pub(crate) fn pack(mode: WhitelistMode, nets: &[IpNet]) -> Vec<u8> {
 
 /// Reads an account's record: its mode, and its networks added to `out`.
 pub(crate) fn unpack_into(bytes: &[u8], out: &mut Vec<IpNet>) -> Result<WhitelistMode, StoreError> {
-    let (mode, mut bytes) = match bytes.split_first() {
-        Some((0, rest)) => (WhitelistMode::Off, rest),
-        Some((1, rest)) => (WhitelistMode::Enforce, rest),
-        Some((2, rest)) => (WhitelistMode::Report, rest),
-        _ => return Err(corrupt()),
-    };
+    let (&m, mut bytes) = bytes.split_first().ok_or_else(corrupt)?;
+    let mode = mode_of(m).ok_or_else(corrupt)?;
     while let [family, prefix, rest @ ..] = bytes {
         let (net, rest) = match *family {
             V4 => {

@@ -9,6 +9,7 @@ mod admin_import;
 mod certs;
 mod check_network;
 mod demo;
+mod huge_pages;
 mod logging;
 mod mailbox;
 mod proxy_env;

@@ -50,6 +50,7 @@ pub fn run(
     smtp_password: Option<String>,
     portal_extra: Option<axum::Router>,
 ) -> anyhow::Result<()> {
+    crate::huge_pages::turn_off();
     let store = Store::open_with_cache(&config.store.path, config.store.cache_mb)
         .context("opening the store")?;
     let started = std::time::Instant::now();

@@ -1,5 +1,6 @@
 //! The operator's kit, black-box: `ipgate check-network`, `ipgate admin
-//! import` and the access log, against the real binary.
+//! import`, the access log and the running process's memory settings,
+//! against the real binary.
 
 mod common;
 use common::*;
@@ -406,4 +407,21 @@ fn each_proxied_call_leaves_one_access_log_line_unless_turned_off() {
             "every log line is JSON: {line}"
         );
     }
+}
+
+/// Approvals must not pay for the kernel zeroing 2 MiB huge pages
+/// (README "A million entries"): the running server has them off, as
+/// `grep THP_enabled /proc/PID/status` shows an operator.
+#[test]
+fn the_running_server_has_transparent_huge_pages_off() {
+    let up = Upstream::start();
+    let gate = Gate::start(&up, GateOpts::default());
+    let pid = gate.pid().unwrap_or_else(|| panic!("no pid"));
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("THP_enabled:"))
+        .unwrap_or_else(|| panic!("this kernel does not report THP_enabled:\n{status}"));
+    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
 }

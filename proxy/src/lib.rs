@@ -21,4 +21,4 @@ pub mod table;
 pub mod tls;
 
 pub use decision::{decide, Decision, Policy};
-pub use table::{AccountPolicy, LiveTable, Mode, Table};
+pub use table::{AccountPolicy, AccountView, LiveTable, Mode, Table};

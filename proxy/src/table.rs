@@ -4,10 +4,13 @@
 //! builds the next snapshot and swaps it in whole, so a request sees the old
 //! table or the new one, never a mix. Knows nothing of Pingora or HTTP.
 
+mod directory;
 mod shard;
 
 use crate::ranges::RangeSet;
 use arc_swap::{ArcSwap, Guard};
+pub use directory::MAX_NAME;
+use directory::{folded, Directory};
 use ipnet::IpNet;
 pub use shard::AccountView;
 use shard::Shard;
@@ -61,7 +64,16 @@ pub struct Table {
     blocklist_entries: usize,
     accounts: usize,
     entries: usize,
+    /// Aliases (folded to lower case) -> account id.
+    names: Directory<Box<[u8]>>,
+    /// SHA-256 of a secret key -> account id.
+    keys: Directory<[u8; 32]>,
 }
+
+/// An account's registered alias, for [`Table::with_identities`].
+pub type Identity = (String, String);
+/// A key's SHA-256 and its account, for [`Table::with_identities`].
+pub type KeyHash = ([u8; 32], String);
 
 impl Table {
     /// An empty table at version 0.
@@ -76,6 +88,8 @@ impl Table {
             blocklist_entries: 0,
             accounts: 0,
             entries: 0,
+            names: Directory::new(),
+            keys: Directory::new(),
         }
     }
 
@@ -118,16 +132,89 @@ impl Table {
         t
     }
 
-    #[inline]
-    fn hash(&self, account: &str) -> u64 {
-        self.hasher.hash_one(account)
+    /// The same table with its identities and key hashes filled in (at
+    /// start); the version is unchanged.
+    pub fn with_identities(
+        mut self,
+        identities: impl IntoIterator<Item = Identity>,
+        keys: impl IntoIterator<Item = KeyHash>,
+    ) -> Table {
+        self.names
+            .extend(identities.into_iter().map(|(name, account)| {
+                (
+                    name.to_ascii_lowercase().into_bytes().into_boxed_slice(),
+                    Arc::from(account),
+                )
+            }));
+        self.keys
+            .extend(keys.into_iter().map(|(k, account)| (k, Arc::from(account))));
+        self
     }
 
-    /// The account's policy, if ipgate knows the account.
+    /// Hashes an account id folded to lower case, so that lookups ignore
+    /// ASCII case.
+    #[inline]
+    fn hash(&self, account: &str) -> u64 {
+        let mut buf = [0u8; MAX_NAME];
+        match folded(account.as_bytes(), &mut buf) {
+            Some(f) => self.hasher.hash_one(f),
+            None => self.hasher.hash_one(account.as_bytes()),
+        }
+    }
+
+    /// The account with id `id` (ASCII case ignored), if ipgate knows it.
     #[inline]
     pub fn account(&self, id: &str) -> Option<AccountView<'_>> {
         let h = self.hash(id);
         self.shards[shard_index(h)].get(h, id)
+    }
+
+    /// The account an identifier names: its id, or one of its registered
+    /// aliases, ASCII case ignored. No allocation.
+    #[inline]
+    pub fn resolve_name(&self, name: &str) -> Option<AccountView<'_>> {
+        if let Some(a) = self.account(name) {
+            return Some(a);
+        }
+        if self.names.is_empty() {
+            return None;
+        }
+        let mut buf = [0u8; MAX_NAME];
+        let key = folded(name.as_bytes(), &mut buf)?;
+        self.account(self.names.get(key)?)
+    }
+
+    /// The account whose registered key hashes to `sha256`.
+    #[inline]
+    pub fn resolve_key(&self, sha256: &[u8; 32]) -> Option<AccountView<'_>> {
+        self.account(self.keys.get(sha256)?)
+    }
+
+    /// The next version with alias `name` given to `account`, or removed.
+    pub fn with_name(&self, name: &str, account: Option<&str>) -> Table {
+        let mut next = self.clone();
+        let key = name.to_ascii_lowercase().into_bytes().into_boxed_slice();
+        next.names = self.names.with(key, account.map(Arc::from));
+        next.bump();
+        next
+    }
+
+    /// The next version with the key hashing to `sha256` given to
+    /// `account`, or removed.
+    pub fn with_key(&self, sha256: [u8; 32], account: Option<&str>) -> Table {
+        let mut next = self.clone();
+        next.keys = self.keys.with(sha256, account.map(Arc::from));
+        next.bump();
+        next
+    }
+
+    /// Registered aliases over all accounts (account ids not counted).
+    pub fn identities(&self) -> usize {
+        self.names.len()
+    }
+    /// Registered key hashes over all accounts.
+    pub fn keys(&self) -> usize {
+        self.keys.len()
     }
 
     /// Whether `ip` is on the global blocklist.
@@ -264,6 +351,43 @@ mod tests {
         assert_eq!((t4.accounts(), t4.entries()), (1, 2));
         let t5 = t4.with_account("ghost", None);
         assert_eq!((t5.accounts(), t5.entries()), (1, 2));
+    }
+
+    #[test]
+    fn identities_and_keys_resolve_to_their_account_ignoring_case() {
+        let t = Table::build(
+            1,
+            vec![
+                ("Acme".to_string(), AccountPolicy::new(Mode::Enforce, &[])),
+                ("globex".to_string(), AccountPolicy::new(Mode::Report, &[])),
+            ],
+            &[],
+        )
+        .with_identities(
+            vec![("Sender-1".to_string(), "Acme".to_string())],
+            vec![([7u8; 32], "globex".to_string())],
+        );
+        assert_eq!(t.account("ACME").map(|a| a.id), Some("Acme"));
+        assert_eq!(t.resolve_name("acme").map(|a| a.id), Some("Acme"));
+        assert_eq!(t.resolve_name("SENDER-1").map(|a| a.id), Some("Acme"));
+        assert_eq!(t.resolve_name("sender-2").map(|a| a.id), None);
+        assert_eq!(t.resolve_key(&[7u8; 32]).map(|a| a.id), Some("globex"));
+        assert_eq!(t.resolve_key(&[8u8; 32]).map(|a| a.id), None);
+        assert_eq!((t.identities(), t.keys()), (1, 1));
+
+        let t2 = t
+            .with_name("sender-1", None)
+            .with_key([8u8; 32], Some("acme"));
+        assert_eq!(t2.version(), 3);
+        assert!(t2.resolve_name("Sender-1").is_none());
+        assert_eq!(t2.resolve_key(&[8u8; 32]).map(|a| a.id), Some("Acme"));
+        assert!(
+            t.resolve_name("Sender-1").is_some(),
+            "the old snapshot is unchanged"
+        );
+        // A name whose account is gone resolves to nothing.
+        let t3 = t.with_account("acme", None);
+        assert!(t3.resolve_name("sender-1").is_none());
     }
 
     #[test]

@@ -11,6 +11,8 @@ use smallvec::SmallVec;
 /// What a lookup returns: the account's mode and its networks.
 #[derive(Debug, Clone, Copy)]
 pub struct AccountView<'a> {
+    /// The account's id as the operator created it.
+    pub id: &'a str,
     pub mode: Mode,
     pub allowed: &'a RangeSet,
 }
@@ -68,6 +70,7 @@ impl Shard {
         Shard::build(Vec::new())
     }
 
+    /// The account `id` (ASCII-case-insensitively), whose folded id hashes to `hash`.
     #[inline]
     pub fn get(&self, hash: u64, id: &str) -> Option<AccountView<'_>> {
         let mut i = hash as usize & self.mask;
@@ -79,8 +82,10 @@ impl Shard {
             }
             if slot.tag == t {
                 if let Some(r) = self.records.get(slot.pos as usize - 1) {
-                    if r.id.as_slice() == id.as_bytes() {
+                    if r.id.eq_ignore_ascii_case(id.as_bytes()) {
                         return Some(AccountView {
+                            // Ids are ASCII (made from a `&str`).
+                            id: std::str::from_utf8(&r.id).unwrap_or_default(),
                             mode: r.mode,
                             allowed: &r.allowed,
                         });
@@ -139,7 +144,7 @@ impl Shard {
         let mut old = None;
         let mut records = Vec::with_capacity(self.records.len() + 1);
         for r in &self.records {
-            if r.hash == hash && r.id.as_slice() == id.as_bytes() {
+            if r.hash == hash && r.id.eq_ignore_ascii_case(id.as_bytes()) {
                 old = Some(r.entries);
             } else {
                 records.push(r.clone());

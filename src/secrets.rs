@@ -44,3 +44,27 @@ pub fn smtp_password(config: &Config) -> anyhow::Result<Option<String>> {
         None => Ok(None),
     }
 }
+
+/// `IPGATE_INTROSPECT_TOKEN`, else the file named by
+/// `proxy.introspect_token_file`, else none.
+pub fn introspect_token(config: &Config) -> anyhow::Result<Option<String>> {
+    if let Ok(v) = std::env::var("IPGATE_INTROSPECT_TOKEN") {
+        if !v.is_empty() {
+            return Ok(Some(v));
+        }
+    }
+    match &config.proxy.introspect_token_file {
+        Some(path) => Ok(Some(
+            std::fs::read_to_string(path)
+                .with_context(|| {
+                    format!(
+                        "config key `proxy.introspect_token_file`: cannot read {}",
+                        path.display()
+                    )
+                })?
+                .trim()
+                .to_string(),
+        )),
+        None => Ok(None),
+    }
+}

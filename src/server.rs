@@ -17,6 +17,7 @@ use ipgate_control::store::Store;
 use ipgate_proxy::client_ip::TrustedProxies;
 use ipgate_proxy::h1::FastPath;
 use ipgate_proxy::head_check::HeadLimits;
+use ipgate_proxy::introspect::Introspector;
 use ipgate_proxy::metrics::{ProxyMetrics, TableCollector};
 use ipgate_proxy::routes::Routes;
 use ipgate_proxy::service::{Gate, SharedGate};
@@ -128,6 +129,9 @@ pub fn run(
                 max_headers: config.proxy.max_headers,
             },
             access_log: config.proxy.access_log,
+            max_inspect_body: config.proxy.max_inspect_body,
+            body_timeout: config.proxy.header_timeout.0,
+            introspector: introspector(&config)?,
         });
         // Plain HTTP/1 requests take the raw path; Pingora's proxy serves
         // the rest, with the same gate.
@@ -343,4 +347,21 @@ impl BackgroundService for ControlPlane {
             self.expire_loop(shutdown.clone())
         );
     }
+}
+
+/// The key introspection client, when `proxy.introspect_url` is set.
+fn introspector(config: &Config) -> anyhow::Result<Option<Arc<Introspector>>> {
+    let p = &config.proxy;
+    if p.introspect_url.is_empty() {
+        return Ok(None);
+    }
+    let token = crate::secrets::introspect_token(config)?;
+    let i = Introspector::new(
+        &p.introspect_url,
+        token,
+        p.introspect_ttl.0,
+        p.introspect_timeout.0,
+    )
+    .context("config key `proxy.introspect_url`")?;
+    Ok(Some(Arc::new(i)))
 }

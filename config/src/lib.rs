@@ -11,7 +11,7 @@ mod types;
 mod validate;
 
 pub use model::*;
-pub use types::{AccountSource, Cidr, HumanDuration, Upstream};
+pub use types::{AccountSource, Cidr, HumanDuration, KeySource, Upstream};
 
 use std::path::{Path, PathBuf};
 

@@ -29,8 +29,8 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum UnknownAccount {
-    #[default]
     Allow,
+    #[default]
     Deny,
 }
 
@@ -49,6 +49,20 @@ pub struct ProxyConfig {
     pub unknown_account: UnknownAccount,
     pub deny_unidentified: bool,
     pub access_log: bool,
+    /// Body bytes read for `form:`/`json:`/`key:form:` sources; a larger
+    /// body on a route that needs it is refused with 413.
+    pub max_inspect_body: usize,
+    /// RFC 7662-style introspection endpoint for keys that are not
+    /// registered; empty: off.
+    pub introspect_url: String,
+    /// How long an introspection answer (unknown keys too) is reused.
+    pub introspect_ttl: HumanDuration,
+    /// Longest wait for the introspection endpoint; past it the call is
+    /// refused with 503.
+    pub introspect_timeout: HumanDuration,
+    /// File holding the Bearer token sent to the introspection endpoint;
+    /// `IPGATE_INTROSPECT_TOKEN` wins when set.
+    pub introspect_token_file: Option<PathBuf>,
     #[serde(rename = "route")]
     pub routes: Vec<RouteConfig>,
 }
@@ -65,9 +79,14 @@ impl Default for ProxyConfig {
             max_header_bytes: 32 * 1024,
             max_headers: 100,
             header_timeout: HumanDuration(Duration::from_secs(10)),
-            unknown_account: UnknownAccount::Allow,
+            unknown_account: UnknownAccount::Deny,
             deny_unidentified: true,
             access_log: true,
+            max_inspect_body: 64 * 1024,
+            introspect_url: String::new(),
+            introspect_ttl: HumanDuration(Duration::from_secs(60)),
+            introspect_timeout: HumanDuration(Duration::from_secs(2)),
+            introspect_token_file: None,
             routes: Vec::new(),
         }
     }
@@ -92,6 +111,13 @@ pub struct RouteConfig {
     /// Longest wait for the upstream between reads.
     #[serde(default = "default_read_timeout")]
     pub read_timeout: HumanDuration,
+}
+
+impl RouteConfig {
+    /// Whether any source reads the request body.
+    pub fn reads_body(&self) -> bool {
+        self.account_from.iter().any(AccountSource::reads_body)
+    }
 }
 
 fn default_account_from() -> Vec<AccountSource> {

@@ -61,6 +61,28 @@ fn check_proxy(c: &Config) -> Result<(), ConfigError> {
     if p.header_timeout.0.is_zero() {
         return Err(invalid("proxy.header_timeout", "must be more than zero"));
     }
+    // Pingora's path replays at most 64 KiB of a body it has read.
+    if !(1..=65_536).contains(&p.max_inspect_body) {
+        return Err(invalid(
+            "proxy.max_inspect_body",
+            format!("{} is out of range 1..=65536", p.max_inspect_body),
+        ));
+    }
+    if !p.introspect_url.is_empty()
+        && (!(p.introspect_url.starts_with("http://") || p.introspect_url.starts_with("https://"))
+            || p.introspect_url.parse::<http::Uri>().is_err())
+    {
+        return Err(invalid(
+            "proxy.introspect_url",
+            format!("`{}` must be an http:// or https:// URL", p.introspect_url),
+        ));
+    }
+    if p.introspect_timeout.0.is_zero() || p.introspect_timeout.0.as_secs() > 60 {
+        return Err(invalid(
+            "proxy.introspect_timeout",
+            "must be more than zero and at most 60s",
+        ));
+    }
     if p.tls_listen.is_some() {
         if p.tls_cert.is_none() {
             return Err(invalid(

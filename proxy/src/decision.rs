@@ -1,7 +1,8 @@
 //! The decision: a pure function of (table snapshot, policy, client IP,
-//! route found, account) to a typed outcome. The Pingora service only
-//! gathers these inputs and acts on the answer.
+//! route found, caller) to a typed outcome. The proxy's paths only
+//! gather these inputs and acts on the answer.
 
+use crate::account::Caller;
 use crate::table::{Mode, Table};
 use ipgate_config::UnknownAccount;
 use std::net::IpAddr;
@@ -19,17 +20,25 @@ pub enum DenyReason {
     IpBlocked,
     NoRoute,
     Unidentified,
+    AmbiguousAccount,
     UnknownAccount,
     IpNotWhitelisted,
+    /// A key could not be introspected (endpoint down, slow or confused).
+    IntrospectionUnavailable,
+    /// The body a source must read is over `proxy.max_inspect_body`.
+    BodyTooLarge,
 }
 
 impl DenyReason {
-    pub const ALL: [DenyReason; 5] = [
+    pub const ALL: [DenyReason; 8] = [
         DenyReason::IpBlocked,
         DenyReason::NoRoute,
         DenyReason::Unidentified,
+        DenyReason::AmbiguousAccount,
         DenyReason::UnknownAccount,
         DenyReason::IpNotWhitelisted,
+        DenyReason::IntrospectionUnavailable,
+        DenyReason::BodyTooLarge,
     ];
 
     /// The `code` in the JSON body and the `reason` metric label.
@@ -38,15 +47,20 @@ impl DenyReason {
             DenyReason::IpBlocked => "ip_blocked",
             DenyReason::NoRoute => "no_route",
             DenyReason::Unidentified => "unidentified",
+            DenyReason::AmbiguousAccount => "ambiguous_account",
             DenyReason::UnknownAccount => "unknown_account",
             DenyReason::IpNotWhitelisted => "ip_not_whitelisted",
+            DenyReason::IntrospectionUnavailable => "introspection_unavailable",
+            DenyReason::BodyTooLarge => "body_too_large",
         }
     }
 
     pub fn status(self) -> u16 {
         match self {
             DenyReason::NoRoute => 404,
-            DenyReason::Unidentified => 401,
+            DenyReason::Unidentified | DenyReason::AmbiguousAccount => 401,
+            DenyReason::IntrospectionUnavailable => 503,
+            DenyReason::BodyTooLarge => 413,
             DenyReason::IpBlocked | DenyReason::UnknownAccount | DenyReason::IpNotWhitelisted => {
                 403
             }
@@ -58,6 +72,15 @@ impl DenyReason {
             DenyReason::IpBlocked => "Requests from this IP address are blocked.",
             DenyReason::NoRoute => "No API is served at this host and path.",
             DenyReason::Unidentified => "No account was found in the request; send your API credentials.",
+            DenyReason::AmbiguousAccount => {
+                "The request names more than one account, or names one the gateway does not know beside one it does; send only your own credentials."
+            }
+            DenyReason::IntrospectionUnavailable => {
+                "The API key could not be checked right now; try again shortly."
+            }
+            DenyReason::BodyTooLarge => {
+                "The request body is too large for this API's account check."
+            }
             DenyReason::UnknownAccount => "This account is not known to the gateway.",
             DenyReason::IpNotWhitelisted => {
                 "This IP address is not whitelisted for this account. Ask your account's main user to request it in the portal."
@@ -108,7 +131,8 @@ impl Decision {
     }
 }
 
-/// Decides one request, in SPEC order: blocklist, route, account, policy.
+/// Decides one request, in this order: blocklist, route, account, policy.
+/// A malformed source is refused even when unidentified calls are allowed.
 /// `ip` must be canonical (IPv4-mapped IPv6 folded).
 #[inline]
 pub fn decide(
@@ -116,7 +140,7 @@ pub fn decide(
     policy: Policy,
     ip: IpAddr,
     route_found: bool,
-    account: Option<&str>,
+    caller: Caller<'_>,
 ) -> Decision {
     if table.is_blocked(ip) {
         return Decision::Deny(DenyReason::IpBlocked);
@@ -124,18 +148,19 @@ pub fn decide(
     if !route_found {
         return Decision::Deny(DenyReason::NoRoute);
     }
-    let Some(account) = account else {
-        return if policy.deny_unidentified {
-            Decision::Deny(DenyReason::Unidentified)
-        } else {
-            Decision::Allow(AllowReason::Unidentified)
-        };
-    };
-    let Some(acct) = table.account(account) else {
-        return match policy.unknown_account {
-            UnknownAccount::Allow => Decision::Allow(AllowReason::UnknownAccount),
-            UnknownAccount::Deny => Decision::Deny(DenyReason::UnknownAccount),
-        };
+    let acct = match caller {
+        Caller::Account(a) => a,
+        Caller::Nobody if !policy.deny_unidentified => {
+            return Decision::Allow(AllowReason::Unidentified)
+        }
+        Caller::Nobody | Caller::Malformed(_) => return Decision::Deny(DenyReason::Unidentified),
+        Caller::Ambiguous => return Decision::Deny(DenyReason::AmbiguousAccount),
+        Caller::Unknown => {
+            return match policy.unknown_account {
+                UnknownAccount::Allow => Decision::Allow(AllowReason::UnknownAccount),
+                UnknownAccount::Deny => Decision::Deny(DenyReason::UnknownAccount),
+            }
+        }
     };
     match acct.mode {
         Mode::Off => Decision::Allow(AllowReason::FeatureOff),

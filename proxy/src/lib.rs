@@ -11,6 +11,7 @@ pub mod h1;
 pub mod head;
 pub mod head_check;
 pub mod head_deadline;
+pub mod introspect;
 pub mod metrics;
 pub mod path;
 pub mod ranges;

@@ -24,6 +24,8 @@ pub struct Route {
     prefix: Option<String>,
     strip_prefix: bool,
     pub sources: Vec<AccountSource>,
+    /// A source reads the body (`form:`, `json:`, `key:form:`).
+    pub reads_body: bool,
     /// The Host header sent upstream, made once (cloning it is a refcount).
     pub upstream_host: http::HeaderValue,
     /// How the raw HTTP/1 path reaches the upstream; `None` for a TLS
@@ -166,6 +168,7 @@ fn build_route(c: &RouteConfig) -> Result<Route, RouteError> {
         prefix: c.path_prefix.clone(),
         strip_prefix: c.strip_prefix,
         sources: c.account_from.clone(),
+        reads_body: c.reads_body(),
         upstream_host,
         plain: (!c.upstream.tls).then_some(PlainUpstream {
             addr,

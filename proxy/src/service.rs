@@ -2,17 +2,21 @@
 //! head, route, account), calls [`decide`](crate::decision::decide) and
 //! acts: a denial is answered here and never reaches the upstream.
 
-use crate::account::{self, AccountError};
+use crate::account::{
+    self, AccountError, AccountName, Body, Caller, Identified, KeyAnswers, Lookup, PendingKey,
+};
 use crate::client_ip::TrustedProxies;
 use crate::decision::{decide, Decision, DenyReason, Policy};
 use crate::head::{visible_text, Head};
 use crate::head_check::{self, HeadLimits};
+use crate::introspect::Introspector;
 use crate::metrics::ProxyMetrics;
 use crate::path;
 use crate::path::PathError;
 use crate::respond::{error_body, with_ip_text, RequestId};
 use crate::routes::Routes;
 use crate::table::LiveTable;
+use crate::table::Table;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
@@ -40,6 +44,12 @@ pub struct Gate {
     pub limits: HeadLimits,
     pub metrics: ProxyMetrics,
     pub access_log: bool,
+    /// `proxy.max_inspect_body`.
+    pub max_inspect_body: usize,
+    /// Bounds reading a body that a source must read (`proxy.header_timeout`).
+    pub body_timeout: std::time::Duration,
+    /// Set when `proxy.introspect_url` is.
+    pub introspector: Option<Arc<Introspector>>,
 }
 
 /// Per-request state, filled in `request_filter` and read later.
@@ -100,17 +110,31 @@ pub struct Judgement<'r> {
     /// fields below are not meaningful).
     pub path: Result<Cow<'r, str>, PathError>,
     pub route: Option<usize>,
-    pub account: Option<Cow<'r, str>>,
-    /// Why no account was found, when a source tried and was malformed.
+    /// The account the call is judged as, as the table names it.
+    pub account: Option<AccountName>,
+    /// What was malformed in the call's sources, when that is the reason.
     pub account_problem: Option<AccountError>,
+    /// Meaningful only when nothing is `pending`.
     pub decision: Decision,
+    /// What must happen before the call can be judged.
+    pub pending: Option<Pending>,
+}
+
+/// Work a path does, then judges the call again.
+#[derive(Debug)]
+pub enum Pending {
+    /// Read the body (up to `proxy.max_inspect_body`).
+    Body,
+    /// Introspect this key.
+    Key(PendingKey),
 }
 
 impl Gate {
-    /// SPEC section 4, steps 1-5, for a request from `peer`: client IP,
-    /// path, route, account, decision. Reads the live table without a lock
-    /// and allocates nothing for a canonical path (`tests/no_alloc.rs`).
-    pub fn judge<'r, H: Head>(&self, peer: IpAddr, req: &'r H) -> Judgement<'r> {
+    /// Steps 1-5 for a request from `peer`: client IP, path, route,
+    /// account, decision. Reads the live table without a lock and
+    /// allocates nothing for a canonical path and identifier sources
+    /// (`tests/no_alloc.rs`). `body`: what has been read of the body.
+    pub fn judge<'r, H: Head>(&self, peer: IpAddr, req: &'r H, body: Body<'_>) -> Judgement<'r> {
         let client_ip = self.trusted.client_ip(peer, req.values("x-forwarded-for"));
         let peer = ipgate_config::net::canonical_ip(peer);
         let trusted_peer = self.trusted.contains(peer).then_some(peer);
@@ -125,55 +149,57 @@ impl Gate {
                     account: None,
                     account_problem: None,
                     decision: Decision::Deny(DenyReason::NoRoute),
+                    pending: None,
                 }
             }
         };
-        let (route, account, account_problem) = match &normalized {
-            Cow::Borrowed(p) => self.route_and_account(req, p),
-            // Only a path that had to be rewritten: an account taken from
-            // it must outlive the local copy.
-            Cow::Owned(p) => {
-                let (route, account, problem) = self.route_and_account(req, p);
-                (route, account.map(|a| Cow::Owned(a.into_owned())), problem)
-            }
-        };
-        let table = self.table.load();
-        let decision = decide(
-            &table,
-            self.policy,
-            client_ip,
-            route.is_some(),
-            account.as_deref(),
-        );
-        Judgement {
-            client_ip,
-            trusted_peer,
-            path: Ok(normalized),
-            route,
-            account,
-            account_problem,
-            decision,
-        }
-    }
-
-    /// SPEC section 4, steps 3-4: the route by Host and path, and the
-    /// account named in the request.
-    fn route_and_account<'a, H: Head>(
-        &self,
-        req: &'a H,
-        path: &'a str,
-    ) -> (Option<usize>, Option<Cow<'a, str>>, Option<AccountError>) {
         let host = req
             .values("host")
             .next()
             .and_then(visible_text)
             .or(req.uri_host());
-        let Some((i, r)) = self.routes.find(host, path) else {
-            return (None, None, None);
+        let found = self.routes.find(host, &normalized);
+        let guard = self.table.load();
+        let table: &Table = &guard;
+        let mut pending = None;
+        // A blocked address is refused before its sources are read.
+        let caller = match found {
+            Some((_, r)) if !table.is_blocked(client_ip) => {
+                let lookup = Lookup {
+                    table,
+                    answers: self.introspector.as_deref().map(|i| i as &dyn KeyAnswers),
+                };
+                match account::identify(&r.sources, req, r.rest(&normalized), body, lookup) {
+                    Identified::Done(c) => c,
+                    Identified::NeedBody => {
+                        pending = Some(Pending::Body);
+                        Caller::Nobody
+                    }
+                    Identified::Introspect(k) => {
+                        pending = Some(Pending::Key(k));
+                        Caller::Nobody
+                    }
+                }
+            }
+            _ => Caller::Nobody,
         };
-        match account::extract(&r.sources, req, r.rest(path)) {
-            Ok(a) => (Some(i), a, None),
-            Err(e) => (Some(i), None, Some(e)),
+        let route = found.map(|(i, _)| i);
+        let decision = decide(table, self.policy, client_ip, route.is_some(), caller);
+        Judgement {
+            client_ip,
+            trusted_peer,
+            path: Ok(normalized),
+            route,
+            account: match caller {
+                Caller::Account(a) => Some(AccountName::new(a.id)),
+                _ => None,
+            },
+            account_problem: match caller {
+                Caller::Malformed(e) => Some(e),
+                _ => None,
+            },
+            decision,
+            pending,
         }
     }
 }
@@ -198,12 +224,7 @@ pub const UPSTREAM_UNAVAILABLE: (u16, &str, &str) = (
 /// the account id the request carried.
 pub fn deny_message(reason: DenyReason, account_problem: Option<AccountError>) -> &'static str {
     match (reason, account_problem) {
-        (DenyReason::Unidentified, Some(AccountError::BadBasicAuth)) => {
-            "The Authorization header is not valid Basic credentials (base64 of account:password)."
-        }
-        (DenyReason::Unidentified, Some(AccountError::BadAccountId)) => {
-            "The account id in the request is malformed (1-128 of A-Z a-z 0-9 . _ - @ +, given once)."
-        }
+        (DenyReason::Unidentified, Some(e)) => e.message(),
         _ => reason.message(),
     }
 }
@@ -246,6 +267,44 @@ impl Gate {
                 "request"
             );
         }
+    }
+}
+
+impl Gate {
+    /// Reads the whole request body for a source that needs it, within
+    /// `body_timeout` and `max_inspect_body`. Pingora keeps what was read
+    /// and sends it upstream unchanged (its retry buffer, 64 KiB).
+    /// `Ok(Err(reason))`: refuse the call with `reason`.
+    async fn read_body(&self, session: &mut Session) -> Result<Result<Bytes, DenyReason>> {
+        session.as_mut().enable_retry_buffering();
+        let mut buf = bytes::BytesMut::new();
+        let deadline = tokio::time::Instant::now() + self.body_timeout;
+        loop {
+            let chunk = match tokio::time::timeout_at(deadline, session.read_request_body()).await {
+                Err(_) => {
+                    return Error::e_explain(ErrorType::ReadTimedout, "reading the request body")
+                }
+                Ok(r) => r?,
+            };
+            let Some(chunk) = chunk else {
+                return Ok(Ok(buf.freeze()));
+            };
+            if buf.len() + chunk.len() > self.max_inspect_body {
+                return Ok(Err(DenyReason::BodyTooLarge));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+    }
+
+    /// Asks the introspection endpoint about `key`; `Err` when it cannot
+    /// answer (then the call is refused with 503).
+    pub async fn introspect(&self, key: &PendingKey) -> std::result::Result<(), ()> {
+        let Some(i) = &self.introspector else {
+            return Err(());
+        };
+        i.introspect(key).await.map_err(|e| {
+            tracing::warn!(error = %e, "key introspection failed; the call is refused");
+        })
     }
 }
 
@@ -314,7 +373,53 @@ impl ProxyHttp for SharedGate {
             .await?;
             return Ok(true);
         };
-        let j = self.judge(peer, session.req_header());
+        let mut body: Option<Bytes> = None;
+        let mut introspected = false;
+        let j = loop {
+            let view = match &body {
+                Some(b) => Body::Read(b),
+                None if has_body(session.req_header()) => Body::Unread,
+                None => Body::None,
+            };
+            let mut j = self.judge(peer, session.req_header(), view);
+            let Some(pending) = j.pending.take() else {
+                break j;
+            };
+            let (client_ip, route) = (j.client_ip, j.route);
+            drop(j);
+            let refusal = match pending {
+                Pending::Body if body.is_none() => match self.read_body(session).await? {
+                    Ok(b) => {
+                        body = Some(b);
+                        continue;
+                    }
+                    Err(refusal) => refusal,
+                },
+                Pending::Key(key) if !introspected => {
+                    introspected = true;
+                    match self.introspect(&key).await {
+                        Ok(()) => continue,
+                        Err(()) => DenyReason::IntrospectionUnavailable,
+                    }
+                }
+                // Asked once and still not answerable: refuse.
+                Pending::Body => DenyReason::BodyTooLarge,
+                Pending::Key(_) => DenyReason::IntrospectionUnavailable,
+            };
+            ctx.client_ip = Some(client_ip);
+            ctx.route = route;
+            ctx.decision = Some(Decision::Deny(refusal));
+            self.answer(
+                session,
+                ctx,
+                refusal.status(),
+                refusal.code(),
+                refusal.message(),
+                true,
+            )
+            .await?;
+            return Ok(true);
+        };
         ctx.client_ip = Some(j.client_ip);
         ctx.trusted_peer = j.trusted_peer;
         let normalized = match j.path {
@@ -330,7 +435,7 @@ impl ProxyHttp for SharedGate {
         ctx.decision = Some(decision);
         // Kept past this filter only for the access log or account labels.
         if self.access_log || self.metrics.labels_accounts() {
-            ctx.account = j.account.map(|a| a.into_owned());
+            ctx.account = j.account.map(|a| a.as_str().to_owned());
         }
 
         if let Decision::Deny(reason) = decision {

@@ -25,6 +25,11 @@ fn table() -> Table {
     )
 }
 
+/// The caller as the sources would find it: known, or unknown.
+fn who<'t>(t: &'t Table, id: &str) -> Caller<'t> {
+    t.account(id).map_or(Caller::Unknown, Caller::Account)
+}
+
 const STRICT: Policy = Policy {
     unknown_account: UnknownAccount::Deny,
     deny_unidentified: true,
@@ -38,11 +43,11 @@ const LAX: Policy = Policy {
 fn whitelisted_ip_is_allowed_in_enforce() {
     let t = table();
     assert_eq!(
-        decide(&t, STRICT, ip("203.0.113.10"), true, Some("enf")),
+        decide(&t, STRICT, ip("203.0.113.10"), true, who(&t, "enf")),
         Decision::Allow(AllowReason::Whitelisted)
     );
     assert_eq!(
-        decide(&t, STRICT, ip("2001:db8::42"), true, Some("enf")),
+        decide(&t, STRICT, ip("2001:db8::42"), true, who(&t, "enf")),
         Decision::Allow(AllowReason::Whitelisted)
     );
 }
@@ -51,23 +56,24 @@ fn whitelisted_ip_is_allowed_in_enforce() {
 fn other_ip_is_denied_in_enforce_and_reported_in_report() {
     let t = table();
     assert_eq!(
-        decide(&t, STRICT, ip("198.51.100.1"), true, Some("enf")),
+        decide(&t, STRICT, ip("198.51.100.1"), true, who(&t, "enf")),
         Decision::Deny(DenyReason::IpNotWhitelisted)
     );
     assert_eq!(
-        decide(&t, STRICT, ip("198.51.100.1"), true, Some("rep")),
+        decide(&t, STRICT, ip("198.51.100.1"), true, who(&t, "rep")),
         Decision::Report(DenyReason::IpNotWhitelisted)
     );
     assert_eq!(
-        decide(&t, STRICT, ip("203.0.113.10"), true, Some("rep")),
+        decide(&t, STRICT, ip("203.0.113.10"), true, who(&t, "rep")),
         Decision::Allow(AllowReason::Whitelisted)
     );
 }
 
 #[test]
 fn feature_off_allows_any_ip() {
+    let t0 = table();
     assert_eq!(
-        decide(&table(), STRICT, ip("198.51.100.1"), true, Some("off")),
+        decide(&t0, STRICT, ip("198.51.100.1"), true, who(&t0, "off")),
         Decision::Allow(AllowReason::FeatureOff)
     );
 }
@@ -83,23 +89,24 @@ fn blocklist_wins_over_whitelist_and_route() {
         )),
     );
     assert_eq!(
-        decide(&t, STRICT, ip("203.0.113.66"), true, Some("enf")),
+        decide(&t, STRICT, ip("203.0.113.66"), true, who(&t, "enf")),
         Decision::Deny(DenyReason::IpBlocked)
     );
     assert_eq!(
-        decide(&t, STRICT, ip("203.0.113.66"), false, None),
+        decide(&t, STRICT, ip("203.0.113.66"), false, Caller::Nobody),
         Decision::Deny(DenyReason::IpBlocked)
     );
     assert_eq!(
-        decide(&t, LAX, ip("203.0.113.66"), true, Some("off")),
+        decide(&t, LAX, ip("203.0.113.66"), true, who(&t, "off")),
         Decision::Deny(DenyReason::IpBlocked)
     );
 }
 
 #[test]
 fn no_route_comes_before_account() {
+    let t0 = table();
     assert_eq!(
-        decide(&table(), STRICT, ip("203.0.113.10"), false, Some("enf")),
+        decide(&t0, STRICT, ip("203.0.113.10"), false, who(&t0, "enf")),
         Decision::Deny(DenyReason::NoRoute)
     );
 }
@@ -108,19 +115,19 @@ fn no_route_comes_before_account() {
 fn unidentified_and_unknown_follow_policy() {
     let t = table();
     assert_eq!(
-        decide(&t, STRICT, ip("198.51.100.1"), true, None),
+        decide(&t, STRICT, ip("198.51.100.1"), true, Caller::Nobody),
         Decision::Deny(DenyReason::Unidentified)
     );
     assert_eq!(
-        decide(&t, LAX, ip("198.51.100.1"), true, None),
+        decide(&t, LAX, ip("198.51.100.1"), true, Caller::Nobody),
         Decision::Allow(AllowReason::Unidentified)
     );
     assert_eq!(
-        decide(&t, STRICT, ip("198.51.100.1"), true, Some("ghost")),
+        decide(&t, STRICT, ip("198.51.100.1"), true, who(&t, "ghost")),
         Decision::Deny(DenyReason::UnknownAccount)
     );
     assert_eq!(
-        decide(&t, LAX, ip("198.51.100.1"), true, Some("ghost")),
+        decide(&t, LAX, ip("198.51.100.1"), true, who(&t, "ghost")),
         Decision::Allow(AllowReason::UnknownAccount)
     );
 }
@@ -137,8 +144,32 @@ fn status_codes_match_the_contract() {
             ("ip_blocked", 403),
             ("no_route", 404),
             ("unidentified", 401),
+            ("ambiguous_account", 401),
             ("unknown_account", 403),
-            ("ip_not_whitelisted", 403)
+            ("ip_not_whitelisted", 403),
+            ("introspection_unavailable", 503),
+            ("body_too_large", 413),
         ]
     );
+}
+
+#[test]
+fn ambiguous_and_malformed_callers_are_refused_whatever_the_policy() {
+    let t = table();
+    for policy in [STRICT, LAX] {
+        assert_eq!(
+            decide(&t, policy, ip("203.0.113.10"), true, Caller::Ambiguous),
+            Decision::Deny(DenyReason::AmbiguousAccount)
+        );
+        assert_eq!(
+            decide(
+                &t,
+                policy,
+                ip("203.0.113.10"),
+                true,
+                Caller::Malformed(crate::account::AccountError::Repeated)
+            ),
+            Decision::Deny(DenyReason::Unidentified)
+        );
+    }
 }

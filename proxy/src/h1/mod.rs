@@ -16,12 +16,15 @@ pub mod request;
 mod response;
 mod timer;
 
-use crate::decision::Decision;
+use crate::account::{Body, PendingKey};
+use crate::decision::{Decision, DenyReason};
 use crate::head::Head;
 use crate::head_deadline::DeadlineStream;
 use crate::respond::{with_ip_text, write_error_answer, RequestId};
 use crate::routes::PlainUpstream;
-use crate::service::{deny_message, Gate, Outcome, UPSTREAM_TIMEOUT, UPSTREAM_UNAVAILABLE};
+use crate::service::{
+    deny_message, Gate, Judgement, Outcome, Pending, UPSTREAM_TIMEOUT, UPSTREAM_UNAVAILABLE,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora_core::apps::ServerApp;
@@ -140,6 +143,8 @@ enum Step {
         status: u16,
         close: bool,
     },
+    /// A key must be introspected before the head is planned again.
+    Introspect(PendingKey),
     /// `Conn::out` holds the request for the upstream.
     Forward {
         seen: Seen,
@@ -201,9 +206,18 @@ impl<A> FastPath<A> {
             if *shutdown.borrow() {
                 return End::Close;
             }
+            let mut introspected = false;
             let step = loop {
-                match self.plan(c) {
+                match self.plan(c, introspected) {
                     Step::Partial => {}
+                    Step::Introspect(key) => {
+                        introspected = true;
+                        // Whatever the answer, planning again decides: a
+                        // failure leaves the key unanswered, and then
+                        // `plan` says so again and the call is refused.
+                        let _ = self.gate.introspect(&key).await;
+                        continue;
+                    }
                     step => break step,
                 }
                 if c.buf.len() >= self.gate.limits.max_bytes + request::MAX_BODY {
@@ -218,7 +232,7 @@ impl<A> FastPath<A> {
                 }
             };
             let keep = match step {
-                Step::Partial | Step::Other => return End::Fallback,
+                Step::Partial | Step::Other | Step::Introspect(_) => return End::Fallback,
                 Step::Answer {
                     seen,
                     status,
@@ -281,7 +295,9 @@ impl<A> FastPath<A> {
 
     /// Parses and judges the head at the start of `c.buf` (SPEC section 4,
     /// steps 1-5), and writes what is to be sent into `c.out`.
-    fn plan(&self, c: &mut Conn) -> Step {
+    /// `introspected`: a key of this request was sent to introspection
+    /// already; one still unanswered then refuses the call (503).
+    fn plan(&self, c: &mut Conn, introspected: bool) -> Step {
         let gate = &*self.gate;
         let mut headers = request::headers();
         let p = match request::read(
@@ -297,10 +313,39 @@ impl<A> FastPath<A> {
         let Some(peer) = c.peer else {
             return Step::Other;
         };
-        let j = gate.judge(peer, &p);
+        let end = p.head_len + p.body_len;
+        let body = match &c.buf.get(p.head_len..end) {
+            _ if p.body_len == 0 => Body::None,
+            Some(b) => Body::Read(b),
+            None => Body::Unread,
+        };
+        let j = gate.judge(peer, &p, body);
         let Ok(path) = &j.path else {
             return Step::Other;
         };
+        match j.pending {
+            None => {}
+            Some(Pending::Body) if p.body_len <= gate.max_inspect_body => return Step::Partial,
+            Some(Pending::Body) => {
+                return refuse(
+                    &mut c.out,
+                    &mut c.scratch,
+                    &j,
+                    p.head_len,
+                    DenyReason::BodyTooLarge,
+                );
+            }
+            Some(Pending::Key(_)) if introspected => {
+                return refuse(
+                    &mut c.out,
+                    &mut c.scratch,
+                    &j,
+                    p.head_len,
+                    DenyReason::IntrospectionUnavailable,
+                );
+            }
+            Some(Pending::Key(key)) => return Step::Introspect(key),
+        }
         let seen = |consumed| Seen {
             id: RequestId::next(),
             started: Instant::now(),
@@ -308,7 +353,7 @@ impl<A> FastPath<A> {
             route: j.route,
             decision: j.decision,
             account: (gate.access_log || gate.metrics.labels_accounts())
-                .then(|| j.account.as_deref().map(str::to_owned))
+                .then(|| j.account.map(|a| a.as_str().to_owned()))
                 .flatten(),
             consumed,
         };
@@ -339,7 +384,6 @@ impl<A> FastPath<A> {
         let Some(upstream) = r.plain else {
             return Step::Other; // a TLS upstream: Pingora's path
         };
-        let end = p.head_len + p.body_len;
         if c.buf.len() < end {
             return Step::Partial;
         }
@@ -477,6 +521,42 @@ impl<A> FastPath<A> {
                 }
             }
         }
+    }
+}
+
+/// Writes a refusal decided outside [`Gate::judge`] into `out`; the
+/// connection is closed after it (the body is not read).
+fn refuse(
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    j: &Judgement<'_>,
+    consumed: usize,
+    reason: DenyReason,
+) -> Step {
+    let seen = Seen {
+        id: RequestId::next(),
+        started: Instant::now(),
+        client_ip: j.client_ip,
+        route: j.route,
+        decision: Decision::Deny(reason),
+        account: None,
+        consumed,
+    };
+    out.clear();
+    write_error_answer(
+        out,
+        scratch,
+        reason.status(),
+        reason.code(),
+        reason.message(),
+        Some(seen.client_ip),
+        seen.id,
+        true,
+    );
+    Step::Answer {
+        seen,
+        status: reason.status(),
+        close: true,
     }
 }
 

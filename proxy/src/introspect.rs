@@ -173,8 +173,15 @@ fn without_url(e: &reqwest::Error) -> String {
     s
 }
 
+/// Everything but RFC 3986's unreserved characters is percent-encoded.
+const FORM_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 fn form_encode(key: &[u8]) -> String {
-    percent_encoding::percent_encode(key, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::percent_encode(key, FORM_VALUE).to_string()
 }
 
 #[cfg(test)]

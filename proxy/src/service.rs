@@ -127,6 +127,8 @@ pub enum Pending {
     Body,
     /// Introspect this key.
     Key(PendingKey),
+    /// Refuse: the body a source must read is over `max_inspect_body`.
+    TooLarge,
 }
 
 impl Gate {
@@ -164,6 +166,15 @@ impl Gate {
         let mut pending = None;
         // A blocked address is refused before its sources are read.
         let caller = match found {
+            Some((_, r))
+                if r.reads_body
+                    && matches!(body, Body::Read(b) if b.len() > self.max_inspect_body) =>
+            {
+                if !table.is_blocked(client_ip) {
+                    pending = Some(Pending::TooLarge);
+                }
+                Caller::Nobody
+            }
             Some((_, r)) if !table.is_blocked(client_ip) => {
                 let lookup = Lookup {
                     table,
@@ -403,7 +414,7 @@ impl ProxyHttp for SharedGate {
                     }
                 }
                 // Asked once and still not answerable: refuse.
-                Pending::Body => DenyReason::BodyTooLarge,
+                Pending::Body | Pending::TooLarge => DenyReason::BodyTooLarge,
                 Pending::Key(_) => DenyReason::IntrospectionUnavailable,
             };
             ctx.client_ip = Some(client_ip);

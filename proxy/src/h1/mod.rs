@@ -326,7 +326,7 @@ impl<A> FastPath<A> {
         match j.pending {
             None => {}
             Some(Pending::Body) if p.body_len <= gate.max_inspect_body => return Step::Partial,
-            Some(Pending::Body) => {
+            Some(Pending::Body | Pending::TooLarge) => {
                 return refuse(
                     &mut c.out,
                     &mut c.scratch,

@@ -26,6 +26,7 @@ use ipgate_control::publish::{load_table, Publisher, Touched};
 use ipgate_control::seclog::Actor;
 use ipgate_control::store::{Decision as Verdict, NewRequest, Prepared, Store};
 use ipgate_control::users::token_hash;
+use ipgate_proxy::account::Caller;
 use ipgate_proxy::{decide, Decision, LiveTable, Policy};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -146,10 +147,11 @@ async fn populate(dir: &Path, accounts: u32) {
 }
 
 fn allowed(table: &LiveTable, account: &str, ip: IpAddr) -> bool {
-    matches!(
-        decide(&table.load(), POLICY, ip, true, Some(account)),
-        Decision::Allow(_)
-    )
+    let table = table.load();
+    let caller = table
+        .account(account)
+        .map_or(Caller::Unknown, Caller::Account);
+    matches!(decide(&table, POLICY, ip, true, caller), Decision::Allow(_))
 }
 
 /// One approval through the link, timed until the proxy allows the IP.

@@ -1,14 +1,16 @@
 //! Table benchmarks (criterion): one whole decision (snapshot load, account
-//! lookup, IP match) at 100k accounts / 1M entries, hit and miss, IPv4 and
-//! IPv6; publishing one account's change into that table; and decisions
+//! lookup, IP match) at 100k accounts / 1M entries / 100k aliases / 100k
+//! keys, hit and miss, IPv4 and IPv6, by account id, alias or key; publishing one account's change into that table; and decisions
 //! while a writer publishes non-stop (readers must not slow down).
 //!
 //! `cargo bench --bench table` measures; `cargo test --benches` runs each once.
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use ipgate_config::UnknownAccount;
-use ipgate_proxy::{decide, AccountPolicy, LiveTable, Mode, Policy, Table};
+use ipgate_proxy::account::Caller;
+use ipgate_proxy::{decide, AccountPolicy, Decision, LiveTable, Mode, Policy, Table};
 use ipnet::IpNet;
+use sha2::{Digest, Sha256};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -42,7 +44,28 @@ fn build() -> Table {
             AccountPolicy::new(Mode::Enforce, &nets_of(i)),
         )
     });
-    Table::build(1, accounts, &["192.0.2.0/24".parse().unwrap_or_default()])
+    Table::build(1, accounts, &["192.0.2.0/24".parse().unwrap_or_default()]).with_identities(
+        (0..ACCOUNTS).map(|i| (format!("Sender-{i}"), format!("acct-{i}"))),
+        (0..ACCOUNTS).map(|i| (sha(&key_of(i)), format!("acct-{i}"))),
+    )
+}
+
+/// Account i's secret key (each account has one registered, and one alias).
+fn key_of(i: u32) -> String {
+    format!("sk_live_{i:08}_0123456789abcdef0123456789abcdef")
+}
+
+fn sha(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// The whole decision for an identifier: resolve it (id or alias), decide.
+#[inline]
+fn judge_name(table: &Table, name: &str, ip: IpAddr) -> Decision {
+    let caller = table
+        .resolve_name(name)
+        .map_or(Caller::Unknown, Caller::Account);
+    decide(table, POLICY, ip, true, caller)
 }
 
 /// Deterministic pseudo-random account numbers (no RNG cost in the loop).
@@ -94,13 +117,7 @@ fn decisions(c: &mut Criterion) {
                 let (acct, ip) = &qs[n % QUERIES];
                 n += 1;
                 let table = live.load();
-                black_box(decide(
-                    &table,
-                    POLICY,
-                    black_box(*ip),
-                    true,
-                    Some(acct.as_str()),
-                ))
+                black_box(judge_name(&table, acct, black_box(*ip)))
             })
         });
     }
@@ -112,13 +129,40 @@ fn decisions(c: &mut Criterion) {
         b.iter(|| {
             let (acct, ip) = &qs[n % QUERIES];
             n += 1;
-            black_box(decide(
-                &held,
-                POLICY,
-                black_box(*ip),
-                true,
-                Some(acct.as_str()),
-            ))
+            black_box(judge_name(&held, acct, black_box(*ip)))
+        })
+    });
+    // Through an alias (100k registered), in another letter case.
+    let aliases: Vec<(String, IpAddr)> = queries("hit_v4")
+        .into_iter()
+        .map(|(a, ip)| (a.replace("acct-", "SENDER-"), ip))
+        .collect();
+    let mut n = 0usize;
+    g.bench_function("alias_hit_v4", |b| {
+        b.iter(|| {
+            let (name, ip) = &aliases[n % QUERIES];
+            n += 1;
+            let table = live.load();
+            black_box(judge_name(&table, name, black_box(*ip)))
+        })
+    });
+    // Through a secret key (100k registered): SHA-256 of the key, then the lookup.
+    let keys: Vec<(String, IpAddr)> = picks()
+        .into_iter()
+        .zip(queries("hit_v4"))
+        .map(|(i, (_, ip))| (key_of(i), ip))
+        .collect();
+    let mut n = 0usize;
+    g.bench_function("key_hit_v4", |b| {
+        b.iter(|| {
+            let (key, ip) = &keys[n % QUERIES];
+            n += 1;
+            let table = live.load();
+            let digest = sha(black_box(key));
+            let caller = table
+                .resolve_key(&digest)
+                .map_or(Caller::Unknown, Caller::Account);
+            black_box(decide(&table, POLICY, black_box(*ip), true, caller))
         })
     });
     let unknown: Vec<String> = (0..QUERIES).map(|i| format!("ghost-{i}")).collect();
@@ -127,12 +171,10 @@ fn decisions(c: &mut Criterion) {
         b.iter(|| {
             n += 1;
             let table = live.load();
-            black_box(decide(
+            black_box(judge_name(
                 &table,
-                POLICY,
+                &unknown[n % QUERIES],
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
-                true,
-                Some(unknown[n % QUERIES].as_str()),
             ))
         })
     });
@@ -182,13 +224,7 @@ fn decisions_while_publishing(c: &mut Criterion) {
             let (acct, ip) = &qs[n % QUERIES];
             n += 1;
             let table = live.load();
-            black_box(decide(
-                &table,
-                POLICY,
-                black_box(*ip),
-                true,
-                Some(acct.as_str()),
-            ))
+            black_box(judge_name(&table, acct, black_box(*ip)))
         })
     });
     stop.store(true, Ordering::Relaxed);

@@ -7,6 +7,8 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod identities;
+
 #[derive(Args)]
 pub struct AdminArgs {
     /// Admin API base URL (default: from --config's control.admin_listen, else http://127.0.0.1:9002).
@@ -30,6 +32,13 @@ enum AdminCmd {
     /// An account's whitelist entries (IPv4 or IPv6, address or CIDR).
     #[command(subcommand)]
     Whitelist(WhitelistCmd),
+    /// An account's identities: names the upstream knows it by (usernames,
+    /// API key ids, sender ids, phone-number ids).
+    #[command(subcommand)]
+    Identity(identities::IdentityCmd),
+    /// An account's secret keys, kept by ipgate only as SHA-256 hashes.
+    #[command(subcommand)]
+    Key(identities::KeyCmd),
     /// The global blocklist.
     #[command(subcommand)]
     Blocklist(BlocklistCmd),
@@ -39,9 +48,15 @@ enum AdminCmd {
     /// Portal users, their 2FA and API tokens.
     #[command(subcommand)]
     User(UserCmd),
-    /// Adds whitelist entries from a CSV file (`account,cidr,remark,tags`; `-` reads stdin),
-    /// showing progress and a summary of what was added or refused.
-    Import { file: PathBuf },
+    /// Imports a CSV file (`-` reads stdin), showing progress and a summary
+    /// of what was added or refused. Rows by kind: entries
+    /// `account,cidr[,remark[,tags]]`, identities `account,value[,remark]`,
+    /// keys `account,sha256[,remark]` (hashes only, never keys).
+    Import {
+        #[arg(long, value_enum, default_value = "entries")]
+        kind: crate::admin_import::Kind,
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -280,6 +295,8 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             ),
             None,
         ),
+        AdminCmd::Identity(cmd) => identities::identity_call(cmd),
+        AdminCmd::Key(cmd) => identities::key_call(cmd)?,
         AdminCmd::Blocklist(BlocklistCmd::List) => ("GET", "/admin/v1/blocklist".into(), None),
         AdminCmd::Blocklist(BlocklistCmd::Add { cidr, remark }) => (
             "POST",
@@ -326,8 +343,8 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
         AdminCmd::Blocklist(BlocklistCmd::Remove { id }) => {
             ("DELETE", format!("/admin/v1/blocklist/{}", seg(id)), None)
         }
-        AdminCmd::Import { file } => {
-            return crate::admin_import::run(&AdminClient::new(base, &args.token)?, file);
+        AdminCmd::Import { kind, file } => {
+            return crate::admin_import::run(&AdminClient::new(base, &args.token)?, file, *kind);
         }
     };
     let client = AdminClient::new(base, &args.token)?;

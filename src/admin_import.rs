@@ -1,28 +1,24 @@
-//! `ipgate admin import FILE`: whitelist entries from a CSV file, one admin
-//! API call per row, with progress on stderr and a summary at the end.
+//! `ipgate admin import [--kind K] FILE`: whitelist entries (the default),
+//! account identities or key hashes from a CSV file, one admin API call per
+//! row, with progress on stderr and a summary at the end.
 //!
-//! Rows are `account,cidr[,remark[,tags]]` (tags separated by `;`); a first
-//! row starting with `account` is a header; `#` starts a comment line. An
-//! entry already on the whitelist is skipped, so a stopped import can simply
-//! be run again. The import stops at the first answer that says the server,
+//! Rows are `account,cidr[,remark[,tags]]` (tags separated by `;`),
+//! `account,value[,remark]` or `account,sha256[,remark]` (see `kind`); a
+//! first row starting with `account` is a header; `#` starts a comment
+//! line. A row already there is skipped, so a stopped import can simply be
+//! run again. The import stops at the first answer that says the server,
 //! not the row, is the problem (bad token, store not writable, unreachable).
 
-use crate::admin_cli::{seg, AdminClient};
-use serde_json::{json, Value};
+mod kind;
+
+use crate::admin_cli::AdminClient;
+pub use kind::Kind;
+use serde_json::Value;
+use std::collections::HashMap;
 use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-
-/// One data row of the file.
-#[derive(Debug, PartialEq)]
-struct Row {
-    line: u64,
-    account: String,
-    cidr: String,
-    remark: String,
-    tags: Vec<String>,
-}
 
 /// What became of each row so far.
 #[derive(Default)]
@@ -32,9 +28,13 @@ struct Tally {
     refused: Vec<(u64, String)>,
 }
 
-pub fn run(client: &AdminClient, file: &Path) -> anyhow::Result<ExitCode> {
+pub fn run(client: &AdminClient, file: &Path, kind: Kind) -> anyhow::Result<ExitCode> {
     let text = read_input(file)?;
-    let (rows, mut tally) = parse(&text);
+    let (rows, refused) = kind::parse(&text, kind);
+    let mut tally = Tally {
+        refused,
+        ..Tally::default()
+    };
     let total = rows.len() + tally.refused.len();
     let name = file.display();
     eprintln!("importing {total} rows from {name}");
@@ -43,21 +43,32 @@ pub fn run(client: &AdminClient, file: &Path) -> anyhow::Result<ExitCode> {
         eprintln!("line {line}: refused: {why}");
         progress.step(&tally);
     }
+    let mut known = HashMap::new();
     let mut stopped = None;
     for row in &rows {
-        let body = json!({"cidr": row.cidr, "remark": row.remark, "tags": row.tags});
-        let path = format!("/admin/v1/accounts/{}/whitelist", seg(&row.account));
-        match client.call("POST", &path, Some(body)) {
-            Ok((status, _)) if status.is_success() => tally.added += 1,
-            Ok((status, _)) if status == reqwest::StatusCode::CONFLICT => tally.present += 1,
-            Ok((status, text))
+        let answer = client.call("POST", &kind.path(&row.account), Some(kind.body(row)));
+        let answer = match answer {
+            Ok((status, text)) if status == reqwest::StatusCode::CONFLICT => kind
+                .already_there(client, row, &mut known)
+                .map(|present| (status, text, present)),
+            Ok((status, text)) => Ok((status, text, false)),
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok((status, _, _)) if status.is_success() => {
+                tally.added += 1;
+                // The account's list, if read, no longer holds all it has.
+                known.remove(&row.account);
+            }
+            Ok((_, _, true)) => tally.present += 1,
+            Ok((status, text, _))
                 if status.is_client_error() && status != reqwest::StatusCode::UNAUTHORIZED =>
             {
-                let why = format!("{} {}: {}", row.account, row.cidr, api_message(&text));
+                let why = format!("{}: {}", kind.describe(row), api_message(&text));
                 eprintln!("line {}: refused: {why}", row.line);
                 tally.refused.push((row.line, why));
             }
-            Ok((status, text)) => {
+            Ok((status, text, _)) => {
                 stopped = Some(format!(
                     "line {}: the admin API answered {status}: {}",
                     row.line,
@@ -75,9 +86,10 @@ pub fn run(client: &AdminClient, file: &Path) -> anyhow::Result<ExitCode> {
     progress.finish(&tally);
     tally.refused.sort();
     println!(
-        "{name}: {} added, {} already on the whitelist, {} refused{}",
+        "{name}: {} added, {} {}, {} refused{}",
         tally.added,
         tally.present,
+        kind.present(),
         tally.refused.len(),
         if tally.refused.is_empty() { "" } else { ":" }
     );
@@ -120,69 +132,6 @@ fn read_input(file: &Path) -> anyhow::Result<String> {
             e.utf8_error().valid_up_to()
         )
     })
-}
-
-/// The rows to send, and the rows refused before any call.
-fn parse(text: &str) -> (Vec<Row>, Tally) {
-    let mut rows = Vec::new();
-    let mut tally = Tally::default();
-    let mut first = true;
-    // One physical line per row, so every message names the right line (the
-    // reader's own count leaves out blank lines); remarks are one line anyway.
-    for (i, text) in text.lines().enumerate() {
-        let line = i as u64 + 1;
-        if text.trim().is_empty() || text.trim_start().starts_with('#') {
-            continue;
-        }
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(text.as_bytes());
-        let record = match reader.records().next() {
-            Some(Ok(r)) => r,
-            Some(Err(e)) => {
-                tally.refused.push((line, format!("not a CSV row: {e}")));
-                continue;
-            }
-            None => continue,
-        };
-        let field = |n: usize| record.get(n).unwrap_or("").to_string();
-        if std::mem::take(&mut first) && field(0).eq_ignore_ascii_case("account") {
-            continue;
-        }
-        if record.len() > 4 {
-            tally.refused.push((
-                line,
-                format!(
-                    "{} fields; a row is account,cidr[,remark[,tags]] (quote a remark that has commas)",
-                    record.len()
-                ),
-            ));
-            continue;
-        }
-        let (account, cidr) = (field(0), field(1));
-        if account.is_empty() || cidr.is_empty() {
-            tally
-                .refused
-                .push((line, "needs an account and a cidr".to_string()));
-            continue;
-        }
-        let tags = field(3)
-            .split(';')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_string)
-            .collect();
-        rows.push(Row {
-            line,
-            account,
-            cidr,
-            remark: field(2),
-            tags,
-        });
-    }
-    (rows, tally)
 }
 
 /// The API's first error, as `field: message`, or the raw text.
@@ -259,48 +208,6 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rows_headers_comments_and_bad_rows() {
-        let text = "account,cidr,remark,tags\n\
-                    acme, 203.0.113.10 ,\"prod, eu\",a;b\n\
-                    # a comment\n\
-                    \n\
-                    globex,2001:db8::/64\n\
-                    acme\n\
-                    acme,1.2.3.4,r,t,extra\n";
-        let (rows, tally) = parse(text);
-        assert_eq!(
-            rows,
-            vec![
-                Row {
-                    line: 2,
-                    account: "acme".into(),
-                    cidr: "203.0.113.10".into(),
-                    remark: "prod, eu".into(),
-                    tags: vec!["a".into(), "b".into()],
-                },
-                Row {
-                    line: 5,
-                    account: "globex".into(),
-                    cidr: "2001:db8::/64".into(),
-                    remark: String::new(),
-                    tags: vec![],
-                },
-            ]
-        );
-        let lines: Vec<u64> = tally.refused.iter().map(|(l, _)| *l).collect();
-        assert_eq!(lines, vec![6, 7]);
-        assert!(tally.refused[0].1.contains("needs an account and a cidr"));
-        assert!(tally.refused[1].1.contains("5 fields"));
-    }
-
-    #[test]
-    fn a_first_row_that_is_data_is_kept() {
-        let (rows, tally) = parse("acme,203.0.113.10\n");
-        assert_eq!(rows.len(), 1);
-        assert!(tally.refused.is_empty());
-    }
 
     #[test]
     fn api_errors_read_as_field_and_message() {

@@ -10,11 +10,14 @@ use base64::Engine;
 use clap::Args;
 use ipgate_config::Config;
 use ipgate_control::admin::AdminToken;
-use ipgate_control::model::{now, Account, Source, WhitelistEntry, WhitelistMode};
-use ipgate_control::seclog::Actor;
+use ipgate_control::model::{
+    fingerprint, now, Account, Identity, SecretKey, Source, WhitelistEntry, WhitelistMode,
+};
+use ipgate_control::seclog::{hex, Actor};
 use ipgate_control::store::Store;
 use ipgate_control::users::{self, Role, User};
 use ipgate_devmail::Catcher;
+use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -58,12 +61,25 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 9]>())
     );
     let totp_secret = users::new_totp_secret();
-    seed(&config, &password, &totp_secret)?;
+    let waba_token = |who: &str| {
+        format!(
+            "demo-{who}-{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>())
+        )
+    };
+    let tokens = (waba_token("acme"), waba_token("globex"));
+    seed(&config, &password, &totp_secret, (&tokens.0, &tokens.1))?;
 
     let token_bytes: [u8; 24] = rand::random();
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token_bytes);
     let admin_token = AdminToken::new(&token).context("demo token")?;
-    print_walk(&config, &token, &password, &totp_secret);
+    print_walk(
+        &config,
+        &token,
+        &password,
+        &totp_secret,
+        (&tokens.0, &tokens.1),
+    );
     let mailbox = crate::mailbox::router(catcher, DEMO_USER, totp_secret);
     crate::server::run(
         config,
@@ -79,7 +95,16 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
 /// The seeded main user of `acme`.
 const DEMO_USER: &str = "alice";
 
-fn seed(config: &Config, password: &str, totp_secret: &[u8]) -> anyhow::Result<()> {
+/// The phone-number ids the demo's accounts own.
+const DEMO_PHONE_ACME: &str = "15550001111";
+const DEMO_PHONE_GLOBEX: &str = "15550002222";
+
+fn seed(
+    config: &Config,
+    password: &str,
+    totp_secret: &[u8],
+    tokens: (&str, &str),
+) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -109,6 +134,33 @@ fn seed(config: &Config, password: &str, totp_secret: &[u8]) -> anyhow::Result<(
             updated_at: now(),
         };
         store.add_entries("acme", vec![entry], &seed).await?;
+        // What the upstreams authenticate: the SMS user names, the WhatsApp
+        // tokens and the phone-number ids each account owns.
+        for (account, value, remark) in [
+            ("acme", DEMO_PHONE_ACME, "WhatsApp phone-number id"),
+            ("globex", DEMO_PHONE_GLOBEX, "WhatsApp phone-number id"),
+        ] {
+            let identity = Identity {
+                id: String::new(),
+                account: account.into(),
+                value: value.into(),
+                remark: remark.into(),
+                created_at: now(),
+            };
+            store.add_identity(identity, &seed).await?;
+        }
+        for (account, token) in [("acme", tokens.0), ("globex", tokens.1)] {
+            let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+            let key = SecretKey {
+                id: String::new(),
+                account: account.into(),
+                sha256: hex(&hash),
+                fingerprint: fingerprint(&hash),
+                remark: "WhatsApp API token".into(),
+                created_at: now(),
+            };
+            store.add_key(key, hash, &seed).await?;
+        }
         let user = User {
             username: DEMO_USER.into(),
             account: "acme".into(),
@@ -124,7 +176,15 @@ fn seed(config: &Config, password: &str, totp_secret: &[u8]) -> anyhow::Result<(
     })
 }
 
-fn print_walk(config: &Config, token: &str, password: &str, totp_secret: &[u8]) {
+fn print_walk(
+    config: &Config,
+    token: &str,
+    password: &str,
+    totp_secret: &[u8],
+    tokens: (&str, &str),
+) {
+    let (acme_token, globex_token) = tokens;
+    let (acme_phone, globex_phone) = (DEMO_PHONE_ACME, DEMO_PHONE_GLOBEX);
     let addr = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
     let proxy = addr(config.proxy.listen);
     let admin = addr(config.control.admin_listen);
@@ -150,6 +210,8 @@ Seeded: account "acme" (whitelist: enforce, 203.0.113.10 whitelisted; mails go t
         password {password}
         TOTP secret {secret} (or read the current code at {portal}/dev/mailbox)
         and account "globex" (whitelist: report, nothing whitelisted).
+        WhatsApp tokens and phone-number ids: acme {acme_token} / {acme_phone},
+        globex {globex_token} / {globex_phone}.
 
 1. Call the SMS API as acme from this machine: denied, 127.0.0.1 is not on acme's list.
 
@@ -169,9 +231,20 @@ The operator can do the same without a request (IPv6 and CIDR too):
 
 IPGATE_ADMIN_TOKEN={token} {exe} admin --url http://{admin} whitelist add acme 127.0.0.2 --remark "my laptop"
 
-Report-only mode lets calls through and counts them:
+The WhatsApp route judges the Bearer token and the phone-number id in the
+path; both must belong to one account. acme's token on acme's number: denied
+by acme's list (then allowed once you approved 127.0.0.1):
 
-curl -s -H 'X-Account-Id: globex' http://{proxy}/waba/v1/messages
+curl -s -H 'Authorization: Bearer {acme_token}' http://{proxy}/waba/v17.0/{acme_phone}/messages
+
+acme's token naming globex's number (globex is report-only, so naming it
+would let anything through): refused as ambiguous, whoever's list it is.
+
+curl -s -H 'Authorization: Bearer {acme_token}' http://{proxy}/waba/v17.0/{globex_phone}/messages
+
+Report-only mode lets globex's own calls through and counts them:
+
+curl -s -H 'Authorization: Bearer {globex_token}' http://{proxy}/waba/v17.0/{globex_phone}/messages
 
 Counters: curl -s http://{metrics}/metrics | grep ipgate_
 Ctrl-C stops the demo.

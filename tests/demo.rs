@@ -69,6 +69,28 @@ fn the_printed_walk_works() {
             .unwrap_or_else(|e| panic!("{e}"))
     };
     assert_eq!(call(), 403, "step 1: denied");
+    // The WhatsApp lines: acme's token on acme's number, on globex's, and
+    // globex's own call.
+    let bearer_calls: Vec<(String, String)> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("curl -s -H 'Authorization: Bearer "))
+        .filter_map(|l| l.split_once("' "))
+        .map(|(token, url)| (token.to_string(), url.to_string()))
+        .collect();
+    assert_eq!(bearer_calls.len(), 3, "{out}");
+    let bearer = |i: usize| {
+        let (token, url) = &bearer_calls[i];
+        let resp = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .build()
+            .and_then(|c| c.get(url).bearer_auth(token).send())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let status = resp.status().as_u16();
+        (status, code(&resp.text().unwrap_or_default()))
+    };
+    assert_eq!(bearer(0).0, 403, "acme's token: acme's list decides");
+    assert_eq!(bearer(1), (401, "ambiguous_account".to_string()));
+    assert_eq!(bearer(2).0, 200, "globex is report-only");
 
     // Step 2: log in and request this machine's address.
     let mut b = Browser::new(&format!("http://{}", at(ports[1])));
@@ -122,6 +144,12 @@ fn the_printed_walk_works() {
 
     // Step 4: allowed.
     assert_eq!(call(), 200, "step 4: allowed");
+    assert_eq!(
+        bearer(0).0,
+        200,
+        "acme's WhatsApp call from the approved address"
+    );
+    assert_eq!(bearer(1), (401, "ambiguous_account".to_string()));
 
     // Ctrl-C stops it cleanly.
     let _ = Command::new("kill")

@@ -1,11 +1,12 @@
 //! The admin API (SPEC section 6) on the admin listener: accounts, direct
-//! whitelist entries (IPv4/IPv6, addresses and CIDRs), the global
-//! blocklist. Bearer admin token, JSON in and out. Handlers are thin:
+//! whitelist entries (IPv4/IPv6, addresses and CIDRs), account identities
+//! and secret keys, the global blocklist. Bearer admin token, JSON in and out. Handlers are thin:
 //! parse and check input, one store change through the publisher, answer.
 
 mod auth;
 pub mod error;
 mod handlers;
+mod identities;
 mod users;
 
 use crate::publish::Publisher;
@@ -39,6 +40,22 @@ pub fn router(state: AdminState) -> Router {
         .route(
             "/admin/v1/accounts/{id}/whitelist/{entry_id}",
             delete(handlers::remove_entry),
+        )
+        .route(
+            "/admin/v1/accounts/{id}/identities",
+            get(identities::list_identities).post(identities::add_identity),
+        )
+        .route(
+            "/admin/v1/accounts/{id}/identities/{identity_id}",
+            delete(identities::remove_identity),
+        )
+        .route(
+            "/admin/v1/accounts/{id}/keys",
+            get(identities::list_keys).post(identities::add_key),
+        )
+        .route(
+            "/admin/v1/accounts/{id}/keys/{key_id}",
+            delete(identities::remove_key),
         )
         .route(
             "/admin/v1/blocklist",

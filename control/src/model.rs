@@ -1,5 +1,6 @@
-//! The records the control plane keeps: accounts, whitelist entries and
-//! blocklist entries, as stored (JSON in sled) and as shown by the admin API.
+//! The records the control plane keeps: accounts, whitelist entries,
+//! blocklist entries, account identities and secret keys (as hashes), as
+//! stored (JSON in sled) and as shown by the admin API.
 
 use ipgate_proxy::Mode;
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,60 @@ pub struct BlockEntry {
     pub cidr: String,
     pub remark: String,
     pub created_at: String,
+}
+
+/// A name the upstream knows an account by (username, API key id, sender
+/// id, phone-number id): unique over all identities and account ids,
+/// ASCII case ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub id: String,
+    pub account: String,
+    pub value: String,
+    pub remark: String,
+    pub created_at: String,
+}
+
+/// An account's secret key, kept only as its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretKey {
+    pub id: String,
+    pub account: String,
+    /// Lower-case hex.
+    pub sha256: String,
+    pub fingerprint: String,
+    pub remark: String,
+    pub created_at: String,
+}
+
+/// A secret key as the admin API shows it: no hash, only its fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretKeyView {
+    pub id: String,
+    pub fingerprint: String,
+    pub remark: String,
+    pub created_at: String,
+}
+
+impl From<&SecretKey> for SecretKeyView {
+    fn from(k: &SecretKey) -> SecretKeyView {
+        SecretKeyView {
+            id: k.id.clone(),
+            fingerprint: k.fingerprint.clone(),
+            remark: k.remark.clone(),
+            created_at: k.created_at.clone(),
+        }
+    }
+}
+
+/// Hex digits of the hash a fingerprint shows.
+pub const FINGERPRINT_HEX: usize = 12;
+
+/// `sha256:` and the first [`FINGERPRINT_HEX`] hex digits of a key's hash:
+/// enough to tell an account's keys apart, too little to stand for one.
+pub fn fingerprint(sha256: &[u8; 32]) -> String {
+    let hex = crate::seclog::hex(sha256);
+    format!("sha256:{}", &hex[..FINGERPRINT_HEX])
 }
 
 /// Now, as RFC 3339 UTC to the second.

@@ -1,10 +1,10 @@
 //! From store to proxy: builds the whole table at start and republishes one
-//! account (or the blocklist) after each change, before the change is
-//! answered. Writers hold one async mutex, so the table's versions follow
+//! account (or the blocklist, an identity, a key hash) after each change,
+//! before the change is answered. Writers hold one async mutex, so the table's versions follow
 //! the store's order of changes.
 
-use crate::model::{Account, WhitelistEntry};
-use crate::store::{stored_net, Store, StoreError};
+use crate::model::{Account, SecretKey, WhitelistEntry};
+use crate::store::{parse_sha256, stored_net, Store, StoreError};
 use ipgate_proxy::{AccountPolicy, LiveTable, Table};
 use ipnet::IpNet;
 use std::sync::Arc;
@@ -29,7 +29,26 @@ pub fn load_table(store: &Store) -> Result<Table, StoreError> {
         accounts.push((id.to_string(), AccountPolicy::new(mode.into(), nets)));
     })?;
     let blocked = nets(store.blocklist()?.iter().map(|b| b.cidr.as_str()));
-    Ok(Table::build(1, accounts, &blocked))
+    let identities = store
+        .all_identities()?
+        .into_iter()
+        .map(|i| (i.value, i.account));
+    let keys: Vec<([u8; 32], String)> = store
+        .all_keys()?
+        .into_iter()
+        .filter_map(|k| Some((stored_hash(&k)?, k.account)))
+        .collect();
+    Ok(Table::build(1, accounts, &blocked).with_identities(identities, keys))
+}
+
+/// A stored key hash as bytes. Hashes are only ever written parsed, so
+/// this fails only for a damaged store; leaving the key out can only deny.
+fn stored_hash(key: &SecretKey) -> Option<[u8; 32]> {
+    let h = parse_sha256(&key.sha256);
+    if h.is_none() {
+        tracing::error!(account = %key.account, key = %key.id, "skipping an unparsable stored key hash");
+    }
+    h
 }
 
 /// The store and the live table, changed together.
@@ -65,6 +84,14 @@ impl Publisher {
                 };
                 self.table.update(|t| t.with_account(id, next));
             }
+            Touched::Name(value) => {
+                let owner = self.store.identity_owner(value)?;
+                self.table.update(|t| t.with_name(value, owner.as_deref()));
+            }
+            Touched::Key(sha256) => {
+                let owner = self.store.key_owner(&sha256)?;
+                self.table.update(|t| t.with_key(sha256, owner.as_deref()));
+            }
             Touched::Nothing => {}
             Touched::Blocklist => {
                 let blocked = nets(self.store.blocklist()?.iter().map(|b| b.cidr.as_str()));
@@ -80,6 +107,11 @@ impl Publisher {
 pub enum Touched<'a> {
     Account(&'a str),
     Blocklist,
+    /// An identity value (added or removed): republished as the store now
+    /// has it, so a removal needs only the value it had.
+    Name(&'a str),
+    /// A key hash (added or removed), likewise.
+    Key([u8; 32]),
     /// Users, tokens: nothing the proxy sees.
     Nothing,
 }
@@ -186,5 +218,117 @@ mod tests {
         }
         let s = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(from_start(&s, &ids), from_records(&s), "rebuilt at open");
+    }
+
+    /// What a table resolves each name and key hash to.
+    fn resolved(t: &Table, names: &[&str], keys: &[[u8; 32]]) -> Vec<Option<String>> {
+        let by_name = names
+            .iter()
+            .map(|n| t.resolve_name(n).map(|a| a.id.to_string()));
+        let by_key = keys
+            .iter()
+            .map(|k| t.resolve_key(k).map(|a| a.id.to_string()));
+        by_name.chain(by_key).collect()
+    }
+
+    #[tokio::test]
+    async fn identities_and_keys_resolve_the_same_at_start_as_live() {
+        use crate::model::{fingerprint, Identity, SecretKey};
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let live = Arc::new(LiveTable::new(
+            load_table(&store).unwrap_or_else(|e| panic!("{e}")),
+        ));
+        let p = Publisher::new(store.clone(), live.clone());
+        let op = Actor::system();
+        for id in ["acme", "Globex"] {
+            let made = p
+                .change(Touched::Account(id), |st| async move {
+                    st.create_account(account(id, WhitelistMode::Enforce), &Actor::system())
+                        .await
+                })
+                .await;
+            assert!(made.is_ok(), "{made:?}");
+        }
+        let add_name = |account: &'static str, value: &'static str| {
+            let identity = Identity {
+                id: String::new(),
+                account: account.into(),
+                value: value.into(),
+                remark: String::new(),
+                created_at: now(),
+            };
+            let (p, op) = (&p, op.clone());
+            async move {
+                p.change(Touched::Name(value), |st| async move {
+                    st.add_identity(identity, &op).await
+                })
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+            }
+        };
+        let add_key = |account: &'static str, hash: [u8; 32]| {
+            let key = SecretKey {
+                id: String::new(),
+                account: account.into(),
+                sha256: crate::seclog::hex(&hash),
+                fingerprint: fingerprint(&hash),
+                remark: String::new(),
+                created_at: now(),
+            };
+            let (p, op) = (&p, op.clone());
+            async move {
+                p.change(Touched::Key(hash), |st| async move {
+                    st.add_key(key, hash, &op).await
+                })
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+            }
+        };
+        add_name("acme", "Sender-1").await;
+        let moved = add_name("Globex", "phone-1").await;
+        add_key("acme", [1; 32]).await;
+        let gone = add_key("Globex", [2; 32]).await;
+        add_key("Globex", [3; 32]).await;
+        let removed = p
+            .change(Touched::Name("phone-1"), |st| async move {
+                st.remove_identity("Globex", &moved.id, &Actor::system())
+                    .await
+            })
+            .await;
+        assert!(removed.is_ok(), "{removed:?}");
+        let removed = p
+            .change(Touched::Key([2; 32]), |st| async move {
+                st.remove_key("Globex", &gone.id, &Actor::system()).await
+            })
+            .await;
+        assert!(removed.is_ok(), "{removed:?}");
+        add_name("acme", "PHONE-1").await;
+
+        let names = [
+            "sender-1", "SENDER-1", "phone-1", "ACME", "globex", "nobody",
+        ];
+        let keys = [[1; 32], [2; 32], [3; 32], [4; 32]];
+        let now_live = resolved(&live.load(), &names, &keys);
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            now_live,
+            vec![
+                some("acme"),
+                some("acme"),
+                some("acme"),
+                some("acme"),
+                some("Globex"),
+                None,
+                some("acme"),
+                None,
+                some("Globex"),
+                None
+            ]
+        );
+        let start = load_table(&store).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resolved(&start, &names, &keys), now_live);
+        assert_eq!((start.identities(), start.keys()), (2, 2));
+        assert_eq!((live.load().identities(), live.load().keys()), (2, 2));
     }
 }

@@ -2,9 +2,8 @@
 //! multi-tree transaction, flushed to disk before the method returns, so a
 //! caller that answers after it never answers for a change a crash can lose.
 
-use crate::model::{Account, BlockEntry, WhitelistEntry};
+use crate::model::Account;
 use crate::seclog::{self, Actor, Event, SecRecord, Verification};
-use crate::users::User;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
@@ -29,6 +28,19 @@ pub enum StoreError {
     NoAccount(String),
     #[error("account `{0}` already exists")]
     AccountExists(String),
+    #[error("`{id}` is already {owner} (ids and identities are compared ignoring case)")]
+    IdTaken { id: String, owner: String },
+    #[error("`{value}` is already {owner} (ids and identities are compared ignoring case)")]
+    NameTaken { value: String, owner: String },
+    #[error("identity `{0}` does not exist")]
+    NoIdentity(String),
+    #[error("key `{0}` does not exist")]
+    NoKey(String),
+    #[error("this key ({fingerprint}) is already registered to account `{account}`")]
+    KeyTaken {
+        fingerprint: String,
+        account: String,
+    },
     #[error("entry `{0}` does not exist")]
     NoEntry(String),
     #[error("{0} is already on this list")]
@@ -117,6 +129,10 @@ pub struct Store {
     outbox: Tree,
     meta: Tree,
     sessions: Tree,
+    identities: Tree,
+    keys: Tree,
+    names: Tree,
+    key_hashes: Tree,
 }
 
 impl Store {
@@ -170,9 +186,14 @@ impl Store {
             outbox: db.open_tree("outbox")?,
             meta: db.open_tree("meta")?,
             sessions: db.open_tree("sessions")?,
+            identities: db.open_tree("identities")?,
+            keys: db.open_tree("keys")?,
+            names: db.open_tree("names")?,
+            key_hashes: db.open_tree("key_hashes")?,
             db,
         };
         store.ensure_net_index()?;
+        store.ensure_name_index()?;
         store.settle()?;
         Ok(store)
     }
@@ -211,6 +232,8 @@ impl Store {
         self.accounts.iter().values().map(|v| decode(&v?)).collect()
     }
 
+    /// Creates an account; refuses an id that an account or identity
+    /// already holds, ASCII case ignored.
     pub async fn create_account(
         &self,
         account: Account,
@@ -223,11 +246,18 @@ impl Store {
             account: Some(&account.id),
             details: json!({"name": account.name, "emails": account.emails, "whitelist": account.whitelist}),
         };
-        flatten((&self.accounts, &self.seclog, &self.nets).transaction(
-            |(tx, log, nets): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
+        let trees = (&self.accounts, &self.seclog, &self.nets, &self.names);
+        flatten(trees.transaction(
+            |(tx, log, nets, names): &(
+                TransactionalTree,
+                TransactionalTree,
+                TransactionalTree,
+                TransactionalTree,
+            )| {
                 if tx.get(key.as_bytes())?.is_some() {
                     return abort(StoreError::AccountExists(key.clone()));
                 }
+                identities::claim_account_id(names, &key)?;
                 tx.insert(key.as_bytes(), value.as_slice())?;
                 netindex::create(nets, &key, account.whitelist)?;
                 seclog::append(log, actor, &event)?;
@@ -273,265 +303,6 @@ impl Store {
         Ok(updated)
     }
 
-    /// An account's whitelist entries, oldest first.
-    pub fn entries(&self, account: &str) -> Result<Vec<WhitelistEntry>, StoreError> {
-        self.entries
-            .scan_prefix(account_prefix(account))
-            .values()
-            .map(|v| decode(&v?))
-            .collect()
-    }
-
-    /// The account and network of every entry, in account order, for
-    /// building the network index. Only those two fields are decoded,
-    /// borrowed from the stored bytes.
-    pub(crate) fn for_each_entry_network(
-        &self,
-        mut f: impl FnMut(&str, &str),
-    ) -> Result<(), StoreError> {
-        #[derive(serde::Deserialize)]
-        struct Network<'a> {
-            #[serde(borrow)]
-            account: std::borrow::Cow<'a, str>,
-            #[serde(borrow)]
-            cidr: std::borrow::Cow<'a, str>,
-        }
-        for v in self.entries.iter().values() {
-            let v = v?;
-            let n: Network =
-                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            f(&n.account, &n.cidr);
-        }
-        Ok(())
-    }
-
-    /// Adds entries to an account in one transaction. Refuses the whole
-    /// batch if the account is missing or any network is already on it.
-    pub async fn add_entries(
-        &self,
-        account: &str,
-        new: Vec<WhitelistEntry>,
-        actor: &Actor,
-    ) -> Result<Vec<WhitelistEntry>, StoreError> {
-        let mut keyed = Vec::with_capacity(new.len());
-        for mut e in new {
-            let id = self.next_id()?;
-            e.id = id.to_string();
-            keyed.push((entry_key(account, id), e));
-        }
-        let existing: Vec<String> = self.entries(account)?.into_iter().map(|e| e.cidr).collect();
-        flatten((&self.accounts, &self.entries, &self.seclog, &self.nets).transaction(
-            |(accounts, entries, log, nets): &(
-                TransactionalTree,
-                TransactionalTree,
-                TransactionalTree,
-                TransactionalTree,
-            )| {
-                if accounts.get(account.as_bytes())?.is_none() {
-                    return abort(StoreError::NoAccount(account.to_string()));
-                }
-                for (key, e) in &keyed {
-                    if existing.contains(&e.cidr) {
-                        return abort(StoreError::Duplicate(e.cidr.clone()));
-                    }
-                    entries.insert(key.as_slice(), encode(e))?;
-                    let event = Event {
-                        event: "whitelist.added",
-                        account: Some(account),
-                        details: json!({"entry": e.id, "cidr": e.cidr, "remark": e.remark, "source": e.source}),
-                    };
-                    seclog::append(log, actor, &event)?;
-                }
-                netindex::add(nets, account, keyed.iter().map(|(_, e)| e.cidr.as_str()))?;
-                Ok(())
-            },
-        ))?;
-        self.flush().await?;
-        Ok(keyed.into_iter().map(|(_, e)| e).collect())
-    }
-
-    pub async fn remove_entry(
-        &self,
-        account: &str,
-        id: &str,
-        actor: &Actor,
-    ) -> Result<WhitelistEntry, StoreError> {
-        let n: u64 = id
-            .parse()
-            .map_err(|_| StoreError::NoEntry(id.to_string()))?;
-        let key = entry_key(account, n);
-        let removed = flatten((&self.entries, &self.seclog, &self.nets).transaction(
-            |(tx, log, nets): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
-                let Some(v) = tx.remove(key.as_slice())? else {
-                    return abort(StoreError::NoEntry(id.to_string()));
-                };
-                let e: WhitelistEntry = decode(&v).or_else(abort)?;
-                netindex::remove(nets, account, &e.cidr)?;
-                let event = Event {
-                    event: "whitelist.removed",
-                    account: Some(account),
-                    details: json!({"entry": e.id, "cidr": e.cidr}),
-                };
-                seclog::append(log, actor, &event)?;
-                Ok(e)
-            },
-        ))?;
-        self.flush().await?;
-        Ok(removed)
-    }
-
-    pub fn blocklist(&self) -> Result<Vec<BlockEntry>, StoreError> {
-        self.blocklist
-            .iter()
-            .values()
-            .map(|v| decode(&v?))
-            .collect()
-    }
-
-    pub async fn add_block(
-        &self,
-        mut entry: BlockEntry,
-        actor: &Actor,
-    ) -> Result<BlockEntry, StoreError> {
-        let id = self.next_id()?;
-        entry.id = id.to_string();
-        let existing = self.blocklist()?;
-        if existing.iter().any(|b| b.cidr == entry.cidr) {
-            return Err(StoreError::Duplicate(entry.cidr));
-        }
-        let value = encode(&entry);
-        let event = Event {
-            event: "blocklist.added",
-            account: None,
-            details: json!({"entry": entry.id, "cidr": entry.cidr, "remark": entry.remark}),
-        };
-        flatten((&self.blocklist, &self.seclog).transaction(
-            |(tx, log): &(TransactionalTree, TransactionalTree)| {
-                tx.insert(&id.to_be_bytes(), value.as_slice())?;
-                seclog::append(log, actor, &event)?;
-                Ok(())
-            },
-        ))?;
-        self.flush().await?;
-        Ok(entry)
-    }
-
-    pub async fn remove_block(&self, id: &str, actor: &Actor) -> Result<BlockEntry, StoreError> {
-        let n: u64 = id
-            .parse()
-            .map_err(|_| StoreError::NoEntry(id.to_string()))?;
-        let removed = flatten((&self.blocklist, &self.seclog).transaction(
-            |(tx, log): &(TransactionalTree, TransactionalTree)| {
-                let Some(v) = tx.remove(&n.to_be_bytes())? else {
-                    return abort(StoreError::NoEntry(id.to_string()));
-                };
-                let b: BlockEntry = decode(&v).or_else(abort)?;
-                let event = Event {
-                    event: "blocklist.removed",
-                    account: None,
-                    details: json!({"entry": b.id, "cidr": b.cidr}),
-                };
-                seclog::append(log, actor, &event)?;
-                Ok(b)
-            },
-        ))?;
-        self.flush().await?;
-        Ok(removed)
-    }
-
-    pub fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
-        self.users.get(username)?.map(|v| decode(&v)).transpose()
-    }
-
-    /// Adds a user to an existing account.
-    pub async fn create_user(&self, user: User, actor: &Actor) -> Result<User, StoreError> {
-        let value = encode(&user);
-        let event = Event {
-            event: "user.created",
-            account: Some(&user.account),
-            details: json!({"username": user.username, "role": user.role}),
-        };
-        flatten((&self.accounts, &self.users, &self.seclog).transaction(
-            |(accounts, users, log): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
-                if accounts.get(user.account.as_bytes())?.is_none() {
-                    return abort(StoreError::NoAccount(user.account.clone()));
-                }
-                if users.get(user.username.as_bytes())?.is_some() {
-                    return abort(StoreError::UserExists(user.username.clone()));
-                }
-                users.insert(user.username.as_bytes(), value.as_slice())?;
-                seclog::append(log, actor, &event)?;
-                Ok(())
-            },
-        ))?;
-        self.flush().await?;
-        Ok(user)
-    }
-
-    /// Changes a user with `f`, logging `event` (no secrets in `details`).
-    pub async fn update_user(
-        &self,
-        username: &str,
-        actor: &Actor,
-        event: &str,
-        details: serde_json::Value,
-        f: impl Fn(User) -> User,
-    ) -> Result<User, StoreError> {
-        let updated = flatten((&self.users, &self.seclog).transaction(
-            |(users, log): &(TransactionalTree, TransactionalTree)| {
-                let Some(old) = users.get(username.as_bytes())? else {
-                    return abort(StoreError::NoUser(username.to_string()));
-                };
-                let new = f(decode(&old).or_else(abort)?);
-                users.insert(username.as_bytes(), encode(&new))?;
-                let e = Event {
-                    event,
-                    account: Some(&new.account),
-                    details: details.clone(),
-                };
-                seclog::append(log, actor, &e)?;
-                Ok(new)
-            },
-        ))?;
-        self.flush().await?;
-        Ok(updated)
-    }
-
-    /// Stores an API token's hash for a user.
-    pub async fn add_token(
-        &self,
-        username: &str,
-        token_hash: &str,
-        actor: &Actor,
-    ) -> Result<(), StoreError> {
-        flatten((&self.users, &self.tokens, &self.seclog).transaction(
-            |(users, tokens, log): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
-                let Some(u) = users.get(username.as_bytes())? else {
-                    return abort(StoreError::NoUser(username.to_string()));
-                };
-                let u: User = decode(&u).or_else(abort)?;
-                tokens.insert(token_hash.as_bytes(), username.as_bytes())?;
-                let e = Event {
-                    event: "user.token_issued",
-                    account: Some(&u.account),
-                    details: json!({"username": username, "token_hash_prefix": &token_hash[..token_hash.len().min(12)]}),
-                };
-                seclog::append(log, actor, &e)?;
-                Ok(())
-            },
-        ))?;
-        self.flush().await?;
-        Ok(())
-    }
-
-    /// The user an API token belongs to (looked up by the token's hash).
-    pub fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
-        match self.tokens.get(token_hash.as_bytes())? {
-            Some(name) => self.user(&String::from_utf8_lossy(&name)),
-            None => Ok(None),
-        }
-    }
-
     /// Appends one security-log record that goes with no other change
     /// (a link opened, a refused login), flushed before returning.
     pub(crate) async fn record(&self, actor: &Actor, event: &Event<'_>) -> Result<(), StoreError> {
@@ -553,12 +324,17 @@ impl Store {
     }
 }
 
+mod blocklist;
+mod entries;
+mod identities;
+pub use identities::parse_sha256;
 mod netindex;
 pub(crate) use netindex::parsed as stored_net;
 mod outbox;
 mod requests;
 mod sessions;
 mod settle;
+mod users;
 pub use outbox::{LinkToSend, MailJob, MailKind, Prepared};
 pub use requests::{Decision, IpRequest, LinkRecord, LinkView, NewRequest};
 pub use sessions::Session;

@@ -31,6 +31,12 @@ pub fn valid_account_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b'+'))
 }
 
+/// Whether `key` can be a secret key: 1 to [`MAX_KEY`] bytes of visible
+/// ASCII without spaces. The admin API registers only such keys.
+pub fn valid_key(key: &[u8]) -> bool {
+    !key.is_empty() && key.len() <= MAX_KEY && key.iter().all(|&b| (0x21..0x7f).contains(&b))
+}
+
 /// Why the sources of a call could not be read. Each is a 401
 /// `unidentified`: a malformed source is never passed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -364,7 +370,7 @@ fn resolve_name<'t>(table: &'t Table, v: &str) -> Result<Found<'t>, AccountError
 }
 
 fn resolve_key<'t>(lookup: Lookup<'t>, key: &[u8]) -> Result<Found<'t>, AccountError> {
-    if key.len() > MAX_KEY || !key.iter().all(|&b| (0x21..0x7f).contains(&b)) {
+    if !valid_key(key) {
         return Err(AccountError::BadKey);
     }
     let sha256: [u8; 32] = Sha256::digest(key).into();

@@ -29,6 +29,9 @@ pub enum IntrospectError {
     Client(String),
 }
 
+/// A cached answer: when it came, and the identity it named.
+type Answer = (Instant, Option<Arc<str>>);
+
 /// The client and its cache, shared by both HTTP/1 paths.
 pub struct Introspector {
     url: String,
@@ -36,7 +39,7 @@ pub struct Introspector {
     ttl: Duration,
     timeout: Duration,
     client: reqwest::Client,
-    cache: Mutex<HashMap<[u8; 32], (Instant, Option<Arc<str>>)>>,
+    cache: Mutex<HashMap<[u8; 32], Answer>>,
 }
 
 impl std::fmt::Debug for Introspector {

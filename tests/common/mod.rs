@@ -36,6 +36,8 @@ pub struct Seen {
     pub query: Option<String>,
     pub host: String,
     pub xff: String,
+    /// The request body as received.
+    pub body: Vec<u8>,
 }
 
 /// A real HTTP server standing in for the SMS/WABA API.
@@ -72,19 +74,26 @@ impl Upstream {
                         async move {
                             h.fetch_add(1, Ordering::SeqCst);
                             c.lock().unwrap_or_else(|p| p.into_inner()).insert(peer);
-                            let get = |n: &str| {
-                                req.headers()
-                                    .get(n)
-                                    .and_then(|v| v.to_str().ok())
-                                    .unwrap_or("")
-                                    .to_string()
+                            let mut seen = {
+                                let get = |n: &str| {
+                                    req.headers()
+                                        .get(n)
+                                        .and_then(|v| v.to_str().ok())
+                                        .unwrap_or("")
+                                        .to_string()
+                                };
+                                Seen {
+                                    path: req.uri().path().to_string(),
+                                    query: req.uri().query().map(str::to_string),
+                                    host: get("host"),
+                                    xff: get("x-forwarded-for"),
+                                    body: Vec::new(),
+                                }
                             };
-                            let seen = Seen {
-                                path: req.uri().path().to_string(),
-                                query: req.uri().query().map(str::to_string),
-                                host: get("host"),
-                                xff: get("x-forwarded-for"),
-                            };
+                            seen.body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                                .await
+                                .map(|b| b.to_vec())
+                                .unwrap_or_default();
                             *l.lock().unwrap_or_else(|p| p.into_inner()) = seen;
                             "upstream says hello"
                         }
@@ -156,6 +165,7 @@ impl Upstream {
                                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
                             }
                         }
+                        let body = buf[end + 4..end + 4 + body_len].to_vec();
                         buf.drain(..end + 4 + body_len);
                         let target = head.split(' ').nth(1).unwrap_or("").to_string();
                         let (path, query) = match target.split_once('?') {
@@ -167,6 +177,7 @@ impl Upstream {
                             query,
                             host: header("host").unwrap_or_default(),
                             xff: header("x-forwarded-for").unwrap_or_default(),
+                            body,
                         };
                         h.fetch_add(1, Ordering::SeqCst);
                         if stream.write_all(&answer(&head)).is_err() || close_after {

@@ -7,8 +7,10 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
 
 #[derive(Debug, Serialize)]
 pub struct FieldError {
@@ -65,6 +67,16 @@ impl From<StoreError> for ApiError {
             StoreError::AccountExists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "id", e.to_string())
             }
+            StoreError::IdTaken { .. } => ApiError::new(StatusCode::CONFLICT, "id", e.to_string()),
+            StoreError::NameTaken { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "value", e.to_string())
+            }
+            StoreError::KeyTaken { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "key", e.to_string())
+            }
+            StoreError::NoIdentity(_) | StoreError::NoKey(_) => {
+                ApiError::not_found("id", e.to_string())
+            }
             StoreError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, "cidr", e.to_string()),
             StoreError::UserExists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "username", e.to_string())
@@ -97,7 +109,9 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// `Json<T>` whose refusals use the API error shape.
+/// `Json<T>` whose refusals use the API error shape. Only a JSON object is
+/// a body: serde alone would read a struct from an array of its fields in
+/// order (`["acme","Acme"]`).
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -108,10 +122,30 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(ApiJson(v)),
+        match Json::<Object<T>>::from_request(req, state).await {
+            Ok(Json(Object(v))) => Ok(ApiJson(v)),
             Err(rejection) => Err(rejection_error(rejection)),
         }
+    }
+}
+
+/// `T`, read only from a JSON object (duplicate and unknown fields still
+/// checked by `T`).
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Fields<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object {\"field\": value, ...}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Fields(PhantomData)).map(Object)
     }
 }
 

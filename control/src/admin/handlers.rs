@@ -106,7 +106,7 @@ fn check_emails(emails: &[String]) -> ApiResult<()> {
     Ok(())
 }
 
-fn check_remark(remark: &str) -> ApiResult<()> {
+pub(super) fn check_remark(remark: &str) -> ApiResult<()> {
     if remark.chars().count() > MAX_REMARK || remark.chars().any(char::is_control) {
         return Err(ApiError::bad(
             "remark",

@@ -1,7 +1,7 @@
 use super::*;
-use crate::model::{now, Source, WhitelistMode};
+use crate::model::{now, BlockEntry, Source, WhitelistEntry, WhitelistMode};
 
-fn account(id: &str) -> Account {
+pub(crate) fn account(id: &str) -> Account {
     Account {
         id: id.into(),
         name: "Acme".into(),
@@ -30,11 +30,11 @@ pub(crate) fn entry_of(account: &str, cidr: &str) -> WhitelistEntry {
     }
 }
 
-fn open(dir: &tempfile::TempDir) -> Store {
+pub(crate) fn open(dir: &tempfile::TempDir) -> Store {
     Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn op() -> Actor {
+pub(crate) fn op() -> Actor {
     Actor::admin(Some(std::net::IpAddr::from([127, 0, 0, 1])))
 }
 

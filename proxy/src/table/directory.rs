@@ -10,11 +10,14 @@ use std::sync::Arc;
 /// Shards of a directory; a change copies one.
 const SHARDS: usize = 64;
 
+/// One shard: key -> the account id owning it.
+type Part<K> = HashMap<K, Arc<str>, ahash::RandomState>;
+
 /// A map from `K` to the account id that owns it, in immutable shards.
 #[derive(Debug, Clone)]
 pub struct Directory<K> {
     hasher: ahash::RandomState,
-    shards: Box<[Arc<HashMap<K, Arc<str>, ahash::RandomState>>]>,
+    shards: Box<[Arc<Part<K>>]>,
     len: usize,
 }
 

@@ -1,0 +1,192 @@
+//! Admin routes for an account's identities (names the upstream knows it
+//! by) and secret keys (kept as SHA-256 only; answers show a fingerprint).
+//! Each change is live in the proxy table before it is answered.
+
+use super::error::{ApiError, ApiJson};
+use super::handlers::check_remark;
+use super::AdminState;
+use crate::model::{fingerprint, now, Identity, SecretKey, SecretKeyView};
+use crate::publish::Touched;
+use crate::seclog::{hex, Actor};
+use crate::store::parse_sha256;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use ipgate_proxy::account::valid_account_id;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+use ipgate_proxy::account::{valid_key, MAX_KEY};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewIdentity {
+    value: String,
+    #[serde(default)]
+    remark: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    key: Option<String>,
+    sha256: Option<String>,
+    #[serde(default)]
+    remark: String,
+}
+
+fn no_account(id: &str) -> ApiError {
+    ApiError::not_found("account", format!("account `{id}` does not exist"))
+}
+
+fn check_account(s: &AdminState, id: &str) -> ApiResult<()> {
+    match s.publisher.store.account(id)? {
+        Some(_) => Ok(()),
+        None => Err(no_account(id)),
+    }
+}
+
+/// The hash to register: of the key, or as given, exactly one of them.
+fn key_hash(body: &NewKey) -> ApiResult<[u8; 32]> {
+    match (&body.key, &body.sha256) {
+        (Some(key), None) => {
+            if !valid_key(key.as_bytes()) {
+                return Err(ApiError::bad(
+                    "key",
+                    format!("a key is 1-{MAX_KEY} bytes of visible ASCII without spaces"),
+                ));
+            }
+            Ok(Sha256::digest(key.as_bytes()).into())
+        }
+        (None, Some(h)) => parse_sha256(h)
+            .ok_or_else(|| ApiError::bad("sha256", "a key hash is 64 hex digits (SHA-256)")),
+        _ => Err(ApiError::bad(
+            "key",
+            "send exactly one of `key` (the key itself, stored only as its SHA-256) or `sha256` (its hash in hex)",
+        )),
+    }
+}
+
+pub async fn list_identities(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Identity>>> {
+    check_account(&s, &id)?;
+    Ok(Json(s.publisher.store.identities(&id)?))
+}
+
+pub async fn add_identity(
+    State(s): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NewIdentity>,
+) -> ApiResult<(StatusCode, Json<Identity>)> {
+    if !valid_account_id(&body.value) {
+        return Err(ApiError::bad(
+            "value",
+            "an identity is 1-128 of A-Z a-z 0-9 . _ - @ + (the account-id rule)",
+        ));
+    }
+    check_remark(&body.remark)?;
+    let identity = Identity {
+        id: String::new(),
+        account: id,
+        value: body.value.clone(),
+        remark: body.remark,
+        created_at: now(),
+    };
+    let added = s
+        .publisher
+        .change(Touched::Name(&body.value), |st| async move {
+            st.add_identity(identity, &Actor::admin(Some(peer.ip())))
+                .await
+        })
+        .await?;
+    tracing::info!(account = %added.account, value = %added.value, identity = %added.id, "admin: identity added");
+    Ok((StatusCode::CREATED, Json(added)))
+}
+
+pub async fn remove_identity(
+    State(s): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((id, identity_id)): Path<(String, String)>,
+) -> ApiResult<Json<Identity>> {
+    check_account(&s, &id)?;
+    let Some(known) = s.publisher.store.identity(&id, &identity_id)? else {
+        return Err(ApiError::not_found(
+            "id",
+            format!("identity `{identity_id}` does not exist"),
+        ));
+    };
+    let removed = s
+        .publisher
+        .change(Touched::Name(&known.value), |st| async move {
+            st.remove_identity(&id, &identity_id, &Actor::admin(Some(peer.ip())))
+                .await
+        })
+        .await?;
+    tracing::info!(account = %removed.account, value = %removed.value, identity = %removed.id, "admin: identity removed");
+    Ok(Json(removed))
+}
+
+pub async fn list_keys(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<SecretKeyView>>> {
+    check_account(&s, &id)?;
+    let keys = s.publisher.store.keys(&id)?;
+    Ok(Json(keys.iter().map(SecretKeyView::from).collect()))
+}
+
+pub async fn add_key(
+    State(s): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NewKey>,
+) -> ApiResult<(StatusCode, Json<SecretKeyView>)> {
+    let hash = key_hash(&body)?;
+    check_remark(&body.remark)?;
+    let key = SecretKey {
+        id: String::new(),
+        account: id,
+        sha256: hex(&hash),
+        fingerprint: fingerprint(&hash),
+        remark: body.remark,
+        created_at: now(),
+    };
+    let added = s
+        .publisher
+        .change(Touched::Key(hash), |st| async move {
+            st.add_key(key, hash, &Actor::admin(Some(peer.ip()))).await
+        })
+        .await?;
+    tracing::info!(account = %added.account, fingerprint = %added.fingerprint, key = %added.id, "admin: key added");
+    Ok((StatusCode::CREATED, Json(SecretKeyView::from(&added))))
+}
+
+pub async fn remove_key(
+    State(s): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((id, key_id)): Path<(String, String)>,
+) -> ApiResult<Json<SecretKeyView>> {
+    check_account(&s, &id)?;
+    let known = s.publisher.store.key(&id, &key_id)?;
+    let Some(hash) = known.and_then(|k| parse_sha256(&k.sha256)) else {
+        return Err(ApiError::not_found(
+            "id",
+            format!("key `{key_id}` does not exist"),
+        ));
+    };
+    let removed = s
+        .publisher
+        .change(Touched::Key(hash), |st| async move {
+            st.remove_key(&id, &key_id, &Actor::admin(Some(peer.ip())))
+                .await
+        })
+        .await?;
+    tracing::info!(account = %removed.account, fingerprint = %removed.fingerprint, key = %removed.id, "admin: key removed");
+    Ok(Json(SecretKeyView::from(&removed)))
+}

@@ -1,0 +1,68 @@
+//! The global blocklist: networks refused for every account.
+
+use super::{abort, decode, encode, flatten, Store, StoreError};
+use crate::model::BlockEntry;
+use crate::seclog::{self, Actor, Event};
+use serde_json::json;
+use sled::transaction::{Transactional, TransactionalTree};
+
+impl Store {
+    pub fn blocklist(&self) -> Result<Vec<BlockEntry>, StoreError> {
+        self.blocklist
+            .iter()
+            .values()
+            .map(|v| decode(&v?))
+            .collect()
+    }
+
+    pub async fn add_block(
+        &self,
+        mut entry: BlockEntry,
+        actor: &Actor,
+    ) -> Result<BlockEntry, StoreError> {
+        let id = self.next_id()?;
+        entry.id = id.to_string();
+        let existing = self.blocklist()?;
+        if existing.iter().any(|b| b.cidr == entry.cidr) {
+            return Err(StoreError::Duplicate(entry.cidr));
+        }
+        let value = encode(&entry);
+        let event = Event {
+            event: "blocklist.added",
+            account: None,
+            details: json!({"entry": entry.id, "cidr": entry.cidr, "remark": entry.remark}),
+        };
+        flatten((&self.blocklist, &self.seclog).transaction(
+            |(tx, log): &(TransactionalTree, TransactionalTree)| {
+                tx.insert(&id.to_be_bytes(), value.as_slice())?;
+                seclog::append(log, actor, &event)?;
+                Ok(())
+            },
+        ))?;
+        self.flush().await?;
+        Ok(entry)
+    }
+
+    pub async fn remove_block(&self, id: &str, actor: &Actor) -> Result<BlockEntry, StoreError> {
+        let n: u64 = id
+            .parse()
+            .map_err(|_| StoreError::NoEntry(id.to_string()))?;
+        let removed = flatten((&self.blocklist, &self.seclog).transaction(
+            |(tx, log): &(TransactionalTree, TransactionalTree)| {
+                let Some(v) = tx.remove(&n.to_be_bytes())? else {
+                    return abort(StoreError::NoEntry(id.to_string()));
+                };
+                let b: BlockEntry = decode(&v).or_else(abort)?;
+                let event = Event {
+                    event: "blocklist.removed",
+                    account: None,
+                    details: json!({"entry": b.id, "cidr": b.cidr}),
+                };
+                seclog::append(log, actor, &event)?;
+                Ok(b)
+            },
+        ))?;
+        self.flush().await?;
+        Ok(removed)
+    }
+}

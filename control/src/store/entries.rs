@@ -1,0 +1,118 @@
+//! Accounts' whitelist entries, and the network index kept beside them.
+
+use super::{
+    abort, account_prefix, decode, encode, entry_key, flatten, netindex, Store, StoreError,
+};
+use crate::model::WhitelistEntry;
+use crate::seclog::{self, Actor, Event};
+use serde_json::json;
+use sled::transaction::{Transactional, TransactionalTree};
+
+impl Store {
+    /// An account's whitelist entries, oldest first.
+    pub fn entries(&self, account: &str) -> Result<Vec<WhitelistEntry>, StoreError> {
+        self.entries
+            .scan_prefix(account_prefix(account))
+            .values()
+            .map(|v| decode(&v?))
+            .collect()
+    }
+
+    /// The account and network of every entry, in account order, for
+    /// building the network index. Only those two fields are decoded,
+    /// borrowed from the stored bytes.
+    pub(crate) fn for_each_entry_network(
+        &self,
+        mut f: impl FnMut(&str, &str),
+    ) -> Result<(), StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Network<'a> {
+            #[serde(borrow)]
+            account: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            cidr: std::borrow::Cow<'a, str>,
+        }
+        for v in self.entries.iter().values() {
+            let v = v?;
+            let n: Network =
+                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            f(&n.account, &n.cidr);
+        }
+        Ok(())
+    }
+
+    /// Adds entries to an account in one transaction. Refuses the whole
+    /// batch if the account is missing or any network is already on it.
+    pub async fn add_entries(
+        &self,
+        account: &str,
+        new: Vec<WhitelistEntry>,
+        actor: &Actor,
+    ) -> Result<Vec<WhitelistEntry>, StoreError> {
+        let mut keyed = Vec::with_capacity(new.len());
+        for mut e in new {
+            let id = self.next_id()?;
+            e.id = id.to_string();
+            keyed.push((entry_key(account, id), e));
+        }
+        let existing: Vec<String> = self.entries(account)?.into_iter().map(|e| e.cidr).collect();
+        flatten((&self.accounts, &self.entries, &self.seclog, &self.nets).transaction(
+            |(accounts, entries, log, nets): &(
+                TransactionalTree,
+                TransactionalTree,
+                TransactionalTree,
+                TransactionalTree,
+            )| {
+                if accounts.get(account.as_bytes())?.is_none() {
+                    return abort(StoreError::NoAccount(account.to_string()));
+                }
+                for (key, e) in &keyed {
+                    if existing.contains(&e.cidr) {
+                        return abort(StoreError::Duplicate(e.cidr.clone()));
+                    }
+                    entries.insert(key.as_slice(), encode(e))?;
+                    let event = Event {
+                        event: "whitelist.added",
+                        account: Some(account),
+                        details: json!({"entry": e.id, "cidr": e.cidr, "remark": e.remark, "source": e.source}),
+                    };
+                    seclog::append(log, actor, &event)?;
+                }
+                netindex::add(nets, account, keyed.iter().map(|(_, e)| e.cidr.as_str()))?;
+                Ok(())
+            },
+        ))?;
+        self.flush().await?;
+        Ok(keyed.into_iter().map(|(_, e)| e).collect())
+    }
+
+    pub async fn remove_entry(
+        &self,
+        account: &str,
+        id: &str,
+        actor: &Actor,
+    ) -> Result<WhitelistEntry, StoreError> {
+        let n: u64 = id
+            .parse()
+            .map_err(|_| StoreError::NoEntry(id.to_string()))?;
+        let key = entry_key(account, n);
+        let removed = flatten((&self.entries, &self.seclog, &self.nets).transaction(
+            |(tx, log, nets): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
+                let Some(v) = tx.remove(key.as_slice())? else {
+                    return abort(StoreError::NoEntry(id.to_string()));
+                };
+                let e: WhitelistEntry = decode(&v).or_else(abort)?;
+                netindex::remove(nets, account, &e.cidr)?;
+                let event = Event {
+                    event: "whitelist.removed",
+                    account: Some(account),
+                    details: json!({"entry": e.id, "cidr": e.cidr}),
+                };
+                seclog::append(log, actor, &event)?;
+                Ok(e)
+            },
+        ))?;
+        self.flush().await?;
+        Ok(removed)
+    }
+}

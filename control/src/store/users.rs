@@ -1,0 +1,102 @@
+//! Portal users and the hashes of their API tokens.
+
+use super::{abort, decode, encode, flatten, Store, StoreError};
+use crate::seclog::{self, Actor, Event};
+use crate::users::User;
+use serde_json::json;
+use sled::transaction::{Transactional, TransactionalTree};
+
+impl Store {
+    pub fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
+        self.users.get(username)?.map(|v| decode(&v)).transpose()
+    }
+
+    /// Adds a user to an existing account.
+    pub async fn create_user(&self, user: User, actor: &Actor) -> Result<User, StoreError> {
+        let value = encode(&user);
+        let event = Event {
+            event: "user.created",
+            account: Some(&user.account),
+            details: json!({"username": user.username, "role": user.role}),
+        };
+        flatten((&self.accounts, &self.users, &self.seclog).transaction(
+            |(accounts, users, log): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
+                if accounts.get(user.account.as_bytes())?.is_none() {
+                    return abort(StoreError::NoAccount(user.account.clone()));
+                }
+                if users.get(user.username.as_bytes())?.is_some() {
+                    return abort(StoreError::UserExists(user.username.clone()));
+                }
+                users.insert(user.username.as_bytes(), value.as_slice())?;
+                seclog::append(log, actor, &event)?;
+                Ok(())
+            },
+        ))?;
+        self.flush().await?;
+        Ok(user)
+    }
+
+    /// Changes a user with `f`, logging `event` (no secrets in `details`).
+    pub async fn update_user(
+        &self,
+        username: &str,
+        actor: &Actor,
+        event: &str,
+        details: serde_json::Value,
+        f: impl Fn(User) -> User,
+    ) -> Result<User, StoreError> {
+        let updated = flatten((&self.users, &self.seclog).transaction(
+            |(users, log): &(TransactionalTree, TransactionalTree)| {
+                let Some(old) = users.get(username.as_bytes())? else {
+                    return abort(StoreError::NoUser(username.to_string()));
+                };
+                let new = f(decode(&old).or_else(abort)?);
+                users.insert(username.as_bytes(), encode(&new))?;
+                let e = Event {
+                    event,
+                    account: Some(&new.account),
+                    details: details.clone(),
+                };
+                seclog::append(log, actor, &e)?;
+                Ok(new)
+            },
+        ))?;
+        self.flush().await?;
+        Ok(updated)
+    }
+
+    /// Stores an API token's hash for a user.
+    pub async fn add_token(
+        &self,
+        username: &str,
+        token_hash: &str,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
+        flatten((&self.users, &self.tokens, &self.seclog).transaction(
+            |(users, tokens, log): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
+                let Some(u) = users.get(username.as_bytes())? else {
+                    return abort(StoreError::NoUser(username.to_string()));
+                };
+                let u: User = decode(&u).or_else(abort)?;
+                tokens.insert(token_hash.as_bytes(), username.as_bytes())?;
+                let e = Event {
+                    event: "user.token_issued",
+                    account: Some(&u.account),
+                    details: json!({"username": username, "token_hash_prefix": &token_hash[..token_hash.len().min(12)]}),
+                };
+                seclog::append(log, actor, &e)?;
+                Ok(())
+            },
+        ))?;
+        self.flush().await?;
+        Ok(())
+    }
+
+    /// The user an API token belongs to (looked up by the token's hash).
+    pub fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
+        match self.tokens.get(token_hash.as_bytes())? {
+            Some(name) => self.user(&String::from_utf8_lossy(&name)),
+            None => Ok(None),
+        }
+    }
+}

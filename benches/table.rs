@@ -44,7 +44,11 @@ fn build() -> Table {
             AccountPolicy::new(Mode::Enforce, &nets_of(i)),
         )
     });
-    Table::build(1, accounts, &["192.0.2.0/24".parse().unwrap_or_default()]).with_identities(
+    let t = Table::build(1, accounts, &["192.0.2.0/24".parse().unwrap_or_default()]);
+    if std::env::var_os("IPGATE_BENCH_NO_IDENTITIES").is_some() {
+        return t;
+    }
+    t.with_identities(
         (0..ACCOUNTS).map(|i| (format!("Sender-{i}"), format!("acct-{i}"))),
         (0..ACCOUNTS).map(|i| (sha(&key_of(i)), format!("acct-{i}"))),
     )

@@ -410,7 +410,7 @@ fn each_proxied_call_leaves_one_access_log_line_unless_turned_off() {
 }
 
 /// Approvals must not pay for the kernel zeroing 2 MiB huge pages
-/// (README "A million entries"): the running server has them off, as
+/// (docs/performance.md, "A million entries"): the running server has them off, as
 /// `grep THP_enabled /proc/PID/status` shows an operator.
 #[test]
 fn the_running_server_has_transparent_huge_pages_off() {

@@ -224,10 +224,10 @@ mod tests {
     fn resolved(t: &Table, names: &[&str], keys: &[[u8; 32]]) -> Vec<Option<String>> {
         let by_name = names
             .iter()
-            .map(|n| t.resolve_name(n).map(|a| a.id.to_string()));
+            .map(|n| t.resolve_name(n).map(|a| a.id().to_string()));
         let by_key = keys
             .iter()
-            .map(|k| t.resolve_key(k).map(|a| a.id.to_string()));
+            .map(|k| t.resolve_key(k).map(|a| a.id().to_string()));
         by_name.chain(by_key).collect()
     }
 

@@ -208,13 +208,13 @@ fn all_name(
         vals.iter().all(|v| {
             let s = String::from_utf8_lossy(v);
             let s = s.trim();
-            s.is_empty() || table.resolve_name(s).is_some_and(|a| a.id == account)
+            s.is_empty() || table.resolve_name(s).is_some_and(|a| a.id() == account)
         })
     };
     let keys = |vals: Vec<Vec<u8>>| {
         vals.iter().all(|v| {
             let v = v.trim_ascii();
-            v.is_empty() || table.resolve_key(&sha(v)).is_some_and(|a| a.id == account)
+            v.is_empty() || table.resolve_key(&sha(v)).is_some_and(|a| a.id() == account)
         })
     };
     let header = |n: &str| -> Vec<Vec<u8>> {

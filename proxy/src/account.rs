@@ -212,7 +212,7 @@ pub fn identify<'t, H: crate::head::Head>(
         };
         match (&seen, this) {
             (None, _) => seen = Some(this),
-            (Some(Some(a)), Some(b)) if a.id == b.id => {}
+            (Some(Some(a)), Some(b)) if a.same(&b) => {}
             (Some(None), None) => {}
             _ => ambiguous = true,
         }

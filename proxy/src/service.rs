@@ -202,7 +202,7 @@ impl Gate {
             path: Ok(normalized),
             route,
             account: match caller {
-                Caller::Account(a) => Some(AccountName::new(a.id)),
+                Caller::Account(a) => Some(AccountName::new(a.id())),
                 _ => None,
             },
             account_problem: match caller {

@@ -10,7 +10,7 @@ mod shard;
 use crate::ranges::RangeSet;
 use arc_swap::{ArcSwap, Guard};
 pub use directory::MAX_NAME;
-use directory::{folded, Directory};
+use directory::{folded, Directory, NameKey, Owner};
 use ipnet::IpNet;
 pub use shard::AccountView;
 use shard::Shard;
@@ -65,7 +65,7 @@ pub struct Table {
     accounts: usize,
     entries: usize,
     /// Aliases (folded to lower case) -> account id.
-    names: Directory<Box<[u8]>>,
+    names: Directory<NameKey>,
     /// SHA-256 of a secret key -> account id.
     keys: Directory<[u8; 32]>,
 }
@@ -139,31 +139,33 @@ impl Table {
         identities: impl IntoIterator<Item = Identity>,
         keys: impl IntoIterator<Item = KeyHash>,
     ) -> Table {
-        self.names
-            .extend(identities.into_iter().map(|(name, account)| {
-                (
-                    name.to_ascii_lowercase().into_bytes().into_boxed_slice(),
-                    Arc::from(account),
-                )
-            }));
+        let owner = |a: String| Owner::from_slice(a.as_bytes());
+        self.names.extend(
+            identities
+                .into_iter()
+                .map(|(n, a)| (name_key(&n), owner(a))),
+        );
         self.keys
-            .extend(keys.into_iter().map(|(k, account)| (k, Arc::from(account))));
+            .extend(keys.into_iter().map(|(k, a)| (k, owner(a))));
         self
     }
 
     /// Hashes an account id folded to lower case, so that lookups ignore
     /// ASCII case.
-    #[inline]
+    #[inline(always)]
     fn hash(&self, account: &str) -> u64 {
+        if !account.bytes().any(|b| b.is_ascii_uppercase()) {
+            return self.hasher.hash_one(account);
+        }
         let mut buf = [0u8; MAX_NAME];
-        match folded(account.as_bytes(), &mut buf) {
-            Some(f) => self.hasher.hash_one(f),
-            None => self.hasher.hash_one(account.as_bytes()),
+        match folded(account.as_bytes(), &mut buf).map(std::str::from_utf8) {
+            Some(Ok(f)) => self.hasher.hash_one(f),
+            _ => self.hasher.hash_one(account),
         }
     }
 
     /// The account with id `id` (ASCII case ignored), if ipgate knows it.
-    #[inline]
+    #[inline(always)]
     pub fn account(&self, id: &str) -> Option<AccountView<'_>> {
         let h = self.hash(id);
         self.shards[shard_index(h)].get(h, id)
@@ -193,8 +195,8 @@ impl Table {
     /// The next version with alias `name` given to `account`, or removed.
     pub fn with_name(&self, name: &str, account: Option<&str>) -> Table {
         let mut next = self.clone();
-        let key = name.to_ascii_lowercase().into_bytes().into_boxed_slice();
-        next.names = self.names.with(key, account.map(Arc::from));
+        let owner = account.map(|a| Owner::from_slice(a.as_bytes()));
+        next.names = self.names.with(name_key(name), owner);
         next.bump();
         next
     }
@@ -203,7 +205,8 @@ impl Table {
     /// `account`, or removed.
     pub fn with_key(&self, sha256: [u8; 32], account: Option<&str>) -> Table {
         let mut next = self.clone();
-        next.keys = self.keys.with(sha256, account.map(Arc::from));
+        let owner = account.map(|a| Owner::from_slice(a.as_bytes()));
+        next.keys = self.keys.with(sha256, owner);
         next.bump();
         next
     }
@@ -273,6 +276,11 @@ impl Table {
         self.version += 1;
         self.updated = SystemTime::now();
     }
+}
+
+/// How the names directory keys a name: folded to lower case.
+fn name_key(name: &str) -> NameKey {
+    NameKey::from_slice(name.to_ascii_lowercase().as_bytes())
 }
 
 /// Shards by the hash's top bits; slots within a shard use the low bits.
@@ -367,12 +375,12 @@ mod tests {
             vec![("Sender-1".to_string(), "Acme".to_string())],
             vec![([7u8; 32], "globex".to_string())],
         );
-        assert_eq!(t.account("ACME").map(|a| a.id), Some("Acme"));
-        assert_eq!(t.resolve_name("acme").map(|a| a.id), Some("Acme"));
-        assert_eq!(t.resolve_name("SENDER-1").map(|a| a.id), Some("Acme"));
-        assert_eq!(t.resolve_name("sender-2").map(|a| a.id), None);
-        assert_eq!(t.resolve_key(&[7u8; 32]).map(|a| a.id), Some("globex"));
-        assert_eq!(t.resolve_key(&[8u8; 32]).map(|a| a.id), None);
+        assert_eq!(t.account("ACME").map(|a| a.id()), Some("Acme"));
+        assert_eq!(t.resolve_name("acme").map(|a| a.id()), Some("Acme"));
+        assert_eq!(t.resolve_name("SENDER-1").map(|a| a.id()), Some("Acme"));
+        assert_eq!(t.resolve_name("sender-2").map(|a| a.id()), None);
+        assert_eq!(t.resolve_key(&[7u8; 32]).map(|a| a.id()), Some("globex"));
+        assert_eq!(t.resolve_key(&[8u8; 32]).map(|a| a.id()), None);
         assert_eq!((t.identities(), t.keys()), (1, 1));
 
         let t2 = t
@@ -380,7 +388,7 @@ mod tests {
             .with_key([8u8; 32], Some("acme"));
         assert_eq!(t2.version(), 3);
         assert!(t2.resolve_name("Sender-1").is_none());
-        assert_eq!(t2.resolve_key(&[8u8; 32]).map(|a| a.id), Some("Acme"));
+        assert_eq!(t2.resolve_key(&[8u8; 32]).map(|a| a.id()), Some("Acme"));
         assert!(
             t.resolve_name("Sender-1").is_some(),
             "the old snapshot is unchanged"

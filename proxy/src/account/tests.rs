@@ -81,7 +81,7 @@ fn who_typed(
         answers: None,
     };
     match identify(&all(), r, rest, body, lookup) {
-        Identified::Done(Caller::Account(a)) => Ok(Some(a.id.to_string())),
+        Identified::Done(Caller::Account(a)) => Ok(Some(a.id().to_string())),
         Identified::Done(Caller::Nobody) => Ok(None),
         Identified::Done(Caller::Unknown) => Err("unknown".into()),
         Identified::Done(Caller::Ambiguous) => Err("ambiguous".into()),
@@ -389,7 +389,7 @@ fn unregistered_keys_go_to_introspection_and_its_answers_resolve() {
             &[("Authorization", &format!("Bearer {token}"))],
         );
         match identify(&sources, &r, "", Body::None, lookup) {
-            Identified::Done(Caller::Account(a)) => format!("account {}", a.id),
+            Identified::Done(Caller::Account(a)) => format!("account {}", a.id()),
             Identified::Done(c) => format!("{c:?}"),
             Identified::NeedBody => "need body".into(),
             Identified::Introspect(k) => {

@@ -3,6 +3,7 @@
 //! hashes of accounts' secret keys. Sharded like the accounts, so one
 //! change copies one small map, and read without locks or allocation.
 
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -10,8 +11,15 @@ use std::sync::Arc;
 /// Shards of a directory; a change copies one.
 const SHARDS: usize = 64;
 
+/// An account id as a directory holds it: inline up to 24 bytes, so a
+/// lookup reads the map's slot and nothing else.
+pub type Owner = SmallVec<[u8; 24]>;
+
+/// A name as a directory holds it (folded to lower case), inline up to 32 bytes.
+pub type NameKey = SmallVec<[u8; 32]>;
+
 /// One shard: key -> the account id owning it.
-type Part<K> = HashMap<K, Arc<str>, ahash::RandomState>;
+type Part<K> = HashMap<K, Owner, ahash::RandomState>;
 
 /// A map from `K` to the account id that owns it, in immutable shards.
 #[derive(Debug, Clone)]
@@ -43,12 +51,14 @@ impl<K: Hash + Eq + Clone> Directory<K> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shards[self.shard_of(key)].get(key).map(|a| &**a)
+        self.shards[self.shard_of(key)]
+            .get(key)
+            .map(|a| std::str::from_utf8(a).unwrap_or_default())
     }
 
     /// Fills the directory in one go (at start); a later duplicate wins.
-    pub fn extend(&mut self, items: impl IntoIterator<Item = (K, Arc<str>)>) {
-        let mut parts: Vec<Vec<(K, Arc<str>)>> = (0..SHARDS).map(|_| Vec::new()).collect();
+    pub fn extend(&mut self, items: impl IntoIterator<Item = (K, Owner)>) {
+        let mut parts: Vec<Vec<(K, Owner)>> = (0..SHARDS).map(|_| Vec::new()).collect();
         for (k, a) in items {
             let i = self.shard_of(&k);
             parts[i].push((k, a));
@@ -66,7 +76,7 @@ impl<K: Hash + Eq + Clone> Directory<K> {
 
     /// A copy with `key` given to `account`, or removed when `None`.
     /// Copies only that key's shard.
-    pub fn with(&self, key: K, account: Option<Arc<str>>) -> Directory<K> {
+    pub fn with(&self, key: K, account: Option<Owner>) -> Directory<K> {
         let mut next = self.clone();
         let i = self.shard_of(&key);
         let mut map = (*self.shards[i]).clone();
@@ -119,17 +129,19 @@ mod tests {
 
     #[test]
     fn changes_copy_and_count() {
-        let mut d: Directory<Box<[u8]>> = Directory::new();
+        let name = |s: &str| NameKey::from_slice(s.as_bytes());
+        let owner = |s: &str| Owner::from_slice(s.as_bytes());
+        let mut d: Directory<NameKey> = Directory::new();
         d.extend([
-            (Box::from(&b"sender-1"[..]), Arc::from("acme")),
-            (Box::from(&b"sender-2"[..]), Arc::from("acme")),
+            (name("sender-1"), owner("acme")),
+            (name("sender-2"), owner("acme")),
         ]);
         assert_eq!(d.len(), 2);
-        let d2 = d.with(Box::from(&b"sender-1"[..]), None);
+        let d2 = d.with(name("sender-1"), None);
         assert_eq!((d.len(), d2.len()), (2, 1));
         assert_eq!(d.get(&b"sender-1"[..]), Some("acme"));
         assert_eq!(d2.get(&b"sender-1"[..]), None);
-        let d3 = d2.with(Box::from(&b"sender-2"[..]), Some(Arc::from("beta")));
+        let d3 = d2.with(name("sender-2"), Some(owner("beta")));
         assert_eq!((d3.len(), d3.get(&b"sender-2"[..])), (1, Some("beta")));
     }
 

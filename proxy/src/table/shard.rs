@@ -11,10 +11,23 @@ use smallvec::SmallVec;
 /// What a lookup returns: the account's mode and its networks.
 #[derive(Debug, Clone, Copy)]
 pub struct AccountView<'a> {
-    /// The account's id as the operator created it.
-    pub id: &'a str,
     pub mode: Mode,
     pub allowed: &'a RangeSet,
+    id: &'a [u8],
+}
+
+impl<'a> AccountView<'a> {
+    /// The account's id as the operator created it.
+    pub fn id(&self) -> &'a str {
+        // Ids are ASCII (made from a `&str`).
+        std::str::from_utf8(self.id).unwrap_or_default()
+    }
+
+    /// Whether both views are of one account (of one snapshot).
+    #[inline]
+    pub fn same(&self, other: &AccountView<'_>) -> bool {
+        std::ptr::eq(self.allowed, other.allowed)
+    }
 }
 
 /// An account as stored, 128 bytes in two cache lines: the first holds
@@ -82,10 +95,10 @@ impl Shard {
             }
             if slot.tag == t {
                 if let Some(r) = self.records.get(slot.pos as usize - 1) {
-                    if r.id.eq_ignore_ascii_case(id.as_bytes()) {
+                    if r.id.as_slice() == id.as_bytes() || r.id.eq_ignore_ascii_case(id.as_bytes())
+                    {
                         return Some(AccountView {
-                            // Ids are ASCII (made from a `&str`).
-                            id: std::str::from_utf8(&r.id).unwrap_or_default(),
+                            id: &r.id,
                             mode: r.mode,
                             allowed: &r.allowed,
                         });

@@ -214,7 +214,10 @@ fn all_name(
     let keys = |vals: Vec<Vec<u8>>| {
         vals.iter().all(|v| {
             let v = v.trim_ascii();
-            v.is_empty() || table.resolve_key(&sha(v)).is_some_and(|a| a.id() == account)
+            v.is_empty()
+                || table
+                    .resolve_key(&sha(v))
+                    .is_some_and(|a| a.id() == account)
         })
     };
     let header = |n: &str| -> Vec<Vec<u8>> {

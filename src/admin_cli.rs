@@ -198,7 +198,10 @@ pub struct AdminClient {
 
 impl AdminClient {
     pub fn new(base: String, token: &str) -> anyhow::Result<AdminClient> {
+        // The admin URL is called directly, never through `http_proxy`:
+        // the token must not go to a proxy (reqwest reads the variables).
         let http = reqwest::blocking::Client::builder()
+            .no_proxy()
             .timeout(std::time::Duration::from_secs(30))
             .build()?;
         Ok(AdminClient {

@@ -233,3 +233,37 @@ fn the_admin_cli_wraps_the_routes() {
     let out = cli(&["whitelist", "list", "acme"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("127.0.0.1/32"));
 }
+
+/// `ipgate admin` talks to the admin URL directly: the token never goes to
+/// a proxy named by `http_proxy`, which reqwest would otherwise use.
+#[test]
+fn the_admin_cli_never_sends_the_token_through_http_proxy() {
+    let up = Upstream::start();
+    let gate = Gate::start(&up, GateOpts::default());
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    trap.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
+    let proxy = format!(
+        "http://{}",
+        trap.local_addr().unwrap_or_else(|e| panic!("{e}"))
+    );
+    let out = std::process::Command::new(bin())
+        .args(["admin", "--url", &format!("http://{}", gate.admin)])
+        .args(["account", "list"])
+        .env("IPGATE_ADMIN_TOKEN", TOKEN)
+        .env("http_proxy", &proxy)
+        .env("HTTP_PROXY", &proxy)
+        .env("all_proxy", &proxy)
+        .env_remove("no_proxy")
+        .env_remove("NO_PROXY")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        trap.accept().is_err(),
+        "the admin CLI connected to http_proxy"
+    );
+}

@@ -395,3 +395,34 @@ fn upstream_connections_that_close_are_replaced_and_bad_answers_refused() {
     assert_eq!(r.status, 502, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "upstream_unavailable");
 }
+
+#[test]
+fn a_denied_head_has_no_body_on_either_path_and_the_next_answer_is_read_whole() {
+    let up = Upstream::start();
+    let gate = Gate::start(&up, GateOpts::default());
+    gate.account("acme", "enforce", &["127.0.0.1"]);
+    gate.account("beta", "enforce", &["203.0.113.1"]);
+    let head = b"HEAD /sms/x HTTP/1.1\r\nHost: gw\r\nX-Account-Id: beta\r\n\r\n";
+    let get = b"GET /sms/x HTTP/1.1\r\nHost: gw\r\nX-Account-Id: acme\r\n\r\n";
+    // The raw path, then the same after the connection moved to Pingora's
+    // (a chunked request hands it over).
+    for to_pingora in [false, true] {
+        let mut c = Client::connect(&gate);
+        if to_pingora {
+            let r = c.send(
+                b"POST /sms/x HTTP/1.1\r\nHost: gw\r\nX-Account-Id: acme\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+                false,
+            );
+            assert_eq!(r.status, 200, "{}", r.head);
+        }
+        let r = c.send(head, true);
+        assert_eq!(r.status, 403, "pingora: {to_pingora}: {}", r.head);
+        let r = c.send(get, false);
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "upstream says hello"),
+            "pingora: {to_pingora}: a body after the HEAD answer was read as the next answer: {}",
+            r.head
+        );
+    }
+}

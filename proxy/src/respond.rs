@@ -123,7 +123,9 @@ pub fn write_error_body(
 
 /// Appends a whole HTTP/1.1 answer with an error body to `out` (the raw
 /// HTTP/1 path's counterpart of the service's `answer`); `scratch` holds
-/// the body while its length is written.
+/// the body while its length is written. To a HEAD request (`head`) the
+/// answer has the same head and no body, so that a client or a front
+/// proxy that pools the connection reads the next answer where it starts.
 #[allow(clippy::too_many_arguments)]
 pub fn write_error_answer(
     out: &mut Vec<u8>,
@@ -134,6 +136,7 @@ pub fn write_error_answer(
     client_ip: Option<IpAddr>,
     id: RequestId,
     close: bool,
+    head: bool,
 ) {
     scratch.clear();
     write_error_body(scratch, code, message, client_ip, id);
@@ -152,7 +155,9 @@ pub fn write_error_answer(
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(scratch);
+    if !head {
+        out.extend_from_slice(scratch);
+    }
 }
 
 /// Appends `n` in decimal, without `fmt`.
@@ -188,6 +193,7 @@ mod tests {
                 ip,
                 RequestId(7),
                 close,
+                false,
             );
             let text = String::from_utf8(out).unwrap_or_default();
             let (head, body) = text.split_once("\r\n\r\n").unwrap_or_default();

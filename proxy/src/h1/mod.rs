@@ -274,6 +274,7 @@ impl<A> FastPath<A> {
                                 Some(seen.client_ip),
                                 seen.id,
                                 true,
+                                head_request,
                             );
                             let _ = write_client(c).await;
                             self.finish(&seen, status, Some(upstream_started), Some(&e));
@@ -333,6 +334,7 @@ impl<A> FastPath<A> {
                     &j,
                     p.head_len,
                     DenyReason::BodyTooLarge,
+                    p.method == "HEAD",
                 );
             }
             Some(Pending::Key(_)) if introspected => {
@@ -342,6 +344,7 @@ impl<A> FastPath<A> {
                     &j,
                     p.head_len,
                     DenyReason::IntrospectionUnavailable,
+                    p.method == "HEAD",
                 );
             }
             Some(Pending::Key(key)) => return Step::Introspect(key),
@@ -371,6 +374,7 @@ impl<A> FastPath<A> {
                 Some(seen.client_ip),
                 seen.id,
                 close,
+                p.method == "HEAD",
             );
             return Step::Answer {
                 seen,
@@ -532,6 +536,7 @@ fn refuse(
     j: &Judgement<'_>,
     consumed: usize,
     reason: DenyReason,
+    head: bool,
 ) -> Step {
     let seen = Seen {
         id: RequestId::next(),
@@ -552,6 +557,7 @@ fn refuse(
         Some(seen.client_ip),
         seen.id,
         true,
+        head,
     );
     Step::Answer {
         seen,

@@ -83,3 +83,63 @@ fn serve_refuses_to_start_without_an_admin_token() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("IPGATE_ADMIN_TOKEN"));
 }
+
+/// A certificate and a key that do not belong together (two `ipgate certs
+/// dev` pairs, crossed) are refused by `config check` and by `serve`, with
+/// an error naming both keys, not a panic inside Pingora's TLS setup.
+#[test]
+fn a_certificate_and_a_key_that_do_not_match_are_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for pair in ["a", "b"] {
+        let out = Command::new(bin())
+            .args(["certs", "dev", "--out"])
+            .arg(dir.path().join(pair))
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = format!(
+        "[proxy]\nlisten = \"127.0.0.1:{}\"\ntls_listen = \"127.0.0.1:{}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+         [[proxy.route]]\nname = \"sms\"\npath_prefix = \"/sms/\"\nupstream = \"http://127.0.0.1:9\"\n\
+         [control]\nlisten = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:{}\"\n\
+         [metrics]\nlisten = \"127.0.0.1:{}\"\n[store]\npath = \"{}\"\n",
+        free_port(),
+        free_port(),
+        dir.path().join("a/server.crt").display(),
+        dir.path().join("b/server.key").display(),
+        free_port(),
+        free_port(),
+        free_port(),
+        dir.path().join("store").display()
+    );
+    let (ok, out) = check(&text);
+    assert!(!ok, "config check accepted a crossed pair");
+    for key in [
+        "proxy.tls_cert",
+        "proxy.tls_key",
+        "a/server.crt",
+        "b/server.key",
+    ] {
+        assert!(out.contains(key), "`{key}` not named: {out}");
+    }
+    assert!(!out.contains("panicked"), "{out}");
+
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("IPGATE_ADMIN_TOKEN", TOKEN)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "serve started with a crossed pair");
+    assert!(
+        err.contains("proxy.tls_key") && !err.contains("panicked"),
+        "{err}"
+    );
+}

@@ -16,9 +16,19 @@ pub enum TlsFileError {
     NoKey(PathBuf),
     #[error("{path} is not valid PEM: {reason}")]
     BadPem { path: PathBuf, reason: String },
+    #[error(
+        "proxy.tls_cert ({cert}) and proxy.tls_key ({key}) do not make a usable pair: {reason}"
+    )]
+    Mismatch {
+        cert: PathBuf,
+        key: PathBuf,
+        reason: String,
+    },
 }
 
-/// Checks that `cert` holds at least one certificate and `key` a private key.
+/// Checks that `cert` holds at least one certificate and `key` a private
+/// key, and that rustls accepts them as a pair (the key is the leaf
+/// certificate's), as Pingora will when it builds its TLS settings.
 pub fn check_pair(cert: &Path, key: &Path) -> Result<(), TlsFileError> {
     let read = |p: &Path| {
         std::fs::read(p).map_err(|source| TlsFileError::Read {
@@ -36,12 +46,27 @@ pub fn check_pair(cert: &Path, key: &Path) -> Result<(), TlsFileError> {
         return Err(TlsFileError::NoCertificate(cert.to_path_buf()));
     }
     let key_pem = read(key)?;
-    match rustls_pemfile::private_key(&mut key_pem.as_slice()) {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(TlsFileError::NoKey(key.to_path_buf())),
-        Err(e) => Err(TlsFileError::BadPem {
-            path: key.to_path_buf(),
-            reason: e.to_string(),
-        }),
-    }
+    let private = match rustls_pemfile::private_key(&mut key_pem.as_slice()) {
+        Ok(Some(k)) => k,
+        Ok(None) => return Err(TlsFileError::NoKey(key.to_path_buf())),
+        Err(e) => {
+            return Err(TlsFileError::BadPem {
+                path: key.to_path_buf(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    let mismatch = |reason: String| TlsFileError::Mismatch {
+        cert: cert.to_path_buf(),
+        key: key.to_path_buf(),
+        reason,
+    };
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| mismatch(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, private)
+        .map_err(|e| mismatch(e.to_string()))?;
+    Ok(())
 }

@@ -91,16 +91,21 @@ pub struct Event<'a> {
 }
 
 /// Appends `event` to the log tree inside a transaction. Returns the new head hash.
-pub fn append<E>(
+pub fn append<E: From<CorruptHead>>(
     log: &TransactionalTree,
     actor: &Actor,
     event: &Event<'_>,
 ) -> Result<String, ConflictableTransactionError<E>> {
     let head: Head = match log.get(HEAD_KEY)? {
-        Some(v) => serde_json::from_slice(&v).unwrap_or(Head {
-            seq: 0,
-            hash: GENESIS.into(),
-        }),
+        // An unreadable head is never taken for a fresh chain: that would
+        // write over record 1. The change is refused instead.
+        Some(v) => serde_json::from_slice(&v)
+            .map_err(|e| ConflictableTransactionError::Abort(CorruptHead(e.to_string()).into()))?,
+        None if log.get(1u64.to_be_bytes())?.is_some() => {
+            return Err(ConflictableTransactionError::Abort(
+                CorruptHead("the head is missing but records exist".into()).into(),
+            ))
+        }
         None => Head {
             seq: 0,
             hash: GENESIS.into(),
@@ -129,6 +134,11 @@ pub fn append<E>(
     log.insert(HEAD_KEY, serde_json::to_vec(&new_head).unwrap_or_default())?;
     Ok(rec.hash)
 }
+
+/// The security log's head record cannot be read: nothing is appended.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the security log's head is unreadable ({0}); nothing was changed. Run `ipgate admin log verify` and restore the store from a backup")]
+pub struct CorruptHead(pub String);
 
 /// Every record, oldest first, optionally only one account's.
 pub fn records(log: &sled::Tree, account: Option<&str>) -> Result<Vec<SecRecord>, sled::Error> {

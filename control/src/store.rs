@@ -24,6 +24,8 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("a stored record is corrupt: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    LogHead(#[from] crate::seclog::CorruptHead),
     #[error("account `{0}` does not exist")]
     NoAccount(String),
     #[error("account `{0}` already exists")]

@@ -96,7 +96,8 @@ impl From<StoreError> for ApiError {
             StoreError::Open { .. }
             | StoreError::Locked { .. }
             | StoreError::Sled(_)
-            | StoreError::Corrupt(_) => {
+            | StoreError::Corrupt(_)
+            | StoreError::LogHead(_) => {
                 tracing::error!(error = %e, "store failure");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

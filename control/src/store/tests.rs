@@ -243,3 +243,35 @@ fn a_store_held_open_elsewhere_is_refused_with_a_reason() {
     // background writers if needed).
     let _ = open(&dir);
 }
+
+#[tokio::test]
+async fn an_unreadable_log_head_refuses_the_change_instead_of_restarting_the_chain() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let s = open(&dir);
+    let made = s.create_account(account("acme"), &op()).await;
+    assert!(made.is_ok(), "{made:?}");
+    let first = s.seclog.get(1u64.to_be_bytes()).ok().flatten();
+    assert!(first.is_some());
+
+    for damage in [Some(&b"not json"[..]), None] {
+        match damage {
+            Some(bytes) => s.seclog.insert(b"head", bytes).map(drop),
+            None => s.seclog.remove(b"head").map(drop),
+        }
+        .unwrap_or_else(|e| panic!("{e}"));
+        let changed = s.create_account(account("beta"), &op()).await;
+        assert!(
+            matches!(changed, Err(StoreError::LogHead(_))),
+            "{damage:?}: {changed:?}"
+        );
+        assert_eq!(
+            s.seclog.get(1u64.to_be_bytes()).ok().flatten(),
+            first,
+            "record 1 kept"
+        );
+        assert!(
+            s.account("beta").ok().flatten().is_none(),
+            "nothing else changed"
+        );
+    }
+}

@@ -143,6 +143,47 @@ fn forged_forwarded_for_from_an_untrusted_peer_changes_nothing() {
         "127.0.0.1, 127.0.0.5",
         "the chain is kept and the hop appended"
     );
+
+    // The other client-address headers: dropped from an untrusted peer, on
+    // both HTTP/1 paths (HTTP/1.0 goes to Pingora's), kept from the trusted one.
+    let forged = [
+        ("X-Real-IP", "203.0.113.10"),
+        ("Forwarded", "for=203.0.113.10"),
+        ("True-Client-IP", "203.0.113.10"),
+        ("CF-Connecting-IP", "203.0.113.10"),
+    ];
+    for version in ["1.1", "1.0"] {
+        let mut req = format!(
+            "GET /sms/x HTTP/{version}\r\nHost: gw\r\nConnection: close\r\nAuthorization: {auth}\r\n"
+        );
+        for (k, v) in forged {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        let answer = raw(gate.proxy, req.as_bytes());
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let seen = up.last();
+        for (k, _) in forged {
+            let name = k.to_ascii_lowercase();
+            assert_eq!(
+                seen.header(&name),
+                None,
+                "HTTP/{version}: {k} reached the upstream"
+            );
+        }
+    }
+    let mut headers = vec![
+        ("Authorization", auth.as_str()),
+        ("X-Forwarded-For", "127.0.0.1"),
+    ];
+    headers.extend(forged);
+    let (s, _) = gate.get("127.0.0.5", "/sms/x", &headers);
+    assert_eq!(s, 200);
+    assert_eq!(
+        up.last().header("x-real-ip"),
+        Some("203.0.113.10"),
+        "kept from the trusted proxy"
+    );
     // ...but only its untrusted right-most entry: a client cannot prepend one.
     let (s, _) = gate.get(
         "127.0.0.5",

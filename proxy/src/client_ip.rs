@@ -65,6 +65,20 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
     None
 }
 
+/// Headers that name the client's address besides `X-Forwarded-For`.
+/// From a peer that is not a trusted proxy they are the caller's own words:
+/// both HTTP/1 paths drop them, so the upstream never reads an address
+/// ipgate did not decide on. From a trusted proxy they are passed on.
+pub const CLIENT_ADDRESS_HEADERS: [&str; 7] = [
+    "x-real-ip",
+    "forwarded",
+    "true-client-ip",
+    "x-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

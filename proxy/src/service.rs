@@ -5,7 +5,7 @@
 use crate::account::{
     self, AccountError, AccountName, Body, Caller, Identified, KeyAnswers, Lookup, PendingKey,
 };
-use crate::client_ip::TrustedProxies;
+use crate::client_ip::{TrustedProxies, CLIENT_ADDRESS_HEADERS};
 use crate::decision::{decide, Decision, DenyReason, Policy};
 use crate::head::{visible_text, Head};
 use crate::head_check::{self, HeadLimits};
@@ -525,6 +525,11 @@ impl ProxyHttp for SharedGate {
         };
         upstream_request.remove_header(&X_FORWARDED_FOR);
         upstream_request.insert_header("X-Forwarded-For", value)?;
+        if ctx.trusted_peer.is_none() {
+            for name in CLIENT_ADDRESS_HEADERS {
+                upstream_request.remove_header(name);
+            }
+        }
         Ok(())
     }
 

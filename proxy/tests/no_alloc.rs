@@ -292,7 +292,7 @@ fn raw_path(gate: &Gate, peer: IpAddr, bytes: &[u8], out: &mut Vec<u8>) -> Optio
     let b = &bytes[p.head_len..p.head_len + p.body_len];
     let j = gate.judge(peer, &p, body(b));
     out.clear();
-    p.write_upstream_head(out, p.target, None, b"up.test", b"203.0.113.9");
+    p.write_upstream_head(out, p.target, None, b"up.test", b"203.0.113.9", false);
     Some(j.decision)
 }
 

@@ -38,6 +38,8 @@ pub struct Seen {
     pub xff: String,
     /// The request body as received.
     pub body: Vec<u8>,
+    /// Every header as received, names lower-cased.
+    pub headers: Vec<(String, String)>,
 }
 
 /// A real HTTP server standing in for the SMS/WABA API.
@@ -88,6 +90,16 @@ impl Upstream {
                                     host: get("host"),
                                     xff: get("x-forwarded-for"),
                                     body: Vec::new(),
+                                    headers: req
+                                        .headers()
+                                        .iter()
+                                        .map(|(k, v)| {
+                                            (
+                                                k.as_str().to_string(),
+                                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                            )
+                                        })
+                                        .collect(),
                                 }
                             };
                             seen.body = axum::body::to_bytes(req.into_body(), 1 << 20)
@@ -178,6 +190,12 @@ impl Upstream {
                             host: header("host").unwrap_or_default(),
                             xff: header("x-forwarded-for").unwrap_or_default(),
                             body,
+                            headers: head
+                                .lines()
+                                .skip(1)
+                                .filter_map(|l| l.split_once(':'))
+                                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                                .collect(),
                         };
                         h.fetch_add(1, Ordering::SeqCst);
                         if stream.write_all(&answer(&head)).is_err() || close_after {
@@ -572,6 +590,16 @@ impl Drop for Gate {
 }
 
 /// The JSON error code of a proxy answer.
+impl Seen {
+    /// The value of header `name` (lower-case) as the upstream received it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 pub fn code(body: &str) -> String {
     serde_json::from_str::<Value>(body)
         .ok()

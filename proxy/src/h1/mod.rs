@@ -427,6 +427,7 @@ impl<A> FastPath<A> {
             query,
             r.upstream_host.as_bytes(),
             &c.scratch,
+            j.trusted_peer.is_some(),
         );
         c.out.extend_from_slice(&c.buf[p.head_len..end]);
         Step::Forward {

@@ -2,6 +2,7 @@
 //! httparse, and taken only when it is plainly framed. Anything else goes
 //! to Pingora's path, which answers it exactly as before.
 
+use crate::client_ip::CLIENT_ADDRESS_HEADERS;
 use crate::head::Head;
 use std::mem::MaybeUninit;
 
@@ -205,7 +206,9 @@ impl<'b> Head for Parsed<'b> {
 impl Parsed<'_> {
     /// Writes the head sent upstream: the request line with `target` (and
     /// `query`), the client's headers in order and case except hop-by-hop
-    /// ones, Host and X-Forwarded-For, then `host` and `xff` as given.
+    /// ones, Host and X-Forwarded-For, then `host` and `xff` as given. From
+    /// a peer that is not a trusted proxy (`trusted` false), the other
+    /// headers naming a client address are dropped too.
     pub fn write_upstream_head(
         &self,
         out: &mut Vec<u8>,
@@ -213,6 +216,7 @@ impl Parsed<'_> {
         query: Option<&str>,
         host: &[u8],
         xff: &[u8],
+        trusted: bool,
     ) {
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
@@ -227,6 +231,10 @@ impl Parsed<'_> {
             if n.eq_ignore_ascii_case("host")
                 || n.eq_ignore_ascii_case("x-forwarded-for")
                 || HOP_BY_HOP.iter().any(|hop| n.eq_ignore_ascii_case(hop))
+                || (!trusted
+                    && CLIENT_ADDRESS_HEADERS
+                        .iter()
+                        .any(|c| n.eq_ignore_ascii_case(c)))
             {
                 continue;
             }
@@ -310,7 +318,7 @@ mod tests {
 
     #[test]
     fn the_upstream_head_drops_hop_by_hop_and_replaces_host_and_xff() {
-        let raw = b"POST /sms/send HTTP/1.1\r\nHost: gw\r\nX-Account: acme\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\nX-Forwarded-For: 6.6.6.6\r\nContent-Length: 2\r\n\r\nhi";
+        let raw = b"POST /sms/send HTTP/1.1\r\nHost: gw\r\nX-Account: acme\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\nX-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nContent-Length: 2\r\n\r\nhi";
         let mut h = headers();
         let Read::Ready(p) = read(raw, &mut h, 8192, 32) else {
             panic!("not taken")
@@ -320,10 +328,23 @@ mod tests {
             vec![&b"acme"[..]]
         );
         let mut out = Vec::new();
-        p.write_upstream_head(&mut out, "/send", Some("a=1"), b"up:80", b"203.0.113.7");
+        p.write_upstream_head(
+            &mut out,
+            "/send",
+            Some("a=1"),
+            b"up:80",
+            b"203.0.113.7",
+            false,
+        );
         assert_eq!(
             String::from_utf8_lossy(&out),
             "POST /send?a=1 HTTP/1.1\r\nX-Account: acme\r\nContent-Length: 2\r\nHost: up:80\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n"
+        );
+        out.clear();
+        p.write_upstream_head(&mut out, "/send", None, b"up:80", b"203.0.113.7", true);
+        assert!(
+            String::from_utf8_lossy(&out).contains("X-Real-IP: 6.6.6.6\r\n"),
+            "kept from a trusted proxy"
         );
     }
 

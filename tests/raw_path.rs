@@ -426,3 +426,54 @@ fn a_denied_head_has_no_body_on_either_path_and_the_next_answer_is_read_whole() 
         );
     }
 }
+
+/// A pooled upstream connection that answers a POST with a malformed head
+/// may have acted on it (sent the SMS): the POST is never sent again; the
+/// client gets 502. A GET in the same place is sent again, once.
+#[test]
+fn a_post_is_never_sent_twice_when_a_pooled_connection_answers_badly() {
+    let up = Upstream::scripted(false, |head| {
+        if head.split(' ').nth(1).unwrap_or("").starts_with("/bad") {
+            b"garbage, not HTTP\r\n\r\n".to_vec()
+        } else {
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()
+        }
+    });
+    let gate = Gate::start(&up, GateOpts::default());
+    gate.account("acme", "enforce", &["127.0.0.1"]);
+    let mut c = Client::connect(&gate);
+    let r = c.send(
+        b"GET /sms/ok HTTP/1.1\r\nHost: gw\r\nX-Account-Id: acme\r\n\r\n",
+        false,
+    );
+    assert_eq!(r.status, 200, "{}", r.head);
+
+    let before = up.hits();
+    let mut c = Client::connect(&gate);
+    let r = c.send(
+        b"POST /sms/bad HTTP/1.1\r\nHost: gw\r\nX-Account-Id: acme\r\nContent-Length: 4\r\n\r\nsend",
+        false,
+    );
+    assert_eq!(r.status, 502, "{}", r.head);
+    assert_eq!(up.hits() - before, 1, "the POST reached the upstream once");
+
+    // Pool a connection again, then the same failure on a GET: sent once more.
+    let mut c = Client::connect(&gate);
+    let r = c.send(
+        b"GET /sms/ok HTTP/1.1\r\nHost: gw\r\nX-Account-Id: acme\r\n\r\n",
+        false,
+    );
+    assert_eq!(r.status, 200, "{}", r.head);
+    let before = up.hits();
+    let mut c = Client::connect(&gate);
+    let r = c.send(
+        b"GET /sms/bad HTTP/1.1\r\nHost: gw\r\nX-Account-Id: acme\r\n\r\n",
+        false,
+    );
+    assert_eq!(r.status, 502, "{}", r.head);
+    assert_eq!(
+        up.hits() - before,
+        2,
+        "an idempotent request is sent again once"
+    );
+}

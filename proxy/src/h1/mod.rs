@@ -151,6 +151,8 @@ enum Step {
         route: usize,
         upstream: PlainUpstream,
         head_request: bool,
+        /// The method is idempotent (RFC 9110): safe to send again.
+        idempotent: bool,
         close: bool,
     },
 }
@@ -185,6 +187,10 @@ enum UpstreamError {
     Timeout,
     #[error("the upstream connection failed: {0}")]
     Io(io::Error),
+    /// The request could not be written whole: the upstream cannot have
+    /// acted on it.
+    #[error("writing the request to the upstream: {0}")]
+    Write(io::Error),
     #[error("the upstream closed the connection before answering")]
     Closed,
     #[error(transparent)]
@@ -248,13 +254,22 @@ impl<A> FastPath<A> {
                     route,
                     upstream,
                     head_request,
+                    idempotent,
                     close,
                 } => {
                     // Planning took microseconds: the request's start is
                     // the upstream's start (one clock read fewer).
                     let upstream_started = seen.started;
                     let forwarded = self
-                        .forward(c, route, upstream, head_request, close, upstream_started)
+                        .forward(
+                            c,
+                            route,
+                            upstream,
+                            head_request,
+                            idempotent,
+                            close,
+                            upstream_started,
+                        )
                         .await;
                     c.buf.drain(..seen.consumed);
                     match forwarded {
@@ -435,6 +450,10 @@ impl<A> FastPath<A> {
             route: index,
             upstream,
             head_request: p.method == "HEAD",
+            idempotent: matches!(
+                p.method,
+                "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+            ),
             close: p.close,
         }
     }
@@ -459,15 +478,18 @@ impl<A> FastPath<A> {
         });
     }
 
-    /// Sends `c.out` upstream and passes the answer on (SPEC step 6). A
-    /// pooled connection that turns out closed before answering is
-    /// replaced once by a new one: the whole request is still in `c.out`.
+    /// Sends `c.out` upstream and passes the answer on (step 6). When a
+    /// pooled connection fails before any of the answer was passed on, the
+    /// request goes once more on a new connection only if the upstream
+    /// cannot have acted on it: it was not written whole, or its method is
+    /// `idempotent`. The whole request is still in `c.out`.
     async fn forward(
         &self,
         c: &mut Conn,
         route: usize,
         upstream: PlainUpstream,
         head_request: bool,
+        idempotent: bool,
         close: bool,
         started: Instant,
     ) -> Forwarded {
@@ -495,9 +517,16 @@ impl<A> FastPath<A> {
             )
             .await
             {
-                Err((e, false)) if reused && !matches!(e, UpstreamError::Timeout) => {
-                    // Nothing came back on a pooled connection: it was closed.
-                    tracing::debug!(error = %e, "pooled upstream connection was closed; retrying");
+                // Sent again only what the upstream cannot have acted on, as
+                // nginx's proxy_next_upstream does: a request not written
+                // whole, or an idempotent one; never a POST it may have
+                // taken (an SMS sent twice).
+                Err((e, false))
+                    if reused
+                        && (matches!(e, UpstreamError::Write(_))
+                            || (idempotent && !matches!(e, UpstreamError::Timeout))) =>
+                {
+                    tracing::debug!(error = %e, "pooled upstream connection failed; sending again");
                     continue;
                 }
                 Err((e, false)) => return Forwarded::Failed(e),
@@ -606,7 +635,7 @@ async fn exchange(
         .await;
     match wrote {
         None => return Err((UpstreamError::Timeout, false)),
-        Some(Err(e)) => return Err((UpstreamError::Io(e), false)),
+        Some(Err(e)) => return Err((UpstreamError::Write(e), false)),
         Some(Ok(())) => {}
     }
     c.answer.clear();

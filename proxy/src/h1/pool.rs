@@ -22,7 +22,7 @@ impl Pool {
     pub fn take(&self) -> Option<TcpStream> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some((conn, since)) = idle.pop() {
-            if since.elapsed() < IDLE {
+            if since.elapsed() < IDLE && still_open(&conn) {
                 return Some(conn);
             }
         }
@@ -36,4 +36,13 @@ impl Pool {
             idle.push((conn, Instant::now()));
         }
     }
+}
+
+/// Whether an idle upstream connection can take a request: the upstream
+/// has neither closed it nor sent anything unasked. Checked without
+/// waiting, so that a request that may not be sent twice is not sent on a
+/// connection already known to be gone.
+fn still_open(conn: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(conn.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }

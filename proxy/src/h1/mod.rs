@@ -157,6 +157,17 @@ enum Step {
     },
 }
 
+/// What forwarding one request must know of it.
+#[derive(Debug, Clone, Copy)]
+struct Sending {
+    /// HEAD: the answer has no body.
+    head_request: bool,
+    /// The method is idempotent (RFC 9110): safe to send again.
+    idempotent: bool,
+    /// The client asked to close after this request.
+    close: bool,
+}
+
 /// What the metrics and the access log need of a request.
 struct Seen {
     id: RequestId,
@@ -265,9 +276,11 @@ impl<A> FastPath<A> {
                             c,
                             route,
                             upstream,
-                            head_request,
-                            idempotent,
-                            close,
+                            Sending {
+                                head_request,
+                                idempotent,
+                                close,
+                            },
                             upstream_started,
                         )
                         .await;
@@ -488,11 +501,14 @@ impl<A> FastPath<A> {
         c: &mut Conn,
         route: usize,
         upstream: PlainUpstream,
-        head_request: bool,
-        idempotent: bool,
-        close: bool,
+        how: Sending,
         started: Instant,
     ) -> Forwarded {
+        let Sending {
+            head_request,
+            idempotent,
+            close,
+        } = how;
         let Some(pool) = self.pools.get(route) else {
             return Forwarded::Failed(UpstreamError::Closed);
         };

@@ -9,6 +9,7 @@ mod admin_import;
 mod certs;
 mod check_network;
 mod demo;
+mod hangup;
 mod huge_pages;
 mod logging;
 mod mailbox;

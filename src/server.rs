@@ -205,6 +205,7 @@ pub fn run(
         mailer,
     };
     server.add_service(background_service("control plane", control));
+    server.add_service(background_service("hang-up", crate::hangup::Hangup));
     tracing::info!(
         proxy = ?config.proxy.listen,
         tls = ?config.proxy.tls_listen,

@@ -425,3 +425,34 @@ fn the_running_server_has_transparent_huge_pages_off() {
         .unwrap_or_else(|| panic!("this kernel does not report THP_enabled:\n{status}"));
     assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
 }
+
+/// SIGHUP does not end the server: it logs that nothing is reloaded live
+/// and keeps serving.
+#[test]
+fn sighup_keeps_the_server_running_and_says_what_it_does() {
+    let up = Upstream::start();
+    let gate = Gate::start(&up, GateOpts::default());
+    gate.account("acme", "enforce", &["127.0.0.1"]);
+    let pid = gate.pid().unwrap_or_else(|| panic!("no pid"));
+    let auth = basic("acme");
+    assert_eq!(
+        gate.get("127.0.0.1", "/sms/x", &[("Authorization", &auth)])
+            .0,
+        200
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status();
+    gate.wait_until("the SIGHUP log line", 10, || {
+        gate.log().contains("SIGHUP received")
+    });
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the server ended on SIGHUP"
+    );
+    assert_eq!(
+        gate.get("127.0.0.1", "/sms/x", &[("Authorization", &auth)])
+            .0,
+        200
+    );
+}

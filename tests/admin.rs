@@ -267,3 +267,28 @@ fn the_admin_cli_never_sends_the_token_through_http_proxy() {
         "the admin CLI connected to http_proxy"
     );
 }
+
+/// serde reads a struct from a JSON array (fields by position): every
+/// body that must be an object refuses an array, and nothing is created.
+#[test]
+fn an_array_for_an_object_body_is_refused_and_creates_nothing() {
+    let up = Upstream::start();
+    let gate = Gate::start(&up, GateOpts::default());
+    gate.account("acme", "enforce", &[]);
+    let (s, v) = gate.admin(
+        "POST",
+        "/admin/v1/accounts/acme/whitelist",
+        Some(json!(["203.0.113.20/32", "x"])),
+    );
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = gate.admin(
+        "POST",
+        "/admin/v1/blocklist",
+        Some(json!(["198.51.100.0/24", "x"])),
+    );
+    assert_eq!(s, 400, "{v}");
+    let (_, list) = gate.admin("GET", "/admin/v1/accounts/acme/whitelist", None);
+    assert_eq!(list, json!([]), "nothing was created");
+    let (_, blocks) = gate.admin("GET", "/admin/v1/blocklist", None);
+    assert_eq!(blocks, json!([]));
+}

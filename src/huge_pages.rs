@@ -10,7 +10,7 @@
 //! `do_huge_pmd_anonymous_page`). With huge pages off the same faults zero
 //! 4 KiB pages. The proxy's decision path allocates nothing (the `no_alloc`
 //! test), and the load bench saw the same req/s and under one page fault per
-//! 1,000 requests with huge pages on or off (README "Performance").
+//! 1,000 requests with huge pages on or off (docs/performance.md).
 
 /// Asks the kernel not to back this process's memory with transparent huge
 /// pages from now on (`prctl(PR_SET_THP_DISABLE)`). Only a latency tail

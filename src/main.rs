@@ -25,7 +25,7 @@ use std::process::ExitCode;
 
 /// mimalloc instead of glibc malloc: Pingora allocates many small objects
 /// per proxied request, and glibc's malloc/free were about a quarter of the
-/// proxy's instructions (callgrind; README "Performance").
+/// proxy's instructions (callgrind; docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -123,7 +123,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Proxy { config } => {
             Config::load(&config)?;
             anyhow::bail!(
-                "`ipgate proxy` (a proxy that follows a control plane's sync feed, SPEC section 7) is not built yet; \
+                "`ipgate proxy` (a proxy that follows a control plane's sync feed) is not built yet; \
                  run `ipgate serve` for proxy and control plane in one process"
             )
         }

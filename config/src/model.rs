@@ -1,4 +1,4 @@
-//! The config file's sections, with their defaults (SPEC section 3).
+//! The config file's sections, with their defaults (docs/config.md).
 
 use crate::types::{AccountSource, Cidr, HumanDuration, Upstream};
 use serde::Deserialize;

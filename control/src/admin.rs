@@ -1,4 +1,4 @@
-//! The admin API (SPEC section 6) on the admin listener: accounts, direct
+//! The admin API (docs/admin-api.md) on the admin listener: accounts, direct
 //! whitelist entries (IPv4/IPv6, addresses and CIDRs), account identities
 //! and secret keys, the global blocklist. Bearer admin token, JSON in and out. Handlers are thin:
 //! parse and check input, one store change through the publisher, answer.
@@ -75,7 +75,7 @@ pub fn router(state: AdminState) -> Router {
             get(handlers::verify_security_log),
         )
         .fallback(|| async {
-            ApiError::not_found("path", "no such admin route; see SPEC section 6")
+            ApiError::not_found("path", "no such admin route; see docs/admin-api.md")
         })
         .layer(axum::middleware::from_fn_with_state(
             state.token.clone(),

@@ -1,4 +1,4 @@
-//! The customer API (SPEC section 5) on the control listener: Bearer token
+//! The customer API (docs/admin-api.md) on the control listener: Bearer token
 //! of a main user, JSON, errors as `{"errors":[{"field","message"}]}`. It
 //! creates, lists and cancels requests; only an emailed link approves.
 
@@ -238,7 +238,7 @@ async fn submit(
     Ok((StatusCode::ACCEPTED, Json(view(&req))))
 }
 
-/// Checks a submission (SPEC section 5, each rule its own message) and
+/// Checks a submission (each rule its own message) and
 /// saves it as pending with one link mail queued per account email. The
 /// customer API and the portal form both come here.
 pub async fn submit_request(

@@ -1,5 +1,5 @@
-//! The proxy's Prometheus metrics (names are part of the contract, SPEC
-//! section 4). Counter handles for every (route, decision, reason) are
+//! The proxy's Prometheus metrics (names are part of the contract, docs/operating.md
+//! "Metrics"). Counter handles for every (route, decision, reason) are
 //! made once at start, so counting a request is one atomic add. Table
 //! gauges are read from the live table at scrape time.
 

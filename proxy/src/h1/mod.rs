@@ -9,7 +9,7 @@
 //!
 //! Why: Pingora 0.9 spends about 61,000 instructions per proxied request
 //! on reading and re-serialising heads, its pool and timers, where nginx
-//! spends about 20,000 on the whole request (README, "Performance").
+//! spends about 20,000 on the whole request (docs/performance.md).
 
 mod pool;
 pub mod request;
@@ -322,7 +322,7 @@ impl<A> FastPath<A> {
         }
     }
 
-    /// Parses and judges the head at the start of `c.buf` (SPEC section 4,
+    /// Parses and judges the head at the start of `c.buf` (the proxy's order,
     /// steps 1-5), and writes what is to be sent into `c.out`.
     /// `introspected`: a key of this request was sent to introspection
     /// already; one still unanswered then refuses the call (503).

@@ -121,11 +121,6 @@ impl Introspector {
         }
         cache.insert(sha256, (now, name));
     }
-
-    /// Answers cached now.
-    pub fn cached_answers(&self) -> usize {
-        self.cache.lock().map(|c| c.len()).unwrap_or(0)
-    }
 }
 
 impl KeyAnswers for Introspector {

@@ -15,6 +15,7 @@ use ipgate_control::publish::{load_table, Publisher};
 use ipgate_control::ratelimit::RateLimit;
 use ipgate_control::store::Store;
 use ipgate_proxy::client_ip::TrustedProxies;
+use ipgate_proxy::conn_limit::ConnLimit;
 use ipgate_proxy::h1::FastPath;
 use ipgate_proxy::head_check::HeadLimits;
 use ipgate_proxy::introspect::Introspector;
@@ -137,13 +138,12 @@ pub fn run(
         // the rest, with the same gate.
         let pingora_path =
             pingora::proxy::http_proxy(&server.configuration, SharedGate(gate.clone()));
-        let app = FastPath::new(gate, pingora_path, config.proxy.header_timeout.0);
-        let mut svc = pingora::services::listening::Service::new("ipgate proxy".to_string(), app);
+        let limit = ConnLimit::register(&registry, config.proxy.max_connections)?;
+        let app = FastPath::new(gate, pingora_path, config.proxy.header_timeout.0, limit);
         let mut listening = false;
         if let Some(addr) = config.proxy.listen {
             // Fail early and clearly if the port is taken; Pingora binds later.
             drop(bind("proxy.listen", addr)?);
-            svc.add_tcp(&addr.to_string());
             listening = true;
         }
         if let (Some(addr), Some(cert), Some(key)) = (
@@ -157,13 +157,25 @@ pub fn run(
             let key = key.to_str().context("proxy.tls_key is not UTF-8")?;
             let tls = pingora::listeners::tls::TlsSettings::intermediate(cert, key)
                 .map_err(|e| anyhow::anyhow!("proxy.tls_cert/tls_key: {e}"))?;
-            svc.add_tls_with_settings(&addr.to_string(), None, tls);
+            // Added as TCP: the path does the handshake itself, under the
+            // head deadline (Pingora's own allows 60 s).
+            let mut svc = pingora::services::listening::Service::new(
+                "ipgate proxy (TLS)".to_string(),
+                app.with_tls(tls),
+            );
+            svc.add_tcp(&addr.to_string());
+            server.add_service(svc);
             listening = true;
         }
         if !listening {
             bail!("config key `proxy.listen`: set listen or tls_listen to run the proxy");
         }
-        server.add_service(svc);
+        if let Some(addr) = config.proxy.listen {
+            let mut svc =
+                pingora::services::listening::Service::new("ipgate proxy".to_string(), app);
+            svc.add_tcp(&addr.to_string());
+            server.add_service(svc);
+        }
     }
 
     let csrf_key = Arc::new(store.secret("csrf").context("reading the CSRF key")?);

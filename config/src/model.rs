@@ -46,6 +46,9 @@ pub struct ProxyConfig {
     pub max_header_bytes: usize,
     pub max_headers: usize,
     pub header_timeout: HumanDuration,
+    /// Open client connections (plain and TLS together); one more is
+    /// closed at accept.
+    pub max_connections: usize,
     pub unknown_account: UnknownAccount,
     pub deny_unidentified: bool,
     pub access_log: bool,
@@ -79,6 +82,7 @@ impl Default for ProxyConfig {
             max_header_bytes: 32 * 1024,
             max_headers: 100,
             header_timeout: HumanDuration(Duration::from_secs(10)),
+            max_connections: 10_000,
             unknown_account: UnknownAccount::Deny,
             deny_unidentified: true,
             access_log: true,

@@ -61,6 +61,12 @@ fn check_proxy(c: &Config) -> Result<(), ConfigError> {
     if p.header_timeout.0.is_zero() {
         return Err(invalid("proxy.header_timeout", "must be more than zero"));
     }
+    if !(1..=1_000_000).contains(&p.max_connections) {
+        return Err(invalid(
+            "proxy.max_connections",
+            format!("{} is out of range 1..=1000000", p.max_connections),
+        ));
+    }
     // Pingora's path replays at most 64 KiB of a body it has read.
     if !(1..=65_536).contains(&p.max_inspect_body) {
         return Err(invalid(

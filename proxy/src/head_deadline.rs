@@ -1,15 +1,19 @@
 //! `proxy.header_timeout`: a request head not complete in time closes the
 //! connection (slowloris). Pingora 0.9 reads heads with a per-read timeout
 //! only and has no hook before a head is read, so each accepted stream is
-//! wrapped ([`crate::h1`] does it): from accept (and from the first byte of
-//! each later request on a kept-alive connection) until the bytes read
-//! contain the head's blank line, a read past the deadline fails with
-//! `TimedOut` and the connection is closed.
+//! wrapped ([`crate::h1`] does it): from accept (so a TLS handshake counts
+//! against the first head's time) and from the first byte of each later
+//! request on a kept-alive connection, until the bytes read contain the
+//! head's blank line ([`crate::head_end`]; blank lines before a request
+//! line do not count), a read past the deadline fails with `TimedOut` and
+//! the connection is closed.
 //!
 //! The wrapper can also give back bytes already read ([`DeadlineStream::unread`]),
 //! so a connection the raw HTTP/1 path has started reading can be handed
 //! to Pingora whole.
 
+use crate::conn_limit::ConnSlot;
+use crate::head_end::HeadEnd;
 use async_trait::async_trait;
 use bytes::{Buf, Bytes};
 use pingora_core::protocols::raw_connect::ProxyDigest;
@@ -26,35 +30,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
-
-/// Finds the end of a request head (`\r\n\r\n`, or `\n\n` which parsers
-/// also accept) across read boundaries. Holds the last four bytes seen.
-#[derive(Debug, Default, Clone, Copy)]
-struct HeadEnd(u32);
-
-impl HeadEnd {
-    /// Feeds bytes; true when a head end is among them. Only the line ends
-    /// are looked at (memchr), not every byte.
-    fn feed(&mut self, bytes: &[u8]) -> bool {
-        for i in memchr::memchr_iter(b'\n', bytes) {
-            // The four bytes ending at this `\n`, borrowing from earlier reads.
-            let window = match bytes.get(i.wrapping_sub(3)..=i) {
-                Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
-                _ => bytes[..=i]
-                    .iter()
-                    .fold(self.0, |w, &b| (w << 8) | u32::from(b)),
-            };
-            if window == 0x0d0a_0d0a || window & 0xffff == 0x0a0a {
-                self.0 = 0;
-                return true;
-            }
-        }
-        self.0 = bytes[bytes.len().saturating_sub(4)..]
-            .iter()
-            .fold(self.0, |w, &b| (w << 8) | u32::from(b));
-        false
-    }
-}
 
 /// An accepted stream with the head deadline.
 #[derive(Debug)]
@@ -75,19 +50,30 @@ pub struct DeadlineStream {
     /// A response was written since the last head ended: the next bytes
     /// read start a new request.
     responded: bool,
+    /// This connection's place under `proxy.max_connections`, given back
+    /// when the stream is dropped (the connection closed).
+    _slot: ConnSlot,
 }
 
 impl DeadlineStream {
-    pub fn new(inner: Stream, timeout: Duration) -> DeadlineStream {
+    /// `accepted`: when the connection was accepted; its first head (and
+    /// the TLS handshake before it) must be complete by `accepted + timeout`.
+    pub fn new(
+        inner: Stream,
+        timeout: Duration,
+        accepted: Instant,
+        slot: ConnSlot,
+    ) -> DeadlineStream {
         DeadlineStream {
             inner,
             unread: Bytes::new(),
             timeout,
-            head_started: Some(Instant::now()),
+            head_started: Some(accepted),
             timer: None,
             armed: false,
             head_end: HeadEnd::default(),
             responded: false,
+            _slot: slot,
         }
     }
 
@@ -112,7 +98,7 @@ impl DeadlineStream {
             self.head_started = Some(Instant::now());
             self.armed = false;
         }
-        if self.head_end.feed(bytes) {
+        if self.head_end.feed(bytes).is_some() {
             self.head_started = None;
             self.armed = false;
         }
@@ -276,35 +262,5 @@ impl GetSocketDigest for DeadlineStream {
 impl Peek for DeadlineStream {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
         self.inner.try_peek(buf).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn head_end_is_found_across_reads() {
-        let mut h = HeadEnd::default();
-        assert!(!h.feed(b"GET / HTTP/1.1\r\nHost: a\r"));
-        assert!(!h.feed(b"\n\r"));
-        assert!(h.feed(b"\nbody"));
-        let mut h = HeadEnd::default();
-        assert!(h.feed(b"GET / HTTP/1.1\nHost: a\n\n"));
-        let mut h = HeadEnd::default();
-        assert!(!h.feed(b"GET / HTTP/1.1\r\nHost: a\r\n"));
-        // The blank line split one byte at a time, and right at the start.
-        let mut h = HeadEnd::default();
-        assert!(!h.feed(b"GET / HTTP/1.1\r\nHost: a"));
-        for b in [&b"\r"[..], b"\n", b"\r"] {
-            assert!(!h.feed(b));
-        }
-        assert!(h.feed(b"\n"));
-        let mut h = HeadEnd::default();
-        assert!(!h.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r"));
-        assert!(h.feed(b"\nrest"));
-        // A lone \n inside a line is no head end.
-        let mut h = HeadEnd::default();
-        assert!(!h.feed(b"GET / HTTP/1.1\r\nX: a\nb\r\n"));
     }
 }

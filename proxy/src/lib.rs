@@ -6,11 +6,13 @@
 
 pub mod account;
 pub mod client_ip;
+pub mod conn_limit;
 pub mod decision;
 pub mod h1;
 pub mod head;
 pub mod head_check;
 pub mod head_deadline;
+pub mod head_end;
 pub mod introspect;
 pub mod metrics;
 pub mod path;

@@ -17,9 +17,11 @@ mod response;
 mod timer;
 
 use crate::account::{Body, PendingKey};
+use crate::conn_limit::ConnLimit;
 use crate::decision::{Decision, DenyReason};
 use crate::head::Head;
 use crate::head_deadline::DeadlineStream;
+use crate::head_end::HeadEnd;
 use crate::respond::{with_ip_text, write_error_answer, RequestId};
 use crate::routes::PlainUpstream;
 use crate::service::{
@@ -28,6 +30,8 @@ use crate::service::{
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora_core::apps::ServerApp;
+use pingora_core::listeners::tls::{Acceptor, TlsSettings};
+use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::protocols::{Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
 use pool::{Pool, IDLE};
@@ -43,24 +47,87 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// Serves connections on the raw HTTP/1 path, handing them to `fallback`
-/// (Pingora's proxy) when a request is not for it.
+/// (Pingora's proxy) when a request is not for it. One per listener: the
+/// TLS listener's does the handshake itself, so that it counts against
+/// `proxy.header_timeout` and `proxy.max_connections` like a head does.
 pub struct FastPath<A> {
     gate: Arc<Gate>,
     fallback: Arc<A>,
     header_timeout: Duration,
-    /// Idle upstream connections, by route index.
-    pools: Vec<Pool>,
+    /// Idle upstream connections, by route index (shared by the listeners).
+    pools: Arc<[Pool]>,
+    limit: Arc<ConnLimit>,
+    tls: Option<Arc<Acceptor>>,
 }
 
 impl<A> FastPath<A> {
-    pub fn new(gate: Arc<Gate>, fallback: A, header_timeout: Duration) -> FastPath<A> {
+    /// The plain listener's.
+    pub fn new(
+        gate: Arc<Gate>,
+        fallback: A,
+        header_timeout: Duration,
+        limit: Arc<ConnLimit>,
+    ) -> FastPath<A> {
         let pools = (0..gate.routes.len()).map(|_| Pool::default()).collect();
         FastPath {
             gate,
             fallback: Arc::new(fallback),
             header_timeout,
             pools,
+            limit,
+            tls: None,
         }
+    }
+
+    /// The same path for a TLS listener, sharing the gate, the fallback,
+    /// the upstream pools and the connection limit.
+    pub fn with_tls(&self, tls: TlsSettings) -> FastPath<A> {
+        FastPath {
+            gate: self.gate.clone(),
+            fallback: self.fallback.clone(),
+            header_timeout: self.header_timeout,
+            pools: self.pools.clone(),
+            limit: self.limit.clone(),
+            tls: Some(Arc::new(tls.build())),
+        }
+    }
+
+    /// A newly accepted connection, from the listener, ready for its first
+    /// head: counted, past its TLS handshake, under the head deadline.
+    /// `None` closes it (the limit is reached, or the handshake failed or
+    /// took too long).
+    async fn admit(&self, stream: Stream) -> Option<DeadlineStream> {
+        let accepted = Instant::now();
+        let slot = self.limit.take()?;
+        let stream = match &self.tls {
+            None => stream,
+            Some(acceptor) => {
+                // The TLS listener is added to Pingora as a TCP one: its
+                // streams are plain sockets.
+                let Ok(tcp) = stream.into_any().downcast::<L4Stream>() else {
+                    tracing::error!("a TLS listener's connection is not a TCP socket");
+                    return None;
+                };
+                let deadline = accepted + self.header_timeout;
+                match tokio::time::timeout_at(deadline, acceptor.tls_handshake(*tcp)).await {
+                    Ok(Ok(tls)) => Box::new(tls),
+                    Ok(Err(e)) => {
+                        tracing::debug!("TLS handshake failed: {e}");
+                        return None;
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake not done within proxy.header_timeout");
+                        return None;
+                    }
+                }
+            }
+        };
+        Some(DeadlineStream::new(
+            stream,
+            self.header_timeout,
+            accepted,
+            slot,
+        ))
     }
 }
 
@@ -71,7 +138,13 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for FastPath<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let stream = DeadlineStream::new(stream, self.header_timeout);
+        // Pingora's path gives a kept-alive connection back for its next
+        // request: it is ours already (counted, deadline on), not new.
+        let stream = if stream.as_any().is::<DeadlineStream>() {
+            *stream.into_any().downcast::<DeadlineStream>().ok()?
+        } else {
+            self.admit(stream).await?
+        };
         let peer = stream
             .inner()
             .get_socket_digest()
@@ -88,6 +161,10 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for FastPath<A> {
             idle: LazyTimer::new(),
             upstream_timer: LazyTimer::new(),
             last_active: Instant::now(),
+            head_end: HeadEnd::default(),
+            scanned: 0,
+            head_complete: false,
+            need: 0,
         };
         if !h2 {
             if let End::Close = self.serve(&mut conn, shutdown).await {
@@ -125,6 +202,27 @@ struct Conn {
     idle: LazyTimer,
     upstream_timer: LazyTimer,
     last_active: Instant,
+    /// The search for the end of the head at the start of `buf`.
+    head_end: HeadEnd,
+    /// Bytes of `buf` searched so far.
+    scanned: usize,
+    /// The head at the start of `buf` is all in: it may be parsed.
+    head_complete: bool,
+    /// `buf` must hold this many bytes before the request is planned
+    /// again (its body is still coming).
+    need: usize,
+}
+
+impl Conn {
+    /// Drops the request just served (`consumed` bytes of `buf`); what
+    /// follows, if anything, starts the next head.
+    fn next_request(&mut self, consumed: usize) {
+        self.buf.drain(..consumed);
+        self.head_end = HeadEnd::default();
+        self.scanned = 0;
+        self.head_complete = false;
+        self.need = 0;
+    }
 }
 
 enum End {
@@ -135,7 +233,10 @@ enum End {
 
 /// What the head at the start of `Conn::buf` calls for.
 enum Step {
-    Partial,
+    /// The body is not all in: plan again once `Conn::buf` holds `need` bytes.
+    Partial {
+        need: usize,
+    },
     Other,
     /// `Conn::out` holds the whole answer.
     Answer {
@@ -225,17 +326,34 @@ impl<A> FastPath<A> {
             }
             let mut introspected = false;
             let step = loop {
-                match self.plan(c, introspected) {
-                    Step::Partial => {}
-                    Step::Introspect(key) => {
-                        introspected = true;
-                        // Whatever the answer, planning again decides: a
-                        // failure leaves the key unanswered, and then
-                        // `plan` says so again and the call is refused.
-                        let _ = self.gate.introspect(&key).await;
-                        continue;
+                // The head is parsed once it is all in, and planned again
+                // only once the body it waits for is: a head or body
+                // trickled in small reads costs one pass, not one per read.
+                if !c.head_complete {
+                    match c.head_end.feed(&c.buf[c.scanned..]) {
+                        Some(n) => {
+                            c.head_complete = true;
+                            c.scanned += n;
+                        }
+                        None => c.scanned = c.buf.len(),
                     }
-                    step => break step,
+                }
+                if c.head_complete && c.buf.len() >= c.need {
+                    match self.plan(c, introspected) {
+                        Step::Partial { need } => c.need = need,
+                        Step::Introspect(key) => {
+                            introspected = true;
+                            // Whatever the answer, planning again decides: a
+                            // failure leaves the key unanswered, and then
+                            // `plan` says so again and the call is refused.
+                            let _ = self.gate.introspect(&key).await;
+                            continue;
+                        }
+                        step => break step,
+                    }
+                } else if !c.head_complete && c.buf.len() > self.gate.limits.max_bytes {
+                    // Too large a head: Pingora's path answers 431.
+                    return End::Fallback;
                 }
                 if c.buf.len() >= self.gate.limits.max_bytes + request::MAX_BODY {
                     return End::Fallback;
@@ -249,7 +367,7 @@ impl<A> FastPath<A> {
                 }
             };
             let keep = match step {
-                Step::Partial | Step::Other | Step::Introspect(_) => return End::Fallback,
+                Step::Partial { .. } | Step::Other | Step::Introspect(_) => return End::Fallback,
                 Step::Answer {
                     seen,
                     status,
@@ -257,7 +375,7 @@ impl<A> FastPath<A> {
                 } => {
                     let written = write_client(c).await;
                     self.finish(&seen, status, None, None);
-                    c.buf.drain(..seen.consumed);
+                    c.next_request(seen.consumed);
                     written.is_ok() && !close
                 }
                 Step::Forward {
@@ -284,7 +402,7 @@ impl<A> FastPath<A> {
                             upstream_started,
                         )
                         .await;
-                    c.buf.drain(..seen.consumed);
+                    c.next_request(seen.consumed);
                     match forwarded {
                         Forwarded::Done { status, keep } => {
                             self.finish(&seen, status, Some(upstream_started), None);
@@ -335,7 +453,9 @@ impl<A> FastPath<A> {
             gate.limits.max_bytes,
             gate.limits.max_headers,
         ) {
-            Read::Partial => return Step::Partial,
+            // The head's end was found, so httparse cannot want more; if
+            // it does, Pingora's path decides.
+            Read::Partial => return Step::Other,
             Read::Other => return Step::Other,
             Read::Ready(p) => p,
         };
@@ -354,7 +474,9 @@ impl<A> FastPath<A> {
         };
         match j.pending {
             None => {}
-            Some(Pending::Body) if p.body_len <= gate.max_inspect_body => return Step::Partial,
+            Some(Pending::Body) if p.body_len <= gate.max_inspect_body => {
+                return Step::Partial { need: end }
+            }
             Some(Pending::Body | Pending::TooLarge) => {
                 return refuse(
                     &mut c.out,
@@ -417,7 +539,7 @@ impl<A> FastPath<A> {
             return Step::Other; // a TLS upstream: Pingora's path
         };
         if c.buf.len() < end {
-            return Step::Partial;
+            return Step::Partial { need: end };
         }
         // The target as sent (`request::read` checked its bytes), unless
         // normalising or stripping changed the path.

@@ -1,0 +1,264 @@
+//! Client connections are bounded: each must finish its TLS handshake and
+//! its request head within `proxy.header_timeout`, whatever it sends, and
+//! no more than `proxy.max_connections` are open at once.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A gate whose heads must be complete within 1 s, with a TLS listener.
+fn slow_gate(extra: &str) -> (Upstream, Gate) {
+    let up = Upstream::start();
+    let opts = GateOpts {
+        extra: format!("header_timeout = \"1s\"\n{extra}"),
+        tls: true,
+        ..GateOpts::default()
+    };
+    let gate = Gate::start(&up, opts);
+    gate.account("free", "off", &[]);
+    (up, gate)
+}
+
+/// Writes `bytes`, then one `filler` byte every 200 ms (a caller keeping
+/// the connection busy), for up to 8 s. The time until the server closed
+/// the connection, or `None` when it was still open after 8 s.
+fn time_to_close(
+    s: &mut (impl Read + Write),
+    bytes: &[u8],
+    filler: Option<u8>,
+) -> Option<Duration> {
+    let start = Instant::now();
+    if s.write_all(bytes).and_then(|()| s.flush()).is_err() {
+        return Some(start.elapsed());
+    }
+    while start.elapsed() < Duration::from_secs(8) {
+        std::thread::sleep(Duration::from_millis(200));
+        if let Some(b) = filler {
+            if s.write_all(&[b]).and_then(|()| s.flush()).is_err() {
+                return Some(start.elapsed());
+            }
+        }
+        let mut buf = [0u8; 512];
+        match s.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {} // an answer (e.g. a 400) before the close
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+    None
+}
+
+fn tcp(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
+    s.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    s
+}
+
+/// A TLS client trusting the gate's dev certificate, handshake done.
+fn tls(gate: &Gate) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    let cert = CertificateDer::from_pem_file(gate.dir.path().join("certs/server.crt"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    roots.add(cert).unwrap_or_else(|e| panic!("{e}"));
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap_or_else(|e| panic!("{e}"))
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = ServerName::try_from("localhost").unwrap_or_else(|e| panic!("{e}"));
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), name).unwrap_or_else(|e| panic!("{e}"));
+    let addr = gate.tls.unwrap_or_else(|| panic!("no TLS listener"));
+    let sock = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut s = rustls::StreamOwned::new(conn, sock);
+    while s.conn.is_handshaking() {
+        s.conn
+            .complete_io(&mut s.sock)
+            .unwrap_or_else(|e| panic!("TLS handshake: {e}"));
+    }
+    s.sock
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    s
+}
+
+fn assert_cut(what: &str, took: Option<Duration>) {
+    match took {
+        // 1 s of header_timeout plus scheduling slack.
+        Some(t) => assert!(
+            t < Duration::from_secs(5),
+            "{what}: closed only after {t:?}"
+        ),
+        None => panic!("{what}: still open after 8 s with header_timeout = 1s"),
+    }
+}
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+#[test]
+fn blank_lines_before_the_request_line_do_not_stop_the_head_clock() {
+    let (up, gate) = slow_gate("");
+    // Blank lines first, then a head dripped a byte at a time.
+    assert_cut(
+        "blank lines then a trickle",
+        time_to_close(&mut tcp(gate.proxy), b"\r\n\r\n", Some(b'G')),
+    );
+    assert_cut(
+        "blank lines then a trickle, over TLS",
+        time_to_close(&mut tls(&gate), b"\r\n\r\n", Some(b'G')),
+    );
+    // Blank lines before a prompt request are still allowed (RFC 9112 2.2).
+    let r = raw(
+        gate.proxy,
+        b"\r\n\r\nGET /sms/x HTTP/1.1\r\nHost: a\r\nX-Account-Id: free\r\nConnection: close\r\n\r\n",
+    );
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert_eq!(up.hits(), 1);
+}
+
+#[test]
+fn an_http2_preface_followed_by_nothing_is_closed() {
+    let (up, gate) = slow_gate("");
+    assert_cut(
+        "h2 preface, plain",
+        time_to_close(&mut tcp(gate.proxy), PREFACE, None),
+    );
+    assert_cut(
+        "h2 preface, TLS",
+        time_to_close(&mut tls(&gate), PREFACE, None),
+    );
+    // The preface's first part alone reads as a complete HTTP/1 head.
+    assert_cut(
+        "h2 preface cut short",
+        time_to_close(&mut tcp(gate.proxy), &PREFACE[..18], None),
+    );
+    // No HTTP/2 is offered (no h2c, no h2 in ALPN): the preface is an
+    // HTTP/1 head that is refused.
+    let r = raw(gate.proxy, PREFACE);
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    assert_eq!(up.hits(), 0);
+}
+
+#[test]
+fn a_tls_handshake_that_never_finishes_is_closed_at_header_timeout() {
+    let (up, gate) = slow_gate("");
+    let addr = gate.tls.unwrap_or_else(|| panic!("no TLS listener"));
+    // Nothing at all.
+    assert_cut(
+        "silent TLS client",
+        time_to_close(&mut tcp(addr), b"", None),
+    );
+    // The first bytes of a ClientHello record, then nothing.
+    assert_cut(
+        "half a ClientHello",
+        time_to_close(&mut tcp(addr), &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01], None),
+    );
+    // A finished handshake and a prompt request still work.
+    let mut s = tls(&gate);
+    s.write_all(
+        b"GET /sms/x HTTP/1.1\r\nHost: a\r\nX-Account-Id: free\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    s.sock
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(up.hits(), 1);
+}
+
+#[test]
+fn connections_past_max_connections_are_refused_at_accept() {
+    let up = Upstream::start();
+    let opts = GateOpts {
+        extra: "max_connections = 3".into(),
+        tls: true,
+        ..GateOpts::default()
+    };
+    let gate = Gate::start(&up, opts);
+    gate.account("free", "off", &[]);
+    let call = b"GET /sms/x HTTP/1.1\r\nHost: a\r\nX-Account-Id: free\r\n\r\n";
+    // Three idle connections (one on TLS) fill the budget; each is known
+    // to be accepted once it has been answered.
+    let mut held: Vec<Box<dyn ReadWrite>> = Vec::new();
+    for i in 0..3 {
+        let mut s: Box<dyn ReadWrite> = if i == 2 {
+            Box::new(tls(&gate))
+        } else {
+            Box::new(tcp(gate.proxy))
+        };
+        s.write_all(call).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            read_answer(&mut *s).starts_with("HTTP/1.1 200"),
+            "connection {i}"
+        );
+        held.push(s);
+    }
+    // The fourth, plain or TLS, is closed at once with nothing read.
+    let mut extra = tcp(gate.proxy);
+    let _ = extra.write_all(call);
+    assert_eq!(read_answer(&mut extra), "", "a 4th connection was served");
+    let addr = gate.tls.unwrap_or_else(|| panic!("no TLS listener"));
+    assert_cut(
+        "4th TLS connection",
+        time_to_close(&mut tcp(addr), b"", None),
+    );
+    let m = gate.metrics_text();
+    assert!(m.contains("ipgate_proxy_connections 3"), "{m}");
+    assert!(
+        m.contains("ipgate_proxy_connections_refused_total 2"),
+        "{m}"
+    );
+    // Closing one frees its place.
+    drop(held.pop());
+    gate.wait_until("a freed connection slot", 5, || {
+        let mut s = tcp(gate.proxy);
+        s.write_all(call).is_ok() && read_answer(&mut s).starts_with("HTTP/1.1 200")
+    });
+    assert_eq!(up.hits(), 4);
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// What the server sent until it paused for 2 s or closed.
+fn read_answer(s: &mut dyn ReadWrite) -> String {
+    let mut out = Vec::new();
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < Duration::from_secs(2) {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                if out.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

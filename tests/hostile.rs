@@ -95,22 +95,50 @@ fn paths_are_normalised_and_never_leave_their_prefix() {
     let (s, _) = gate.get("127.0.0.1", "/sms/a/./b/../c", &[("X-Account-Id", "free")]);
     assert_eq!(s, 200);
     assert_eq!(up.last().path, "/a/c");
-    let (s, _) = gate.get(
-        "127.0.0.1",
-        "/sms/%252e%252e/x",
-        &[("X-Account-Id", "free")],
-    );
+    // Double encoding that decodes to nothing special stays literal.
+    let (s, _) = gate.get("127.0.0.1", "/sms/a%2520b", &[("X-Account-Id", "free")]);
     assert_eq!(s, 200);
-    assert_eq!(
-        up.last().path,
-        "/%252e%252e/x",
-        "double encoding stays literal"
-    );
+    assert_eq!(up.last().path, "/a%2520b", "double encoding stays literal");
+    // `;` inside a segment is an ordinary character.
+    let (s, _) = gate.get("127.0.0.1", "/sms/a;v=1/b", &[("X-Account-Id", "free")]);
+    assert_eq!(s, 200);
+    assert_eq!(up.last().path, "/a;v=1/b");
     let r = raw(
         gate.proxy,
         b"GET /sms/%zz HTTP/1.1\r\nHost: a\r\nX-Account-Id: free\r\n\r\n",
     );
     assert_eq!(status_of(&r), 400, "{r}");
+}
+
+#[test]
+fn paths_an_upstream_may_read_as_another_are_refused() {
+    let (up, gate) = gate();
+    // Each would leave /sms/ for an upstream that decodes twice, takes `\`
+    // for `/`, or drops `;` parameters from a segment (Tomcat, Spring, IIS).
+    for path in [
+        "/sms/%252e%252e/waba/x",
+        "/sms/%252E%252E/x",
+        "/sms/%252e/x",
+        "/sms/a%252fb",
+        "/sms/a%255cb",
+        "/sms/..%5cwaba/x",
+        "/sms/a%5Cb",
+        "/sms/a\\b",
+        "/sms/..;/waba/x",
+        "/sms/.;x/y",
+        "/sms/%2e%2e;jsessionid=1/x",
+        "/sms/x/..;",
+    ] {
+        let head = format!("GET {path} HTTP/1.1\r\nHost: a\r\nX-Account-Id: free\r\n\r\n");
+        let r = raw(gate.proxy, head.as_bytes());
+        assert_eq!(status_of(&r), 400, "{path}: {r}");
+        assert_eq!(code(body_of(&r)), "bad_request", "{path}: {r}");
+        // Pingora's path (HTTP/1.0 is its) refuses the same.
+        let head = format!("GET {path} HTTP/1.0\r\nHost: a\r\nX-Account-Id: free\r\n\r\n");
+        let r = raw(gate.proxy, head.as_bytes());
+        assert_eq!(status_of(&r), 400, "{path} (HTTP/1.0): {r}");
+    }
+    assert_eq!(up.hits(), 0, "none reached the upstream");
 }
 
 fn slow_gate() -> (Upstream, Gate) {

@@ -2,6 +2,13 @@
 //! resolved, then re-encoded for the upstream. A path that would climb above
 //! the root, carries bad escapes or control bytes is refused, so a request
 //! can never step out of its route's prefix.
+//!
+//! So are paths that an upstream could read as another path than the one
+//! judged (as Envoy's path options refuse them): a backslash, raw or
+//! escaped, which some servers take for `/`; a dot segment with `;`
+//! parameters (`..;`), which servlet containers resolve as `..`; and a path
+//! whose second decoding (`%252e` -> `%2e` -> `.`) would make a dot
+//! segment, a `/` or a `\`.
 
 use std::borrow::Cow;
 
@@ -37,6 +44,12 @@ pub enum PathError {
     BadByte,
     #[error("the request path climbs above the root with ..")]
     AboveRoot,
+    #[error("the request path has a backslash (raw or %5C)")]
+    Backslash,
+    #[error("the request path has a dot segment with parameters (such as ..;)")]
+    DotParameters,
+    #[error("the request path is encoded twice into a dot segment or separator")]
+    DoubleEncoded,
 }
 
 /// [`normalize`], without allocating when the path is already canonical
@@ -58,7 +71,7 @@ fn is_canonical(raw: &str) -> bool {
     let mut segments = rest.split('/').peekable();
     while let Some(seg) = segments.next() {
         let last = segments.peek().is_none();
-        if (seg.is_empty() && !last) || seg == "." || seg == ".." {
+        if (seg.is_empty() && !last) || is_dot(seg) || is_dot(until_params(seg)) {
             return false;
         }
         // Re-encoding must leave the segment as it is: its first chunk is
@@ -88,6 +101,15 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
     if decoded.chars().any(|c| c.is_control()) {
         return Err(PathError::BadByte);
     }
+    if decoded.contains('\\') {
+        return Err(PathError::Backslash);
+    }
+    if decoded.split('/').any(dot_with_params) {
+        return Err(PathError::DotParameters);
+    }
+    if decoded.contains('%') && changes_under_second_decode(&decoded) {
+        return Err(PathError::DoubleEncoded);
+    }
     let mut stack: Vec<&str> = Vec::new();
     let mut trailing_slash = false;
     for seg in decoded.split('/').skip(1) {
@@ -111,6 +133,29 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
         out.push('/');
     }
     Ok(out)
+}
+
+fn is_dot(seg: &str) -> bool {
+    seg == "." || seg == ".."
+}
+
+/// A segment up to its first `;` (a servlet container's path parameters).
+fn until_params(seg: &str) -> &str {
+    seg.split(';').next().unwrap_or(seg)
+}
+
+fn dot_with_params(seg: &str) -> bool {
+    seg.contains(';') && is_dot(until_params(seg))
+}
+
+/// Decoding `decoded` once more would make a `/`, a `\` or a dot segment.
+fn changes_under_second_decode(decoded: &str) -> bool {
+    let twice = percent_decode_str(decoded).decode_utf8_lossy();
+    twice.matches('/').count() != decoded.matches('/').count()
+        || twice.contains('\\')
+        || twice
+            .split('/')
+            .any(|seg| is_dot(seg) || dot_with_params(seg))
 }
 
 fn valid_escapes(s: &str) -> bool {
@@ -170,6 +215,9 @@ mod tests {
             "/x/...",
             "/a\u{1}b",
             "/a\\b",
+            "/..;/x",
+            "/a/.;b",
+            "/a;b",
         ];
         for raw in cases {
             let fast = normalize_cow(raw).map(|c| c.into_owned());
@@ -188,11 +236,39 @@ mod tests {
     }
 
     #[test]
-    fn double_encoding_stays_literal() {
-        assert_eq!(
-            normalize("/sms/%252e%252e/waba"),
-            Ok("/sms/%252e%252e/waba".into())
-        );
+    fn double_encoding_stays_literal_unless_it_hides_a_path() {
+        assert_eq!(normalize("/sms/a%2520b"), Ok("/sms/a%2520b".into()));
+        assert_eq!(normalize("/sms/x%252ejson"), Ok("/sms/x%252ejson".into()));
+        for hidden in [
+            "/sms/%252e%252e/waba",
+            "/sms/%252E/x",
+            "/sms/a%252fb",
+            "/sms/a%255Cb",
+            "/sms/%252e%252e%253b/x",
+        ] {
+            assert_eq!(normalize(hidden), Err(PathError::DoubleEncoded), "{hidden}");
+        }
+    }
+
+    #[test]
+    fn backslashes_and_dot_parameters_are_refused() {
+        for p in ["/sms/a\\b", "/sms/a%5cb", "/sms/..%5C"] {
+            assert_eq!(normalize(p), Err(PathError::Backslash), "{p}");
+        }
+        for p in [
+            "/sms/..;/x",
+            "/sms/.;a/x",
+            "/sms/%2e%2e;a=b/x",
+            "/sms/x/..;",
+        ] {
+            assert_eq!(normalize(p), Err(PathError::DotParameters), "{p}");
+            assert_eq!(
+                normalize_cow(p).map(|c| c.into_owned()),
+                normalize(p),
+                "{p}"
+            );
+        }
+        assert_eq!(normalize("/sms/a;b/..x;y"), Ok("/sms/a;b/..x;y".into()));
     }
 
     #[test]

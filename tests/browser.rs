@@ -61,6 +61,14 @@ fn a_customer_requests_and_approves_in_a_real_browser() {
         403,
         "opening the link changed nothing"
     );
+    // The box must be ticked first: the browser does not send the form.
+    chrome.click_in_place("#approve");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        chrome.text().contains("Review IP whitelist request"),
+        "an unticked form was sent"
+    );
+    chrome.click_in_place("#confirm");
     chrome.click("#approve");
     let text = chrome.text();
     assert!(text.contains("Approved"), "{text}");

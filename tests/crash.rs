@@ -106,11 +106,11 @@ impl Client {
     fn decide(&self, link: &str, decision: &str) -> Option<(u16, String)> {
         let (_, page) = self.send(self.http.get(link))?;
         let csrf = common::browser::find_csrf(&page)?;
-        self.send(
-            self.http
-                .post(link)
-                .form(&[("csrf", csrf.as_str()), ("decision", decision)]),
-        )
+        self.send(self.http.post(link).form(&[
+            ("csrf", csrf.as_str()),
+            ("confirm", "yes"),
+            ("decision", decision),
+        ]))
     }
 }
 

@@ -138,7 +138,11 @@ fn the_printed_walk_works() {
     assert_eq!(review.status, 200, "{}", review.body);
     let done = reader.post(
         &link,
-        &[("csrf", &csrf(&review.body)), ("decision", "approve")],
+        &[
+            ("csrf", &csrf(&review.body)),
+            ("confirm", "yes"),
+            ("decision", "approve"),
+        ],
     );
     assert_eq!(done.status, 200, "{}", done.body);
 

@@ -77,7 +77,10 @@ fn post(link: &str, form: &[(&str, &str)]) -> Answer {
 
 fn decide(link: &str, decision: &str) -> Answer {
     let token = csrf(&open(link).body);
-    post(link, &[("csrf", &token), ("decision", decision)])
+    post(
+        link,
+        &[("csrf", &token), ("confirm", "yes"), ("decision", decision)],
+    )
 }
 
 fn calls_from(gate: &Gate, ip: &str) -> u16 {
@@ -180,7 +183,11 @@ fn approving_from_an_emailed_link_puts_the_ips_live_and_tells_everyone() {
     // Approve: live before the page is answered.
     let done = post(
         &ops_link,
-        &[("csrf", &csrf(&page.body)), ("decision", "approve")],
+        &[
+            ("csrf", &csrf(&page.body)),
+            ("confirm", "yes"),
+            ("decision", "approve"),
+        ],
     );
     assert_eq!(done.status, 200, "{}", done.body);
     assert!(done.body.contains("live now"), "{}", done.body);
@@ -224,7 +231,11 @@ fn approving_from_an_emailed_link_puts_the_ips_live_and_tells_everyone() {
     );
     let late = post(
         &ops_link,
-        &[("csrf", &csrf(&page.body)), ("decision", "reject")],
+        &[
+            ("csrf", &csrf(&page.body)),
+            ("confirm", "yes"),
+            ("decision", "reject"),
+        ],
     );
     assert_eq!(
         late.status, 409,
@@ -302,13 +313,24 @@ fn rejecting_changes_nothing_and_forged_posts_are_refused() {
     let good = csrf(&page.body);
 
     for (form, what) in [
-        (vec![("decision", "approve")], "no CSRF value"),
         (
-            vec![("csrf", "0000"), ("decision", "approve")],
+            vec![("confirm", "yes"), ("decision", "approve")],
+            "no CSRF value",
+        ),
+        (
+            vec![
+                ("csrf", "0000"),
+                ("confirm", "yes"),
+                ("decision", "approve"),
+            ],
             "a wrong CSRF value",
         ),
         (
-            vec![("csrf", good.as_str()), ("decision", "maybe")],
+            vec![
+                ("csrf", good.as_str()),
+                ("confirm", "yes"),
+                ("decision", "maybe"),
+            ],
             "an unknown decision",
         ),
     ] {
@@ -319,13 +341,24 @@ fn rejecting_changes_nothing_and_forged_posts_are_refused() {
     // The CSRF value of one link does not work for another.
     let other_csrf = csrf(&open(&links[1].1).body);
     assert_eq!(
-        post(link, &[("csrf", &other_csrf), ("decision", "approve")]).status,
+        post(
+            link,
+            &[
+                ("csrf", &other_csrf),
+                ("confirm", "yes"),
+                ("decision", "approve")
+            ]
+        )
+        .status,
         403
     );
     assert_eq!(request(&gate, &alice, &id)["status"], "pending");
     assert_eq!(calls_from(&gate, "127.0.0.31"), 403);
 
-    let p = post(link, &[("csrf", &good), ("decision", "reject")]);
+    let p = post(
+        link,
+        &[("csrf", &good), ("confirm", "yes"), ("decision", "reject")],
+    );
     assert_eq!(p.status, 200, "{}", p.body);
     assert!(
         p.body.contains("rejected; nothing was changed"),
@@ -375,7 +408,11 @@ fn racing_decisions_one_wins() {
                     b.wait();
                     (
                         decision,
-                        post(&link, &[("csrf", &token), ("decision", decision)]).status,
+                        post(
+                            &link,
+                            &[("csrf", &token), ("confirm", "yes"), ("decision", decision)],
+                        )
+                        .status,
                     )
                 })
             })
@@ -435,7 +472,11 @@ fn dead_links_say_what_happened() {
     );
     let late = post(
         &first[1].1,
-        &[("csrf", &early_csrf), ("decision", "approve")],
+        &[
+            ("csrf", &early_csrf),
+            ("confirm", "yes"),
+            ("decision", "approve"),
+        ],
     );
     assert_eq!(late.status, 409, "{}", late.body);
     assert!(late.body.contains("cancelled"), "{}", late.body);
@@ -554,4 +595,124 @@ fn mail_refused_for_good_is_dropped_and_recorded() {
     assert_eq!(request(&gate, &alice, &id)["status"], "pending");
     let (_, log) = gate.admin("GET", "/admin/v1/security-log?account=acme", None);
     assert!(log.to_string().contains("refused for good"), "{log}");
+}
+
+/// What a mail scanner that "clicks" a page's first form sends: every
+/// field with its default value (hidden fields, checkboxes as they are,
+/// the first submit button's name and value).
+fn first_form_as_it_stands(page: &str) -> Vec<(String, String)> {
+    let form = page
+        .split("<form")
+        .nth(1)
+        .and_then(|f| f.split("</form>").next())
+        .unwrap_or_else(|| panic!("no form in {page}"));
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        tag.split(&format!("{name}=\""))
+            .nth(1)?
+            .split('"')
+            .next()
+            .map(str::to_string)
+    };
+    let mut fields = Vec::new();
+    for input in form.split("<input").skip(1) {
+        let tag = input.split('>').next().unwrap_or_default();
+        let checkbox = attr(tag, "type").as_deref() == Some("checkbox");
+        if checkbox && !tag.contains(" checked") {
+            continue; // an unticked box is not sent
+        }
+        if let (Some(n), Some(v)) = (attr(tag, "name"), attr(tag, "value")) {
+            fields.push((n, v));
+        }
+    }
+    if let Some(button) = form.split("<button").nth(1) {
+        let tag = button.split('>').next().unwrap_or_default();
+        if let (Some(n), Some(v)) = (attr(tag, "name"), attr(tag, "value")) {
+            fields.push((n, v));
+        }
+    }
+    fields
+}
+
+#[test]
+fn a_scanner_sending_the_review_form_as_it_stands_decides_nothing() {
+    let (_up, gate, alice) = flow_gate("");
+    let id = submit(&gate, &alice, &["127.0.0.41"]);
+    let links = links(&wait_mails(&gate, 2, 20));
+    let link = &links[0].1;
+    let page = open(link);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let fields = first_form_as_it_stands(&page.body);
+    assert!(
+        fields
+            .iter()
+            .any(|(n, v)| n == "decision" && v == "approve"),
+        "the scanner's form carries the first button: {fields:?}"
+    );
+    let form: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let p = post(link, &form);
+    assert_eq!(p.status, 422, "{}", p.body);
+    assert!(p.body.contains("Nothing was changed"), "{}", p.body);
+    assert_eq!(request(&gate, &alice, &id)["status"], "pending");
+    assert_eq!(calls_from(&gate, "127.0.0.41"), 403, "not live");
+    // Reject without the box changes nothing either.
+    let csrf_value = csrf(&page.body);
+    let p = post(link, &[("csrf", &csrf_value), ("decision", "reject")]);
+    assert_eq!(p.status, 422, "{}", p.body);
+    assert_eq!(request(&gate, &alice, &id)["status"], "pending");
+    // A person ticks the box: the same link decides.
+    let p = post(
+        link,
+        &[
+            ("csrf", &csrf_value),
+            ("confirm", "yes"),
+            ("decision", "approve"),
+        ],
+    );
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert_eq!(calls_from(&gate, "127.0.0.41"), 200, "live");
+}
+
+#[test]
+fn a_link_stops_working_once_its_address_leaves_the_account() {
+    let (_up, gate, alice) = flow_gate("");
+    let id = submit(&gate, &alice, &["127.0.0.42"]);
+    let links = links(&wait_mails(&gate, 2, 20));
+    let link_of = |to: &str| {
+        links
+            .iter()
+            .find(|(t, _)| t == to)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_else(|| panic!("no link for {to}"))
+    };
+    let (gone, kept) = (link_of("cto@acme.test"), link_of("ops@acme.test"));
+    let gone_csrf = csrf(&open(&gone).body);
+    let (s, b) = gate.admin(
+        "PATCH",
+        "/admin/v1/accounts/acme",
+        Some(json!({"emails": ["ops@acme.test"]})),
+    );
+    assert_eq!(s, 200, "{b}");
+
+    let page = open(&gone);
+    assert_eq!(page.status, 410, "{}", page.body);
+    assert!(page.body.contains("no longer"), "{}", page.body);
+    let p = post(
+        &gone,
+        &[
+            ("csrf", &gone_csrf),
+            ("confirm", "yes"),
+            ("decision", "approve"),
+        ],
+    );
+    assert_eq!(p.status, 410, "{}", p.body);
+    assert!(p.body.contains("Nothing was changed"), "{}", p.body);
+    assert_eq!(request(&gate, &alice, &id)["status"], "pending");
+    assert_eq!(calls_from(&gate, "127.0.0.42"), 403, "not live");
+
+    // The address still on the account decides.
+    assert_eq!(decide(&kept, "approve").status, 200);
+    assert_eq!(calls_from(&gate, "127.0.0.42"), 200);
 }

@@ -240,8 +240,10 @@ fn under_load_with_a_changing_table_every_answer_is_right_and_memory_stays_flat(
                     let page = common::browser::Browser::new("").get(&link);
                     let csrf = common::browser::csrf(&page.body);
                     let start = Instant::now();
-                    let answer = common::browser::Browser::new("")
-                        .post(&link, &[("csrf", &csrf), ("decision", "approve")]);
+                    let answer = common::browser::Browser::new("").post(
+                        &link,
+                        &[("csrf", &csrf), ("confirm", "yes"), ("decision", "approve")],
+                    );
                     let end = Instant::now();
                     assert_eq!(answer.status, 200, "{}", answer.body);
                     if let Ok(mut c) = changes.lock() {

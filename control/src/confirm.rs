@@ -113,6 +113,22 @@ fn ended_page(r: &IpRequest, this_email: &str) -> Response {
     )
 }
 
+/// A link whose address was taken off the account since it was sent.
+fn removed_page(r: &IpRequest) -> Response {
+    respond(
+        StatusCode::GONE,
+        page(
+            "Link no longer valid",
+            &format!(
+                "<h1>This link no longer works</h1><div class=\"box warn\"><p>The address this link was sent to is no longer \
+one of the account's addresses, so its link was withdrawn. Nothing was changed.</p>\
+<p>Someone whose address is on the account can still decide from their own link.</p></div>{}",
+                rows(r)
+            ),
+        ),
+    )
+}
+
 fn review_page(v: &LinkView, account_name: &str, csrf: &str) -> Response {
     let r = &v.request;
     let body = format!(
@@ -120,6 +136,8 @@ fn review_page(v: &LinkView, account_name: &str, csrf: &str) -> Response {
 <p>Someone asked to let these server addresses call the API for <b>{name}</b> (account {account}). \
 This link was sent to <b>{email}</b>; nothing changes until you press a button.</p>{table}\
 <form method=\"post\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<p><label><input type=\"checkbox\" name=\"confirm\" value=\"yes\" id=\"confirm\" required> \
+I have checked these addresses and decide for {name}</label></p>\
 <button type=\"submit\" name=\"decision\" value=\"approve\" id=\"approve\">Approve &amp; whitelist now</button>\
 <button type=\"submit\" name=\"decision\" value=\"reject\" id=\"reject\">Reject request</button></form>\
 <p class=\"muted\">If you do not know this request, reject it. Either decision ends every other link of this request.</p>",
@@ -172,7 +190,12 @@ async fn open(
     }) {
         return too_many();
     }
-    let result = classify(view.as_ref());
+    let mut result = classify(view.as_ref());
+    // A link whose address left the account counts as ended (`expired`).
+    let removed = result == LinkResult::Opened && view.as_ref().is_some_and(|v| !v.address_current);
+    if removed {
+        result = LinkResult::Expired;
+    }
     s.metrics.link(result);
     let Some(view) = view else {
         // Not a link of any request: counted and traced, but anonymous
@@ -180,11 +203,16 @@ async fn open(
         tracing::warn!(ip = %v.ip, "visit to an unknown or mangled link");
         return invalid_page();
     };
-    if let Err(e) = store
-        .link_opened(&view, result.as_str(), v.ip, &v.user_agent)
-        .await
-    {
+    let logged = if removed {
+        "refused: address removed from the account"
+    } else {
+        result.as_str()
+    };
+    if let Err(e) = store.link_opened(&view, logged, v.ip, &v.user_agent).await {
         return unavailable(&e);
+    }
+    if removed {
+        return removed_page(&view.request);
     }
     if result != LinkResult::Opened {
         return ended_page(&view.request, &view.link.email);
@@ -200,6 +228,10 @@ async fn open(
 struct DecisionForm {
     csrf: String,
     decision: String,
+    /// The review page's box, ticked: a person decided. A mail scanner
+    /// that submits the form as it stands sends no `confirm`.
+    #[serde(default)]
+    confirm: String,
 }
 
 async fn decide(
@@ -240,6 +272,37 @@ async fn decide(
         .allow(&format!("account:{}", view.request.account))
     {
         return too_many();
+    }
+    let classified = classify(Some(&view));
+    if classified == LinkResult::Opened && !view.address_current {
+        s.metrics.link(LinkResult::Expired);
+        if let Err(e) = store
+            .link_opened(
+                &view,
+                "refused: address removed from the account",
+                v.ip,
+                &v.user_agent,
+            )
+            .await
+        {
+            return unavailable(&e);
+        }
+        return removed_page(&view.request);
+    }
+    let confirmed = form.as_ref().is_some_and(|f| f.confirm == "yes");
+    if csrf_good && decision.is_some() && !confirmed && classified == LinkResult::Opened {
+        if let Err(e) = store
+            .link_opened(&view, "refused: box not ticked", v.ip, &v.user_agent)
+            .await
+        {
+            return unavailable(&e);
+        }
+        return message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Not decided yet",
+            "warn",
+            "Nothing was changed. To decide, open the link from your mail again, tick the box saying you have checked the addresses, then press Approve or Reject.",
+        );
     }
     let (true, Some(decision)) = (csrf_good, decision) else {
         if let Err(e) = store
@@ -304,6 +367,7 @@ async fn decide(
             Err(e) => unavailable(&e),
         },
         Err(StoreError::NoLink) => invalid_page(),
+        Err(StoreError::LinkAddressRemoved) => removed_page(&view.request),
         Err(e) => unavailable(&e),
     }
 }

@@ -59,6 +59,8 @@ pub enum StoreError {
     CodeUsed,
     #[error("this link is not valid")]
     NoLink,
+    #[error("the address this link was sent to is no longer one of the account's")]
+    LinkAddressRemoved,
     #[error("request `{id}` is {status:?}, not pending")]
     NotPending {
         id: String,

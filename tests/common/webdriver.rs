@@ -142,6 +142,13 @@ impl Chrome {
         );
     }
 
+    /// Clicks an element that does not leave the page (a checkbox, or a
+    /// button the browser will not submit with).
+    pub fn click_in_place(&self, css: &str) {
+        let id = self.find(css);
+        self.call("POST", &format!("/element/{id}/click"), None);
+    }
+
     /// Clicks an element that submits a form or follows a link, and waits
     /// until the next page has replaced this one (WebDriver's click may
     /// return before the navigation that a POST and its redirect start).

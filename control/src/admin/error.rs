@@ -89,6 +89,9 @@ impl From<StoreError> for ApiError {
             ),
             StoreError::NoRequest(_) => ApiError::not_found("id", e.to_string()),
             StoreError::NoLink => ApiError::not_found("token", e.to_string()),
+            StoreError::LinkAddressRemoved => {
+                ApiError::new(StatusCode::GONE, "token", e.to_string())
+            }
             StoreError::CodeUsed => ApiError::new(StatusCode::UNAUTHORIZED, "code", e.to_string()),
             StoreError::NotPending { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "status", e.to_string())

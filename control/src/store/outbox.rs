@@ -8,7 +8,7 @@
 //! token and stores only its hash (bound to the job's email and request)
 //! before the mail leaves, so the plain token exists only in the mail itself.
 
-use super::requests::{request_key, FlowTrees, IpRequest};
+use super::requests::{on_account, request_key, FlowTrees, IpRequest};
 use super::{abort, decode, encode, flatten, Store, StoreError, TxResult};
 use crate::flow::{status_at, Status};
 use crate::model::{now, unix_now};
@@ -141,6 +141,9 @@ impl Store {
     /// attempt is counted, flushed before the token is handed out.
     pub async fn prepare_mail(&self, id: u64) -> Result<Prepared, StoreError> {
         let (token, hash) = crate::users::new_api_token();
+        // Read outside the transaction (sled would deadlock on a plain read
+        // inside one); the link page checks the address again when used.
+        let current = self.recipient_on_account(id)?;
         let prepared = flatten(self.flow_trees().transaction(|t: &FlowTrees| {
             let (requests, links, _, log, outbox, ..) = t;
             let Some(raw) = outbox.get(id.to_be_bytes())? else {
@@ -180,6 +183,18 @@ impl Store {
                         )?;
                         return Ok(Prepared::Dropped);
                     }
+                    // An address removed from the account since the request
+                    // was made gets no link.
+                    if !current {
+                        end_job(
+                            outbox,
+                            log,
+                            &job,
+                            "mail.dropped",
+                            json!({ "reason": "address no longer on the account" }),
+                        )?;
+                        return Ok(Prepared::Dropped);
+                    }
                     let link = super::requests::LinkRecord {
                         request: req.id.clone(),
                         email: job.to.clone(),
@@ -196,6 +211,23 @@ impl Store {
         }))?;
         self.flush().await?;
         Ok(prepared)
+    }
+
+    /// Job `id`'s recipient is still one of its request's account's emails
+    /// (true when any of them is gone: the transaction sees to that).
+    fn recipient_on_account(&self, id: u64) -> Result<bool, StoreError> {
+        let Some(raw) = self.outbox.get(id.to_be_bytes())? else {
+            return Ok(true);
+        };
+        let job: MailJob = decode(&raw)?;
+        let Some(raw) = self.requests.get(request_key(&job.request)?)? else {
+            return Ok(true);
+        };
+        let req: IpRequest = decode(&raw)?;
+        Ok(match self.account(&req.account)? {
+            Some(a) => on_account(&a, &job.to),
+            None => true,
+        })
     }
 
     /// The mail left: the job is done.

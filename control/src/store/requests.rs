@@ -78,6 +78,15 @@ pub enum Decision {
 pub struct LinkView {
     pub link: LinkRecord,
     pub request: IpRequest,
+    /// The link's address is still one of the account's emails: a link
+    /// works only as long as the address it was sent to is on the account.
+    pub address_current: bool,
+}
+
+/// `email` is one of `account`'s emails (ignoring ASCII case, as mail
+/// domains are).
+pub(crate) fn on_account(account: &crate::model::Account, email: &str) -> bool {
+    account.emails.iter().any(|e| e.eq_ignore_ascii_case(email))
 }
 
 /// A link's stored form, keyed by the token's hash.
@@ -319,10 +328,17 @@ impl Store {
         };
         let link: LinkRecord = decode(&raw)?;
         match self.requests.get(request_key(&link.request)?)? {
-            Some(r) => Ok(Some(LinkView {
-                request: decode::<IpRequest>(&r)?.current(),
-                link,
-            })),
+            Some(r) => {
+                let request = decode::<IpRequest>(&r)?.current();
+                let address_current = self
+                    .account(&request.account)?
+                    .is_some_and(|a| on_account(&a, &link.email));
+                Ok(Some(LinkView {
+                    request,
+                    link,
+                    address_current,
+                }))
+            }
             None => Ok(None),
         }
     }
@@ -343,7 +359,10 @@ impl Store {
         let account = self
             .account(&view.request.account)?
             .ok_or_else(|| StoreError::NoAccount(view.request.account.clone()))?;
-        // Writers are serialised by the publisher, so this list is current.
+        // Writers are serialised by the publisher, so the account is current.
+        if !on_account(&account, &view.link.email) {
+            return Err(StoreError::LinkAddressRemoved);
+        }
         let existing: Vec<String> = self
             .entries(&account.id)?
             .into_iter()

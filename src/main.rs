@@ -11,6 +11,7 @@ mod check_network;
 mod demo;
 mod hangup;
 mod huge_pages;
+mod listener;
 mod logging;
 mod mailbox;
 mod proxy_env;

@@ -3,6 +3,7 @@
 //! as a background service. The table is loaded from the store before the
 //! server starts, so the proxy never accepts a connection without it.
 
+use crate::listener::{serve, Timeouts};
 use anyhow::{bail, Context};
 use async_trait::async_trait;
 use ipgate_config::Config;
@@ -215,6 +216,10 @@ pub fn run(
         publisher,
         flow_metrics,
         mailer,
+        timeouts: Timeouts {
+            header: config.control.header_timeout.0,
+            body: config.control.body_timeout.0,
+        },
     };
     server.add_service(background_service("control plane", control));
     server.add_service(background_service("hang-up", crate::hangup::Hangup));
@@ -239,6 +244,7 @@ struct ControlPlane {
     publisher: Arc<Publisher>,
     flow_metrics: FlowMetrics,
     mailer: Mailer,
+    timeouts: Timeouts,
 }
 
 impl ControlPlane {
@@ -279,34 +285,6 @@ impl ControlPlane {
     }
 }
 
-async fn serve(
-    name: &'static str,
-    listener: &TcpListener,
-    router: axum::Router,
-    mut shutdown: ShutdownWatch,
-) {
-    let listener = match listener
-        .try_clone()
-        .and_then(tokio::net::TcpListener::from_std)
-    {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(listener = name, error = %e, "cannot serve");
-            return;
-        }
-    };
-    let app = router.into_make_service_with_connect_info::<SocketAddr>();
-    let stop = async move {
-        let _ = shutdown.changed().await;
-    };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-    {
-        tracing::error!(listener = name, error = %e, "server stopped");
-    }
-}
-
 fn metrics_router(registry: Arc<Registry>) -> axum::Router {
     use axum::http::header;
     axum::Router::new().route(
@@ -328,7 +306,14 @@ impl BackgroundService for ControlPlane {
     async fn start(&self, shutdown: ShutdownWatch) {
         let admin = async {
             if let Some((l, state)) = &self.admin {
-                serve("admin", l, admin::router(state.clone()), shutdown.clone()).await;
+                serve(
+                    "admin",
+                    l,
+                    admin::router(state.clone()),
+                    self.timeouts,
+                    shutdown.clone(),
+                )
+                .await;
             }
         };
         let metrics = async {
@@ -337,6 +322,7 @@ impl BackgroundService for ControlPlane {
                     "metrics",
                     l,
                     metrics_router(registry.clone()),
+                    self.timeouts,
                     shutdown.clone(),
                 )
                 .await;
@@ -348,7 +334,7 @@ impl BackgroundService for ControlPlane {
                 if let Some(extra) = &self.portal_extra {
                     router = router.merge(extra.clone());
                 }
-                serve("portal", l, router, shutdown.clone()).await;
+                serve("portal", l, router, self.timeouts, shutdown.clone()).await;
             }
         };
         let mail = self.mailer.run(&self.publisher.store, shutdown.clone());

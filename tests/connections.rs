@@ -262,3 +262,53 @@ fn read_answer(s: &mut dyn ReadWrite) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[test]
+fn the_portal_and_admin_listeners_bound_heads_and_bodies() {
+    let up = Upstream::start();
+    let opts = GateOpts {
+        control_extra: "header_timeout = \"1s\"\nbody_timeout = \"1s\"".into(),
+        ..GateOpts::default()
+    };
+    let gate = Gate::start(&up, opts);
+    for (name, addr) in [
+        ("portal", gate.portal),
+        ("admin", gate.admin),
+        ("metrics", gate.metrics),
+    ] {
+        assert_cut(
+            &format!("{name}: silent"),
+            time_to_close(&mut tcp(addr), b"", None),
+        );
+        assert_cut(
+            &format!("{name}: a head dripped"),
+            time_to_close(&mut tcp(addr), b"GET / HTTP/1.1\r\n", Some(b'X')),
+        );
+    }
+    // A body promised and not sent: 408, connection closed.
+    let mut s = tcp(gate.portal);
+    let start = Instant::now();
+    s.write_all(
+        b"POST /login HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nusername=a",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let answer = read_answer(&mut s);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    // A kept-alive connection left idle is closed too.
+    let mut s = tcp(gate.admin);
+    s.write_all(b"GET /admin/v1/accounts HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(read_answer(&mut s).starts_with("HTTP/1.1 401"));
+    assert_cut(
+        "admin: idle after an answer",
+        time_to_close(&mut s, b"", None),
+    );
+    // Prompt clients are served as before.
+    let (status, _) = gate.admin("GET", "/admin/v1/accounts", None);
+    assert_eq!(status, 200);
+}

@@ -146,6 +146,11 @@ pub struct ControlConfig {
     pub allow_private_ips: bool,
     /// File holding the admin token; `IPGATE_ADMIN_TOKEN` wins when set.
     pub admin_token_file: Option<PathBuf>,
+    /// A request head on the portal, admin or metrics listener not in
+    /// this long after the connection opened (or the last answer) closes it.
+    pub header_timeout: HumanDuration,
+    /// A request body not in this long after its head: 408.
+    pub body_timeout: HumanDuration,
 }
 
 impl Default for ControlConfig {
@@ -159,6 +164,8 @@ impl Default for ControlConfig {
             max_entries_per_account: 50,
             allow_private_ips: false,
             admin_token_file: None,
+            header_timeout: HumanDuration(Duration::from_secs(10)),
+            body_timeout: HumanDuration(Duration::from_secs(10)),
         }
     }
 }

@@ -177,6 +177,14 @@ fn check_control(c: &Config) -> Result<(), ConfigError> {
             format!("`{}` must be an http:// or https:// URL", k.public_url),
         ));
     }
+    for (key, d) in [
+        ("control.header_timeout", k.header_timeout.0),
+        ("control.body_timeout", k.body_timeout.0),
+    ] {
+        if d.is_zero() || d > std::time::Duration::from_secs(300) {
+            return Err(invalid(key, "must be more than zero and at most 300s"));
+        }
+    }
     if k.link_ttl.0.as_secs() < 1 {
         return Err(invalid("control.link_ttl", "must be at least 1s"));
     }

@@ -312,3 +312,65 @@ fn the_portal_and_admin_listeners_bound_heads_and_bodies() {
     let (status, _) = gate.admin("GET", "/admin/v1/accounts", None);
     assert_eq!(status, 200);
 }
+
+#[test]
+fn a_connection_handed_to_pingoras_path_stays_one_connection() {
+    let up = Upstream::start();
+    let opts = GateOpts {
+        extra: "max_connections = 1".into(),
+        tls: true,
+        ..GateOpts::default()
+    };
+    let gate = Gate::start(&up, opts);
+    gate.account("free", "off", &[]);
+    let mut s = tls(&gate);
+    s.sock
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A chunked body hands the connection to Pingora's path, which serves
+    // the rest of it, kept alive, on the same single place.
+    let chunked = b"POST /sms/x HTTP/1.1\r\nHost: a\r\nX-Account-Id: free\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    let plain = b"GET /sms/y HTTP/1.1\r\nHost: a\r\nX-Account-Id: free\r\n\r\n";
+    for (i, req) in [&chunked[..], plain, chunked, plain].iter().enumerate() {
+        s.write_all(req)
+            .unwrap_or_else(|e| panic!("request {i}: {e}"));
+        let answer = read_response(&mut s);
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "request {i}: {answer:?}"
+        );
+    }
+    assert!(gate.metrics_text().contains("ipgate_proxy_connections 1"));
+    assert_eq!(up.hits(), 4);
+}
+
+/// One whole answer framed by Content-Length, read within 5 s.
+fn read_response(s: &mut dyn ReadWrite) -> String {
+    let mut out = Vec::new();
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < Duration::from_secs(5) {
+        if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if out.len() >= end + 4 + len {
+                break;
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -138,8 +138,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for FastPath<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        // Pingora's path gives a kept-alive connection back for its next
-        // request: it is ours already (counted, deadline on), not new.
+        // Pingora 0.9's path serves a connection it took to its end (it
+        // loops over kept-alive requests itself); should a later version
+        // give one back, it is ours already (counted, deadline on).
         let stream = if stream.as_any().is::<DeadlineStream>() {
             *stream.into_any().downcast::<DeadlineStream>().ok()?
         } else {

@@ -51,6 +51,8 @@ pub enum StoreError {
     UserExists(String),
     #[error("user `{0}` does not exist")]
     NoUser(String),
+    #[error("token `{0}` does not exist")]
+    NoToken(String),
     #[error("this account already has a pending request")]
     PendingExists,
     #[error("request `{0}` does not exist")]
@@ -196,6 +198,7 @@ impl Store {
         };
         store.ensure_net_index()?;
         store.ensure_name_index()?;
+        store.ensure_token_records()?;
         store.settle()?;
         Ok(store)
     }
@@ -336,6 +339,7 @@ mod outbox;
 mod requests;
 mod sessions;
 mod settle;
+mod tokens;
 mod users;
 pub use outbox::{LinkToSend, MailJob, MailKind, Prepared};
 pub use requests::{Decision, IpRequest, LinkRecord, LinkView, NewRequest};

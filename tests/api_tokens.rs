@@ -1,5 +1,6 @@
 //! Customer API tokens, black-box: scopes, expiry, listing and revocation
-//! through the admin API, and what the customer API then accepts.
+//! through the admin API and `ipgate admin token`, and what the customer
+//! API then accepts.
 
 mod common;
 use common::*;
@@ -225,6 +226,57 @@ fn tokens_from_an_older_store_keep_working_and_can_be_revoked() {
     );
     assert_eq!(gate.admin("DELETE", &path, None).0, 200);
     assert_eq!(api(&gate, "GET", "/api/v1/me", old, None).0, 401);
+}
+
+#[test]
+fn the_admin_cli_issues_lists_and_revokes_tokens() {
+    let up = Upstream::start();
+    let gate = Gate::start(&up, GateOpts::default());
+    gate.account("acme", "enforce", &[]);
+    user(&gate, "acme", "alice", "main", true);
+    let run = |args: &[&str]| -> Value {
+        let out = gate.admin_cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    };
+    let issued = run(&[
+        "token",
+        "issue",
+        "alice",
+        "--scope",
+        "read",
+        "--expires-in",
+        "7d",
+    ]);
+    let token = secret(&issued);
+    let id = issued["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(issued["scopes"], json!(["read"]), "{issued}");
+    assert_eq!(api(&gate, "GET", "/api/v1/whitelist", &token, None).0, 200);
+    assert_eq!(
+        submit_request(&gate, &token, json!({"ips": ["203.0.113.10"]})).0,
+        403
+    );
+
+    let listed = run(&["token", "list", "alice"]);
+    assert!(
+        listed
+            .as_array()
+            .is_some_and(|a| a.iter().any(|t| t["id"] == json!(id))),
+        "{listed}"
+    );
+    assert!(!listed.to_string().contains(&token));
+
+    run(&["token", "revoke", "alice", &id]);
+    assert_eq!(api(&gate, "GET", "/api/v1/whitelist", &token, None).0, 401);
+    let out = gate.admin_cli(&["token", "revoke", "alice", &id]);
+    assert!(!out.status.success(), "revoking twice is refused");
+    let out = gate.admin_cli(&["token", "issue", "alice", "--scope", "admin"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scope"));
 }
 
 fn sha256_hex(token: &str) -> String {

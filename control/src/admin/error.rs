@@ -99,7 +99,8 @@ impl From<StoreError> for ApiError {
             | StoreError::Locked { .. }
             | StoreError::Sled(_)
             | StoreError::Corrupt(_)
-            | StoreError::LogHead(_) => {
+            | StoreError::LogHead(_)
+            | StoreError::LogKeyMismatch { .. } => {
                 tracing::error!(error = %e, "store failure");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

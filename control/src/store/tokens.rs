@@ -85,7 +85,7 @@ impl Store {
                         "expires_at": token.expires_at(),
                     }),
                 };
-                seclog::append(log, actor, &e)?;
+                seclog::append(log, &self.log_key, actor, &e)?;
                 Ok(())
             },
         ))?;
@@ -159,7 +159,7 @@ impl Store {
                         "fingerprint": t.fingerprint,
                     }),
                 };
-                seclog::append(log, actor, &e)?;
+                seclog::append(log, &self.log_key, actor, &e)?;
                 Ok(t)
             },
         ))?;

@@ -28,7 +28,7 @@ impl Store {
                     return abort(StoreError::UserExists(user.username.clone()));
                 }
                 users.insert(user.username.as_bytes(), value.as_slice())?;
-                seclog::append(log, actor, &event)?;
+                seclog::append(log, &self.log_key, actor, &event)?;
                 Ok(())
             },
         ))?;
@@ -57,7 +57,7 @@ impl Store {
                     account: Some(&new.account),
                     details: details.clone(),
                 };
-                seclog::append(log, actor, &e)?;
+                seclog::append(log, &self.log_key, actor, &e)?;
                 Ok(new)
             },
         ))?;

@@ -23,7 +23,7 @@
 use ipgate_config::UnknownAccount;
 use ipgate_control::model::{now, Account, Source, WhitelistEntry, WhitelistMode};
 use ipgate_control::publish::{load_table, Publisher, Touched};
-use ipgate_control::seclog::Actor;
+use ipgate_control::seclog::{Actor, LogKey};
 use ipgate_control::store::{Decision as Verdict, NewRequest, Prepared, Store};
 use ipgate_control::users::token_hash;
 use ipgate_proxy::account::Caller;
@@ -107,6 +107,11 @@ fn store_dir(accounts: u32) -> PathBuf {
     base.join(format!("million-v3-{accounts}"))
 }
 
+/// The bench stores' security log key (they are rebuilt at will).
+fn bench_log_key() -> LogKey {
+    LogKey::new(b"ipgate-bench-log-key-0123456789abcdef").unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Fills a store through its own API (one transaction per account and per
 /// account's entries, each flushed), once; later runs reuse it.
 async fn populate(dir: &Path, accounts: u32) {
@@ -115,7 +120,7 @@ async fn populate(dir: &Path, accounts: u32) {
         return;
     }
     let _ = std::fs::remove_dir_all(dir);
-    let store = Store::open(dir).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(dir, bench_log_key()).unwrap_or_else(|e| panic!("{e}"));
     let actor = Actor::system();
     let started = Instant::now();
     for i in 0..accounts {
@@ -254,7 +259,8 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(ipgate_control::store::DEFAULT_CACHE_MB);
     let opening = Instant::now();
-    let store = Store::open_with_cache(&run_dir, cache_mb).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open_with_cache(&run_dir, cache_mb, bench_log_key())
+        .unwrap_or_else(|e| panic!("{e}"));
     let open = opening.elapsed();
     let before_load = rss_mb();
     let started = Instant::now();

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod identities;
+mod tokens;
 
 #[derive(Args)]
 pub struct AdminArgs {
@@ -45,9 +46,12 @@ enum AdminCmd {
     /// The security log.
     #[command(subcommand)]
     Log(LogCmd),
-    /// Portal users, their 2FA and API tokens.
+    /// Portal users and their 2FA.
     #[command(subcommand)]
     User(UserCmd),
+    /// A user's customer API tokens: issue, list, revoke.
+    #[command(subcommand)]
+    Token(tokens::TokenCmd),
     /// Imports a CSV file (`-` reads stdin), showing progress and a summary
     /// of what was added or refused. Rows by kind: entries
     /// `account,cidr[,remark[,tags]]`, identities `account,value[,remark]`,
@@ -76,7 +80,8 @@ enum UserCmd {
     Totp {
         username: String,
     },
-    /// Issues an API token: printed once, only its hash is kept.
+    /// Issues an API token with both scopes and the default lifetime
+    /// (`ipgate admin token issue` chooses them).
     Token {
         username: String,
     },
@@ -343,6 +348,7 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             format!("/admin/v1/users/{}/tokens", seg(username)),
             None,
         ),
+        AdminCmd::Token(cmd) => tokens::token_call(cmd),
         AdminCmd::Blocklist(BlocklistCmd::Remove { id }) => {
             ("DELETE", format!("/admin/v1/blocklist/{}", seg(id)), None)
         }

@@ -13,7 +13,7 @@ use ipgate_control::admin::AdminToken;
 use ipgate_control::model::{
     fingerprint, now, Account, Identity, SecretKey, Source, WhitelistEntry, WhitelistMode,
 };
-use ipgate_control::seclog::{hex, Actor};
+use ipgate_control::seclog::{hex, Actor, LogKey};
 use ipgate_control::store::Store;
 use ipgate_control::users::{self, Role, User};
 use ipgate_devmail::Catcher;
@@ -68,7 +68,17 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
         )
     };
     let tokens = (waba_token("acme"), waba_token("globex"));
-    seed(&config, &password, &totp_secret, (&tokens.0, &tokens.1))?;
+    // The demo's store lives and dies with this process, so its log key
+    // is made here and never written down.
+    let log_key = LogKey::new(hex(&rand::random::<[u8; 32]>()).as_bytes())
+        .context("the demo's security log key")?;
+    seed(
+        &config,
+        &log_key,
+        &password,
+        &totp_secret,
+        (&tokens.0, &tokens.1),
+    )?;
 
     let token_bytes: [u8; 24] = rand::random();
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token_bytes);
@@ -85,6 +95,7 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
         config,
         crate::server::Halves::Both,
         admin_token,
+        log_key,
         None,
         Some(mailbox),
     )?;
@@ -101,6 +112,7 @@ const DEMO_PHONE_GLOBEX: &str = "15550002222";
 
 fn seed(
     config: &Config,
+    log_key: &LogKey,
     password: &str,
     totp_secret: &[u8],
     tokens: (&str, &str),
@@ -109,7 +121,8 @@ fn seed(
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let store = Store::open_with_cache(&config.store.path, config.store.cache_mb)?;
+        let store =
+            Store::open_with_cache(&config.store.path, config.store.cache_mb, log_key.clone())?;
         let account = |id: &str, name: &str, mode| Account {
             id: id.into(),
             name: name.into(),

@@ -146,7 +146,8 @@ fn serve(
     let config = Config::load(path)?;
     logging::init(log_json, config.log.format);
     let token = secrets::admin_token(&config)?;
+    let log_key = secrets::log_key(&config)?;
     let smtp_password = secrets::smtp_password(&config)?;
-    server::run(config, halves, token, smtp_password, None)?;
+    server::run(config, halves, token, log_key, smtp_password, None)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,8 @@
 use anyhow::{bail, Context};
 use ipgate_config::Config;
 use ipgate_control::admin::AdminToken;
+use ipgate_control::seclog::{LogKey, LogKeyError};
+use std::path::Path;
 
 /// `IPGATE_ADMIN_TOKEN`, else the file named by `control.admin_token_file`.
 pub fn admin_token(config: &Config) -> anyhow::Result<AdminToken> {
@@ -67,4 +69,45 @@ pub fn introspect_token(config: &Config) -> anyhow::Result<Option<String>> {
         )),
         None => Ok(None),
     }
+}
+
+/// `IPGATE_LOG_KEY`, else the file named by `store.log_key_file`: the key
+/// of the security log's HMAC chain. Required: without it, whoever can
+/// write the store could rebuild the log. The file must not be inside
+/// `store.path`, where it would be as writable, and as copied, as the log.
+pub fn log_key(config: &Config) -> anyhow::Result<LogKey> {
+    let raw = match std::env::var("IPGATE_LOG_KEY") {
+        Ok(v) if !v.is_empty() => v,
+        _ => match &config.store.log_key_file {
+            Some(path) => {
+                refuse_inside_store(path, &config.store.path)?;
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("config key `store.log_key_file`: cannot read {}", path.display()))?
+                    .trim()
+                    .to_string()
+            }
+            None => bail!(
+                "set IPGATE_LOG_KEY (or store.log_key_file) to a random key of at least {} characters \
+                 (e.g. `openssl rand -hex 32`), kept outside store.path: it keys the security log's \
+                 hash chain (docs/operating.md, \"The security log's key\")",
+                ipgate_control::seclog::MIN_KEY_LEN
+            ),
+        },
+    };
+    LogKey::new(raw.trim().as_bytes()).map_err(|e| match e {
+        LogKeyError::TooShort => anyhow::anyhow!("IPGATE_LOG_KEY / store.log_key_file: {e}"),
+    })
+}
+
+fn refuse_inside_store(key_file: &Path, store: &Path) -> anyhow::Result<()> {
+    let (Ok(key), Ok(store)) = (key_file.canonicalize(), store.canonicalize()) else {
+        return Ok(());
+    };
+    if key.starts_with(&store) {
+        bail!(
+            "config key `store.log_key_file`: {} is inside store.path; keep the log key outside the store",
+            key_file.display()
+        );
+    }
+    Ok(())
 }

@@ -14,6 +14,7 @@ use ipgate_control::mailer::Mailer;
 use ipgate_control::metrics::FlowMetrics;
 use ipgate_control::publish::{load_table, Publisher};
 use ipgate_control::ratelimit::RateLimit;
+use ipgate_control::seclog::LogKey;
 use ipgate_control::store::Store;
 use ipgate_proxy::client_ip::TrustedProxies;
 use ipgate_proxy::conn_limit::ConnLimit;
@@ -50,11 +51,12 @@ pub fn run(
     config: Config,
     halves: Halves,
     admin_token: AdminToken,
+    log_key: LogKey,
     smtp_password: Option<String>,
     portal_extra: Option<axum::Router>,
 ) -> anyhow::Result<()> {
     crate::huge_pages::turn_off();
-    let store = Store::open_with_cache(&config.store.path, config.store.cache_mb)
+    let store = Store::open_with_cache(&config.store.path, config.store.cache_mb, log_key)
         .context("opening the store")?;
     let started = std::time::Instant::now();
     let table = Arc::new(LiveTable::new(
@@ -72,10 +74,10 @@ pub fn run(
     }
     match store.verify_security_log() {
         Ok(v) if v.ok => {
-            tracing::info!(records = v.records, head = %v.head, "security log verified")
+            tracing::info!(records = v.records, head = %v.head, key_id = %v.key_id, keyed_from = ?v.keyed_from, "security log verified")
         }
         Ok(v) => {
-            tracing::error!(broken_at = ?v.broken_at, reason = ?v.reason, head = %v.head, "security log chain is BROKEN")
+            tracing::error!(broken_at = ?v.broken_at, reason = ?v.reason, head = %v.head, key_id = %v.key_id, "security log chain is BROKEN")
         }
         Err(e) => tracing::error!(error = %e, "security log cannot be read"),
     }

@@ -84,6 +84,70 @@ fn serve_refuses_to_start_without_an_admin_token() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("IPGATE_ADMIN_TOKEN"));
 }
 
+/// Runs `ipgate serve` on `config` with the admin token and without
+/// `IPGATE_LOG_KEY`: its stderr if it exits within 20 s, else (killed)
+/// None.
+fn serve_exit(config: &std::path::Path, stderr: &std::path::Path) -> Option<String> {
+    let log = std::fs::File::create(stderr).unwrap_or_else(|e| panic!("{e}"));
+    let mut child = Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("IPGATE_ADMIN_TOKEN", TOKEN)
+        .env_remove("IPGATE_LOG_KEY")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            assert!(!status.success());
+            return Some(std::fs::read_to_string(stderr).unwrap_or_default());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_log_key_or_with_one_inside_the_store() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(&store).unwrap_or_else(|e| panic!("{e}"));
+    let inside = store.join("log_key");
+    std::fs::write(&inside, LOG_KEY).unwrap_or_else(|e| panic!("{e}"));
+    let short = dir.path().join("short_key");
+    std::fs::write(&short, "too-short").unwrap_or_else(|e| panic!("{e}"));
+    let base = format!(
+        "[proxy]\nlisten = \"127.0.0.1:{}\"\n[[proxy.route]]\nname = \"sms\"\npath_prefix = \"/sms/\"\nupstream = \"http://127.0.0.1:9\"\n\
+         [control]\nlisten = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:{}\"\n[metrics]\nlisten = \"127.0.0.1:{}\"\n[store]\npath = \"{}\"\n",
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        store.display()
+    );
+    for (extra, want) in [
+        (String::new(), "IPGATE_LOG_KEY"),
+        (
+            format!("log_key_file = \"{}\"\n", inside.display()),
+            "inside store.path",
+        ),
+        (
+            format!("log_key_file = \"{}\"\n", short.display()),
+            "too short",
+        ),
+    ] {
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, format!("{base}{extra}")).unwrap_or_else(|e| panic!("{e}"));
+        let err = serve_exit(&path, &dir.path().join("stderr"))
+            .unwrap_or_else(|| panic!("{extra:?}: serve started"));
+        assert!(err.contains(want), "{extra}: {err}");
+    }
+}
+
 /// A certificate and a key that do not belong together (two `ipgate certs
 /// dev` pairs, crossed) are refused by `config check` and by `serve`, with
 /// an error naming both keys, not a panic inside Pingora's TLS setup.
@@ -134,6 +198,7 @@ fn a_certificate_and_a_key_that_do_not_match_are_a_clear_error() {
         .args(["serve", "--config"])
         .arg(&path)
         .env("IPGATE_ADMIN_TOKEN", TOKEN)
+        .env("IPGATE_LOG_KEY", LOG_KEY)
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -195,6 +195,9 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// sled's page cache, in MiB (sled's own default is 1 GiB).
     pub cache_mb: u64,
+    /// File holding the key of the security log's HMAC chain (kept outside
+    /// `path`); `IPGATE_LOG_KEY` wins when set.
+    pub log_key_file: Option<PathBuf>,
 }
 
 impl Default for StoreConfig {
@@ -202,6 +205,7 @@ impl Default for StoreConfig {
         StoreConfig {
             path: PathBuf::from("data/ipgate"),
             cache_mb: 64,
+            log_key_file: None,
         }
     }
 }

@@ -1,12 +1,14 @@
 //! The admin API (docs/admin-api.md) on the admin listener: accounts, direct
 //! whitelist entries (IPv4/IPv6, addresses and CIDRs), account identities
-//! and secret keys, the global blocklist. Bearer admin token, JSON in and out. Handlers are thin:
-//! parse and check input, one store change through the publisher, answer.
+//! and secret keys, the global blocklist, users and their API tokens.
+//! Bearer admin token, JSON in and out. Handlers are thin: parse and check
+//! input, one store change through the publisher, answer.
 
 mod auth;
 pub mod error;
 mod handlers;
 mod identities;
+mod tokens;
 mod users;
 
 use crate::publish::Publisher;
@@ -67,7 +69,11 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/v1/users/{username}/totp", post(users::enrol_totp))
         .route(
             "/admin/v1/users/{username}/tokens",
-            post(users::issue_token),
+            post(tokens::issue_token).get(tokens::list_tokens),
+        )
+        .route(
+            "/admin/v1/users/{username}/tokens/{id}",
+            delete(tokens::revoke_token),
         )
         .route("/admin/v1/security-log", get(handlers::security_log))
         .route(

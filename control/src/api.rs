@@ -1,15 +1,18 @@
 //! The customer API (docs/admin-api.md) on the control listener: Bearer token
 //! of a main user, JSON, errors as `{"errors":[{"field","message"}]}`. It
-//! creates, lists and cancels requests; only an emailed link approves.
+//! creates, lists and cancels requests; only an emailed link approves. A
+//! token must be live (not expired or revoked) and carry the scope the
+//! call's method needs: `read` for GET, `request` for POST.
 
 use crate::admin::error::{ApiError, ApiJson};
 use crate::flow::{self, AccountState, Limits, Status};
 use crate::metrics::FlowMetrics;
-use crate::model::Account;
+use crate::model::{unix_now, Account};
 use crate::publish::{Publisher, Touched};
 use crate::ratelimit::RateLimit;
 use crate::seclog::Actor;
 use crate::store::{IpRequest, NewRequest};
+use crate::tokens::{ApiToken, Scope};
 use crate::users::{self, Role, User};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -97,6 +100,27 @@ pub struct Caller {
     pub account: Account,
     pub ip: IpAddr,
     pub user_agent: String,
+    /// The API token the call came with (none for a portal session, which
+    /// may do everything its user may).
+    pub token: Option<ApiToken>,
+}
+
+/// Why a token may not make this call: the scope its method needs
+/// ([`Scope::for_method`]) is not among the token's.
+fn missing_scope(token: &ApiToken, method: &axum::http::Method) -> Option<ApiError> {
+    let needed = Scope::for_method(method);
+    if token.allows(needed) {
+        return None;
+    }
+    let message = match needed {
+        Scope::Request => "This API token is read-only: it cannot submit or cancel requests. Ask us for a token with the `request` scope.",
+        Scope::Read => "This API token cannot read: it has only the `request` scope. Ask us for a token with the `read` scope.",
+    };
+    Some(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "authorization",
+        message,
+    ))
 }
 
 impl FromRequestParts<CustomerState> for Caller {
@@ -106,13 +130,23 @@ impl FromRequestParts<CustomerState> for Caller {
         parts: &mut Parts,
         state: &CustomerState,
     ) -> Result<Caller, ApiError> {
-        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "authorization", m);
-        let token = crate::admin::bearer(&parts.headers)
-            .ok_or_else(|| unauthorized("send your API token as `Authorization: Bearer TOKEN`"))?;
+        let unauthorized = |m: String| ApiError::new(StatusCode::UNAUTHORIZED, "authorization", m);
+        let token = crate::admin::bearer(&parts.headers).ok_or_else(|| {
+            unauthorized("send your API token as `Authorization: Bearer TOKEN`".into())
+        })?;
         let store = &state.publisher.store;
+        let record = store
+            .token(&users::token_hash(token))?
+            .ok_or_else(|| unauthorized("this API token is not valid".into()))?;
+        if record.expired(unix_now()) {
+            return Err(unauthorized(format!(
+                "this API token expired at {}: ask us for a new one",
+                record.expires_at().unwrap_or_default()
+            )));
+        }
         let user = store
-            .user_by_token_hash(&users::token_hash(token))?
-            .ok_or_else(|| unauthorized("this API token is not valid"))?;
+            .user(&record.username)?
+            .ok_or_else(|| unauthorized("this token's user no longer exists".into()))?;
         if user.role != Role::Main {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -120,15 +154,19 @@ impl FromRequestParts<CustomerState> for Caller {
                 "Only your account's main user can manage the IP whitelist; ask them, or contact us.",
             ));
         }
+        if let Some(refusal) = missing_scope(&record, &parts.method) {
+            return Err(refusal);
+        }
         let account = store
             .account(&user.account)?
-            .ok_or_else(|| unauthorized("this token's account no longer exists"))?;
+            .ok_or_else(|| unauthorized("this token's account no longer exists".into()))?;
         let Visitor { ip, user_agent } = Visitor::from_request_parts(parts, state).await?;
         Ok(Caller {
             user,
             account,
             ip,
             user_agent,
+            token: Some(record),
         })
     }
 }
@@ -176,13 +214,23 @@ pub fn router(state: CustomerState) -> Router {
 }
 
 async fn me(c: Caller) -> Json<Value> {
+    let why_not = why_cannot_request(&c.user, &c.account).or_else(|| {
+        c.token
+            .as_ref()
+            .filter(|t| !t.allows(Scope::Request))
+            .map(|_| "This API token is read-only: ask us for a token with the `request` scope.")
+    });
+    let token = c.token.as_ref().map(|t| {
+        json!({"id": t.id, "scopes": t.scopes, "expires_at": t.expires_at(), "fingerprint": t.fingerprint})
+    });
     Json(json!({
         "account": {"id": c.account.id, "name": c.account.name, "whitelist": c.account.whitelist},
         "user": {"username": c.user.username, "role": c.user.role},
         "two_factor": c.user.totp_secret.is_some(),
-        "can_request": why_cannot_request(&c.user, &c.account).is_none(),
-        "why_not": why_cannot_request(&c.user, &c.account),
+        "can_request": why_not.is_none(),
+        "why_not": why_not,
         "your_ip": c.ip.to_string(),
+        "token": token,
     }))
 }
 

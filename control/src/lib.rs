@@ -18,4 +18,5 @@ pub mod publish;
 pub mod ratelimit;
 pub mod seclog;
 pub mod store;
+pub mod tokens;
 pub mod users;

@@ -130,6 +130,7 @@ fn portal_caller(s: &CustomerState, headers: &HeaderMap, v: Visitor) -> Result<P
             account,
             ip: v.ip,
             user_agent: v.user_agent,
+            token: None,
         },
         session,
         session_hash,

@@ -163,7 +163,8 @@ mod tests {
         let op = Actor::system();
         let ids: Vec<String>;
         {
-            let s = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+            let s = Store::open(dir.path(), crate::store::tests::test_key())
+                .unwrap_or_else(|e| panic!("{e}"));
             for (id, mode) in [
                 ("acme", WhitelistMode::Enforce),
                 ("acme-2", WhitelistMode::Report),
@@ -216,7 +217,8 @@ mod tests {
             s.forget_net_index().unwrap_or_else(|e| panic!("{e}"));
             assert!(from_start(&s, &ids).is_empty());
         }
-        let s = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let s = Store::open(dir.path(), crate::store::tests::test_key())
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(from_start(&s, &ids), from_records(&s), "rebuilt at open");
     }
 
@@ -235,7 +237,8 @@ mod tests {
     async fn identities_and_keys_resolve_the_same_at_start_as_live() {
         use crate::model::{fingerprint, Identity, SecretKey};
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(dir.path(), crate::store::tests::test_key())
+            .unwrap_or_else(|e| panic!("{e}"));
         let live = Arc::new(LiveTable::new(
             load_table(&store).unwrap_or_else(|e| panic!("{e}")),
         ));

@@ -5,6 +5,18 @@
 //! start-up log) so a truncated tail can be caught against a copy kept
 //! elsewhere. Records are appended inside the same sled transaction as the
 //! change they describe.
+//!
+//! The hash is an HMAC-SHA256 under a [`LogKey`] kept outside the store,
+//! and each record names the key (`key_id`), so someone who can write the
+//! store but not read the key cannot rebuild the chain after an edit.
+//! Records written before log keys have no `key_id` and a plain SHA-256;
+//! they verify as such, but only before the first keyed record, whose
+//! `prev` pins them: an unkeyed record after a keyed one is a break.
+
+mod key;
+mod verify;
+pub use key::{LogKey, LogKeyError, MIN_KEY_LEN};
+pub use verify::{head_record, verify, Verification};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -48,20 +60,32 @@ pub struct SecRecord {
     pub actor: String,
     pub ip: Option<String>,
     pub details: Value,
+    /// The id of the [`LogKey`] whose HMAC `hash` is; none for a record
+    /// written before log keys (plain SHA-256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     pub prev: String,
     pub hash: String,
 }
 
 impl SecRecord {
-    fn compute_hash(&self) -> String {
+    /// The hash of `prev` and the record without its hash: HMAC-SHA256
+    /// under `key` when the record is keyed, else plain SHA-256. (For a
+    /// record naming another key the answer is meaningless: check the id.)
+    fn compute_hash(&self, key: &LogKey) -> String {
         let mut unhashed = self.clone();
         unhashed.hash = String::new();
         let body = serde_json::to_vec(&unhashed).unwrap_or_default();
-        let mut h = Sha256::new();
-        h.update(self.prev.as_bytes());
-        h.update(b"\n");
-        h.update(&body);
-        hex(&h.finalize())
+        match self.key_id {
+            Some(_) => hex(&key.tag(&[self.prev.as_bytes(), b"\n", &body])),
+            None => {
+                let mut h = Sha256::new();
+                h.update(self.prev.as_bytes());
+                h.update(b"\n");
+                h.update(&body);
+                hex(&h.finalize())
+            }
+        }
     }
 }
 
@@ -90,9 +114,11 @@ pub struct Event<'a> {
     pub details: Value,
 }
 
-/// Appends `event` to the log tree inside a transaction. Returns the new head hash.
+/// Appends `event` to the log tree inside a transaction, keyed with
+/// `key`. Returns the new head hash.
 pub fn append<E: From<CorruptHead>>(
     log: &TransactionalTree,
+    key: &LogKey,
     actor: &Actor,
     event: &Event<'_>,
 ) -> Result<String, ConflictableTransactionError<E>> {
@@ -119,10 +145,11 @@ pub fn append<E: From<CorruptHead>>(
         actor: actor.who.clone(),
         ip: actor.ip.map(|i| i.to_string()),
         details: event.details.clone(),
+        key_id: Some(key.id().to_string()),
         prev: head.hash,
         hash: String::new(),
     };
-    rec.hash = rec.compute_hash();
+    rec.hash = rec.compute_hash(key);
     log.insert(
         &rec.seq.to_be_bytes(),
         serde_json::to_vec(&rec).unwrap_or_default(),
@@ -157,99 +184,5 @@ pub fn records(log: &sled::Tree, account: Option<&str>) -> Result<Vec<SecRecord>
     Ok(out)
 }
 
-/// The outcome of a verification.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Verification {
-    pub ok: bool,
-    pub records: u64,
-    /// The head hash: keep a copy elsewhere to catch truncation.
-    pub head: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub broken_at: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-/// Walks the whole chain.
-pub fn verify(log: &sled::Tree) -> Result<Verification, sled::Error> {
-    let mut prev = GENESIS.to_string();
-    let mut expected = 1u64;
-    let broken = |seq: u64, reason: String, n: u64, head: &str| Verification {
-        ok: false,
-        records: n,
-        head: head.to_string(),
-        broken_at: Some(seq),
-        reason: Some(reason),
-    };
-    for item in log.iter() {
-        let (k, v) = item?;
-        if k.len() != 8 {
-            continue;
-        }
-        let key_seq = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8]));
-        let rec: SecRecord = match serde_json::from_slice(&v) {
-            Ok(r) => r,
-            Err(e) => {
-                return Ok(broken(
-                    key_seq,
-                    format!("record is not readable: {e}"),
-                    expected - 1,
-                    &prev,
-                ))
-            }
-        };
-        if rec.seq != expected || key_seq != expected {
-            return Ok(broken(
-                expected,
-                format!("record {expected} is missing (found {key_seq})"),
-                expected - 1,
-                &prev,
-            ));
-        }
-        if rec.prev != prev {
-            return Ok(broken(
-                rec.seq,
-                "does not chain to the record before it".into(),
-                expected - 1,
-                &prev,
-            ));
-        }
-        if rec.compute_hash() != rec.hash {
-            return Ok(broken(
-                rec.seq,
-                "content does not match its hash (edited)".into(),
-                expected - 1,
-                &prev,
-            ));
-        }
-        prev = rec.hash;
-        expected += 1;
-    }
-    let n = expected - 1;
-    let head: Option<Head> = log
-        .get(HEAD_KEY)?
-        .and_then(|v| serde_json::from_slice(&v).ok());
-    match head {
-        None if n == 0 => {}
-        Some(h) if h.seq == n && h.hash == prev => {}
-        Some(h) => {
-            return Ok(broken(
-                h.seq,
-                format!(
-                    "the head names record {} but the chain ends at {n} (truncated)",
-                    h.seq
-                ),
-                n,
-                &prev,
-            ));
-        }
-        None => return Ok(broken(n, "the head is missing".into(), n, &prev)),
-    }
-    Ok(Verification {
-        ok: true,
-        records: n,
-        head: prev,
-        broken_at: None,
-        reason: None,
-    })
-}
+#[cfg(test)]
+mod tests;

@@ -3,7 +3,7 @@
 //! caller that answers after it never answers for a change a crash can lose.
 
 use crate::model::Account;
-use crate::seclog::{self, Actor, Event, SecRecord, Verification};
+use crate::seclog::{self, Actor, Event, LogKey, SecRecord, Verification};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
@@ -12,6 +12,7 @@ use sled::transaction::{
 };
 use sled::{Db, Tree};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Why the store refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error(transparent)]
     LogHead(#[from] crate::seclog::CorruptHead),
+    #[error("the store's security log is keyed with log key `{stored}`, not with the configured key `{configured}`: start with the key this store was written with (nothing was changed)")]
+    LogKeyMismatch { stored: String, configured: String },
     #[error("account `{0}` does not exist")]
     NoAccount(String),
     #[error("account `{0}` already exists")]
@@ -51,6 +54,8 @@ pub enum StoreError {
     UserExists(String),
     #[error("user `{0}` does not exist")]
     NoUser(String),
+    #[error("token `{0}` does not exist")]
+    NoToken(String),
     #[error("this account already has a pending request")]
     PendingExists,
     #[error("request `{0}` does not exist")]
@@ -137,22 +142,30 @@ pub struct Store {
     keys: Tree,
     names: Tree,
     key_hashes: Tree,
+    /// Keys the security log's chain; kept outside the store.
+    log_key: Arc<LogKey>,
 }
 
 impl Store {
-    /// Opens (or creates) the store at `path`.
+    /// Opens (or creates) the store at `path`, its security log keyed with
+    /// `log_key` (a store whose log is keyed with another key is refused:
+    /// [`StoreError::LogKeyMismatch`]).
     ///
     /// sled locks its file for one process. A store dropped a moment ago in
     /// this process can still hold that lock while sled's background writers
     /// finish, so a lock refusal is retried for up to [`LOCK_WAIT`] before
     /// it is reported as [`StoreError::Locked`].
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Store::open_with_cache(path, DEFAULT_CACHE_MB)
+    pub fn open(path: &Path, log_key: LogKey) -> Result<Store, StoreError> {
+        Store::open_with_cache(path, DEFAULT_CACHE_MB, log_key)
     }
 
     /// [`Store::open`] with sled's page cache bounded to `cache_mb` MiB
     /// (`store.cache_mb`).
-    pub fn open_with_cache(path: &Path, cache_mb: u64) -> Result<Store, StoreError> {
+    pub fn open_with_cache(
+        path: &Path,
+        cache_mb: u64,
+        log_key: LogKey,
+    ) -> Result<Store, StoreError> {
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         let config = sled::Config::new()
             .path(path)
@@ -194,10 +207,13 @@ impl Store {
             keys: db.open_tree("keys")?,
             names: db.open_tree("names")?,
             key_hashes: db.open_tree("key_hashes")?,
+            log_key: Arc::new(log_key),
             db,
         };
+        store.ensure_log_key()?;
         store.ensure_net_index()?;
         store.ensure_name_index()?;
+        store.ensure_token_records()?;
         store.settle()?;
         Ok(store)
     }
@@ -264,7 +280,7 @@ impl Store {
                 identities::claim_account_id(names, &key)?;
                 tx.insert(key.as_bytes(), value.as_slice())?;
                 netindex::create(nets, &key, account.whitelist)?;
-                seclog::append(log, actor, &event)?;
+                seclog::append(log, &self.log_key, actor, &event)?;
                 Ok(())
             },
         ))?;
@@ -299,7 +315,7 @@ impl Store {
                         "after": {"name": new.name, "emails": new.emails, "whitelist": new.whitelist},
                     }),
                 };
-                seclog::append(log, actor, &event)?;
+                seclog::append(log, &self.log_key, actor, &event)?;
                 Ok(new)
             },
         ))?;
@@ -311,7 +327,7 @@ impl Store {
     /// (a link opened, a refused login), flushed before returning.
     pub(crate) async fn record(&self, actor: &Actor, event: &Event<'_>) -> Result<(), StoreError> {
         flatten(self.seclog.transaction(|log: &TransactionalTree| {
-            seclog::append(log, actor, event)?;
+            seclog::append(log, &self.log_key, actor, event)?;
             Ok(())
         }))?;
         self.flush().await
@@ -322,9 +338,14 @@ impl Store {
         Ok(seclog::records(&self.seclog, account)?)
     }
 
-    /// Walks the security log's hash chain.
+    /// Walks the security log's hash chain, keyed records with the log key.
     pub fn verify_security_log(&self) -> Result<Verification, StoreError> {
-        Ok(seclog::verify(&self.seclog)?)
+        Ok(seclog::verify(&self.seclog, &self.log_key)?)
+    }
+
+    /// The id of the key the security log is keyed with.
+    pub fn log_key_id(&self) -> &str {
+        self.log_key.id()
     }
 }
 
@@ -332,12 +353,14 @@ mod blocklist;
 mod entries;
 mod identities;
 pub use identities::parse_sha256;
+mod keying;
 mod netindex;
 pub(crate) use netindex::parsed as stored_net;
 mod outbox;
 mod requests;
 mod sessions;
 mod settle;
+mod tokens;
 mod users;
 pub use outbox::{LinkToSend, MailJob, MailKind, Prepared};
 pub use requests::{Decision, IpRequest, LinkRecord, LinkView, NewRequest};

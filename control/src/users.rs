@@ -200,7 +200,12 @@ pub fn new_api_token() -> (String, String) {
 
 /// The stored form of an API token (hex SHA-256); tokens are looked up by it.
 pub fn token_hash(token: &str) -> String {
-    crate::seclog::hex(&Sha256::digest(token.as_bytes()))
+    crate::seclog::hex(&token_digest(token))
+}
+
+/// A token's SHA-256.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 #[cfg(test)]

@@ -143,7 +143,10 @@ fn world() -> &'static World {
     static W: OnceLock<World> = OnceLock::new();
     W.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store = Store::open(&dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));
+        let log_key = ipgate_control::seclog::LogKey::new(b"fuzz-log-key-0123456789abcdef-0123")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let store =
+            Store::open(&dir.path().join("store"), log_key).unwrap_or_else(|e| panic!("{e}"));
         let csrf_key = Arc::new(store.secret("csrf").unwrap_or_else(|e| panic!("{e}")));
         let table = Arc::new(LiveTable::new(Table::empty()));
         let publisher = Arc::new(Publisher::new(store.clone(), table));

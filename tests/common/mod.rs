@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
+/// The security log key gates start with (`IPGATE_LOG_KEY`).
+pub const LOG_KEY: &str = "test-log-key-0123456789abcdef-0123456789";
 
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("no free port: {e}"));
@@ -278,6 +280,8 @@ pub struct Gate {
     pub portal: SocketAddr,
     /// The SMTP server the gate sends its mail to.
     pub mail: ipgate_devmail::Catcher,
+    /// `IPGATE_LOG_KEY` for the next start (none: unset).
+    pub log_key: Option<String>,
 }
 
 pub fn bin() -> &'static str {
@@ -403,6 +407,7 @@ listen = "{metrics}"
             metrics,
             portal,
             mail,
+            log_key: Some(LOG_KEY.to_string()),
         };
         gate.spawn()?;
         Ok(gate)
@@ -411,13 +416,18 @@ listen = "{metrics}"
     fn spawn(&mut self) -> Result<(), String> {
         let log = std::fs::File::create(self.dir.path().join("ipgate.log"))
             .unwrap_or_else(|e| panic!("{e}"));
-        let child = Command::new(bin())
-            .args(["serve", "--config"])
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--config"])
             .arg(&self.config)
             .env("IPGATE_ADMIN_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(log);
+        match &self.log_key {
+            Some(k) => cmd.env("IPGATE_LOG_KEY", k),
+            None => cmd.env_remove("IPGATE_LOG_KEY"),
+        };
+        let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start ipgate: {e}"));
         self.child = Some(child);
@@ -494,6 +504,12 @@ listen = "{metrics}"
     /// Starts again on the same config and store after `stop` or `kill`.
     pub fn restart(&mut self) {
         self.spawn().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Starts again after `stop` or `kill`; Err with the log when ipgate
+    /// exits before it listens.
+    pub fn try_restart(&mut self) -> Result<(), String> {
+        self.spawn()
     }
 
     pub fn kill(&mut self) {

@@ -2,8 +2,9 @@
 //! extractor that answers bad bodies in that shape.
 
 use crate::store::StoreError;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, OptionalFromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -82,6 +83,7 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "username", e.to_string())
             }
             StoreError::NoUser(_) => ApiError::not_found("username", e.to_string()),
+            StoreError::NoToken(_) => ApiError::not_found("id", e.to_string()),
             StoreError::PendingExists => ApiError::new(
                 StatusCode::CONFLICT,
                 "ips",
@@ -100,7 +102,8 @@ impl From<StoreError> for ApiError {
             | StoreError::Locked { .. }
             | StoreError::Sled(_)
             | StoreError::Corrupt(_)
-            | StoreError::LogHead(_) => {
+            | StoreError::LogHead(_)
+            | StoreError::LogKeyMismatch { .. } => {
                 tracing::error!(error = %e, "store failure");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -126,10 +129,35 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<Object<T>>::from_request(req, state).await {
+        match <Json<Object<T>> as FromRequest<S>>::from_request(req, state).await {
             Ok(Json(Object(v))) => Ok(ApiJson(v)),
             Err(rejection) => Err(rejection_error(rejection)),
         }
+    }
+}
+
+/// An optional body: none when the request has no body bytes at all;
+/// otherwise read exactly as [`ApiJson`] reads it (JSON content type, an
+/// object), so a body that is there is never ignored.
+impl<S, T> OptionalFromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|r| ApiError::new(r.status(), "body", r.body_text()))?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        let req = Request::from_parts(parts, Body::from(bytes));
+        <ApiJson<T> as FromRequest<S>>::from_request(req, state)
+            .await
+            .map(Some)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Admin routes for portal users: create, enrol TOTP, issue API tokens.
+//! Admin routes for portal users: create, enrol TOTP (API tokens: `tokens.rs`).
 //! Secrets are shown once in the answer and never logged.
 
 use super::error::{ApiError, ApiJson};
@@ -116,21 +116,4 @@ pub async fn enrol_totp(
         "secret": users::base32(&secret),
         "otpauth_uri": users::otpauth_uri("ipgate", &username, &secret),
     })))
-}
-
-pub async fn issue_token(
-    State(s): State<AdminState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(username): Path<String>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (token, hash) = users::new_api_token();
-    let actor = Actor::admin(Some(peer.ip()));
-    let name = username.clone();
-    s.publisher
-        .change(Touched::Nothing, |st| async move {
-            st.add_token(&name, &hash, &actor).await
-        })
-        .await?;
-    tracing::info!(user = %username, "admin: API token issued");
-    Ok((StatusCode::CREATED, Json(json!({"token": token}))))
 }

@@ -35,7 +35,7 @@ impl Store {
         flatten((&self.blocklist, &self.seclog).transaction(
             |(tx, log): &(TransactionalTree, TransactionalTree)| {
                 tx.insert(&id.to_be_bytes(), value.as_slice())?;
-                seclog::append(log, actor, &event)?;
+                seclog::append(log, &self.log_key, actor, &event)?;
                 Ok(())
             },
         ))?;
@@ -58,7 +58,7 @@ impl Store {
                     account: None,
                     details: json!({"entry": b.id, "cidr": b.cidr}),
                 };
-                seclog::append(log, actor, &event)?;
+                seclog::append(log, &self.log_key, actor, &event)?;
                 Ok(b)
             },
         ))?;

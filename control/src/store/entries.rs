@@ -76,7 +76,7 @@ impl Store {
                         account: Some(account),
                         details: json!({"entry": e.id, "cidr": e.cidr, "remark": e.remark, "source": e.source}),
                     };
-                    seclog::append(log, actor, &event)?;
+                    seclog::append(log, &self.log_key, actor, &event)?;
                 }
                 netindex::add(nets, account, keyed.iter().map(|(_, e)| e.cidr.as_str()))?;
                 Ok(())
@@ -108,7 +108,7 @@ impl Store {
                     account: Some(account),
                     details: json!({"entry": e.id, "cidr": e.cidr}),
                 };
-                seclog::append(log, actor, &event)?;
+                seclog::append(log, &self.log_key, actor, &event)?;
                 Ok(e)
             },
         ))?;

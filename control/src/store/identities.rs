@@ -195,7 +195,7 @@ impl Store {
             }
             identities.insert(key.as_slice(), encode(&identity))?;
             names.insert(name.as_slice(), encode(&owner))?;
-            seclog::append(log, actor, &event)?;
+            seclog::append(log, &self.log_key, actor, &event)?;
             Ok(())
         }))?;
         self.flush().await?;
@@ -224,7 +224,7 @@ impl Store {
                 account: Some(account),
                 details: json!({"identity": i.id, "value": i.value}),
             };
-            seclog::append(log, actor, &event)?;
+            seclog::append(log, &self.log_key, actor, &event)?;
             Ok(i)
         }))?;
         self.flush().await?;
@@ -264,7 +264,7 @@ impl Store {
             }
             keys.insert(at.as_slice(), encode(&key))?;
             hashes.insert(&hash[..], encode(&owner))?;
-            seclog::append(log, actor, &event)?;
+            seclog::append(log, &self.log_key, actor, &event)?;
             Ok(())
         }))?;
         self.flush().await?;
@@ -295,7 +295,7 @@ impl Store {
                 account: Some(account),
                 details: json!({"key_id": k.id, "fingerprint": k.fingerprint}),
             };
-            seclog::append(log, actor, &event)?;
+            seclog::append(log, &self.log_key, actor, &event)?;
             Ok(k)
         }))?;
         self.flush().await?;

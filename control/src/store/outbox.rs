@@ -12,7 +12,7 @@ use super::requests::{on_account, request_key, FlowTrees, IpRequest};
 use super::{abort, decode, encode, flatten, Store, StoreError, TxResult};
 use crate::flow::{status_at, Status};
 use crate::model::{now, unix_now};
-use crate::seclog::{self, Actor, Event};
+use crate::seclog::{self, Actor, Event, LogKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};
@@ -116,12 +116,13 @@ fn job_event<'a>(event: &'a str, job: &'a MailJob, extra: serde_json::Value) -> 
 fn end_job(
     outbox: &TransactionalTree,
     log: &TransactionalTree,
+    key: &LogKey,
     job: &MailJob,
     event: &str,
     extra: serde_json::Value,
 ) -> TxResult<()> {
     outbox.remove(&job.id.to_be_bytes())?;
-    seclog::append(log, &Actor::system(), &job_event(event, job, extra))?;
+    seclog::append(log, key, &Actor::system(), &job_event(event, job, extra))?;
     Ok(())
 }
 
@@ -158,6 +159,7 @@ impl Store {
                 end_job(
                     outbox,
                     log,
+                    &self.log_key,
                     &job,
                     "mail.dropped",
                     json!({"reason": "request not found"}),
@@ -177,6 +179,7 @@ impl Store {
                         end_job(
                             outbox,
                             log,
+                            &self.log_key,
                             &job,
                             "mail.dropped",
                             json!({ "reason": reason }),
@@ -250,7 +253,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         flatten((&self.outbox, &self.seclog).transaction(
             |(outbox, log): &(TransactionalTree, TransactionalTree)| {
-                end_job(outbox, log, job, event, extra.clone())
+                end_job(outbox, log, &self.log_key, job, event, extra.clone())
             },
         ))?;
         self.flush().await
@@ -271,7 +274,7 @@ impl Store {
                     job,
                     json!({"error": next.last_error, "retry_in_secs": backoff_secs(job.attempts)}),
                 );
-                seclog::append(log, &Actor::system(), &e)?;
+                seclog::append(log, &self.log_key, &Actor::system(), &e)?;
                 Ok(())
             },
         ))?;

@@ -7,7 +7,7 @@ use super::outbox::{enqueue, MailKind};
 use super::{abort, decode, encode, entry_key, flatten, Store, StoreError, TxResult};
 use crate::flow::{status_at, Status};
 use crate::model::{now, rfc3339, unix_now, Source, WhitelistEntry};
-use crate::seclog::{self, Actor, Event};
+use crate::seclog::{self, Actor, Event, LogKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};
@@ -107,6 +107,7 @@ fn end_request(
     req: &mut IpRequest,
     status: Status,
     trees: &FlowTrees,
+    key: &LogKey,
     actor: &Actor,
 ) -> TxResult<()> {
     // Links stay (hashes only) so a later visit can say what happened;
@@ -131,7 +132,7 @@ fn end_request(
         account: Some(&req.account),
         details: json!({"request": req.id}),
     };
-    seclog::append(log, actor, &e)?;
+    seclog::append(log, key, actor, &e)?;
     Ok(())
 }
 
@@ -191,7 +192,7 @@ impl Store {
                         if status_at(old.status, old.expires_unix, now) == Status::Pending {
                             return abort(StoreError::PendingExists);
                         }
-                        end_request(&mut old, Status::Expired, t, &Actor::system())?;
+                        end_request(&mut old, Status::Expired, t, &self.log_key, &Actor::system())?;
                     }
                 }
                 requests.insert(&key, encode(&req))?;
@@ -207,7 +208,7 @@ impl Store {
                         "emails": new.emails, "expires_at": req.expires_at,
                     }),
                 };
-                seclog::append(log, actor, &e)?;
+                seclog::append(log, &self.log_key, actor, &e)?;
                 Ok(())
             },
         ))?;
@@ -271,7 +272,7 @@ impl Store {
                         });
                     }
                     r.decided_at = Some(rfc3339(now));
-                    end_request(&mut r, Status::Cancelled, t, actor)?;
+                    end_request(&mut r, Status::Cancelled, t, &self.log_key, actor)?;
                     Ok(r)
                 }),
         )?;
@@ -307,7 +308,7 @@ impl Store {
                     if r.status != Status::Pending || now < r.expires_unix {
                         return Ok(false);
                     }
-                    end_request(&mut r, Status::Expired, t, &Actor::system())?;
+                    end_request(&mut r, Status::Expired, t, &self.log_key, &Actor::system())?;
                     Ok(true)
                 },
             ))?;
@@ -430,7 +431,7 @@ impl Store {
                     account: Some(&r.account),
                     details: json!({"entry": e.id, "cidr": e.cidr, "remark": e.remark, "source": e.source, "request": r.id}),
                 };
-                seclog::append(log, &actor, &event)?;
+                seclog::append(log, &self.log_key, &actor, &event)?;
             }
             super::netindex::add(nets, &r.account, new_entries.iter().map(|(_, e)| e.cidr.as_str()))?;
             let (status, event) = match decision {
@@ -442,8 +443,8 @@ impl Store {
                 account: Some(&r.account),
                 details: json!({"request": r.id, "email": view.link.email, "user_agent": user_agent}),
             };
-            seclog::append(log, &actor, &e)?;
-            end_request(&mut r, status, t, &actor)?;
+            seclog::append(log, &self.log_key, &actor, &e)?;
+            end_request(&mut r, status, t, &self.log_key, &actor)?;
             for (mail_id, email) in mail_ids.iter().zip(&account.emails) {
                 enqueue(outbox, *mail_id, MailKind::Notice, email, &r.account, &r.id)?;
             }

@@ -56,7 +56,7 @@ impl Store {
                     account: Some(&user.account),
                     details: json!({"username": user.username, "two_factor": step.is_some()}),
                 };
-                seclog::append(log, actor, &e)?;
+                seclog::append(log, &self.log_key, actor, &e)?;
                 Ok(())
             },
         ))?;
@@ -101,7 +101,7 @@ impl Store {
                         account: Some(&s.account),
                         details: json!({"username": s.username}),
                     };
-                    seclog::append(log, actor, &e)?;
+                    seclog::append(log, &self.log_key, actor, &e)?;
                 }
                 Ok(())
             },

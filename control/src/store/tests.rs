@@ -30,8 +30,13 @@ pub(crate) fn entry_of(account: &str, cidr: &str) -> WhitelistEntry {
     }
 }
 
+/// The log key unit tests open stores with.
+pub(crate) fn test_key() -> LogKey {
+    LogKey::new(b"unit-test-log-key-0123456789abcdef").unwrap_or_else(|e| panic!("{e}"))
+}
+
 pub(crate) fn open(dir: &tempfile::TempDir) -> Store {
-    Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"))
+    Store::open(dir.path(), test_key()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub(crate) fn op() -> Actor {
@@ -231,7 +236,7 @@ async fn a_dropped_or_truncated_record_is_found() {
 fn a_store_held_open_elsewhere_is_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let held = open(&dir);
-    match Store::open(dir.path()) {
+    match Store::open(dir.path(), test_key()) {
         Err(e @ StoreError::Locked { .. }) => {
             assert!(e.to_string().contains("in use by another process"), "{e}")
         }
@@ -274,4 +279,32 @@ async fn an_unreadable_log_head_refuses_the_change_instead_of_restarting_the_cha
             "nothing else changed"
         );
     }
+}
+
+#[tokio::test]
+async fn a_store_keyed_with_another_log_key_is_refused_unchanged() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let head = {
+        let s = open(&dir);
+        s.create_account(account("acme"), &op())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.verify_security_log().map(|v| v.head).ok()
+    };
+    let other = LogKey::new(&[b'x'; 40]).unwrap_or_else(|e| panic!("{e}"));
+    match Store::open(dir.path(), other.clone()) {
+        Err(e @ StoreError::LogKeyMismatch { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(test_key().id()) && text.contains(other.id()),
+                "{text}"
+            );
+        }
+        Err(e) => panic!("expected LogKeyMismatch, got {e}"),
+        Ok(_) => panic!("opened with another log key"),
+    }
+    let s = open(&dir);
+    let v = s.verify_security_log().unwrap_or_else(|e| panic!("{e}"));
+    assert!(v.ok, "{v:?}");
+    assert_eq!((Some(v.head), v.records), (head, 1), "nothing was appended");
 }

@@ -1,4 +1,4 @@
-//! Portal users and the hashes of their API tokens.
+//! Portal users (their API tokens: `tokens.rs`).
 
 use super::{abort, decode, encode, flatten, Store, StoreError};
 use crate::seclog::{self, Actor, Event};
@@ -28,7 +28,7 @@ impl Store {
                     return abort(StoreError::UserExists(user.username.clone()));
                 }
                 users.insert(user.username.as_bytes(), value.as_slice())?;
-                seclog::append(log, actor, &event)?;
+                seclog::append(log, &self.log_key, actor, &event)?;
                 Ok(())
             },
         ))?;
@@ -57,46 +57,11 @@ impl Store {
                     account: Some(&new.account),
                     details: details.clone(),
                 };
-                seclog::append(log, actor, &e)?;
+                seclog::append(log, &self.log_key, actor, &e)?;
                 Ok(new)
             },
         ))?;
         self.flush().await?;
         Ok(updated)
-    }
-
-    /// Stores an API token's hash for a user.
-    pub async fn add_token(
-        &self,
-        username: &str,
-        token_hash: &str,
-        actor: &Actor,
-    ) -> Result<(), StoreError> {
-        flatten((&self.users, &self.tokens, &self.seclog).transaction(
-            |(users, tokens, log): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
-                let Some(u) = users.get(username.as_bytes())? else {
-                    return abort(StoreError::NoUser(username.to_string()));
-                };
-                let u: User = decode(&u).or_else(abort)?;
-                tokens.insert(token_hash.as_bytes(), username.as_bytes())?;
-                let e = Event {
-                    event: "user.token_issued",
-                    account: Some(&u.account),
-                    details: json!({"username": username, "token_hash_prefix": &token_hash[..token_hash.len().min(12)]}),
-                };
-                seclog::append(log, actor, &e)?;
-                Ok(())
-            },
-        ))?;
-        self.flush().await?;
-        Ok(())
-    }
-
-    /// The user an API token belongs to (looked up by the token's hash).
-    pub fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
-        match self.tokens.get(token_hash.as_bytes())? {
-            Some(name) => self.user(&String::from_utf8_lossy(&name)),
-            None => Ok(None),
-        }
     }
 }

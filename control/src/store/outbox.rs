@@ -192,6 +192,7 @@ impl Store {
                         end_job(
                             outbox,
                             log,
+                            &self.log_key,
                             &job,
                             "mail.dropped",
                             json!({ "reason": "address no longer on the account" }),

@@ -293,6 +293,56 @@ fn who_may_not_request_is_told_why_and_logins_are_rate_limited() {
     assert!(v.to_string().contains("rate limited"));
 }
 
+/// A gate that believes `X-Forwarded-For` from the test (standing in for
+/// a proxy), with alice (2FA) in acme and carol (password only) in globex.
+fn forwarded_gate() -> (Upstream, Gate) {
+    let up = Upstream::start();
+    let gate = Gate::start(
+        &up,
+        GateOpts {
+            trusted_proxies: vec!["127.0.0.1/32".into()],
+            ..GateOpts::self_service("")
+        },
+    );
+    gate.account("acme", "enforce", &[]);
+    gate.account("globex", "enforce", &[]);
+    user(&gate, "acme", "alice", "main", true);
+    user(&gate, "globex", "carol", "main", false);
+    (up, gate)
+}
+
+/// A browser whose requests come from `client` (as the proxy says).
+fn browser_at(gate: &Gate, client: &str) -> Browser {
+    let mut b = Browser::new(&format!("http://{}", gate.portal));
+    b.set_header("X-Forwarded-For", client);
+    b
+}
+
+#[test]
+fn a_flood_from_one_ipv6_48_does_not_lock_others_out_of_login() {
+    let (_up, gate) = forwarded_gate();
+    let mut flood = browser_at(&gate, "2001:db8:1::1");
+    let token = csrf(&flood.get("/login").body);
+    // More /64s than the limiter keeps keys for, all in one /48.
+    for n in 0..10_050u32 {
+        flood.set_header("X-Forwarded-For", &format!("2001:db8:1:{n:x}::1"));
+        let r = flood.post(
+            "/login",
+            &[
+                ("csrf", &token),
+                ("username", "alice"),
+                ("password", "guess guess guess"),
+                ("code", "123456"),
+            ],
+        );
+        assert!(matches!(r.status, 401 | 429), "{n}: {}", r.status);
+    }
+    let r = log_in(&mut browser_at(&gate, "198.51.100.7"), "carol", "");
+    assert_eq!(r.status, 303, "a fresh client logs in: {}", r.body);
+    let r = log_in(&mut browser_at(&gate, "2001:db8:2::1"), "carol", "");
+    assert_eq!(r.status, 303, "so does another /48: {}", r.body);
+}
+
 #[test]
 fn no_page_redirects_off_site() {
     let (_up, gate, secret) = portal_gate();

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod bounded;
 pub mod confirm;
 pub mod csrf;
 pub mod flow;

@@ -11,7 +11,6 @@ use crate::api::{
 use crate::csrf::{csrf_ok, csrf_value};
 use crate::html::{message, respond, unavailable};
 use crate::model::unix_now;
-use crate::ratelimit::client_key;
 use crate::seclog::Actor;
 use crate::store::{Session, StoreError};
 use crate::users::{self, token_hash};
@@ -208,7 +207,7 @@ async fn login(
         Err(e) => return unavailable(&e),
     };
     let account = user.as_ref().map(|u| u.account.clone());
-    if !s.login_limit.allow(&format!("ip:{}", client_key(v.ip)))
+    if !s.login_limit.allow_client(v.ip)
         || !s.login_limit.allow(&format!("user:{username}"))
         || account
             .as_ref()

@@ -9,6 +9,7 @@ use ipgate_config::Config;
 use ipgate_control::admin::{self, AdminState, AdminToken};
 use ipgate_control::api::CustomerState;
 use ipgate_control::flow::Limits;
+use ipgate_control::login_limit::LoginLimit;
 use ipgate_control::mailer::Mailer;
 use ipgate_control::metrics::FlowMetrics;
 use ipgate_control::publish::{load_table, Publisher};
@@ -188,7 +189,7 @@ pub fn run(
         mail_wake: mailer.wake.clone(),
         csrf_key,
         link_limit: Arc::new(RateLimit::new(30, std::time::Duration::from_secs(60))),
-        login_limit: Arc::new(RateLimit::new(10, std::time::Duration::from_secs(60))),
+        login_limit: Arc::new(LoginLimit::default()),
         secure_cookies: config.control.public_url.starts_with("https://"),
     };
     let admin_state = AdminState {

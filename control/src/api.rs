@@ -4,6 +4,7 @@
 
 use crate::admin::error::{ApiError, ApiJson};
 use crate::flow::{self, AccountState, Limits, Status};
+use crate::login_limit::LoginLimit;
 use crate::metrics::FlowMetrics;
 use crate::model::Account;
 use crate::publish::{Publisher, Touched};
@@ -39,8 +40,8 @@ pub struct CustomerState {
     pub csrf_key: Arc<[u8; 32]>,
     /// Visits to emailed links, per client IP.
     pub link_limit: Arc<RateLimit>,
-    /// Login attempts, per client IP, username and account.
-    pub login_limit: Arc<RateLimit>,
+    /// Login attempts, per client, and per username from one client.
+    pub login_limit: Arc<LoginLimit>,
     /// Cookies get `Secure` (public_url is https).
     pub secure_cookies: bool,
 }

@@ -5,11 +5,13 @@
 
 pub mod admin;
 pub mod api;
+pub mod backoff;
 pub mod bounded;
 pub mod confirm;
 pub mod csrf;
 pub mod flow;
 pub mod html;
+pub mod login_limit;
 pub mod mail;
 pub mod mailer;
 pub mod metrics;

@@ -10,6 +10,7 @@ use crate::api::{
 };
 use crate::csrf::{csrf_ok, csrf_value};
 use crate::html::{message, respond, unavailable};
+use crate::login_limit::Refusal;
 use crate::model::unix_now;
 use crate::seclog::Actor;
 use crate::store::{Session, StoreError};
@@ -161,6 +162,23 @@ fn refused(s: &CustomerState, pre: Option<&str>, status: StatusCode, why: &str) 
     resp
 }
 
+/// A login not tried now (see `login_limit`): 429, with how long to wait.
+fn too_many(s: &CustomerState, pre: Option<&str>, refusal: Refusal) -> Response {
+    let secs = refusal.retry_after_secs();
+    let why = match refusal {
+        Refusal::Client => {
+            "Too many login attempts from your address. Wait a minute and try again.".to_string()
+        }
+        Refusal::Backoff(_) => format!(
+            "Too many failed attempts for this username from your address. Try again in {secs} seconds."
+        ),
+    };
+    let mut resp = refused(s, pre, StatusCode::TOO_MANY_REQUESTS, &why);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
+}
+
 /// A real Argon2id hash to check unknown users' passwords against.
 static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     users::hash_password("not a password anyone has").unwrap_or_default()
@@ -207,21 +225,11 @@ async fn login(
         Err(e) => return unavailable(&e),
     };
     let account = user.as_ref().map(|u| u.account.clone());
-    if !s.login_limit.allow_client(v.ip)
-        || !s.login_limit.allow(&format!("user:{username}"))
-        || account
-            .as_ref()
-            .is_some_and(|a| !s.login_limit.allow(&format!("account:{a}")))
-    {
+    if let Err(refusal) = s.login_limit.check(&username, v.ip) {
         let _ = store
-            .login_failed(&username, account.as_deref(), "rate limited", &actor)
+            .login_failed(&username, account.as_deref(), refusal.reason(), &actor)
             .await;
-        return refused(
-            &s,
-            pre.as_deref(),
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many login attempts. Wait a minute and try again.",
-        );
+        return too_many(&s, pre.as_deref(), refusal);
     }
     // Hash even for an unknown user, so timing does not tell which names exist.
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
@@ -245,6 +253,7 @@ async fn login(
     .await
     .unwrap_or(false);
     let Some(user) = user.filter(|_| password_ok) else {
+        s.login_limit.failed(&username, v.ip);
         let reason = if account.is_some() {
             "wrong password"
         } else {
@@ -262,6 +271,7 @@ async fn login(
         Some(secret) => match users::check_totp(secret, &f.code, unix_now(), user.totp_last_step) {
             Some(step) => Some(step),
             None => {
+                s.login_limit.failed(&username, v.ip);
                 if let Err(e) = store
                     .login_failed(
                         &username,
@@ -292,8 +302,9 @@ async fn login(
         .login(&user, step, &token_hash(&sid), &session, &actor)
         .await
     {
-        Ok(()) => {}
+        Ok(()) => s.login_limit.succeeded(&username, v.ip),
         Err(StoreError::CodeUsed) => {
+            s.login_limit.failed(&username, v.ip);
             let _ = store
                 .login_failed(
                     &username,

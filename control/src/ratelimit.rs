@@ -12,13 +12,15 @@ use std::time::{Duration, Instant};
 /// Keys one limiter keeps (a few MB at most).
 pub const CAPACITY: usize = 10_000;
 
-/// An IPv6 /48 (one site) may make this many times one client's hits:
-/// one prefix cannot fill the table with its /64s.
+/// By default an IPv6 /48 (one site) may make this many times one
+/// client's hits: one prefix cannot fill the table with its /64s.
 pub const NETWORK_FACTOR: u32 = 8;
 
 /// At most `limit` hits per key per `window`.
 pub struct RateLimit {
     limit: u32,
+    /// Hits per window of all the /64s of one IPv6 /48.
+    network_limit: u32,
     window: Duration,
     hits: Mutex<Bounded<Window>>,
 }
@@ -61,8 +63,17 @@ impl RateLimit {
     pub fn with_capacity(limit: u32, window: Duration, capacity: usize) -> RateLimit {
         RateLimit {
             limit,
+            network_limit: limit.saturating_mul(NETWORK_FACTOR),
             window,
             hits: Mutex::new(Bounded::new(capacity)),
+        }
+    }
+
+    /// The same limiter with `limit` hits per window for one IPv6 /48.
+    pub fn with_network_limit(self, limit: u32) -> RateLimit {
+        RateLimit {
+            network_limit: limit,
+            ..self
         }
     }
 
@@ -72,12 +83,10 @@ impl RateLimit {
     }
 
     /// Counts one hit for the client at `ip`: an IPv6 client's /48 first
-    /// (with [`NETWORK_FACTOR`] times the limit; a refused /48 adds no key
-    /// for the /64), then the client's own key.
+    /// (with its own limit; a refused /48 adds no key for the /64), then
+    /// the client's own key.
     pub fn allow_client(&self, ip: IpAddr) -> bool {
-        if ip.is_ipv6()
-            && !self.allow_up_to(&network_key(ip), self.limit.saturating_mul(NETWORK_FACTOR))
-        {
+        if ip.is_ipv6() && !self.allow_up_to(&network_key(ip), self.network_limit) {
             return false;
         }
         self.allow(&client_key(ip))
@@ -166,6 +175,15 @@ mod tests {
         assert!(keys <= 1 + allowed, "{keys} keys for one /48");
         assert!(r.allow_client(v6("2001:db8:2::1")), "another /48 is free");
         assert!(r.allow_client(IpAddr::from([192, 0, 2, 1])));
+    }
+
+    #[test]
+    fn the_network_limit_can_be_set() {
+        let r = RateLimit::new(2, Duration::from_secs(60)).with_network_limit(3);
+        let allowed = (0..10u32)
+            .filter(|i| r.allow_client(v6(&format!("2001:db8:1:{i:x}::1"))))
+            .count();
+        assert_eq!(allowed, 3);
     }
 
     #[test]

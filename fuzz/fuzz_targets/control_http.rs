@@ -17,6 +17,8 @@ use ipgate_control::api::CustomerState;
 use ipgate_control::flow::Limits;
 use ipgate_control::metrics::FlowMetrics;
 use ipgate_control::publish::Publisher;
+use ipgate_control::backoff::{Backoff, Rule};
+use ipgate_control::login_limit::LoginLimit;
 use ipgate_control::ratelimit::RateLimit;
 use ipgate_control::store::Store;
 use ipgate_proxy::client_ip::TrustedProxies;
@@ -163,7 +165,18 @@ fn world() -> &'static World {
             csrf_key,
             // Limits high enough that inputs reach the handlers.
             link_limit: Arc::new(RateLimit::new(u32::MAX, Duration::from_secs(60))),
-            login_limit: Arc::new(RateLimit::new(u32::MAX, Duration::from_secs(60))),
+            login_limit: Arc::new(LoginLimit::new(
+                RateLimit::new(u32::MAX, Duration::from_secs(60)),
+                Backoff::new(
+                    Rule {
+                        free: u32::MAX,
+                        first: Duration::ZERO,
+                        cap: Duration::ZERO,
+                        forget: Duration::ZERO,
+                    },
+                    16,
+                ),
+            )),
             secure_cookies: false,
         };
         let admin = ipgate_control::admin::router(AdminState {

@@ -9,6 +9,7 @@ use crate::metrics::FlowMetrics;
 use crate::model::Account;
 use crate::publish::{Publisher, Touched};
 use crate::ratelimit::RateLimit;
+use crate::refusals::Refusals;
 use crate::seclog::Actor;
 use crate::store::{IpRequest, NewRequest};
 use crate::users::{self, Role, User};
@@ -42,6 +43,8 @@ pub struct CustomerState {
     pub link_limit: Arc<RateLimit>,
     /// Login attempts, per client, and per username from one client.
     pub login_limit: Arc<LoginLimit>,
+    /// Which refused logins are recorded one by one, and their summaries.
+    pub login_refusals: Arc<Refusals>,
     /// Cookies get `Secure` (public_url is https).
     pub secure_cookies: bool,
 }

@@ -19,6 +19,7 @@ pub mod model;
 pub mod portal;
 pub mod publish;
 pub mod ratelimit;
+pub mod refusals;
 pub mod seclog;
 pub mod store;
 pub mod users;

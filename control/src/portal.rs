@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
+use std::net::IpAddr;
 use std::time::Duration;
 
 mod pages;
@@ -162,6 +163,26 @@ fn refused(s: &CustomerState, pre: Option<&str>, status: StatusCode, why: &str) 
     resp
 }
 
+/// What a refused login leaves in the security log (see `refusals`): a
+/// `login.failed` record while its source and account are under the
+/// window's count, else only a count; and any summary now due.
+async fn note_refusal(
+    s: &CustomerState,
+    ip: IpAddr,
+    username: &str,
+    account: Option<&str>,
+    reason: &'static str,
+    actor: &Actor,
+) -> Result<(), StoreError> {
+    let noted = s.login_refusals.note(ip, account, username, reason);
+    let store = &s.publisher.store;
+    store.login_failed_summaries(&noted.summaries).await?;
+    if noted.record {
+        store.login_failed(username, account, reason, actor).await?;
+    }
+    Ok(())
+}
+
 /// A login not tried now (see `login_limit`): 429, with how long to wait.
 fn too_many(s: &CustomerState, pre: Option<&str>, refusal: Refusal) -> Response {
     let secs = refusal.retry_after_secs();
@@ -226,9 +247,15 @@ async fn login(
     };
     let account = user.as_ref().map(|u| u.account.clone());
     if let Err(refusal) = s.login_limit.check(&username, v.ip) {
-        let _ = store
-            .login_failed(&username, account.as_deref(), refusal.reason(), &actor)
-            .await;
+        let _ = note_refusal(
+            &s,
+            v.ip,
+            &username,
+            account.as_deref(),
+            refusal.reason(),
+            &actor,
+        )
+        .await;
         return too_many(&s, pre.as_deref(), refusal);
     }
     // Hash even for an unknown user, so timing does not tell which names exist.
@@ -259,9 +286,7 @@ async fn login(
         } else {
             "unknown user"
         };
-        if let Err(e) = store
-            .login_failed(&username, account.as_deref(), reason, &actor)
-            .await
+        if let Err(e) = note_refusal(&s, v.ip, &username, account.as_deref(), reason, &actor).await
         {
             return unavailable(&e);
         }
@@ -272,14 +297,15 @@ async fn login(
             Some(step) => Some(step),
             None => {
                 s.login_limit.failed(&username, v.ip);
-                if let Err(e) = store
-                    .login_failed(
-                        &username,
-                        account.as_deref(),
-                        "wrong or reused code",
-                        &actor,
-                    )
-                    .await
+                if let Err(e) = note_refusal(
+                    &s,
+                    v.ip,
+                    &username,
+                    account.as_deref(),
+                    "wrong or reused code",
+                    &actor,
+                )
+                .await
                 {
                     return unavailable(&e);
                 }
@@ -305,14 +331,15 @@ async fn login(
         Ok(()) => s.login_limit.succeeded(&username, v.ip),
         Err(StoreError::CodeUsed) => {
             s.login_limit.failed(&username, v.ip);
-            let _ = store
-                .login_failed(
-                    &username,
-                    account.as_deref(),
-                    "wrong or reused code",
-                    &actor,
-                )
-                .await;
+            let _ = note_refusal(
+                &s,
+                v.ip,
+                &username,
+                account.as_deref(),
+                "wrong or reused code",
+                &actor,
+            )
+            .await;
             return refused(&s, pre.as_deref(), StatusCode::UNAUTHORIZED, WRONG);
         }
         Err(e) => return unavailable(&e),

@@ -20,6 +20,7 @@ use ipgate_control::publish::Publisher;
 use ipgate_control::backoff::{Backoff, Rule};
 use ipgate_control::login_limit::LoginLimit;
 use ipgate_control::ratelimit::RateLimit;
+use ipgate_control::refusals::Refusals;
 use ipgate_control::store::Store;
 use ipgate_proxy::client_ip::TrustedProxies;
 use ipgate_proxy::table::{LiveTable, Table};
@@ -177,6 +178,7 @@ fn world() -> &'static World {
                     16,
                 ),
             )),
+            login_refusals: Arc::new(Refusals::default()),
             secure_cookies: false,
         };
         let admin = ipgate_control::admin::router(AdminState {

@@ -10,10 +10,12 @@ use ipgate_config::Config;
 use ipgate_control::admin::{self, AdminState, AdminToken};
 use ipgate_control::api::CustomerState;
 use ipgate_control::flow::Limits;
+use ipgate_control::login_limit::LoginLimit;
 use ipgate_control::mailer::Mailer;
 use ipgate_control::metrics::FlowMetrics;
 use ipgate_control::publish::{load_table, Publisher};
 use ipgate_control::ratelimit::RateLimit;
+use ipgate_control::refusals::Refusals;
 use ipgate_control::seclog::LogKey;
 use ipgate_control::store::Store;
 use ipgate_proxy::client_ip::TrustedProxies;
@@ -203,7 +205,8 @@ pub fn run(
         mail_wake: mailer.wake.clone(),
         csrf_key,
         link_limit: Arc::new(RateLimit::new(30, std::time::Duration::from_secs(60))),
-        login_limit: Arc::new(RateLimit::new(10, std::time::Duration::from_secs(60))),
+        login_limit: Arc::new(LoginLimit::default()),
+        login_refusals: Arc::new(Refusals::default()),
         secure_cookies: config.control.public_url.starts_with("https://"),
     };
     let admin_state = AdminState {
@@ -251,16 +254,24 @@ struct ControlPlane {
 
 impl ControlPlane {
     /// Marks pending requests past their expiry as expired, every second;
-    /// removes expired portal sessions every minute.
+    /// writes the summaries of refused logins whose window is over every
+    /// 5 s (all of them at shutdown); removes expired portal sessions
+    /// every minute.
     async fn expire_loop(&self, mut shutdown: ShutdownWatch) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         let mut ticks: u64 = 0;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    self.write_refusal_summaries(true).await;
+                    return;
+                }
             }
             ticks += 1;
+            if ticks.is_multiple_of(5) {
+                self.write_refusal_summaries(false).await;
+            }
             if ticks.is_multiple_of(60) {
                 match self.publisher.store.sweep_sessions() {
                     Ok(0) => {}
@@ -283,6 +294,24 @@ impl ControlPlane {
                 }
                 Err(e) => tracing::error!(error = %e, "expiring requests failed"),
             }
+        }
+    }
+}
+
+impl ControlPlane {
+    /// Writes the `login.failed_summary` records due (every pending one
+    /// when `all`).
+    async fn write_refusal_summaries(&self, all: bool) {
+        let Some((_, portal)) = &self.portal else {
+            return;
+        };
+        let due = if all {
+            portal.login_refusals.drain()
+        } else {
+            portal.login_refusals.due()
+        };
+        if let Err(e) = self.publisher.store.login_failed_summaries(&due).await {
+            tracing::error!(error = %e, summaries = due.len(), "writing login refusal summaries failed");
         }
     }
 }

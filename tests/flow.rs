@@ -575,6 +575,40 @@ fn guessing_links_is_rate_limited() {
     assert_eq!(&statuses[30..], &[429, 429], "{statuses:?}");
 }
 
+/// The n-th of many distinct IPv4 client addresses (10.0.0.0/8).
+fn flood_address(n: u32) -> String {
+    std::net::Ipv4Addr::from(0x0a00_0000 + n).to_string()
+}
+
+#[test]
+fn a_flood_from_many_addresses_does_not_lock_others_out_of_links() {
+    let up = Upstream::start();
+    let gate = Gate::start(
+        &up,
+        GateOpts {
+            // The test stands in for a proxy: it names the client.
+            trusted_proxies: vec!["127.0.0.1/32".into()],
+            ..GateOpts::self_service("")
+        },
+    );
+    let mut b = Browser::new(&format!("http://{}", gate.portal));
+    let guess = format!("/confirm/{}", "x".repeat(43));
+    // More distinct clients than the limiter keeps keys for, each inside
+    // its window.
+    for n in 0..10_050 {
+        b.set_header("X-Forwarded-For", &flood_address(n));
+        let r = b.get(&guess);
+        assert_eq!(r.status, 404, "flood client {n}: {}", r.body);
+    }
+    b.set_header("X-Forwarded-For", "198.51.100.7");
+    let r = b.get(&guess);
+    assert_eq!(r.status, 404, "a fresh client is served: {}", r.body);
+    // The flood's own clients keep their limits.
+    b.set_header("X-Forwarded-For", &flood_address(10_049));
+    let statuses: Vec<u16> = (0..30).map(|_| b.get(&guess).status).collect();
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+}
+
 #[test]
 fn mail_refused_for_good_is_dropped_and_recorded() {
     let (_up, gate, alice) = flow_gate("");

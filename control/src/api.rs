@@ -6,10 +6,12 @@
 
 use crate::admin::error::{ApiError, ApiJson};
 use crate::flow::{self, AccountState, Limits, Status};
+use crate::login_limit::LoginLimit;
 use crate::metrics::FlowMetrics;
 use crate::model::{unix_now, Account};
 use crate::publish::{Publisher, Touched};
 use crate::ratelimit::RateLimit;
+use crate::refusals::Refusals;
 use crate::seclog::Actor;
 use crate::store::{IpRequest, NewRequest};
 use crate::tokens::{ApiToken, Scope};
@@ -42,8 +44,10 @@ pub struct CustomerState {
     pub csrf_key: Arc<[u8; 32]>,
     /// Visits to emailed links, per client IP.
     pub link_limit: Arc<RateLimit>,
-    /// Login attempts, per client IP, username and account.
-    pub login_limit: Arc<RateLimit>,
+    /// Login attempts, per client, and per username from one client.
+    pub login_limit: Arc<LoginLimit>,
+    /// Which refused logins are recorded one by one, and their summaries.
+    pub login_refusals: Arc<Refusals>,
     /// Cookies get `Secure` (public_url is https).
     pub secure_cookies: bool,
 }

@@ -11,7 +11,6 @@ use crate::html::{esc, message, page, respond, table, unavailable};
 use crate::mail::request_details;
 use crate::metrics::LinkResult;
 use crate::publish::Touched;
-use crate::ratelimit::client_key;
 use crate::store::{Decision, IpRequest, LinkView, StoreError};
 use crate::users::token_hash;
 use axum::extract::rejection::{FormRejection, PathRejection};
@@ -170,7 +169,7 @@ async fn open(
     v: Visitor,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    if !s.link_limit.allow(&client_key(v.ip)) {
+    if !s.link_limit.allow_client(v.ip) {
         return too_many();
     }
     let token = token_of(path);
@@ -240,7 +239,7 @@ async fn decide(
     path: Result<Path<String>, PathRejection>,
     form: Result<Form<DecisionForm>, FormRejection>,
 ) -> Response {
-    if !s.link_limit.allow(&client_key(v.ip)) {
+    if !s.link_limit.allow_client(v.ip) {
         return too_many();
     }
     let token = token_of(path);

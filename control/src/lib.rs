@@ -5,10 +5,13 @@
 
 pub mod admin;
 pub mod api;
+pub mod backoff;
+pub mod bounded;
 pub mod confirm;
 pub mod csrf;
 pub mod flow;
 pub mod html;
+pub mod login_limit;
 pub mod mail;
 pub mod mailer;
 pub mod metrics;
@@ -16,6 +19,7 @@ pub mod model;
 pub mod portal;
 pub mod publish;
 pub mod ratelimit;
+pub mod refusals;
 pub mod seclog;
 pub mod store;
 pub mod tokens;

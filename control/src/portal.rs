@@ -10,8 +10,8 @@ use crate::api::{
 };
 use crate::csrf::{csrf_ok, csrf_value};
 use crate::html::{message, respond, unavailable};
+use crate::login_limit::Refusal;
 use crate::model::unix_now;
-use crate::ratelimit::client_key;
 use crate::seclog::Actor;
 use crate::store::{Session, StoreError};
 use crate::users::{self, token_hash};
@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
+use std::net::IpAddr;
 use std::time::Duration;
 
 mod pages;
@@ -163,6 +164,43 @@ fn refused(s: &CustomerState, pre: Option<&str>, status: StatusCode, why: &str) 
     resp
 }
 
+/// What a refused login leaves in the security log (see `refusals`): a
+/// `login.failed` record while its source and account are under the
+/// window's count, else only a count; and any summary now due.
+async fn note_refusal(
+    s: &CustomerState,
+    ip: IpAddr,
+    username: &str,
+    account: Option<&str>,
+    reason: &'static str,
+    actor: &Actor,
+) -> Result<(), StoreError> {
+    let noted = s.login_refusals.note(ip, account, username, reason);
+    let store = &s.publisher.store;
+    store.login_failed_summaries(&noted.summaries).await?;
+    if noted.record {
+        store.login_failed(username, account, reason, actor).await?;
+    }
+    Ok(())
+}
+
+/// A login not tried now (see `login_limit`): 429, with how long to wait.
+fn too_many(s: &CustomerState, pre: Option<&str>, refusal: Refusal) -> Response {
+    let secs = refusal.retry_after_secs();
+    let why = match refusal {
+        Refusal::Client => {
+            "Too many login attempts from your address. Wait a minute and try again.".to_string()
+        }
+        Refusal::Backoff(_) => format!(
+            "Too many failed attempts for this username from your address. Try again in {secs} seconds."
+        ),
+    };
+    let mut resp = refused(s, pre, StatusCode::TOO_MANY_REQUESTS, &why);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
+}
+
 /// A real Argon2id hash to check unknown users' passwords against.
 static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     users::hash_password("not a password anyone has").unwrap_or_default()
@@ -209,21 +247,17 @@ async fn login(
         Err(e) => return unavailable(&e),
     };
     let account = user.as_ref().map(|u| u.account.clone());
-    if !s.login_limit.allow(&format!("ip:{}", client_key(v.ip)))
-        || !s.login_limit.allow(&format!("user:{username}"))
-        || account
-            .as_ref()
-            .is_some_and(|a| !s.login_limit.allow(&format!("account:{a}")))
-    {
-        let _ = store
-            .login_failed(&username, account.as_deref(), "rate limited", &actor)
-            .await;
-        return refused(
+    if let Err(refusal) = s.login_limit.check(&username, v.ip) {
+        let _ = note_refusal(
             &s,
-            pre.as_deref(),
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many login attempts. Wait a minute and try again.",
-        );
+            v.ip,
+            &username,
+            account.as_deref(),
+            refusal.reason(),
+            &actor,
+        )
+        .await;
+        return too_many(&s, pre.as_deref(), refusal);
     }
     // Hash even for an unknown user, so timing does not tell which names exist.
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
@@ -247,14 +281,13 @@ async fn login(
     .await
     .unwrap_or(false);
     let Some(user) = user.filter(|_| password_ok) else {
+        s.login_limit.failed(&username, v.ip);
         let reason = if account.is_some() {
             "wrong password"
         } else {
             "unknown user"
         };
-        if let Err(e) = store
-            .login_failed(&username, account.as_deref(), reason, &actor)
-            .await
+        if let Err(e) = note_refusal(&s, v.ip, &username, account.as_deref(), reason, &actor).await
         {
             return unavailable(&e);
         }
@@ -264,14 +297,16 @@ async fn login(
         Some(secret) => match users::check_totp(secret, &f.code, unix_now(), user.totp_last_step) {
             Some(step) => Some(step),
             None => {
-                if let Err(e) = store
-                    .login_failed(
-                        &username,
-                        account.as_deref(),
-                        "wrong or reused code",
-                        &actor,
-                    )
-                    .await
+                s.login_limit.failed(&username, v.ip);
+                if let Err(e) = note_refusal(
+                    &s,
+                    v.ip,
+                    &username,
+                    account.as_deref(),
+                    "wrong or reused code",
+                    &actor,
+                )
+                .await
                 {
                     return unavailable(&e);
                 }
@@ -294,16 +329,18 @@ async fn login(
         .login(&user, step, &token_hash(&sid), &session, &actor)
         .await
     {
-        Ok(()) => {}
+        Ok(()) => s.login_limit.succeeded(&username, v.ip),
         Err(StoreError::CodeUsed) => {
-            let _ = store
-                .login_failed(
-                    &username,
-                    account.as_deref(),
-                    "wrong or reused code",
-                    &actor,
-                )
-                .await;
+            s.login_limit.failed(&username, v.ip);
+            let _ = note_refusal(
+                &s,
+                v.ip,
+                &username,
+                account.as_deref(),
+                "wrong or reused code",
+                &actor,
+            )
+            .await;
             return refused(&s, pre.as_deref(), StatusCode::UNAUTHORIZED, WRONG);
         }
         Err(e) => return unavailable(&e),

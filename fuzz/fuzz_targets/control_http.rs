@@ -17,7 +17,10 @@ use ipgate_control::api::CustomerState;
 use ipgate_control::flow::Limits;
 use ipgate_control::metrics::FlowMetrics;
 use ipgate_control::publish::Publisher;
+use ipgate_control::backoff::{Backoff, Rule};
+use ipgate_control::login_limit::LoginLimit;
 use ipgate_control::ratelimit::RateLimit;
+use ipgate_control::refusals::Refusals;
 use ipgate_control::store::Store;
 use ipgate_proxy::client_ip::TrustedProxies;
 use ipgate_proxy::table::{LiveTable, Table};
@@ -166,7 +169,19 @@ fn world() -> &'static World {
             csrf_key,
             // Limits high enough that inputs reach the handlers.
             link_limit: Arc::new(RateLimit::new(u32::MAX, Duration::from_secs(60))),
-            login_limit: Arc::new(RateLimit::new(u32::MAX, Duration::from_secs(60))),
+            login_limit: Arc::new(LoginLimit::new(
+                RateLimit::new(u32::MAX, Duration::from_secs(60)),
+                Backoff::new(
+                    Rule {
+                        free: u32::MAX,
+                        first: Duration::ZERO,
+                        cap: Duration::ZERO,
+                        forget: Duration::ZERO,
+                    },
+                    16,
+                ),
+            )),
+            login_refusals: Arc::new(Refusals::default()),
             secure_cookies: false,
         };
         let admin = ipgate_control::admin::router(AdminState {

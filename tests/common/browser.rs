@@ -7,6 +7,8 @@ pub struct Browser {
     client: reqwest::blocking::Client,
     pub base: String,
     pub cookies: BTreeMap<String, String>,
+    /// Sent with every request (e.g. `X-Forwarded-For`).
+    pub headers: Vec<(String, String)>,
 }
 
 pub struct Answer {
@@ -19,16 +21,45 @@ pub struct Answer {
 
 impl Browser {
     pub fn new(base: &str) -> Browser {
+        Browser::build(base, None)
+    }
+
+    /// A browser whose connections leave from `local` (any 127.0.0.x works
+    /// on Linux loopback), so the server sees another client address.
+    pub fn from_address(base: &str, local: &str) -> Browser {
+        Browser::build(base, Some(super::ip(local)))
+    }
+
+    fn build(base: &str, local: Option<std::net::IpAddr>) -> Browser {
         Browser {
             client: reqwest::blocking::Client::builder()
                 .no_proxy()
+                .local_address(local)
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent("ipgate-test-browser/1.0")
                 .build()
                 .unwrap_or_else(|e| panic!("{e}")),
             base: base.to_string(),
             cookies: BTreeMap::new(),
+            headers: Vec::new(),
         }
+    }
+
+    /// Sends `name: value` with every request from now on (replacing an
+    /// earlier value of `name`).
+    pub fn set_header(&mut self, name: &str, value: &str) {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_string(), value.to_string()));
+    }
+
+    fn with_headers(
+        &self,
+        mut req: reqwest::blocking::RequestBuilder,
+    ) -> reqwest::blocking::RequestBuilder {
+        for (k, v) in &self.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        req.header("cookie", self.cookie_header())
     }
 
     fn cookie_header(&self) -> String {
@@ -72,9 +103,7 @@ impl Browser {
 
     pub fn get(&mut self, path: &str) -> Answer {
         let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
+            .with_headers(self.client.get(format!("{}{path}", self.base)))
             .send()
             .unwrap_or_else(|e| panic!("GET {path}: {e}"));
         self.finish(r)
@@ -82,9 +111,7 @@ impl Browser {
 
     pub fn head(&mut self, path: &str) -> Answer {
         let r = self
-            .client
-            .head(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
+            .with_headers(self.client.head(format!("{}{path}", self.base)))
             .send()
             .unwrap_or_else(|e| panic!("HEAD {path}: {e}"));
         self.finish(r)
@@ -92,9 +119,7 @@ impl Browser {
 
     pub fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
         let r = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
+            .with_headers(self.client.post(format!("{}{path}", self.base)))
             .form(form)
             .send()
             .unwrap_or_else(|e| panic!("POST {path}: {e}"));

@@ -4,7 +4,8 @@
 //! two logins racing), the session stored and the security log written.
 
 use super::{abort, decode, encode, flatten, Store, StoreError};
-use crate::model::unix_now;
+use crate::model::{rfc3339, unix_now};
+use crate::refusals::Summary;
 use crate::seclog::{self, Actor, Event};
 use crate::users::User;
 use serde::{Deserialize, Serialize};
@@ -77,6 +78,39 @@ impl Store {
             details: json!({"username": username.chars().take(64).collect::<String>(), "reason": reason}),
         };
         self.record(actor, &e).await
+    }
+
+    /// Records the refused logins that were counted instead of recorded
+    /// one by one (see `refusals`): one `login.failed_summary` each, in
+    /// one transaction. The actor is the system, with the last address
+    /// seen from the source.
+    pub async fn login_failed_summaries(&self, summaries: &[Summary]) -> Result<(), StoreError> {
+        if summaries.is_empty() {
+            return Ok(());
+        }
+        flatten(self.seclog.transaction(|log: &TransactionalTree| {
+            for s in summaries {
+                let actor = Actor {
+                    who: "system".into(),
+                    ip: Some(s.ip),
+                };
+                let e = Event {
+                    event: "login.failed_summary",
+                    account: s.account.as_deref(),
+                    details: json!({
+                        "source": s.source,
+                        "suppressed": s.suppressed,
+                        "reasons": s.reasons,
+                        "usernames": s.usernames,
+                        "window_start": rfc3339(s.window_start_unix),
+                        "window_secs": s.window_secs,
+                    }),
+                };
+                seclog::append(log, &self.log_key, &actor, &e)?;
+            }
+            Ok(())
+        }))?;
+        self.flush().await
     }
 
     /// The live session stored under `hash`, if any.

@@ -174,8 +174,16 @@ impl Store {
                 }
                 MailKind::Link => {
                     let status = status_at(req.status, req.expires_unix, unix_now());
-                    if status != Status::Pending {
-                        let reason = format!("request is {}", status.as_str());
+                    // An address removed from the account since the request
+                    // was made gets no link either.
+                    let dropped = if status != Status::Pending {
+                        Some(format!("request is {}", status.as_str()))
+                    } else if !current {
+                        Some("address no longer on the account".to_string())
+                    } else {
+                        None
+                    };
+                    if let Some(reason) = dropped {
                         end_job(
                             outbox,
                             log,
@@ -183,19 +191,6 @@ impl Store {
                             &job,
                             "mail.dropped",
                             json!({ "reason": reason }),
-                        )?;
-                        return Ok(Prepared::Dropped);
-                    }
-                    // An address removed from the account since the request
-                    // was made gets no link.
-                    if !current {
-                        end_job(
-                            outbox,
-                            log,
-                            &self.log_key,
-                            &job,
-                            "mail.dropped",
-                            json!({ "reason": "address no longer on the account" }),
                         )?;
                         return Ok(Prepared::Dropped);
                     }

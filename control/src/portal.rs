@@ -184,6 +184,25 @@ async fn note_refusal(
     Ok(())
 }
 
+/// A login refused for its credentials: counted against the user from
+/// this client (backoff), noted in the security log, answered 401 (503
+/// when the store cannot take the record).
+async fn wrong_credentials(
+    s: &CustomerState,
+    pre: Option<&str>,
+    ip: IpAddr,
+    username: &str,
+    account: Option<&str>,
+    reason: &'static str,
+    actor: &Actor,
+) -> Response {
+    s.login_limit.failed(username, ip);
+    if let Err(e) = note_refusal(s, ip, username, account, reason, actor).await {
+        return unavailable(&e);
+    }
+    refused(s, pre, StatusCode::UNAUTHORIZED, WRONG)
+}
+
 /// A login not tried now (see `login_limit`): 429, with how long to wait.
 fn too_many(s: &CustomerState, pre: Option<&str>, refusal: Refusal) -> Response {
     let secs = refusal.retry_after_secs();
@@ -281,36 +300,36 @@ async fn login(
     .await
     .unwrap_or(false);
     let Some(user) = user.filter(|_| password_ok) else {
-        s.login_limit.failed(&username, v.ip);
         let reason = if account.is_some() {
             "wrong password"
         } else {
             "unknown user"
         };
-        if let Err(e) = note_refusal(&s, v.ip, &username, account.as_deref(), reason, &actor).await
-        {
-            return unavailable(&e);
-        }
-        return refused(&s, pre.as_deref(), StatusCode::UNAUTHORIZED, WRONG);
+        return wrong_credentials(
+            &s,
+            pre.as_deref(),
+            v.ip,
+            &username,
+            account.as_deref(),
+            reason,
+            &actor,
+        )
+        .await;
     };
     let step = match &user.totp_secret {
         Some(secret) => match users::check_totp(secret, &f.code, unix_now(), user.totp_last_step) {
             Some(step) => Some(step),
             None => {
-                s.login_limit.failed(&username, v.ip);
-                if let Err(e) = note_refusal(
+                return wrong_credentials(
                     &s,
+                    pre.as_deref(),
                     v.ip,
                     &username,
                     account.as_deref(),
                     "wrong or reused code",
                     &actor,
                 )
-                .await
-                {
-                    return unavailable(&e);
-                }
-                return refused(&s, pre.as_deref(), StatusCode::UNAUTHORIZED, WRONG);
+                .await;
             }
         },
         None => None,
@@ -331,9 +350,9 @@ async fn login(
     {
         Ok(()) => s.login_limit.succeeded(&username, v.ip),
         Err(StoreError::CodeUsed) => {
-            s.login_limit.failed(&username, v.ip);
-            let _ = note_refusal(
+            return wrong_credentials(
                 &s,
+                pre.as_deref(),
                 v.ip,
                 &username,
                 account.as_deref(),
@@ -341,7 +360,6 @@ async fn login(
                 &actor,
             )
             .await;
-            return refused(&s, pre.as_deref(), StatusCode::UNAUTHORIZED, WRONG);
         }
         Err(e) => return unavailable(&e),
     }

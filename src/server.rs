@@ -192,6 +192,7 @@ pub fn run(
         &config.control.public_url,
         flow_metrics.clone(),
     )?;
+    let login_refusals = Arc::new(Refusals::default());
     let customer = CustomerState {
         publisher: publisher.clone(),
         limits: Limits {
@@ -206,13 +207,14 @@ pub fn run(
         csrf_key,
         link_limit: Arc::new(RateLimit::new(30, std::time::Duration::from_secs(60))),
         login_limit: Arc::new(LoginLimit::default()),
-        login_refusals: Arc::new(Refusals::default()),
+        login_refusals: login_refusals.clone(),
         secure_cookies: config.control.public_url.starts_with("https://"),
     };
     let admin_state = AdminState {
         publisher: publisher.clone(),
         token: Arc::new(admin_token),
     };
+    let last = (publisher.clone(), login_refusals);
     let control = ControlPlane {
         admin: admin_listener.map(|l| (l, admin_state)),
         portal: portal_listener.map(|l| (l, customer)),
@@ -236,7 +238,29 @@ pub fn run(
         "ipgate starting"
     );
     server.run(RunArgs::default());
+    // Every runtime has stopped, so no refusal can be noted any more and
+    // nothing is left half-written: summarise the windows still open.
+    let (publisher, refusals) = last;
+    write_last_summaries(&publisher, &refusals);
     Ok(())
+}
+
+/// Writes a `login.failed_summary` for every refusal window still open and
+/// flushes the store. Runs once, after the server's runtimes have stopped:
+/// Pingora drops their tasks at once (no grace period), so work started
+/// from the shutdown signal inside them could be cut off.
+fn write_last_summaries(publisher: &Publisher, refusals: &Refusals) {
+    let due = refusals.drain();
+    let rt = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, summaries = due.len(), "no runtime to write login refusal summaries");
+            return;
+        }
+    };
+    if let Err(e) = rt.block_on(publisher.store.login_failed_summaries(&due)) {
+        tracing::error!(error = %e, summaries = due.len(), "writing login refusal summaries failed");
+    }
 }
 
 /// The control plane's HTTP listeners, served by axum inside Pingora's runtime.
@@ -255,7 +279,7 @@ struct ControlPlane {
 impl ControlPlane {
     /// Marks pending requests past their expiry as expired, every second;
     /// writes the summaries of refused logins whose window is over every
-    /// 5 s (all of them at shutdown); removes expired portal sessions
+    /// 5 s; removes expired portal sessions
     /// every minute.
     async fn expire_loop(&self, mut shutdown: ShutdownWatch) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -263,14 +287,13 @@ impl ControlPlane {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = shutdown.changed() => {
-                    self.write_refusal_summaries(true).await;
-                    return;
-                }
+                // The summaries still open are written once the runtimes
+                // have stopped (`write_last_summaries`).
+                _ = shutdown.changed() => return,
             }
             ticks += 1;
             if ticks.is_multiple_of(5) {
-                self.write_refusal_summaries(false).await;
+                self.write_refusal_summaries().await;
             }
             if ticks.is_multiple_of(60) {
                 match self.publisher.store.sweep_sessions() {
@@ -299,17 +322,12 @@ impl ControlPlane {
 }
 
 impl ControlPlane {
-    /// Writes the `login.failed_summary` records due (every pending one
-    /// when `all`).
-    async fn write_refusal_summaries(&self, all: bool) {
+    /// Writes the `login.failed_summary` records whose window is over.
+    async fn write_refusal_summaries(&self) {
         let Some((_, portal)) = &self.portal else {
             return;
         };
-        let due = if all {
-            portal.login_refusals.drain()
-        } else {
-            portal.login_refusals.due()
-        };
+        let due = portal.login_refusals.due();
         if let Err(e) = self.publisher.store.login_failed_summaries(&due).await {
             tracing::error!(error = %e, summaries = due.len(), "writing login refusal summaries failed");
         }

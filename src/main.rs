@@ -17,6 +17,7 @@ mod mailbox;
 mod proxy_env;
 mod secrets;
 mod server;
+mod stop_signal;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};

@@ -109,6 +109,7 @@ pub fn run(
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
+    let drain = Arc::new(ipgate_proxy::drain::Drain::default());
     let trusted = TrustedProxies::new(config.proxy.trusted_proxies.iter().map(|c| c.0).collect());
     if halves == Halves::Both {
         let routes = Routes::build(&config.proxy.routes)?;
@@ -138,6 +139,7 @@ pub fn run(
             max_inspect_body: config.proxy.max_inspect_body,
             body_timeout: config.proxy.header_timeout.0,
             introspector: introspector(&config)?,
+            drain: drain.clone(),
         });
         // Plain HTTP/1 requests take the raw path; Pingora's proxy serves
         // the rest, with the same gate.
@@ -237,7 +239,12 @@ pub fn run(
         metrics = ?config.metrics.listen,
         "ipgate starting"
     );
-    server.run(RunArgs::default());
+    server.run(RunArgs {
+        shutdown_signal: Box::new(crate::stop_signal::DrainOnTerm {
+            drain,
+            timeout: config.proxy.drain_timeout.0,
+        }),
+    });
     // Every runtime has stopped, so no refusal can be noted any more and
     // nothing is left half-written: summarise the windows still open.
     let (publisher, refusals) = last;

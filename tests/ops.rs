@@ -456,3 +456,49 @@ fn sighup_keeps_the_server_running_and_says_what_it_does() {
         200
     );
 }
+
+/// SIGTERM lets calls already sent upstream finish, on both HTTP/1 paths
+/// (a plain body on the raw path, a chunked one on Pingora's): their
+/// callers get the upstream's answer, not a reset that leaves them
+/// guessing whether the SMS went out. A call that comes while they finish
+/// is refused with 503 before anything of it reaches the upstream.
+#[test]
+fn sigterm_lets_calls_in_flight_finish_and_refuses_new_ones() {
+    let up = Upstream::scripted(true, |_| {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nsent".to_vec()
+    });
+    let mut gate = Gate::start(&up, GateOpts::default());
+    gate.account("acme", "enforce", &["127.0.0.1"]);
+    let proxy = gate.proxy;
+    let auth = basic("acme");
+    let call = |body: &'static str| {
+        let head = format!(
+            "POST /sms/send HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nConnection: close\r\n{body}"
+        );
+        std::thread::spawn(move || raw(proxy, head.as_bytes()))
+    };
+    let plain = call("Content-Length: 2\r\n\r\nhi");
+    let chunked = call("Transfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n");
+    gate.wait_until("both calls to reach the upstream", 10, || up.hits() == 2);
+    let pid = gate.pid().unwrap_or_else(|| panic!("no pid"));
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    gate.wait_until("the drain to start", 10, || {
+        gate.log().contains("SIGTERM received")
+    });
+    let late = call("Content-Length: 2\r\n\r\nhi")
+        .join()
+        .unwrap_or_else(|_| panic!("the caller panicked"));
+    assert!(late.starts_with("HTTP/1.1 503"), "{late:?}");
+    assert!(late.contains("\"shutting_down\""), "{late:?}");
+    let status = gate.stop();
+    assert!(status.success(), "{status}");
+    for (what, c) in [("plain", plain), ("chunked", chunked)] {
+        let answer = c.join().unwrap_or_else(|_| panic!("the caller panicked"));
+        assert!(answer.starts_with("HTTP/1.1 200"), "{what}: {answer:?}");
+        assert!(answer.ends_with("sent"), "{what}: {answer:?}");
+    }
+    assert_eq!(up.hits(), 2, "the late call reached the upstream");
+}

@@ -49,6 +49,9 @@ pub struct ProxyConfig {
     /// Open client connections (plain and TLS together); one more is
     /// closed at accept.
     pub max_connections: usize,
+    /// On SIGTERM, the longest wait for calls already passed upstream to
+    /// finish before the process stops anyway.
+    pub drain_timeout: HumanDuration,
     pub unknown_account: UnknownAccount,
     pub deny_unidentified: bool,
     pub access_log: bool,
@@ -83,6 +86,7 @@ impl Default for ProxyConfig {
             max_headers: 100,
             header_timeout: HumanDuration(Duration::from_secs(10)),
             max_connections: 10_000,
+            drain_timeout: HumanDuration(Duration::from_secs(30)),
             unknown_account: UnknownAccount::Deny,
             deny_unidentified: true,
             access_log: true,

@@ -58,6 +58,10 @@ fn bad_values_name_their_key() {
         "proxy.header_timeout"
     );
     assert_eq!(key_of(parse("[proxy]\nthreads = 0\n")), "proxy.threads");
+    assert_eq!(
+        key_of(parse("[proxy]\ndrain_timeout = \"2h\"\n")),
+        "proxy.drain_timeout"
+    );
     assert_eq!(key_of(parse("[store]\ncache_mb = 0\n")), "store.cache_mb");
     assert_eq!(key_of(parse("[store]\ncache_mb = -1\n")), "store.cache_mb");
     assert_eq!(

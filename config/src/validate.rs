@@ -67,6 +67,12 @@ fn check_proxy(c: &Config) -> Result<(), ConfigError> {
             format!("{} is out of range 1..=1000000", p.max_connections),
         ));
     }
+    if p.drain_timeout.0 > std::time::Duration::from_secs(3600) {
+        return Err(invalid(
+            "proxy.drain_timeout",
+            "must be at most 1h (a stop must end)",
+        ));
+    }
     // Pingora's path replays at most 64 KiB of a body it has read.
     if !(1..=65_536).contains(&p.max_inspect_body) {
         return Err(invalid(

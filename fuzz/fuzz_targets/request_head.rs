@@ -109,6 +109,7 @@ fn world() -> &'static Gate {
             max_inspect_body: 4096,
             body_timeout: std::time::Duration::from_secs(1),
             introspector: None,
+            drain: Default::default(),
         }
     })
 }

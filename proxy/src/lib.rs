@@ -8,6 +8,7 @@ pub mod account;
 pub mod client_ip;
 pub mod conn_limit;
 pub mod decision;
+pub mod drain;
 pub mod h1;
 pub mod head;
 pub mod head_check;

@@ -121,6 +121,12 @@ pub fn write_error_body(
     out.extend_from_slice(b"\"}}");
 }
 
+/// The error `code` of a call refused because ipgate is stopping
+/// (`ipgate_proxy::drain`): nothing of it reached the upstream.
+pub const SHUTTING_DOWN: &str = "shutting_down";
+pub const SHUTTING_DOWN_MESSAGE: &str =
+    "ipgate is stopping; nothing of this call was sent upstream, so it is safe to retry.";
+
 /// Appends a whole HTTP/1.1 answer with an error body to `out` (the raw
 /// HTTP/1 path's counterpart of the service's `answer`); `scratch` holds
 /// the body while its length is written. To a HEAD request (`head`) the

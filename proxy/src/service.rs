@@ -7,13 +7,14 @@ use crate::account::{
 };
 use crate::client_ip::{TrustedProxies, CLIENT_ADDRESS_HEADERS};
 use crate::decision::{decide, Decision, DenyReason, Policy};
+use crate::drain::{Drain, InFlight};
 use crate::head::{visible_text, Head};
 use crate::head_check::{self, HeadLimits};
 use crate::introspect::Introspector;
 use crate::metrics::ProxyMetrics;
 use crate::path;
 use crate::path::PathError;
-use crate::respond::{error_body, with_ip_text, RequestId};
+use crate::respond::{error_body, with_ip_text, RequestId, SHUTTING_DOWN, SHUTTING_DOWN_MESSAGE};
 use crate::routes::Routes;
 use crate::table::LiveTable;
 use crate::table::Table;
@@ -50,6 +51,8 @@ pub struct Gate {
     pub body_timeout: std::time::Duration,
     /// Set when `proxy.introspect_url` is.
     pub introspector: Option<Arc<Introspector>>,
+    /// Calls passed upstream, for a graceful stop (both paths).
+    pub drain: Arc<Drain>,
 }
 
 /// Per-request state, filled in `request_filter` and read later.
@@ -65,6 +68,8 @@ pub struct RequestCtx {
     /// Normalised path and query to send upstream.
     upstream_uri: Option<String>,
     upstream_started: Option<Instant>,
+    /// Held while the call is passed upstream, so a stop waits for it.
+    in_flight: Option<InFlight>,
 }
 
 impl Gate {
@@ -352,6 +357,7 @@ impl ProxyHttp for SharedGate {
             decision: None,
             upstream_uri: None,
             upstream_started: None,
+            in_flight: None,
         }
     }
 
@@ -470,6 +476,20 @@ impl ProxyHttp for SharedGate {
                 ctx.upstream_uri = Some(uri);
             }
         }
+        let Some(in_flight) = self.drain.enter() else {
+            // Stopping: refused before any byte went upstream.
+            self.answer(
+                session,
+                ctx,
+                503,
+                SHUTTING_DOWN,
+                SHUTTING_DOWN_MESSAGE,
+                true,
+            )
+            .await?;
+            return Ok(true);
+        };
+        ctx.in_flight = Some(in_flight);
         Ok(false)
     }
 

@@ -93,6 +93,7 @@ fn gate() -> Gate {
         max_inspect_body: 65536,
         body_timeout: std::time::Duration::from_secs(10),
         introspector: None,
+        drain: Default::default(),
     }
 }
 

@@ -22,7 +22,9 @@ use crate::decision::{Decision, DenyReason};
 use crate::head::Head;
 use crate::head_deadline::DeadlineStream;
 use crate::head_end::HeadEnd;
-use crate::respond::{with_ip_text, write_error_answer, RequestId};
+use crate::respond::{
+    with_ip_text, write_error_answer, RequestId, SHUTTING_DOWN, SHUTTING_DOWN_MESSAGE,
+};
 use crate::routes::PlainUpstream;
 use crate::service::{
     deny_message, Gate, Judgement, Outcome, Pending, UPSTREAM_TIMEOUT, UPSTREAM_UNAVAILABLE,
@@ -387,6 +389,24 @@ impl<A> FastPath<A> {
                     idempotent,
                     close,
                 } => {
+                    let Some(_in_flight) = self.gate.drain.enter() else {
+                        // Stopping: refused before any byte went upstream.
+                        c.out.clear();
+                        write_error_answer(
+                            &mut c.out,
+                            &mut c.scratch,
+                            503,
+                            SHUTTING_DOWN,
+                            SHUTTING_DOWN_MESSAGE,
+                            Some(seen.client_ip),
+                            seen.id,
+                            true,
+                            head_request,
+                        );
+                        let _ = write_client(c).await;
+                        self.finish(&seen, 503, None, Some(&SHUTTING_DOWN));
+                        return End::Close;
+                    };
                     // Planning took microseconds: the request's start is
                     // the upstream's start (one clock read fewer).
                     let upstream_started = seen.started;
@@ -434,7 +454,8 @@ impl<A> FastPath<A> {
                     }
                 }
             };
-            if !keep {
+            // Once a stop has begun, no further request on this connection.
+            if !keep || self.gate.drain.draining() {
                 return End::Close;
             }
             c.last_active = Instant::now();

@@ -1,6 +1,8 @@
 //! Checks a PEM certificate and key before Pingora sees them: Pingora's
 //! `TlsSettings` panics on a bad file, ipgate says which file is wrong.
 
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +39,7 @@ pub fn check_pair(cert: &Path, key: &Path) -> Result<(), TlsFileError> {
         })
     };
     let cert_pem = read(cert)?;
-    let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut cert_pem.as_slice()).collect();
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&cert_pem).collect();
     let certs = certs.map_err(|e| TlsFileError::BadPem {
         path: cert.to_path_buf(),
         reason: e.to_string(),
@@ -46,9 +48,9 @@ pub fn check_pair(cert: &Path, key: &Path) -> Result<(), TlsFileError> {
         return Err(TlsFileError::NoCertificate(cert.to_path_buf()));
     }
     let key_pem = read(key)?;
-    let private = match rustls_pemfile::private_key(&mut key_pem.as_slice()) {
-        Ok(Some(k)) => k,
-        Ok(None) => return Err(TlsFileError::NoKey(key.to_path_buf())),
+    let private = match PrivateKeyDer::from_pem_slice(&key_pem) {
+        Ok(k) => k,
+        Err(pem::Error::NoItemsFound) => return Err(TlsFileError::NoKey(key.to_path_buf())),
         Err(e) => {
             return Err(TlsFileError::BadPem {
                 path: key.to_path_buf(),
@@ -69,4 +71,74 @@ pub fn check_pair(cert: &Path, key: &Path) -> Result<(), TlsFileError> {
         .with_single_cert(certs, private)
         .map_err(|e| mismatch(e.to_string()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Files {
+        dir: tempfile::TempDir,
+    }
+
+    impl Files {
+        fn new() -> Files {
+            Files {
+                dir: tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+            }
+        }
+
+        fn write(&self, name: &str, text: &str) -> PathBuf {
+            let p = self.dir.path().join(name);
+            std::fs::write(&p, text).unwrap_or_else(|e| panic!("{e}"));
+            p
+        }
+    }
+
+    fn pair() -> (String, String) {
+        let k = rcgen::generate_simple_self_signed(vec!["localhost".into()])
+            .unwrap_or_else(|e| panic!("{e}"));
+        (k.cert.pem(), k.signing_key.serialize_pem())
+    }
+
+    #[test]
+    fn a_matching_pair_passes_and_each_bad_file_is_named() {
+        let f = Files::new();
+        let (cert, key) = pair();
+        let (other_cert, _) = pair();
+        let c = f.write("c.pem", &cert);
+        let k = f.write("k.pem", &key);
+        assert!(check_pair(&c, &k).is_ok());
+
+        let empty = f.write("empty.pem", "");
+        assert!(
+            matches!(check_pair(&empty, &k), Err(TlsFileError::NoCertificate(p)) if p == empty)
+        );
+        // A certificate where the key should be: no key in it.
+        assert!(matches!(check_pair(&c, &c), Err(TlsFileError::NoKey(p)) if p == c));
+        let torn = f.write(
+            "torn.pem",
+            "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+        );
+        assert!(
+            matches!(check_pair(&torn, &k), Err(TlsFileError::BadPem { path, .. }) if path == torn)
+        );
+        let unended = f.write("unended.pem", "-----BEGIN PRIVATE KEY-----\nAAAA\n");
+        assert!(
+            matches!(check_pair(&c, &unended), Err(TlsFileError::BadPem { path, .. }) if path == unended)
+        );
+        let other = f.write("other.pem", &other_cert);
+        let e = check_pair(&other, &k)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("proxy.tls_cert") && e.contains("proxy.tls_key"),
+            "{e}"
+        );
+        let missing = f.dir.path().join("missing.pem");
+        assert!(
+            matches!(check_pair(&missing, &k), Err(TlsFileError::Read { path, .. }) if path == missing)
+        );
+    }
 }

@@ -20,6 +20,9 @@
 //! Like `ipgate serve`, the bench turns transparent huge pages off first
 //! (`src/huge_pages.rs`); `IPGATE_BENCH_THP=on` leaves them on, to compare.
 
+// A bench may unwrap: a panic is how it fails.
+#![allow(clippy::unwrap_used)]
+
 use ipgate_config::UnknownAccount;
 use ipgate_control::model::{now, Account, Source, WhitelistEntry, WhitelistMode};
 use ipgate_control::publish::{load_table, Publisher, Touched};
@@ -109,7 +112,7 @@ fn store_dir(accounts: u32) -> PathBuf {
 
 /// The bench stores' security log key (they are rebuilt at will).
 fn bench_log_key() -> LogKey {
-    LogKey::new(b"ipgate-bench-log-key-0123456789abcdef").unwrap_or_else(|e| panic!("{e}"))
+    LogKey::new(b"ipgate-bench-log-key-0123456789abcdef").unwrap()
 }
 
 /// Fills a store through its own API (one transaction per account and per
@@ -120,21 +123,15 @@ async fn populate(dir: &Path, accounts: u32) {
         return;
     }
     let _ = std::fs::remove_dir_all(dir);
-    let store = Store::open(dir, bench_log_key()).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(dir, bench_log_key()).unwrap();
     let actor = Actor::system();
     let started = Instant::now();
     for i in 0..accounts {
         let a = account(i);
         let id = a.id.clone();
-        store
-            .create_account(a, &actor)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        store.create_account(a, &actor).await.unwrap();
         let entries = cidrs_of(i).into_iter().map(|c| entry(&id, c)).collect();
-        store
-            .add_entries(&id, entries, &actor)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        store.add_entries(&id, entries, &actor).await.unwrap();
         if i > 0 && i % 10_000 == 0 {
             eprintln!(
                 "  populating: {i} accounts, {:.0} s",
@@ -172,17 +169,11 @@ async fn approval(publisher: &Publisher, account: &str, ip: Ipv4Addr) -> Duratio
         ttl_secs: 86_400,
         emails: vec![format!("ops@{account}.test")],
     };
-    store
-        .create_request(new, &Actor::system())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    store.create_request(new, &Actor::system()).await.unwrap();
     let mut token = None;
     for id in store.due_mail().unwrap_or_default() {
         if let Ok(Prepared::Link(link)) = store.prepare_mail(id).await {
-            store
-                .mail_sent(&link.job)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+            store.mail_sent(&link.job).await.unwrap();
             token = Some(link.token);
         }
     }
@@ -197,7 +188,7 @@ async fn approval(publisher: &Publisher, account: &str, ip: Ipv4Addr) -> Duratio
             st.decide(&hash, Verdict::Approve, from, "bench").await
         })
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     while !allowed(&publisher.table, account, ip) {
         std::hint::spin_loop();
         assert!(
@@ -226,8 +217,8 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+    let scratch = tempfile::tempdir().unwrap();
     let dir = if full {
         store_dir(accounts)
     } else {
@@ -243,7 +234,7 @@ fn main() {
             .args(std::env::args().skip(1))
             .env("IPGATE_BENCH_FRESH", "1")
             .status()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         std::process::exit(status.code().unwrap_or(1));
     }
 
@@ -259,12 +250,11 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(ipgate_control::store::DEFAULT_CACHE_MB);
     let opening = Instant::now();
-    let store = Store::open_with_cache(&run_dir, cache_mb, bench_log_key())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open_with_cache(&run_dir, cache_mb, bench_log_key()).unwrap();
     let open = opening.elapsed();
     let before_load = rss_mb();
     let started = Instant::now();
-    let table = load_table(&store).unwrap_or_else(|e| panic!("{e}"));
+    let table = load_table(&store).unwrap();
     let load = started.elapsed();
     let live = Arc::new(LiveTable::new(table));
     let after_load = rss_mb();
@@ -301,7 +291,7 @@ fn main() {
     let settled = rss_mb();
     // A restart builds the table from the store's network index: the
     // approvals must be in it too.
-    let restarted = LiveTable::new(load_table(&publisher.store).unwrap_or_else(|e| panic!("{e}")));
+    let restarted = LiveTable::new(load_table(&publisher.store).unwrap());
     for (acct, ip) in &approved {
         assert!(
             allowed(&restarted, acct, IpAddr::V4(*ip)),

@@ -1,6 +1,9 @@
 //! The admin API and `ipgate admin`: bad input gets a clear error in the
 //! API's shape and changes nothing.
 
+// A test may unwrap: a panic is how it fails.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 use common::*;
 use serde_json::json;
@@ -240,12 +243,9 @@ fn the_admin_cli_wraps_the_routes() {
 fn the_admin_cli_never_sends_the_token_through_http_proxy() {
     let up = Upstream::start();
     let gate = Gate::start(&up, GateOpts::default());
-    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    trap.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
-    let proxy = format!(
-        "http://{}",
-        trap.local_addr().unwrap_or_else(|e| panic!("{e}"))
-    );
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let proxy = format!("http://{}", trap.local_addr().unwrap());
     let out = std::process::Command::new(bin())
         .args(["admin", "--url", &format!("http://{}", gate.admin)])
         .args(["account", "list"])
@@ -256,7 +256,7 @@ fn the_admin_cli_never_sends_the_token_through_http_proxy() {
         .env_remove("no_proxy")
         .env_remove("NO_PROXY")
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",

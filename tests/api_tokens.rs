@@ -2,6 +2,9 @@
 //! through the admin API and `ipgate admin token`, and what the customer
 //! API then accepts.
 
+// A test may unwrap: a panic is how it fails.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 use common::*;
 use serde_json::{json, Value};
@@ -198,15 +201,14 @@ fn tokens_from_an_older_store_keep_working_and_can_be_revoked() {
     let old = "an-old-token-made-before-token-records-0123456789";
     gate.kill();
     {
-        let db = sled::open(gate.dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));
-        let tokens = db.open_tree("tokens").unwrap_or_else(|e| panic!("{e}"));
+        let db = sled::open(gate.dir.path().join("store")).unwrap();
+        let tokens = db.open_tree("tokens").unwrap();
         tokens
             .insert(sha256_hex(old).as_bytes(), b"alice".as_slice())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let meta = db.open_tree("meta").unwrap_or_else(|e| panic!("{e}"));
-        meta.remove("token-records")
-            .unwrap_or_else(|e| panic!("{e}"));
-        db.flush().unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        meta.remove("token-records").unwrap();
+        db.flush().unwrap();
     }
     gate.restart();
     let (s, me) = api(&gate, "GET", "/api/v1/me", old, None);

@@ -1,19 +1,22 @@
 //! `ipgate config check` and start-up refusals: a bad config is a clear
 //! error naming the key, and nothing starts.
 
+// A test may unwrap: a panic is how it fails.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 use common::*;
 use std::process::Command;
 
 fn check(text: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, text).unwrap();
     let out = Command::new(bin())
         .args(["config", "check", "--config"])
         .arg(&path)
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     (
         out.status.success(),
         format!(
@@ -66,20 +69,20 @@ fn bad_configs_name_the_key() {
 
 #[test]
 fn serve_refuses_to_start_without_an_admin_token() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
     let text = format!(
         "[proxy]\nlisten = \"127.0.0.1:{}\"\n[[proxy.route]]\nname = \"sms\"\npath_prefix = \"/sms/\"\nupstream = \"http://127.0.0.1:9\"\n[store]\npath = \"{}\"\n",
         free_port(),
         dir.path().join("store").display()
     );
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, text).unwrap();
     let out = Command::new(bin())
         .args(["serve", "--config"])
         .arg(&path)
         .env_remove("IPGATE_ADMIN_TOKEN")
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("IPGATE_ADMIN_TOKEN"));
 }
@@ -88,7 +91,7 @@ fn serve_refuses_to_start_without_an_admin_token() {
 /// `IPGATE_LOG_KEY`: its stderr if it exits within 20 s, else (killed)
 /// None.
 fn serve_exit(config: &std::path::Path, stderr: &std::path::Path) -> Option<String> {
-    let log = std::fs::File::create(stderr).unwrap_or_else(|e| panic!("{e}"));
+    let log = std::fs::File::create(stderr).unwrap();
     let mut child = Command::new(bin())
         .args(["serve", "--config"])
         .arg(config)
@@ -97,7 +100,7 @@ fn serve_exit(config: &std::path::Path, stderr: &std::path::Path) -> Option<Stri
         .stdout(std::process::Stdio::null())
         .stderr(log)
         .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while std::time::Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
@@ -113,13 +116,13 @@ fn serve_exit(config: &std::path::Path, stderr: &std::path::Path) -> Option<Stri
 
 #[test]
 fn serve_refuses_to_start_without_a_log_key_or_with_one_inside_the_store() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    std::fs::create_dir_all(&store).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&store).unwrap();
     let inside = store.join("log_key");
-    std::fs::write(&inside, LOG_KEY).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&inside, LOG_KEY).unwrap();
     let short = dir.path().join("short_key");
-    std::fs::write(&short, "too-short").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&short, "too-short").unwrap();
     let base = format!(
         "[proxy]\nlisten = \"127.0.0.1:{}\"\n[[proxy.route]]\nname = \"sms\"\npath_prefix = \"/sms/\"\nupstream = \"http://127.0.0.1:9\"\n\
          [control]\nlisten = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:{}\"\n[metrics]\nlisten = \"127.0.0.1:{}\"\n[store]\npath = \"{}\"\n",
@@ -141,7 +144,7 @@ fn serve_refuses_to_start_without_a_log_key_or_with_one_inside_the_store() {
         ),
     ] {
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, format!("{base}{extra}")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&path, format!("{base}{extra}")).unwrap();
         let err = serve_exit(&path, &dir.path().join("stderr"))
             .unwrap_or_else(|| panic!("{extra:?}: serve started"));
         assert!(err.contains(want), "{extra}: {err}");
@@ -153,13 +156,13 @@ fn serve_refuses_to_start_without_a_log_key_or_with_one_inside_the_store() {
 /// an error naming both keys, not a panic inside Pingora's TLS setup.
 #[test]
 fn a_certificate_and_a_key_that_do_not_match_are_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     for pair in ["a", "b"] {
         let out = Command::new(bin())
             .args(["certs", "dev", "--out"])
             .arg(dir.path().join(pair))
             .output()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -193,14 +196,14 @@ fn a_certificate_and_a_key_that_do_not_match_are_a_clear_error() {
     assert!(!out.contains("panicked"), "{out}");
 
     let path = dir.path().join("c.toml");
-    std::fs::write(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, &text).unwrap();
     let out = Command::new(bin())
         .args(["serve", "--config"])
         .arg(&path)
         .env("IPGATE_ADMIN_TOKEN", TOKEN)
         .env("IPGATE_LOG_KEY", LOG_KEY)
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "serve started with a crossed pair");
     assert!(

@@ -2,6 +2,9 @@
 //! its request head within `proxy.header_timeout`, whatever it sends, and
 //! no more than `proxy.max_connections` are open at once.
 
+// A test may unwrap: a panic is how it fails.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 use common::*;
 use std::io::{Read, Write};
@@ -57,9 +60,8 @@ fn time_to_close(
 }
 
 fn tcp(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
-    s.set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     s
 }
 
@@ -68,23 +70,20 @@ fn tls(gate: &Gate) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> 
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName};
     let mut roots = rustls::RootCertStore::empty();
-    let cert = CertificateDer::from_pem_file(gate.dir.path().join("certs/server.crt"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    roots.add(cert).unwrap_or_else(|e| panic!("{e}"));
+    let cert = CertificateDer::from_pem_file(gate.dir.path().join("certs/server.crt")).unwrap();
+    roots.add(cert).unwrap();
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let name = ServerName::try_from("localhost").unwrap_or_else(|e| panic!("{e}"));
-    let conn =
-        rustls::ClientConnection::new(Arc::new(config), name).unwrap_or_else(|e| panic!("{e}"));
+    let name = ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     let addr = gate.tls.unwrap_or_else(|| panic!("no TLS listener"));
-    let sock = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
-    sock.set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let sock = TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut s = rustls::StreamOwned::new(conn, sock);
     while s.conn.is_handshaking() {
         s.conn
@@ -93,7 +92,7 @@ fn tls(gate: &Gate) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> 
     }
     s.sock
         .set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     s
 }
 
@@ -173,10 +172,10 @@ fn a_tls_handshake_that_never_finishes_is_closed_at_header_timeout() {
     s.write_all(
         b"GET /sms/x HTTP/1.1\r\nHost: a\r\nX-Account-Id: free\r\nConnection: close\r\n\r\n",
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     s.sock
         .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let mut answer = Vec::new();
     let _ = s.read_to_end(&mut answer);
     let answer = String::from_utf8_lossy(&answer);
@@ -204,7 +203,7 @@ fn connections_past_max_connections_are_refused_at_accept() {
         } else {
             Box::new(tcp(gate.proxy))
         };
-        s.write_all(call).unwrap_or_else(|e| panic!("{e}"));
+        s.write_all(call).unwrap();
         assert!(
             read_answer(&mut *s).starts_with("HTTP/1.1 200"),
             "connection {i}"
@@ -291,7 +290,7 @@ fn the_portal_and_admin_listeners_bound_heads_and_bodies() {
     s.write_all(
         b"POST /login HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nusername=a",
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let answer = read_answer(&mut s);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(
@@ -302,7 +301,7 @@ fn the_portal_and_admin_listeners_bound_heads_and_bodies() {
     // A kept-alive connection left idle is closed too.
     let mut s = tcp(gate.admin);
     s.write_all(b"GET /admin/v1/accounts HTTP/1.1\r\nHost: a\r\n\r\n")
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert!(read_answer(&mut s).starts_with("HTTP/1.1 401"));
     assert_cut(
         "admin: idle after an answer",
@@ -326,7 +325,7 @@ fn a_connection_handed_to_pingoras_path_stays_one_connection() {
     let mut s = tls(&gate);
     s.sock
         .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     // A chunked body hands the connection to Pingora's path, which serves
     // the rest of it, kept alive, on the same single place.
     let chunked = b"POST /sms/x HTTP/1.1\r\nHost: a\r\nX-Account-Id: free\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";

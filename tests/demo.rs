@@ -2,6 +2,9 @@
 //! and the walk works: denied, log in, request, confirm from the dev
 //! mailbox, allowed. Ctrl-C stops it cleanly.
 
+// A test may unwrap: a panic is how it fails.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::browser::{csrf, totp_code, Browser};
@@ -34,7 +37,7 @@ fn the_printed_walk_works() {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let mut out = String::new();
     let mut lines = BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("stdout")));
     while !out.contains("Ctrl-C stops the demo") {
@@ -66,7 +69,7 @@ fn the_printed_walk_works() {
             .build()
             .and_then(|c| c.get(&url).basic_auth("acme", Some("any-password")).send())
             .map(|r| r.status().as_u16())
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
     };
     assert_eq!(call(), 403, "step 1: denied");
     // The WhatsApp lines: acme's token on acme's number, on globex's, and
@@ -84,7 +87,7 @@ fn the_printed_walk_works() {
             .no_proxy()
             .build()
             .and_then(|c| c.get(url).bearer_auth(token).send())
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let status = resp.status().as_u16();
         (status, code(&resp.text().unwrap_or_default()))
     };

@@ -1,6 +1,9 @@
 //! What the deployment docs (docs/operating.md) ships, checked: the Grafana
 //! dashboard, the systemd unit and the backup/restore procedure.
 
+// A test may unwrap: a panic is how it fails.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 use common::fs::copy_dir;
 use common::*;
@@ -14,8 +17,7 @@ fn repo(path: &str) -> PathBuf {
 
 /// Every `expr` of the dashboard's panels.
 fn dashboard_queries() -> Vec<String> {
-    let text = std::fs::read_to_string(repo("deploy/grafana-dashboard.json"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(repo("deploy/grafana-dashboard.json")).unwrap();
     let dash: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON: {e}"));
     let mut out = Vec::new();
     for panel in dash["panels"].as_array().into_iter().flatten() {
@@ -82,7 +84,7 @@ fn the_grafana_dashboard_reads_only_metrics_ipgate_exports_and_its_queries_parse
         ));
     }
     let file = gate.dir.path().join("dashboard-rules.yml");
-    std::fs::write(&file, rules).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, rules).unwrap();
     let rules_path = file.to_string_lossy();
     if let Some(out) = promtool(&["check", "rules", &rules_path], "") {
         assert!(
@@ -96,14 +98,12 @@ fn the_grafana_dashboard_reads_only_metrics_ipgate_exports_and_its_queries_parse
 
 #[test]
 fn the_systemd_unit_verifies_without_warnings() {
-    let unit =
-        std::fs::read_to_string(repo("deploy/ipgate.service")).unwrap_or_else(|e| panic!("{e}"));
+    let unit = std::fs::read_to_string(repo("deploy/ipgate.service")).unwrap();
     assert!(unit.contains("ExecStart=/usr/local/bin/ipgate serve --config /etc/ipgate/ipgate.toml"));
     // systemd-analyze checks that ExecStart's binary exists: point it at ours.
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("ipgate.service");
-    std::fs::write(&copy, unit.replace("/usr/local/bin/ipgate", bin()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&copy, unit.replace("/usr/local/bin/ipgate", bin())).unwrap();
     match Command::new("systemd-analyze")
         .arg("verify")
         .arg(&copy)
@@ -150,7 +150,7 @@ fn a_store_copied_after_a_clean_stop_restores_everything() {
 
     // Disaster: the store is gone. Restore the copy.
     gate.stop();
-    std::fs::remove_dir_all(&store).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_dir_all(&store).unwrap();
     copy_dir(&backup, &store);
     gate.restart();
 

@@ -3,6 +3,9 @@
 //! the connection. Each must end in a clear answer, never a hang, and
 //! change nothing it should not.
 
+// A test may unwrap: a panic is how it fails.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::fs::copy_dir;
@@ -21,7 +24,7 @@ impl Tmpfs {
     /// None (and a note) when this user may not mount, unless
     /// `IPGATE_REQUIRE_MOUNT` is set, which makes that a failure.
     fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(at).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(at).unwrap();
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(at)
@@ -49,7 +52,7 @@ impl Drop for Tmpfs {
 /// Writes a file until the file system is full.
 fn fill(dir: &Path) -> PathBuf {
     let path = dir.join("filler");
-    let mut f = std::fs::File::create(&path).unwrap_or_else(|e| panic!("{e}"));
+    let mut f = std::fs::File::create(&path).unwrap();
     let chunk = vec![0u8; 64 * 1024];
     while f.write_all(&chunk).is_ok() {}
     let mut small = [0u8; 512];
@@ -73,7 +76,7 @@ fn a_full_disk_refuses_changes_clearly_and_the_proxy_keeps_enforcing() {
     gate.stop();
     let store = gate.dir.path().join("store");
     let saved = gate.dir.path().join("store-saved");
-    std::fs::rename(&store, &saved).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::rename(&store, &saved).unwrap();
     let Some(_mount) = Tmpfs::mount(&store, "64m") else {
         return;
     };
@@ -141,7 +144,7 @@ fn a_full_disk_refuses_changes_clearly_and_the_proxy_keeps_enforcing() {
     assert_eq!(s, 503, "{b}");
 
     // Free the space and restart: what was refused is not there, the rest is.
-    std::fs::remove_file(&filler).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(&filler).unwrap();
     // sled stays read-only after a failed write until it is opened again.
     let (s, b) = gate.admin(
         "POST",
@@ -182,16 +185,16 @@ fn a_full_disk_refuses_changes_clearly_and_the_proxy_keeps_enforcing() {
 /// Upstreams that misbehave: one that accepts and never answers, one that
 /// resets each connection as soon as the request arrives.
 fn bad_upstreams() -> (std::net::SocketAddr, std::net::SocketAddr) {
-    let silent = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let silent_addr = silent.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for s in silent.incoming().flatten() {
             held.push(s);
         }
     });
-    let reset = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let reset_addr = reset.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let reset = TcpListener::bind("127.0.0.1:0").unwrap();
+    let reset_addr = reset.local_addr().unwrap();
     std::thread::spawn(move || {
         for mut s in reset.incoming().flatten() {
             // Closing with unread bytes in the buffer sends RST, not FIN.
@@ -209,7 +212,7 @@ fn upstreams_that_are_down_slow_or_resetting_get_a_json_error_not_a_hang() {
     let up = Upstream::start();
     let dead = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let (silent, reset) = bad_upstreams();
     let route = |name: &str, addr: std::net::SocketAddr| {
         format!(

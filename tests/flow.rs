@@ -2,6 +2,9 @@
 //! server: submit through the customer API, read the mails, follow the
 //! links, decide, and check the proxy, the notices and the security log.
 
+// A test may unwrap: a panic is how it fails.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::browser::{csrf, Answer, Browser};

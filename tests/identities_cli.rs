@@ -2,6 +2,9 @@
 //! identities|keys`, black-box: the commands wrap the admin routes, a key
 //! is read from stdin and never printed, and imports can be run again.
 
+// A test may unwrap: a panic is how it fails.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 #[path = "common/identities.rs"]
 mod setup;
@@ -113,7 +116,7 @@ fn identities_and_key_hashes_import_from_csv_and_can_be_imported_again() {
                acme,bad value\n\
                acme,sender-4,r,extra\n";
     let file = gate.dir.path().join("identities.csv");
-    std::fs::write(&file, csv).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, csv).unwrap();
     let file = file.to_string_lossy();
     let out = cli(&gate, &["import", "--kind", "identities", &file], "");
     let (stdout, all) = (String::from_utf8_lossy(&out.stdout), text(&out));

@@ -4,6 +4,9 @@
 //! HTTP/1.0 and chunked bodies), asserting the status, the code and that
 //! the upstream received nothing.
 
+// A test may unwrap: a panic is how it fails.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 use common::*;
 use serde_json::json;
@@ -436,18 +439,16 @@ struct Introspection {
 impl Introspection {
     fn start() -> Introspection {
         use std::sync::{Arc, Mutex};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        listener
-            .set_nonblocking(true)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
         let calls: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
         let seen = calls.clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .unwrap_or_else(|e| panic!("{e}"));
+                .unwrap();
             rt.block_on(async move {
                 let app = axum::Router::new().route(
                     "/introspect",
@@ -483,8 +484,7 @@ impl Introspection {
                         },
                     ),
                 );
-                let listener =
-                    tokio::net::TcpListener::from_std(listener).unwrap_or_else(|e| panic!("{e}"));
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 let _ = axum::serve(listener, app).await;
             });
         });
@@ -501,8 +501,8 @@ impl Introspection {
 fn unregistered_keys_are_introspected_cached_and_refused_when_it_cannot_answer() {
     let up = Upstream::start();
     let intro = Introspection::start();
-    let token_file = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(token_file.path(), "intro-client-token\n").unwrap_or_else(|e| panic!("{e}"));
+    let token_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token_file.path(), "intro-client-token\n").unwrap();
     let gate = setup(
         &up,
         &format!(

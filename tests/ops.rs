@@ -2,6 +2,9 @@
 //! import`, the access log and the running process's memory settings,
 //! against the real binary.
 
+// A test may unwrap: a panic is how it fails.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 use common::*;
 use std::net::TcpListener;
@@ -21,7 +24,7 @@ fn check_network(config: &std::path::Path, env: &[(&str, &str)]) -> (bool, Strin
         cmd.env_remove(var);
     }
     cmd.envs(env.iter().copied());
-    let out = cmd.output().unwrap_or_else(|e| panic!("{e}"));
+    let out = cmd.output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -38,19 +41,19 @@ fn routes_config(dir: &std::path::Path, upstreams: &[(&str, String)]) -> std::pa
         ));
     }
     let path = dir.join(format!("check-{}.toml", upstreams.len()));
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, text).unwrap();
     path
 }
 
 /// A port on which nothing listens.
 fn dead_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().map(|a| a.port()).unwrap_or(1)
 }
 
 #[test]
 fn check_network_passes_a_live_upstream_and_names_a_dead_one() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let live = Upstream::start();
     let dead = dead_port();
     let both = routes_config(
@@ -161,7 +164,7 @@ fn check_network_shakes_hands_over_tls_and_says_when_the_certificate_is_not_trus
         .args(["certs", "dev", "--out"])
         .arg(&other)
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert!(made.status.success());
     let (ok, out) = check_network(
         &config,
@@ -182,14 +185,12 @@ fn import(gate: &Gate, file: &str, stdin: Option<&str>, token: &str) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     if let Some(mut input) = child.stdin.take() {
         use std::io::Write;
-        input
-            .write_all(stdin.unwrap_or("").as_bytes())
-            .unwrap_or_else(|e| panic!("{e}"));
+        input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
     }
-    child.wait_with_output().unwrap_or_else(|e| panic!("{e}"))
+    child.wait_with_output().unwrap()
 }
 
 fn cidrs(gate: &Gate, account: &str) -> Vec<String> {
@@ -228,7 +229,7 @@ fn import_adds_good_rows_refuses_bad_ones_and_can_be_run_again() {
                acme,not-an-ip\n\
                globex\n";
     let file = gate.dir.path().join("entries.csv");
-    std::fs::write(&file, csv).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, csv).unwrap();
     let out = import(&gate, &file.to_string_lossy(), None, TOKEN);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -297,7 +298,7 @@ fn import_adds_good_rows_refuses_bad_ones_and_can_be_run_again() {
     assert_eq!(cidrs(&gate, "globex").len(), 2);
 
     // Not CSV text at all.
-    std::fs::write(&file, b"\xff\xfe binary").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, b"\xff\xfe binary").unwrap();
     let out = import(&gate, &file.to_string_lossy(), None, TOKEN);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not UTF-8 text"));

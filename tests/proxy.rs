@@ -1,5 +1,8 @@
 //! The enforcing proxy, black-box: the real binary, a real upstream.
 
+// A test may unwrap: a panic is how it fails.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 use common::*;
 
@@ -364,7 +367,7 @@ fn tls_listener_serves_the_same_decisions() {
     let gate = Gate::start(&up, GateOpts::tls());
     gate.account("acme", "enforce", &["127.0.0.1"]);
     let pem = std::fs::read(gate.dir.path().join("certs/server.crt")).unwrap_or_default();
-    let cert = reqwest::Certificate::from_pem(&pem).unwrap_or_else(|e| panic!("{e}"));
+    let cert = reqwest::Certificate::from_pem(&pem).unwrap();
     let tls = gate.tls.unwrap_or_else(|| panic!("no tls port"));
     let call = |from: &str| {
         let c = reqwest::blocking::Client::builder()
@@ -372,7 +375,7 @@ fn tls_listener_serves_the_same_decisions() {
             .add_root_certificate(cert.clone())
             .local_address(ip(from))
             .build()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let r = c
             .get(format!("https://localhost:{}/sms/x", tls.port()))
             .header("X-Account-Id", "acme")

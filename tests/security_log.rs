@@ -2,6 +2,9 @@
 //! from where, the chain verifies, an edit made behind the server's back
 //! is found after a restart, and a login flood adds a few records only.
 
+// A test may unwrap: a panic is how it fails.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 use common::browser::{csrf, Browser};
 use common::*;
@@ -58,8 +61,8 @@ fn an_edit_behind_the_servers_back_is_found() {
     gate.account("acme", "enforce", &["203.0.113.10"]);
     gate.kill();
     {
-        let db = sled::open(gate.dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));
-        let log = db.open_tree("seclog").unwrap_or_else(|e| panic!("{e}"));
+        let db = sled::open(gate.dir.path().join("store")).unwrap();
+        let log = db.open_tree("seclog").unwrap();
         let key = 2u64.to_be_bytes();
         let raw = log
             .get(key)
@@ -67,9 +70,8 @@ fn an_edit_behind_the_servers_back_is_found() {
             .flatten()
             .unwrap_or_else(|| panic!("record 2 missing"));
         let forged = String::from_utf8_lossy(&raw).replace("203.0.113.10/32", "0.0.0.0/0");
-        log.insert(key, forged.as_bytes())
-            .unwrap_or_else(|e| panic!("{e}"));
-        db.flush().unwrap_or_else(|e| panic!("{e}"));
+        log.insert(key, forged.as_bytes()).unwrap();
+        db.flush().unwrap();
     }
     gate.kill_and_restart();
     let (_, v) = gate.admin("GET", "/admin/v1/security-log/verify", None);
@@ -120,13 +122,13 @@ fn rewrite_plain(
     keep_key_id: bool,
     edit: impl Fn(&mut Rec),
 ) -> u64 {
-    let db = sled::open(store).unwrap_or_else(|e| panic!("{e}"));
-    let log = db.open_tree("seclog").unwrap_or_else(|e| panic!("{e}"));
+    let db = sled::open(store).unwrap();
+    let log = db.open_tree("seclog").unwrap();
     let read = |seq: u64| -> Option<Rec> {
         log.get(seq.to_be_bytes())
             .ok()
             .flatten()
-            .map(|raw| serde_json::from_slice(&raw).unwrap_or_else(|e| panic!("{e}")))
+            .map(|raw| serde_json::from_slice(&raw).unwrap())
     };
     let mut prev = match from {
         1 => GENESIS.to_string(),
@@ -141,7 +143,7 @@ fn rewrite_plain(
                 seq.to_be_bytes(),
                 serde_json::to_vec(&rec).unwrap_or_default(),
             )
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
             break;
         }
         edit(&mut rec);
@@ -157,7 +159,7 @@ fn rewrite_plain(
             seq.to_be_bytes(),
             serde_json::to_vec(&rec).unwrap_or_default(),
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         seq += 1;
     }
     let last = log
@@ -169,9 +171,9 @@ fn rewrite_plain(
     if to.is_none() {
         let head = json!({"seq": last, "hash": prev});
         log.insert("head", serde_json::to_vec(&head).unwrap_or_default())
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     }
-    db.flush().unwrap_or_else(|e| panic!("{e}"));
+    db.flush().unwrap();
     last
 }
 

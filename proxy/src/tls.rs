@@ -84,20 +84,19 @@ mod tests {
     impl Files {
         fn new() -> Files {
             Files {
-                dir: tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+                dir: tempfile::tempdir().unwrap(),
             }
         }
 
         fn write(&self, name: &str, text: &str) -> PathBuf {
             let p = self.dir.path().join(name);
-            std::fs::write(&p, text).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(&p, text).unwrap();
             p
         }
     }
 
     fn pair() -> (String, String) {
-        let k = rcgen::generate_simple_self_signed(vec!["localhost".into()])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let k = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
         (k.cert.pem(), k.signing_key.serialize_pem())
     }
 

@@ -5,6 +5,9 @@
 //! around `Gate::judge`, the exact code the proxy runs per request, and
 //! around the raw HTTP/1 path's parse, judge and upstream head.
 
+// A test may unwrap: a panic is how it fails.
+#![allow(clippy::unwrap_used)]
+
 use ipgate_config::{Config, UnknownAccount};
 use ipgate_proxy::account::Body;
 use ipgate_proxy::client_ip::TrustedProxies;
@@ -55,9 +58,9 @@ fn gate() -> Gate {
         upstream = "http://127.0.0.1:7003"
         account_from = ["form:username", "key:form:api_key"]
     "#;
-    let config = Config::parse(text, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
-    let routes = Routes::build(&config.proxy.routes).unwrap_or_else(|e| panic!("{e}"));
-    let net = |s: &str| s.parse::<IpNet>().unwrap_or_else(|e| panic!("{e}"));
+    let config = Config::parse(text, Vec::new()).unwrap();
+    let routes = Routes::build(&config.proxy.routes).unwrap();
+    let net = |s: &str| s.parse::<IpNet>().unwrap();
     let accounts = (0..1000).map(|i| {
         let nets = if i == 7 {
             vec![net("203.0.113.0/24"), net("2001:db8::/64")]
@@ -77,8 +80,7 @@ fn gate() -> Gate {
     let registry = prometheus::Registry::new();
     Gate {
         table: Arc::new(LiveTable::new(table)),
-        metrics: ProxyMetrics::register(&registry, routes.names(), false)
-            .unwrap_or_else(|e| panic!("{e}")),
+        metrics: ProxyMetrics::register(&registry, routes.names(), false).unwrap(),
         routes,
         trusted: TrustedProxies::new(config.proxy.trusted_proxies.iter().map(|c| c.0).collect()),
         policy: Policy {
@@ -98,19 +100,16 @@ fn gate() -> Gate {
 }
 
 fn request(path: &str, headers: &[(&'static str, &str)]) -> RequestHeader {
-    let mut req =
-        RequestHeader::build("POST", path.as_bytes(), None).unwrap_or_else(|e| panic!("{e}"));
-    req.insert_header("Host", "api.example.com")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut req = RequestHeader::build("POST", path.as_bytes(), None).unwrap();
+    req.insert_header("Host", "api.example.com").unwrap();
     for (name, value) in headers {
-        req.append_header(*name, *value)
-            .unwrap_or_else(|e| panic!("{e}"));
+        req.append_header(*name, *value).unwrap();
     }
     req
 }
 
 fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap_or_else(|e| panic!("{e}"))
+    s.parse().unwrap()
 }
 
 /// (peer, request, body, expected decision): the cases a user's traffic takes.

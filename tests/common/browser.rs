@@ -38,7 +38,7 @@ impl Browser {
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent("ipgate-test-browser/1.0")
                 .build()
-                .unwrap_or_else(|e| panic!("{e}")),
+                .unwrap(),
             base: base.to_string(),
             cookies: BTreeMap::new(),
             headers: Vec::new(),

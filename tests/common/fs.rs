@@ -3,14 +3,14 @@
 
 /// Copies a directory tree.
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
-    for e in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{e}")) {
-        let e = e.unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
         let target = to.join(e.file_name());
         if e.path().is_dir() {
             copy_dir(&e.path(), &target);
         } else {
-            std::fs::copy(e.path(), &target).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::copy(e.path(), &target).unwrap();
         }
     }
 }

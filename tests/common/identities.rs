@@ -56,14 +56,12 @@ pub fn cli(gate: &Gate, args: &[&str], stdin: &str) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     if let Some(mut input) = child.stdin.take() {
         use std::io::Write;
-        input
-            .write_all(stdin.as_bytes())
-            .unwrap_or_else(|e| panic!("{e}"));
+        input.write_all(stdin.as_bytes()).unwrap();
     }
-    child.wait_with_output().unwrap_or_else(|e| panic!("{e}"))
+    child.wait_with_output().unwrap()
 }
 
 pub fn text(out: &Output) -> String {

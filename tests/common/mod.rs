@@ -22,9 +22,7 @@ pub const LOG_KEY: &str = "test-log-key-0123456789abcdef-0123456789";
 
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("no free port: {e}"));
-    l.local_addr()
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
+    l.local_addr().map(|a| a.port()).unwrap()
 }
 
 pub fn ip(s: &str) -> IpAddr {
@@ -54,11 +52,9 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        listener
-            .set_nonblocking(true)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
         let conns = Arc::new(Mutex::new(HashSet::new()));
         let last = Arc::new(Mutex::new(Seen::default()));
@@ -67,7 +63,7 @@ impl Upstream {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .unwrap_or_else(|e| panic!("{e}"));
+                .unwrap();
             rt.block_on(async move {
                 let app = axum::Router::new().fallback(
                     move |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<
@@ -113,8 +109,7 @@ impl Upstream {
                         }
                     },
                 );
-                let listener =
-                    tokio::net::TcpListener::from_std(listener).unwrap_or_else(|e| panic!("{e}"));
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 let _ = axum::serve(
                     listener,
                     app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -138,8 +133,8 @@ impl Upstream {
         close_after: bool,
         answer: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
     ) -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
         let conns = Arc::new(Mutex::new(HashSet::new()));
         let last = Arc::new(Mutex::new(Seen::default()));
@@ -306,7 +301,7 @@ impl Gate {
     }
 
     fn try_start(upstream: &Upstream, opts: GateOpts) -> Result<Gate, String> {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         // Hold all listeners at once so one gate never gets a port twice.
         let held: Vec<TcpListener> = (0..5)
@@ -322,14 +317,14 @@ impl Gate {
         let (proxy, admin, metrics, portal) =
             (at(ports[0]), at(ports[1]), at(ports[2]), at(ports[3]));
         let tls = opts.tls.then(|| at(ports[4]));
-        let mail = ipgate_devmail::Catcher::start(at(0)).unwrap_or_else(|e| panic!("{e}"));
+        let mail = ipgate_devmail::Catcher::start(at(0)).unwrap();
         let mut tls_conf = String::new();
         if let Some(t) = tls {
             let out = Command::new(bin())
                 .args(["certs", "dev", "--out"])
                 .arg(dir.path().join("certs"))
                 .output()
-                .unwrap_or_else(|e| panic!("{e}"));
+                .unwrap();
             assert!(
                 out.status.success(),
                 "certs dev failed: {}",
@@ -396,7 +391,7 @@ listen = "{metrics}"
             store = dir.path().join("store").display(),
         );
         let config = dir.path().join("ipgate.toml");
-        std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&config, text).unwrap();
         let mut gate = Gate {
             child: None,
             dir,
@@ -414,8 +409,7 @@ listen = "{metrics}"
     }
 
     fn spawn(&mut self) -> Result<(), String> {
-        let log = std::fs::File::create(self.dir.path().join("ipgate.log"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let log = std::fs::File::create(self.dir.path().join("ipgate.log")).unwrap();
         let mut cmd = Command::new(bin());
         cmd.args(["serve", "--config"])
             .arg(&self.config)
@@ -463,7 +457,7 @@ listen = "{metrics}"
     /// `kill -9`, then start again on the same config and store.
     pub fn kill_and_restart(&mut self) {
         self.kill();
-        self.spawn().unwrap_or_else(|e| panic!("{e}"));
+        self.spawn().unwrap();
     }
 
     /// The running process's id.
@@ -489,11 +483,11 @@ listen = "{metrics}"
         let sent = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert!(sent.success());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+            if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
             assert!(Instant::now() < deadline, "ipgate did not stop on SIGTERM");
@@ -503,7 +497,7 @@ listen = "{metrics}"
 
     /// Starts again on the same config and store after `stop` or `kill`.
     pub fn restart(&mut self) {
-        self.spawn().unwrap_or_else(|e| panic!("{e}"));
+        self.spawn().unwrap();
     }
 
     /// Starts again after `stop` or `kill`; Err with the log when ipgate
@@ -534,9 +528,8 @@ listen = "{metrics}"
         let client = reqwest::blocking::Client::builder()
             .no_proxy()
             .build()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let method =
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = client
             .request(method, format!("http://{}{path}", self.admin))
             .bearer_auth(token);
@@ -587,7 +580,7 @@ listen = "{metrics}"
             .no_proxy()
             .local_address(ip(from))
             .build()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let mut req = client.get(format!("http://{}{path}", self.proxy));
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -625,10 +618,9 @@ pub fn code(body: &str) -> String {
 
 /// Sends raw bytes to `addr` and returns what comes back until close or 5 s.
 pub fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
-    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap_or_else(|e| panic!("{e}"));
-    s.write_all(bytes).unwrap_or_else(|e| panic!("{e}"));
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(bytes).unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
@@ -654,8 +646,8 @@ pub fn api(
     let client = reqwest::blocking::Client::builder()
         .no_proxy()
         .build()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let mut req = client
         .request(method, format!("http://{}{path}", gate.portal))
         .bearer_auth(token)
@@ -736,7 +728,7 @@ impl Gate {
             .args(args)
             .env("IPGATE_ADMIN_TOKEN", TOKEN)
             .output()
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
     }
 }
 
@@ -785,11 +777,9 @@ pub fn promtool(args: &[&str], stdin: &str) -> Option<std::process::Output> {
     match child {
         Ok(mut child) => {
             if let Some(mut input) = child.stdin.take() {
-                input
-                    .write_all(stdin.as_bytes())
-                    .unwrap_or_else(|e| panic!("{e}"));
+                input.write_all(stdin.as_bytes()).unwrap();
             }
-            Some(child.wait_with_output().unwrap_or_else(|e| panic!("{e}")))
+            Some(child.wait_with_output().unwrap())
         }
         Err(e) => {
             assert!(

@@ -47,7 +47,7 @@ impl Chrome {
             .no_proxy()
             .timeout(Duration::from_secs(60))
             .build()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         while http

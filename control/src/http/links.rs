@@ -4,13 +4,13 @@
 //! link; the decision is one store transaction and, on approval, the IPs are
 //! live in the proxy table before the answer is written.
 
-use crate::api::{CustomerState, Visitor};
 use crate::csrf::{csrf_ok, csrf_value};
 use crate::flow::Status;
 use crate::html::{esc, message, page, respond, table, unavailable};
+use crate::http::extract::Visitor;
+use crate::http::state::CustomerState;
 use crate::mail::request_details;
 use crate::metrics::LinkResult;
-use crate::publish::Touched;
 use crate::store::{Decision, IpRequest, LinkView, StoreError};
 use crate::users::token_hash;
 use axum::extract::rejection::{FormRejection, PathRejection};
@@ -322,20 +322,12 @@ async fn decide(
             "This form did not come from the link's own page, or it is incomplete. Nothing was changed: open the link from your mail again and press a button there.",
         );
     };
-    let account = view.request.account.clone();
-    let (ip, ua) = (v.ip, v.user_agent.clone());
-    let link_hash = hash.clone();
     let decided = s
-        .publisher
-        .change(Touched::Account(&account), |st| async move {
-            st.decide(&link_hash, decision, ip, &ua).await
-        })
+        .requests()
+        .decide(&view, &hash, decision, v.ip, &v.user_agent)
         .await;
     match decided {
-        Ok((r, _added)) => {
-            s.metrics.count(r.status, 1);
-            s.mail_wake.notify_one();
-            tracing::info!(account = %r.account, request = %r.id, status = r.status.as_str(), by = %view.link.email, "request decided from a link");
+        Ok(r) => {
             let text = match r.status {
                 Status::Approved => format!(
                     "{} {} whitelisted for account {} and live now. Every address of the account gets a notice.",

@@ -2,9 +2,9 @@
 //! summary cards, the caller's IP, the request form, and the searchable
 //! tables of whitelisted IPs and of requests). Values are escaped here.
 
-use crate::api::Caller;
 use crate::flow::Status;
 use crate::html::{esc, page};
+use crate::http::extract::Caller;
 use crate::model::WhitelistEntry;
 use crate::store::IpRequest;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! `ipgate admin ...`: the operator's shell client of the admin API. It
 //! talks to the running server (sled's store is locked by that process).
 
+use crate::admin_client::{seg, AdminClient};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
@@ -179,65 +180,6 @@ fn base_url(args: &AdminArgs) -> anyhow::Result<String> {
         }
     }
     Ok("http://127.0.0.1:9002".to_string())
-}
-
-pub fn seg(s: &str) -> String {
-    // Path segments are ids the server validates; escape anything odd anyway.
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._@+".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// One connection to the admin API, kept alive across calls.
-pub struct AdminClient {
-    base: String,
-    token: String,
-    http: reqwest::blocking::Client,
-}
-
-impl AdminClient {
-    pub fn new(base: String, token: &str) -> anyhow::Result<AdminClient> {
-        // The admin URL is called directly, never through `http_proxy`:
-        // the token must not go to a proxy (reqwest reads the variables).
-        let http = reqwest::blocking::Client::builder()
-            .no_proxy()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()?;
-        Ok(AdminClient {
-            base,
-            token: token.to_string(),
-            http,
-        })
-    }
-
-    /// Sends one call; the answer's status and body, or why it did not arrive.
-    pub fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<(reqwest::StatusCode, String)> {
-        let url = format!("{}{path}", self.base);
-        let method = reqwest::Method::from_bytes(method.as_bytes())?;
-        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().with_context(|| {
-            format!(
-                "cannot reach the admin API at {}; is ipgate running?",
-                self.base
-            )
-        })?;
-        let status = resp.status();
-        Ok((status, resp.text().unwrap_or_default()))
-    }
 }
 
 pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {

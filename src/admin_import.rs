@@ -11,7 +11,7 @@
 
 mod kind;
 
-use crate::admin_cli::AdminClient;
+use crate::admin_client::AdminClient;
 pub use kind::Kind;
 use serde_json::Value;
 use std::collections::HashMap;

@@ -6,8 +6,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use ipgate_control::html::{esc, page, respond};
+use ipgate_control::html::{page, respond};
 use ipgate_devmail::Catcher;
+use maud::{html, Markup, PreEscaped};
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -27,50 +28,52 @@ pub fn router(catcher: Arc<Catcher>, user: &str, totp_secret: Vec<u8>) -> axum::
         })
 }
 
-/// Escapes text and turns http(s) URLs into links.
-fn linkify(text: &str) -> String {
-    text.split_inclusive(char::is_whitespace)
-        .map(|word| {
-            let trimmed = word.trim_end();
-            if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
-                let rest = &word[trimmed.len()..];
-                format!("<a href=\"{u}\">{u}</a>{}", esc(rest), u = esc(trimmed))
-            } else {
-                esc(word)
+/// The text, escaped, with http(s) URLs turned into links.
+fn linkify(text: &str) -> Markup {
+    html! {
+        @for word in text.split_inclusive(char::is_whitespace) {
+            @let trimmed = word.trim_end();
+            @if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
+                a href=(trimmed) { (trimmed) } (&word[trimmed.len()..])
+            } @else {
+                (word)
             }
-        })
-        .collect()
+        }
+    }
 }
 
 async fn show(State(m): State<Mailbox>) -> Response {
     let code = ipgate_control::users::totp_now(&m.totp_secret, ipgate_control::model::unix_now());
     let mut mails = m.catcher.mails();
     mails.reverse();
-    let list: String = mails
-        .iter()
-        .map(|mail| {
-            format!(
-                "<div class=\"box\"><b>{}</b><br><span class=\"muted\">to {} &middot; from {}</span><pre style=\"white-space:pre-wrap\">{}</pre></div>",
-                esc(&mail.subject),
-                esc(&mail.to.join(", ")),
-                esc(&mail.header_from),
-                linkify(mail.text.as_deref().unwrap_or("(no text part)")),
-            )
-        })
-        .collect();
-    let list = if list.is_empty() {
-        "<p class=\"muted\">No mail yet. Submit a request in the portal, then reload this page.</p>"
-            .to_string()
-    } else {
-        list
+    let body = html! {
+        h1 { "Demo mailbox" }
+        p class="muted" {
+            "Every mail ipgate sent in this demo (only " code { "ipgate demo" }
+            " has this page). Reload to see new ones."
+        }
+        div class="box ok" {
+            "Current TOTP code for " b { (m.user) } ": " b id="totp" { (code) }
+            " (changes every 30 s; a code works once)"
+        }
+        p { a href="/portal" { "Open the portal" } }
+        @for mail in &mails {
+            div class="box" {
+                b { (mail.subject) }
+                br;
+                span class="muted" {
+                    "to " (mail.to.join(", ")) " " (PreEscaped("&middot;")) " from " (mail.header_from)
+                }
+                pre style="white-space:pre-wrap" {
+                    (linkify(mail.text.as_deref().unwrap_or("(no text part)")))
+                }
+            }
+        }
+        @if mails.is_empty() {
+            p class="muted" { "No mail yet. Submit a request in the portal, then reload this page." }
+        }
     };
-    let body = format!(
-        "<h1>Demo mailbox</h1><p class=\"muted\">Every mail ipgate sent in this demo (only <code>ipgate demo</code> has this page). Reload to see new ones.</p>\
-<div class=\"box ok\">Current TOTP code for <b>{user}</b>: <b id=\"totp\">{code}</b> (changes every 30 s; a code works once)</div>\
-<p><a href=\"/portal\">Open the portal</a></p>{list}",
-        user = esc(&m.user),
-    );
-    respond(StatusCode::OK, page("Demo mailbox", &body))
+    respond(StatusCode::OK, page("Demo mailbox", body))
 }
 
 #[cfg(test)]
@@ -80,7 +83,7 @@ mod tests {
     #[test]
     fn links_are_clickable_and_the_rest_escaped() {
         assert_eq!(
-            linkify("open http://a/confirm/x <b>\n"),
+            linkify("open http://a/confirm/x <b>\n").into_string(),
             "open <a href=\"http://a/confirm/x\">http://a/confirm/x</a> &lt;b&gt;\n"
         );
     }

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod admin_cli;
+mod admin_client;
 mod admin_import;
 mod certs;
 mod check_network;

@@ -8,8 +8,8 @@ use anyhow::{bail, Context};
 use async_trait::async_trait;
 use ipgate_config::Config;
 use ipgate_control::admin::{self, AdminState, AdminToken};
-use ipgate_control::api::CustomerState;
 use ipgate_control::flow::Limits;
+use ipgate_control::http::state::CustomerState;
 use ipgate_control::login_limit::LoginLimit;
 use ipgate_control::mailer::Mailer;
 use ipgate_control::metrics::FlowMetrics;
@@ -386,7 +386,7 @@ impl BackgroundService for ControlPlane {
         };
         let portal = async {
             if let Some((l, state)) = &self.portal {
-                let mut router = ipgate_control::api::router(state.clone());
+                let mut router = ipgate_control::http::router(state.clone());
                 if let Some(extra) = &self.portal_extra {
                     router = router.merge(extra.clone());
                 }

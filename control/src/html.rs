@@ -1,25 +1,12 @@
 //! Small HTML helpers shared by the portal, the link pages and the mails:
-//! escaping (every value that came from a user or the store goes through
-//! `esc`) and the page frame with its security headers.
+//! the page frame with its security headers, the labelled-values table and
+//! the one-sentence page. Pages are `maud` templates, which escape every
+//! value put into them unless it is marked `PreEscaped` (here only fixed
+//! text: the doctype, the style sheet, entities such as `&middot;`).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use maud::{html, Markup, PreEscaped};
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1b1f23}\
 h1{font-size:1.4rem}table{border-collapse:collapse;width:100%;margin:.5rem 0}\
@@ -30,21 +17,27 @@ td,th{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;vertical
 .card b{display:block;font-size:1.5rem}button{padding:.5rem 1rem;margin-right:.5rem;cursor:pointer}\
 input{padding:.3rem;margin:.2rem 0}label{display:block;margin-top:.4rem}.muted{color:#667}";
 
-/// A whole page: title (escaped here) and body (already escaped HTML).
-pub fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{t}</title><style>{STYLE}</style></head><body>{body}</body></html>",
-        t = esc(title)
-    )
+/// A whole page: title and body (markup, so already escaped).
+pub fn page(title: &str, body: Markup) -> Markup {
+    html! {
+        (PreEscaped("<!doctype html>"))
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body { (body) }
+        }
+    }
 }
 
 /// An HTML response with the headers every ipgate page carries: no
 /// caching, no referrer (link pages hold a secret in their URL), no
 /// framing, no scripts.
-pub fn respond(status: StatusCode, html: String) -> Response {
-    let mut r = (status, html).into_response();
+pub fn respond(status: StatusCode, html: Markup) -> Response {
+    let mut r = (status, html.into_string()).into_response();
     let h = r.headers_mut();
     let set = [
         (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -65,18 +58,14 @@ pub fn respond(status: StatusCode, html: String) -> Response {
 
 /// A two-column table of labelled values (used in pages and in mails,
 /// hence the attributes for mail clients without CSS).
-pub fn table(rows: &[(&str, String)]) -> String {
-    let rows: String = rows
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
-                esc(k),
-                esc(v)
-            )
-        })
-        .collect();
-    format!("<table cellpadding=\"4\">{rows}</table>")
+pub fn table(rows: &[(&str, String)]) -> Markup {
+    html! {
+        table cellpadding="4" {
+            @for (k, v) in rows {
+                tr { th align="left" { (k) } td { (v) } }
+            }
+        }
+    }
 }
 
 /// A page that only says something: a title and one boxed sentence.
@@ -85,11 +74,10 @@ pub fn message(status: StatusCode, title: &str, class: &str, text: &str) -> Resp
         status,
         page(
             title,
-            &format!(
-                "<h1>{}</h1><div class=\"box {class}\"><p>{}</p></div>",
-                esc(title),
-                esc(text)
-            ),
+            html! {
+                h1 { (title) }
+                div class={ "box " (class) } { p { (text) } }
+            },
         ),
     )
 }
@@ -111,9 +99,18 @@ mod tests {
 
     #[test]
     fn markup_in_values_is_escaped() {
+        let v = r#"<script>alert("x")</script> & 'y'"#;
         assert_eq!(
-            esc(r#"<script>alert("x")</script> & 'y'"#),
-            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
+            html! { p title=(v) { (v) } }.into_string(),
+            "<p title=\"&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; 'y'\">\
+&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; 'y'</p>"
         );
+    }
+
+    #[test]
+    fn the_frame_and_table_are_as_before() {
+        let p = page("a<b", table(&[("k&", "v\"".to_string())])).into_string();
+        assert!(p.starts_with("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>a&lt;b</title><style>body{"));
+        assert!(p.ends_with("</style></head><body><table cellpadding=\"4\"><tr><th align=\"left\">k&amp;</th><td>v&quot;</td></tr></table></body></html>"));
     }
 }

@@ -4,23 +4,22 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod api;
 pub mod backoff;
 pub mod bounded;
-pub mod confirm;
 pub mod csrf;
 pub mod flow;
 pub mod html;
+pub mod http;
 pub mod login_limit;
 pub mod mail;
 pub mod mailer;
 pub mod metrics;
 pub mod model;
-pub mod portal;
 pub mod publish;
 pub mod ratelimit;
 pub mod refusals;
 pub mod seclog;
+pub mod service;
 pub mod store;
 pub mod tokens;
 pub mod users;

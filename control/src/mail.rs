@@ -1,9 +1,10 @@
 //! The mails: one review link per account email, and the outcome notice
 //! after a decision. Each is multipart text + HTML; every stored value is
-//! escaped in the HTML part.
+//! escaped in the HTML part (a `maud` template).
 
-use crate::html::{esc, table};
+use crate::html::table;
 use crate::store::IpRequest;
+use maud::{html, Markup};
 
 /// A rendered mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +48,12 @@ fn text_table(rows: &[(&str, String)]) -> String {
         .collect()
 }
 
-fn address_book(ctx: &MailContext) -> (String, String) {
+fn address_book(ctx: &MailContext) -> (String, Markup) {
     let line = format!(
         "To be sure these security mails reach you, add {} to your address book.",
         ctx.from_address
     );
-    let html = format!("<p style=\"color:#667\">{}</p>", esc(&line));
+    let html = html! { p style="color:#667" { (line) } };
     (line, html)
 }
 
@@ -75,13 +76,20 @@ pub fn link_mail(r: &IpRequest, link: &str, ctx: &MailContext) -> Rendered {
         "{intro}\n\n{table}\nReview it and approve or reject it here. This link is yours alone, works once and expires with the request:\n\n{link}\n\nOpening the link changes nothing: the addresses go live only when you press Approve.\nIf you do not know this request, press Reject or ignore this mail; it expires by itself.\n\n{book}\n",
         table = text_table(&rows),
     );
-    let html = format!(
-        "<p>{intro}</p>{table}<p><a href=\"{link}\">Review the request</a> (this link is yours alone, works once and expires with the request).</p>\
-<p>Opening the link changes nothing: the addresses go live only when you press Approve. If you do not know this request, press Reject or ignore this mail; it expires by itself.</p>{book_html}",
-        intro = esc(&intro),
-        table = table(&rows),
-        link = esc(link),
-    );
+    let html = html! {
+        p { (intro) }
+        (table(&rows))
+        p {
+            a href=(link) { "Review the request" }
+            " (this link is yours alone, works once and expires with the request)."
+        }
+        p {
+            "Opening the link changes nothing: the addresses go live only when you press Approve. \
+    If you do not know this request, press Reject or ignore this mail; it expires by itself."
+        }
+        (book_html)
+    }
+    .into_string();
     Rendered {
         subject,
         text,
@@ -122,11 +130,13 @@ pub fn notice_mail(r: &IpRequest, ctx: &MailContext) -> Rendered {
         "{summary}\n\n{table}\nIf this was not you or someone you trust, contact us at once.\n\n{book}\n",
         table = text_table(&rows)
     );
-    let html = format!(
-        "<p>{}</p>{}<p>If this was not you or someone you trust, contact us at once.</p>{book_html}",
-        esc(&summary),
-        table(&rows)
-    );
+    let html = html! {
+        p { (summary) }
+        (table(&rows))
+        p { "If this was not you or someone you trust, contact us at once." }
+        (book_html)
+    }
+    .into_string();
     Rendered {
         subject,
         text,

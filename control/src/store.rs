@@ -351,9 +351,11 @@ impl Store {
 
 mod blocklist;
 mod entries;
+mod flow_trees;
 mod identities;
 pub use identities::parse_sha256;
 mod keying;
+mod mail_jobs;
 mod netindex;
 pub(crate) use netindex::parsed as stored_net;
 mod outbox;
@@ -362,7 +364,8 @@ mod sessions;
 mod settle;
 mod tokens;
 mod users;
-pub use outbox::{LinkToSend, MailJob, MailKind, Prepared};
+pub use mail_jobs::{MailJob, MailKind};
+pub use outbox::{LinkToSend, Prepared};
 pub use requests::{Decision, IpRequest, LinkRecord, LinkView, NewRequest};
 pub use sessions::Session;
 

@@ -13,9 +13,9 @@ use axum::Router;
 use http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use ipgate_control::admin::{AdminState, AdminToken};
-use ipgate_control::api::CustomerState;
 use ipgate_control::backoff::{Backoff, Rule};
 use ipgate_control::flow::Limits;
+use ipgate_control::http::state::CustomerState;
 use ipgate_control::login_limit::LoginLimit;
 use ipgate_control::metrics::FlowMetrics;
 use ipgate_control::publish::Publisher;
@@ -188,7 +188,7 @@ fn world() -> &'static World {
             publisher,
             token: Arc::new(AdminToken::new(ADMIN_TOKEN).unwrap_or_else(|| panic!("token"))),
         });
-        let customer = ipgate_control::api::router(customer_state);
+        let customer = ipgate_control::http::router(customer_state);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -2,7 +2,7 @@
 //! keys. A key is read from stdin, never from the command line, and is
 //! never printed (the API answers with its fingerprint only).
 
-use super::seg;
+use crate::admin_client::seg;
 use anyhow::Context;
 use clap::{ArgGroup, Subcommand};
 use serde_json::{json, Value};

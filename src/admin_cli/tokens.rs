@@ -3,7 +3,7 @@
 //! and fingerprints only.
 
 use super::identities::Call;
-use super::seg;
+use crate::admin_client::seg;
 use clap::Subcommand;
 use serde_json::{Map, Value};
 

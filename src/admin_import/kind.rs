@@ -3,7 +3,7 @@
 //! a row already there (counted, so a file can be imported again) or one
 //! that clashes with another account's (refused).
 
-use crate::admin_cli::{seg, AdminClient};
+use crate::admin_client::{seg, AdminClient};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 

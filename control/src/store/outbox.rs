@@ -7,48 +7,18 @@
 //! Link mails carry no token while queued: each send attempt mints a fresh
 //! token and stores only its hash (bound to the job's email and request)
 //! before the mail leaves, so the plain token exists only in the mail itself.
+//!
+//! The jobs themselves, and queueing one inside a change, are `mail_jobs`.
 
-use super::requests::{on_account, request_key, FlowTrees, IpRequest};
+use super::flow_trees::FlowTrees;
+use super::mail_jobs::{MailJob, MailKind};
+use super::requests::{on_account, request_key, IpRequest, LinkRecord};
 use super::{abort, decode, encode, flatten, Store, StoreError, TxResult};
 use crate::flow::{status_at, Status};
-use crate::model::{now, unix_now};
+use crate::model::unix_now;
 use crate::seclog::{self, Actor, Event, LogKey};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};
-
-/// What a mail is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MailKind {
-    /// The review link for one account email.
-    Link,
-    /// The outcome of a decision.
-    Notice,
-}
-
-impl MailKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MailKind::Link => "link",
-            MailKind::Notice => "notice",
-        }
-    }
-}
-
-/// One queued mail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MailJob {
-    pub id: u64,
-    pub kind: MailKind,
-    pub to: String,
-    pub account: String,
-    pub request: String,
-    pub attempts: u32,
-    pub next_attempt_unix: u64,
-    pub last_error: Option<String>,
-    pub created_at: String,
-}
 
 /// A link mail ready to go: the job, its request and the fresh token.
 pub struct LinkToSend {
@@ -66,30 +36,6 @@ pub enum Prepared {
     },
     /// The job was dropped (its request is no longer pending, or gone).
     Dropped,
-}
-
-/// Queues one mail inside a transaction.
-pub(crate) fn enqueue(
-    outbox: &TransactionalTree,
-    id: u64,
-    kind: MailKind,
-    to: &str,
-    account: &str,
-    request: &str,
-) -> TxResult<()> {
-    let job = MailJob {
-        id,
-        kind,
-        to: to.to_string(),
-        account: account.to_string(),
-        request: request.to_string(),
-        attempts: 0,
-        next_attempt_unix: 0,
-        last_error: None,
-        created_at: now(),
-    };
-    outbox.insert(&id.to_be_bytes(), encode(&job))?;
-    Ok(())
 }
 
 /// Seconds to wait after `attempts` failed tries: 1, 2, 4 ... capped at 60.
@@ -127,11 +73,6 @@ fn end_job(
 }
 
 impl Store {
-    /// Ids for `n` new mail jobs (taken before the transaction that queues them).
-    pub(crate) fn mail_ids(&self, n: usize) -> Result<Vec<u64>, StoreError> {
-        (0..n).map(|_| self.next_id()).collect()
-    }
-
     /// How many mails are waiting.
     pub fn outbox_depth(&self) -> usize {
         self.outbox.len()
@@ -145,8 +86,14 @@ impl Store {
         // Read outside the transaction (sled would deadlock on a plain read
         // inside one); the link page checks the address again when used.
         let current = self.recipient_on_account(id)?;
-        let prepared = flatten(self.flow_trees().transaction(|t: &FlowTrees| {
-            let (requests, links, _, log, outbox, ..) = t;
+        let prepared = self.flow_transaction(|t: &FlowTrees| {
+            let FlowTrees {
+                requests,
+                links,
+                seclog: log,
+                outbox,
+                ..
+            } = t;
             let Some(raw) = outbox.get(id.to_be_bytes())? else {
                 return Ok(Prepared::Dropped);
             };
@@ -194,7 +141,7 @@ impl Store {
                         )?;
                         return Ok(Prepared::Dropped);
                     }
-                    let link = super::requests::LinkRecord {
+                    let link = LinkRecord {
                         request: req.id.clone(),
                         email: job.to.clone(),
                     };
@@ -207,7 +154,7 @@ impl Store {
                     }))
                 }
             }
-        }))?;
+        })?;
         self.flush().await?;
         Ok(prepared)
     }

@@ -3,28 +3,14 @@
 //! transition is one transaction with its security-log record (and its
 //! mails), flushed before returning.
 
-use super::outbox::{enqueue, MailKind};
-use super::{abort, decode, encode, entry_key, flatten, Store, StoreError, TxResult};
+use super::flow_trees::FlowTrees;
+use super::mail_jobs::{enqueue, MailKind};
+use super::{abort, decode, encode, entry_key, Store, StoreError, TxResult};
 use crate::flow::{status_at, Status};
 use crate::model::{now, rfc3339, unix_now, Source, WhitelistEntry};
 use crate::seclog::{self, Actor, Event, LogKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sled::transaction::{Transactional, TransactionalTree};
-use sled::Tree;
-
-/// The trees a request's transitions touch: requests, links, pending,
-/// security log, outbox, entries, accounts, network index.
-pub(crate) type FlowTrees = (
-    TransactionalTree,
-    TransactionalTree,
-    TransactionalTree,
-    TransactionalTree,
-    TransactionalTree,
-    TransactionalTree,
-    TransactionalTree,
-    TransactionalTree,
-);
 
 /// A request as stored and shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,7 +98,12 @@ fn end_request(
 ) -> TxResult<()> {
     // Links stay (hashes only) so a later visit can say what happened;
     // they work only while their request is pending.
-    let (requests, _, pending, log, ..) = trees;
+    let FlowTrees {
+        requests,
+        pending,
+        seclog: log,
+        ..
+    } = trees;
     req.status = status;
     if let Some(p) = pending.get(req.account.as_bytes())? {
         if p.as_ref() == req.id.as_bytes() {
@@ -137,20 +128,6 @@ fn end_request(
 }
 
 impl Store {
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn flow_trees(&self) -> (&Tree, &Tree, &Tree, &Tree, &Tree, &Tree, &Tree, &Tree) {
-        (
-            &self.requests,
-            &self.links,
-            &self.pending,
-            &self.seclog,
-            &self.outbox,
-            &self.entries,
-            &self.accounts,
-            &self.nets,
-        )
-    }
-
     fn next_request_id(&self) -> Result<u64, StoreError> {
         Ok(self.db.generate_id()? + 1)
     }
@@ -182,9 +159,15 @@ impl Store {
         };
         let key = request_key(&id)?;
         let mail_ids = self.mail_ids(new.emails.len())?;
-        flatten(self.flow_trees().transaction(
+        self.flow_transaction(
             |t: &FlowTrees| -> TxResult<()> {
-                let (requests, _, pending, log, outbox, ..) = t;
+                let FlowTrees {
+                    requests,
+                    pending,
+                    seclog: log,
+                    outbox,
+                    ..
+                } = t;
                 if let Some(p) = pending.get(new.account.as_bytes())? {
                     let old_key = request_key(&String::from_utf8_lossy(&p)).unwrap_or_default();
                     if let Some(raw) = requests.get(old_key)? {
@@ -211,7 +194,7 @@ impl Store {
                 seclog::append(log, &self.log_key, actor, &e)?;
                 Ok(())
             },
-        ))?;
+        )?;
         self.flush().await?;
         Ok(req)
     }
@@ -253,29 +236,26 @@ impl Store {
     ) -> Result<IpRequest, StoreError> {
         let key = request_key(id)?;
         let now = unix_now();
-        let req = flatten(
-            self.flow_trees()
-                .transaction(|t: &FlowTrees| -> TxResult<IpRequest> {
-                    let requests = &t.0;
-                    let Some(raw) = requests.get(key)? else {
-                        return abort(StoreError::NoRequest(id.to_string()));
-                    };
-                    let mut r: IpRequest = decode(&raw).or_else(abort)?;
-                    if r.account != account {
-                        return abort(StoreError::NoRequest(id.to_string()));
-                    }
-                    let status = status_at(r.status, r.expires_unix, now);
-                    if status != Status::Pending {
-                        return abort(StoreError::NotPending {
-                            id: id.to_string(),
-                            status,
-                        });
-                    }
-                    r.decided_at = Some(rfc3339(now));
-                    end_request(&mut r, Status::Cancelled, t, &self.log_key, actor)?;
-                    Ok(r)
-                }),
-        )?;
+        let req = self.flow_transaction(|t: &FlowTrees| -> TxResult<IpRequest> {
+            let requests = t.requests;
+            let Some(raw) = requests.get(key)? else {
+                return abort(StoreError::NoRequest(id.to_string()));
+            };
+            let mut r: IpRequest = decode(&raw).or_else(abort)?;
+            if r.account != account {
+                return abort(StoreError::NoRequest(id.to_string()));
+            }
+            let status = status_at(r.status, r.expires_unix, now);
+            if status != Status::Pending {
+                return abort(StoreError::NotPending {
+                    id: id.to_string(),
+                    status,
+                });
+            }
+            r.decided_at = Some(rfc3339(now));
+            end_request(&mut r, Status::Cancelled, t, &self.log_key, actor)?;
+            Ok(r)
+        })?;
         self.flush().await?;
         Ok(req)
     }
@@ -298,20 +278,18 @@ impl Store {
         }
         let mut n = 0;
         for key in due {
-            let ended = flatten(self.flow_trees().transaction(
-                |t: &FlowTrees| -> TxResult<bool> {
-                    let requests = &t.0;
-                    let Some(raw) = requests.get(key)? else {
-                        return Ok(false);
-                    };
-                    let mut r: IpRequest = decode(&raw).or_else(abort)?;
-                    if r.status != Status::Pending || now < r.expires_unix {
-                        return Ok(false);
-                    }
-                    end_request(&mut r, Status::Expired, t, &self.log_key, &Actor::system())?;
-                    Ok(true)
-                },
-            ))?;
+            let ended = self.flow_transaction(|t: &FlowTrees| -> TxResult<bool> {
+                let requests = t.requests;
+                let Some(raw) = requests.get(key)? else {
+                    return Ok(false);
+                };
+                let mut r: IpRequest = decode(&raw).or_else(abort)?;
+                if r.status != Status::Pending || now < r.expires_unix {
+                    return Ok(false);
+                }
+                end_request(&mut r, Status::Expired, t, &self.log_key, &Actor::system())?;
+                Ok(true)
+            })?;
             n += usize::from(ended);
         }
         if n > 0 {
@@ -405,8 +383,16 @@ impl Store {
             ip: Some(actor_ip),
         };
         let key = request_key(&view.request.id)?;
-        let decided = flatten(self.flow_trees().transaction(|t: &FlowTrees| {
-            let (requests, links, _, log, outbox, entries, _, nets) = t;
+        let decided = self.flow_transaction(|t: &FlowTrees| {
+            let FlowTrees {
+                requests,
+                links,
+                seclog: log,
+                outbox,
+                entries,
+                nets,
+                ..
+            } = t;
             if links.get(hash.as_bytes())?.is_none() {
                 return abort(StoreError::NoLink);
             }
@@ -449,7 +435,7 @@ impl Store {
                 enqueue(outbox, *mail_id, MailKind::Notice, email, &r.account, &r.id)?;
             }
             Ok(r)
-        }))?;
+        })?;
         self.flush().await?;
         Ok((decided, new_entries.into_iter().map(|(_, e)| e).collect()))
     }

@@ -5,14 +5,14 @@
 //! https. The session id is new at every login.
 
 use crate::admin::error::ApiError;
-use crate::api::{
-    cancel_request, submit_request, why_cannot_request, Caller, CustomerState, Visitor,
-};
 use crate::csrf::{csrf_ok, csrf_value};
 use crate::html::{message, respond, unavailable};
+use crate::http::extract::{Caller, Visitor};
+use crate::http::state::CustomerState;
 use crate::login_limit::Refusal;
 use crate::model::unix_now;
 use crate::seclog::Actor;
+use crate::service::requests::why_cannot_request;
 use crate::store::{Session, StoreError};
 use crate::users::{self, token_hash};
 use axum::extract::rejection::{FormRejection, QueryRejection};
@@ -499,7 +499,11 @@ async fn submit(
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
-    match submit_request(&s, &p.caller, &ips, &f.remark).await {
+    match s
+        .requests()
+        .submit(&p.caller.requester(), &ips, &f.remark)
+        .await
+    {
         Ok(_) => see_other("/portal?done=submitted"),
         Err(e) => refusal(&s, &p, e).await,
     }
@@ -525,7 +529,7 @@ async fn cancel(
         )
         .await;
     }
-    match cancel_request(&s, &p.caller, id).await {
+    match s.requests().cancel(&p.caller.requester(), id).await {
         Ok(_) => see_other("/portal?done=cancelled"),
         Err(e) => refusal(&s, &p, e).await,
     }

@@ -4,13 +4,13 @@
 //! link; the decision is one store transaction and, on approval, the IPs are
 //! live in the proxy table before the answer is written.
 
-use crate::api::{CustomerState, Visitor};
 use crate::csrf::{csrf_ok, csrf_value};
 use crate::flow::Status;
-use crate::html::{esc, message, page, respond, table, unavailable};
+use crate::html::{message, page, respond, table, unavailable};
+use crate::http::extract::Visitor;
+use crate::http::state::CustomerState;
 use crate::mail::request_details;
 use crate::metrics::LinkResult;
-use crate::publish::Touched;
 use crate::store::{Decision, IpRequest, LinkView, StoreError};
 use crate::users::token_hash;
 use axum::extract::rejection::{FormRejection, PathRejection};
@@ -19,6 +19,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
+use maud::{html, Markup};
 use serde::Deserialize;
 
 pub fn routes() -> Router<CustomerState> {
@@ -42,7 +43,7 @@ fn classify(view: Option<&LinkView>) -> LinkResult {
     }
 }
 
-fn rows(r: &IpRequest) -> String {
+fn rows(r: &IpRequest) -> Markup {
     table(&request_details(r))
 }
 
@@ -51,9 +52,16 @@ fn invalid_page() -> Response {
         StatusCode::NOT_FOUND,
         page(
             "Link not valid",
-            "<h1>This link is not valid</h1><div class=\"box bad\"><p>Nothing was changed.</p>\
-<p>Mail programs sometimes cut long links: copy the whole link from the mail into your browser's address bar. \
-If it still fails, the request may be gone: ask for a new request from the portal.</p></div>",
+            html! {
+                h1 { "This link is not valid" }
+                div class="box bad" {
+                    p { "Nothing was changed." }
+                    p {
+                        "Mail programs sometimes cut long links: copy the whole link from the mail into your browser's address bar. \
+            If it still fails, the request may be gone: ask for a new request from the portal."
+                    }
+                }
+            },
         ),
     )
 }
@@ -65,49 +73,52 @@ fn ended_page(r: &IpRequest, this_email: &str) -> Response {
     let (title, body) = match r.status {
         Status::Approved | Status::Rejected if by == this_email => (
             "Link already used",
-            format!(
-                "<p>You already {} this request from {} at {}. This link works once; there is nothing more to do.</p>",
-                r.status.as_str(),
-                esc(from),
-                esc(at)
-            ),
+            html! {
+                p {
+                    "You already " (r.status.as_str()) " this request from " (from) " at " (at)
+                    ". This link works once; there is nothing more to do."
+                }
+            },
         ),
         Status::Approved | Status::Rejected => (
             "Request already decided",
-            format!(
-                "<p>This request was already {} by {} from {} at {}. Your link no longer works; there is nothing more to do.</p>",
-                r.status.as_str(),
-                esc(by),
-                esc(from),
-                esc(at)
-            ),
+            html! {
+                p {
+                    "This request was already " (r.status.as_str()) " by " (by) " from " (from)
+                    " at " (at) ". Your link no longer works; there is nothing more to do."
+                }
+            },
         ),
         Status::Cancelled => (
             "Request cancelled",
-            format!(
-                "<p>{} cancelled this request, so its links no longer work. Nothing was whitelisted.</p>\
-<p>If the addresses are still needed, submit a new request from the portal.</p>",
-                esc(&r.requested_by)
-            ),
+            html! {
+                p {
+                    (r.requested_by)
+                    " cancelled this request, so its links no longer work. Nothing was whitelisted."
+                }
+                p { "If the addresses are still needed, submit a new request from the portal." }
+            },
         ),
         Status::Expired | Status::Pending => (
             "Link expired",
-            format!(
-                "<p>This request expired at {} and its links no longer work. Nothing was whitelisted.</p>\
-<p>If the addresses are still needed, submit a new request from the portal.</p>",
-                esc(&r.expires_at)
-            ),
+            html! {
+                p {
+                    "This request expired at " (r.expires_at)
+                    " and its links no longer work. Nothing was whitelisted."
+                }
+                p { "If the addresses are still needed, submit a new request from the portal." }
+            },
         ),
     };
     respond(
         StatusCode::GONE,
         page(
             title,
-            &format!(
-                "<h1>{}</h1><div class=\"box warn\">{body}</div>{}",
-                esc(title),
-                rows(r)
-            ),
+            html! {
+                h1 { (title) }
+                div class="box warn" { (body) }
+                (rows(r))
+            },
         ),
     )
 }
@@ -118,36 +129,47 @@ fn removed_page(r: &IpRequest) -> Response {
         StatusCode::GONE,
         page(
             "Link no longer valid",
-            &format!(
-                "<h1>This link no longer works</h1><div class=\"box warn\"><p>The address this link was sent to is no longer \
-one of the account's addresses, so its link was withdrawn. Nothing was changed.</p>\
-<p>Someone whose address is on the account can still decide from their own link.</p></div>{}",
-                rows(r)
-            ),
+            html! {
+                h1 { "This link no longer works" }
+                div class="box warn" {
+                    p {
+                        "The address this link was sent to is no longer \
+            one of the account's addresses, so its link was withdrawn. Nothing was changed."
+                    }
+                    p { "Someone whose address is on the account can still decide from their own link." }
+                }
+                (rows(r))
+            },
         ),
     )
 }
 
 fn review_page(v: &LinkView, account_name: &str, csrf: &str) -> Response {
     let r = &v.request;
-    let body = format!(
-        "<h1>Review IP whitelist request {id}</h1>\
-<p>Someone asked to let these server addresses call the API for <b>{name}</b> (account {account}). \
-This link was sent to <b>{email}</b>; nothing changes until you press a button.</p>{table}\
-<form method=\"post\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-<p><label><input type=\"checkbox\" name=\"confirm\" value=\"yes\" id=\"confirm\" required> \
-I have checked these addresses and decide for {name}</label></p>\
-<button type=\"submit\" name=\"decision\" value=\"approve\" id=\"approve\">Approve &amp; whitelist now</button>\
-<button type=\"submit\" name=\"decision\" value=\"reject\" id=\"reject\">Reject request</button></form>\
-<p class=\"muted\">If you do not know this request, reject it. Either decision ends every other link of this request.</p>",
-        id = esc(&r.id),
-        account = esc(&r.account),
-        name = esc(account_name),
-        email = esc(&v.link.email),
-        table = rows(r),
-        csrf = esc(csrf),
-    );
-    respond(StatusCode::OK, page("Review request", &body))
+    let body = html! {
+        h1 { "Review IP whitelist request " (r.id) }
+        p {
+            "Someone asked to let these server addresses call the API for " b { (account_name) }
+            " (account " (r.account) "). This link was sent to " b { (v.link.email) }
+            "; nothing changes until you press a button."
+        }
+        (rows(r))
+        form method="post" {
+            input type="hidden" name="csrf" value=(csrf);
+            p {
+                label {
+                    input type="checkbox" name="confirm" value="yes" id="confirm" required;
+                    " I have checked these addresses and decide for " (account_name)
+                }
+            }
+            button type="submit" name="decision" value="approve" id="approve" { "Approve & whitelist now" }
+            button type="submit" name="decision" value="reject" id="reject" { "Reject request" }
+        }
+        p class="muted" {
+            "If you do not know this request, reject it. Either decision ends every other link of this request."
+        }
+    };
+    respond(StatusCode::OK, page("Review request", body))
 }
 
 fn too_many() -> Response {
@@ -322,20 +344,12 @@ async fn decide(
             "This form did not come from the link's own page, or it is incomplete. Nothing was changed: open the link from your mail again and press a button there.",
         );
     };
-    let account = view.request.account.clone();
-    let (ip, ua) = (v.ip, v.user_agent.clone());
-    let link_hash = hash.clone();
     let decided = s
-        .publisher
-        .change(Touched::Account(&account), |st| async move {
-            st.decide(&link_hash, decision, ip, &ua).await
-        })
+        .requests()
+        .decide(&view, &hash, decision, v.ip, &v.user_agent)
         .await;
     match decided {
-        Ok((r, _added)) => {
-            s.metrics.count(r.status, 1);
-            s.mail_wake.notify_one();
-            tracing::info!(account = %r.account, request = %r.id, status = r.status.as_str(), by = %view.link.email, "request decided from a link");
+        Ok(r) => {
             let text = match r.status {
                 Status::Approved => format!(
                     "{} {} whitelisted for account {} and live now. Every address of the account gets a notice.",

@@ -1,0 +1,25 @@
+//! The portal listener: the customer API (`customer_api`), the emailed
+//! link pages (`links`) and the customer portal (`portal`), over one shared
+//! state (`state`) and one set of extractors (`extract`). This is the one
+//! place their routes are merged.
+
+pub mod customer_api;
+pub mod extract;
+pub mod links;
+pub mod portal;
+pub mod state;
+
+use crate::admin::error::ApiError;
+use axum::Router;
+use state::CustomerState;
+
+/// The whole portal listener: customer API, link pages, portal pages, and
+/// a JSON 404 for anything else.
+pub fn router(state: CustomerState) -> Router {
+    Router::new()
+        .merge(customer_api::routes())
+        .merge(links::routes())
+        .merge(portal::routes())
+        .fallback(|| async { ApiError::not_found("path", "no such API route") })
+        .with_state(state)
+}

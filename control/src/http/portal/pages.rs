@@ -1,0 +1,276 @@
+//! The portal's HTML: the login page and the whitelist page (status box,
+//! summary cards, the caller's IP, the request form, and the searchable
+//! tables of whitelisted IPs and of requests). The templates escape every
+//! value.
+
+use crate::flow::Status;
+use crate::html::page;
+use crate::http::extract::Caller;
+use crate::model::WhitelistEntry;
+use crate::store::IpRequest;
+use maud::{html, Markup, PreEscaped};
+use std::time::Duration;
+
+/// A message above the page.
+pub enum Note {
+    None,
+    Done(&'static str),
+    Errors(Vec<String>),
+}
+
+pub fn login(csrf: &str, error: Option<&str>) -> Markup {
+    page(
+        "Log in",
+        html! {
+            h1 { "ipgate portal: log in" }
+            @if let Some(e) = error {
+                div class="box bad" id="error" { (e) }
+            }
+            form method="post" action="/login" {
+                input type="hidden" name="csrf" value=(csrf);
+                label { "Username " input name="username" id="username" autocomplete="username" required; }
+                label { "Password " input name="password" id="password" type="password" autocomplete="current-password" required; }
+                label { "Code from your authenticator app " input name="code" id="code" inputmode="numeric" autocomplete="one-time-code" maxlength="6"; }
+                p { button type="submit" id="login" { "Log in" } }
+            }
+        },
+    )
+}
+
+pub struct WhitelistView<'a> {
+    pub caller: &'a Caller,
+    pub csrf: &'a str,
+    pub why_not: Option<&'static str>,
+    pub entries: &'a [WhitelistEntry],
+    pub requests: &'a [IpRequest],
+    pub link_ttl: Duration,
+    pub max_ips: usize,
+    pub query: &'a str,
+    pub note: Note,
+}
+
+fn date(rfc3339: &str) -> &str {
+    rfc3339.get(..10).unwrap_or(rfc3339)
+}
+
+fn matches(q: &str, fields: &[&str]) -> bool {
+    let q = q.to_lowercase();
+    q.is_empty() || fields.iter().any(|f| f.to_lowercase().contains(&q))
+}
+
+fn status_box(v: &WhitelistView) -> Markup {
+    let c = v.caller;
+    let two_factor = if c.user.totp_secret.is_some() {
+        "on"
+    } else {
+        "off"
+    };
+    let feature = match c.account.whitelist {
+        crate::model::WhitelistMode::Enforce => "on (enforced)",
+        crate::model::WhitelistMode::Report => {
+            "on (report only: calls from other IPs are logged, not refused)"
+        }
+        crate::model::WhitelistMode::Off => "off",
+    };
+    let (class, can) = match v.why_not {
+        None => ("ok", "You can request up to two IPv4 addresses below."),
+        Some(why) => ("warn", why),
+    };
+    let role = match c.user.role {
+        crate::users::Role::Main => "main user",
+        crate::users::Role::Sub => "sub user",
+    };
+    html! {
+        div class={ "box " (class) } id="status" {
+            b { "Security status" }
+            p {
+                "Two-factor authentication: " b { (two_factor) } " " (PreEscaped("&middot;"))
+                " IP whitelist: " b { (feature) } " " (PreEscaped("&middot;"))
+                " role: " b { (role) }
+            }
+            p { (can) }
+        }
+    }
+}
+
+/// "24 hours", "90 minutes", "45 seconds".
+fn plain_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let (n, unit) = if s >= 3600 && s.is_multiple_of(3600) {
+        (s / 3600, "hour")
+    } else if s >= 60 && s.is_multiple_of(60) {
+        (s / 60, "minute")
+    } else {
+        (s, "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+fn cards(v: &WhitelistView) -> Markup {
+    let count = |s: Status| v.requests.iter().filter(|r| r.status == s).count();
+    let ttl = plain_duration(v.link_ttl);
+    let card = |id: &str, n: String, label: &str| {
+        html! {
+            div class="card" id=(id) { b { (n) } (label) }
+        }
+    };
+    html! {
+        div class="cards" {
+            (card(
+                "active",
+                v.entries.len().to_string(),
+                "whitelisted IPs active now"
+            ))
+            (card(
+                "pending",
+                count(Status::Pending).to_string(),
+                "pending requests"
+            ))
+            (card(
+                "approved",
+                count(Status::Approved).to_string(),
+                "approved requests"
+            ))
+            (card("validity", ttl, "link validity"))
+        }
+    }
+}
+
+fn form(v: &WhitelistView) -> Markup {
+    if v.why_not.is_some() {
+        return html! {};
+    }
+    html! {
+        h2 { "Request whitelisting" }
+        form method="post" action="/portal/requests" class="box" {
+            input type="hidden" name="csrf" value=(v.csrf);
+            label { "IP address 1 " input name="ip1" id="ip1" required placeholder="203.0.113.10"; }
+            @if v.max_ips >= 2 {
+                label { "IP address 2 (optional) " input name="ip2" id="ip2" placeholder="198.51.100.7"; }
+            }
+            label { "Remark (optional, up to 100 characters) " input name="remark" id="remark" maxlength="100" size="50"; }
+            p class="muted" {
+                "IPv4 addresses of your servers only. For IPv6 or networks (CIDR), contact us. \
+    Nothing is whitelisted until someone approves from the link mailed to each address of your account."
+            }
+            button type="submit" id="submit" { "Request whitelisting" }
+        }
+    }
+}
+
+fn entries_table(v: &WhitelistView) -> Markup {
+    let shown: Vec<&WhitelistEntry> = v
+        .entries
+        .iter()
+        .filter(|e| matches(v.query, &[&e.cidr, &e.remark, &e.created_at]))
+        .collect();
+    html! {
+        h2 { "Whitelisted IPs" }
+        table id="whitelist" {
+            tr { th { "IP / network" } th { "Status" } th { "Added" } th { "Remark" } }
+            @for e in &shown {
+                tr {
+                    td class="ip" { (e.cidr.strip_suffix("/32").unwrap_or(&e.cidr)) }
+                    td { "active" }
+                    td { (date(&e.created_at)) }
+                    td { (e.remark) }
+                }
+            }
+            @if shown.is_empty() {
+                tr { td colspan="4" class="muted" { "none" } }
+            }
+        }
+    }
+}
+
+fn requests_table(v: &WhitelistView) -> Markup {
+    let shown: Vec<&IpRequest> = v
+        .requests
+        .iter()
+        .filter(|r| {
+            let ips = r.ips.join(" ");
+            let by = r.decided_by.clone().unwrap_or_default();
+            matches(
+                v.query,
+                &[
+                    &ips,
+                    r.status.as_str(),
+                    &r.remark,
+                    &r.requested_by,
+                    &by,
+                    &r.id,
+                ],
+            )
+        })
+        .collect();
+    html! {
+        h2 { "Request history" }
+        table id="requests" {
+            tr {
+                th { "#" } th { "IPs" } th { "Status" } th { "Requested" }
+                th { "Approver and time" } th { "Link expiry" } th { "Remark" } th {}
+            }
+            @for r in &shown {
+                tr id={ "request-" (r.id) } {
+                    td { (r.id) }
+                    td { (r.ips.join(", ")) }
+                    td class="status" { (r.status.as_str()) }
+                    td { (r.requested_by) " at " (r.created_at) }
+                    td {
+                        @match (&r.decided_by, &r.decided_at) {
+                            (Some(by), Some(at)) => { (by) " at " (at) }
+                            (None, Some(at)) => { (at) }
+                            _ => { (PreEscaped("&ndash;")) }
+                        }
+                    }
+                    td { (r.expires_at) }
+                    td { (r.remark) }
+                    td {
+                        @if r.status == Status::Pending {
+                            form method="post" action={ "/portal/requests/" (r.id) "/cancel" } {
+                                input type="hidden" name="csrf" value=(v.csrf);
+                                button type="submit" { "Cancel" }
+                            }
+                        }
+                    }
+                }
+            }
+            @if shown.is_empty() {
+                tr { td colspan="8" class="muted" { "none" } }
+            }
+        }
+    }
+}
+
+pub fn whitelist(v: &WhitelistView) -> Markup {
+    let c = v.caller;
+    let body = html! {
+        form method="post" action="/logout" style="float:right" {
+            input type="hidden" name="csrf" value=(v.csrf);
+            button type="submit" { "Log out" }
+        }
+        h1 { "IP whitelist: " (c.account.name) }
+        p class="muted" { "Logged in as " (c.user.username) " (account " (c.account.id) ")" }
+        @match &v.note {
+            Note::None => {}
+            Note::Done(t) => { div class="box ok" id="note" { (t) } }
+            Note::Errors(es) => {
+                div class="box bad" id="errors" {
+                    ul { @for e in es { li { (e) } } }
+                }
+            }
+        }
+        (status_box(v))
+        (cards(v))
+        p { "Your current IP address: " b id="your-ip" { (c.ip) } }
+        (form(v))
+        form method="get" action="/portal" {
+            label { "Search both tables " input name="q" id="q" value=(v.query); }
+            " "
+            button type="submit" { "Search" }
+        }
+        (entries_table(v))
+        (requests_table(v))
+    };
+    page("IP whitelist", body)
+}

@@ -1,0 +1,185 @@
+//! The request use cases: submit, cancel, and decide from a link. Each is
+//! one store change through the publisher (so it is live in the proxy table
+//! before it returns), then its count in the metrics, the mail sender's
+//! wake-up where it queued mail, and its log line. The customer API, the
+//! portal and the link pages each call one of these, so none of them can
+//! forget a step.
+
+use crate::admin::error::{ApiError, FieldError};
+use crate::flow::{self, AccountState, Limits, Status};
+use crate::metrics::FlowMetrics;
+use crate::model::{Account, WhitelistMode};
+use crate::publish::{Publisher, Touched};
+use crate::seclog::Actor;
+use crate::store::{Decision, IpRequest, LinkView, NewRequest, StoreError};
+use crate::users::{Role, User};
+use axum::http::StatusCode;
+use ipgate_config::net::parse_cidr;
+use std::net::IpAddr;
+use std::time::Duration;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// What the request use cases work with: the publisher, the flow's limits,
+/// the link lifetime, the metrics and the mail sender's wake-up.
+pub struct Requests<'a> {
+    pub publisher: &'a Publisher,
+    pub limits: &'a Limits,
+    pub link_ttl: Duration,
+    pub metrics: &'a FlowMetrics,
+    /// Wakes the mail sender after a change queued mail.
+    pub mail_wake: &'a tokio::sync::Notify,
+}
+
+/// Who submits or cancels: a user of an account, from an address and a
+/// browser.
+pub struct Requester<'a> {
+    pub user: &'a User,
+    pub account: &'a Account,
+    pub ip: IpAddr,
+    pub user_agent: &'a str,
+}
+
+/// Why this user may not submit a request, if so.
+pub fn why_cannot_request(user: &User, account: &Account) -> Option<&'static str> {
+    if user.role != Role::Main {
+        return Some(
+            "Only your account's main user can request whitelist changes: ask them, or contact us.",
+        );
+    }
+    if user.totp_secret.is_none() {
+        return Some("Two-factor authentication is off for your account: contact us to enrol your authenticator app, then try again.");
+    }
+    if account.whitelist == WhitelistMode::Off {
+        return Some("The IP whitelist feature is off for your account: contact us to turn it on.");
+    }
+    None
+}
+
+fn refusals(status: StatusCode, r: Vec<flow::Refusal>) -> ApiError {
+    ApiError {
+        status,
+        errors: r
+            .into_iter()
+            .map(|r| FieldError {
+                field: r.field,
+                message: r.message,
+            })
+            .collect(),
+    }
+}
+
+impl Requests<'_> {
+    /// Checks a submission (each rule its own message) and
+    /// saves it as pending with one link mail queued per account email. The
+    /// customer API and the portal form both come here.
+    pub async fn submit(
+        &self,
+        c: &Requester<'_>,
+        ips: &[String],
+        remark: &str,
+    ) -> ApiResult<IpRequest> {
+        if let Some(why) = why_cannot_request(c.user, c.account) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "account", why));
+        }
+        let ips = flow::check_submission(ips, remark, self.limits)
+            .map_err(|r| refusals(StatusCode::BAD_REQUEST, r))?;
+        let store = &self.publisher.store;
+        let entries = store.entries(&c.account.id)?;
+        let nets: Vec<ipnet::IpNet> = entries
+            .iter()
+            .filter_map(|e| parse_cidr(&e.cidr).ok())
+            .collect();
+        let pending = store
+            .requests(&c.account.id)?
+            .iter()
+            .any(|r| r.status == Status::Pending);
+        let state = AccountState {
+            whitelisted: &nets,
+            entries: entries.len(),
+            pending,
+        };
+        flow::check_against(&ips, &state, self.limits).map_err(|r| {
+            let status = if pending {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            refusals(status, r)
+        })?;
+        if c.account.emails.is_empty() {
+            return Err(ApiError::bad(
+                "account",
+                "Your account has no email address to confirm the request: contact us.",
+            ));
+        }
+        let new = NewRequest {
+            account: c.account.id.clone(),
+            ips: ips.iter().map(|ip| ip.to_string()).collect(),
+            remark: remark.trim().to_string(),
+            requested_by: c.user.username.clone(),
+            requested_from: c.ip.to_string(),
+            user_agent: c.user_agent.to_string(),
+            ttl_secs: self.link_ttl.as_secs(),
+            emails: c.account.emails.clone(),
+        };
+        let actor = Actor {
+            who: c.user.username.clone(),
+            ip: Some(c.ip),
+        };
+        let req = self
+            .publisher
+            .change(Touched::Nothing, |st| async move {
+                st.create_request(new, &actor).await
+            })
+            .await?;
+        self.metrics.count(Status::Pending, 1);
+        self.mail_wake.notify_one();
+        tracing::info!(account = %req.account, request = %req.id, ips = ?req.ips, "request submitted");
+        Ok(req)
+    }
+
+    /// The requester's side of cancelling a pending request (API and portal).
+    pub async fn cancel(&self, c: &Requester<'_>, id: String) -> ApiResult<IpRequest> {
+        let actor = Actor {
+            who: c.user.username.clone(),
+            ip: Some(c.ip),
+        };
+        let account = c.account.id.clone();
+        let req = self
+            .publisher
+            .change(Touched::Nothing, |st| async move {
+                st.cancel_request(&account, &id, &actor).await
+            })
+            .await?;
+        self.metrics.count(Status::Cancelled, 1);
+        tracing::info!(account = %req.account, request = %req.id, "request cancelled");
+        Ok(req)
+    }
+
+    /// A decision from the link `view` (its token's hash `link_hash`),
+    /// taken from `ip` with `user_agent`: on approval the IPs are live in
+    /// the proxy table when this returns, and every account email gets a
+    /// notice.
+    pub async fn decide(
+        &self,
+        view: &LinkView,
+        link_hash: &str,
+        decision: Decision,
+        ip: IpAddr,
+        user_agent: &str,
+    ) -> Result<IpRequest, StoreError> {
+        let account = view.request.account.clone();
+        let (link_hash, ua) = (link_hash.to_string(), user_agent.to_string());
+        let (r, _added) = self
+            .publisher
+            .change(Touched::Account(&account), |st| async move {
+                st.decide(&link_hash, decision, ip, &ua).await
+            })
+            .await?;
+        self.metrics.count(r.status, 1);
+        self.mail_wake.notify_one();
+        tracing::info!(account = %r.account, request = %r.id, status = r.status.as_str(), by = %view.link.email, "request decided from a link");
+        Ok(r)
+    }
+}

@@ -1,0 +1,61 @@
+//! The trees a request's transitions touch, by name, and the one sled
+//! transaction over all of them that creating, cancelling, expiring and
+//! deciding a request, and readying its mail, each run in.
+
+use super::{flatten, Store, StoreError, TxResult};
+use sled::transaction::{Transactional, TransactionalTree};
+
+/// The request flow's trees inside one transaction.
+pub(crate) struct FlowTrees<'a> {
+    /// Requests, by id (big-endian).
+    pub requests: &'a TransactionalTree,
+    /// Links, by their token's hash: which request and email each is for.
+    pub links: &'a TransactionalTree,
+    /// Each account's pending request id, by account.
+    pub pending: &'a TransactionalTree,
+    /// The security log.
+    pub seclog: &'a TransactionalTree,
+    /// Queued mail jobs, by id.
+    pub outbox: &'a TransactionalTree,
+    /// Whitelist entries, by account and id.
+    pub entries: &'a TransactionalTree,
+    /// The network index of the entries.
+    pub nets: &'a TransactionalTree,
+}
+
+impl Store {
+    /// Runs `f` as one transaction over the request flow's trees (sled may
+    /// run it again on a conflict). Never read a plain tree inside `f`:
+    /// sled deadlocks.
+    pub(crate) fn flow_transaction<T>(
+        &self,
+        f: impl Fn(&FlowTrees) -> TxResult<T>,
+    ) -> Result<T, StoreError> {
+        // The accounts tree has always been part of this transaction,
+        // though no transition writes it inside one; it stays, so the
+        // transaction is the same as before it had names.
+        let trees = (
+            &self.requests,
+            &self.links,
+            &self.pending,
+            &self.seclog,
+            &self.outbox,
+            &self.entries,
+            &self.accounts,
+            &self.nets,
+        );
+        flatten(trees.transaction(
+            |(requests, links, pending, seclog, outbox, entries, _accounts, nets)| {
+                f(&FlowTrees {
+                    requests,
+                    links,
+                    pending,
+                    seclog,
+                    outbox,
+                    entries,
+                    nets,
+                })
+            },
+        ))
+    }
+}

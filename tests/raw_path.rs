@@ -262,6 +262,49 @@ fn both_paths_give_the_same_answer_and_forward_alike() {
     assert_eq!(s.host, up.addr.to_string());
 }
 
+/// `ipgate_proxy_handoffs_total` by reason, only those above zero.
+fn handoffs(gate: &Gate) -> Vec<(String, u64)> {
+    gate.metrics_text()
+        .lines()
+        .filter_map(|l| l.strip_prefix("ipgate_proxy_handoffs_total{reason=\""))
+        .filter_map(|l| l.split_once("\"} "))
+        .map(|(r, n)| (r.to_string(), n.trim().parse().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+#[test]
+fn each_handoff_to_pingora_is_counted_with_its_reason() {
+    let up = Upstream::start();
+    let gate = gate_behind_a_trusted_proxy(&up);
+    let ok = "X-Account-Id: acme\r\nX-Forwarded-For: 198.51.100.7\r\n";
+    let big = format!("X-Pad: {}\r\n", "a".repeat(40_000));
+    let cases: [(String, u16); 5] = [
+        (format!("GET /sms/v1/send HTTP/1.1\r\nHost: gw\r\n{ok}\r\n"), 200),
+        (format!("GET /sms/v1/send HTTP/1.1\r\nHost: gw\r\n{ok}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 200),
+        (format!("GET /sms/v1/send HTTP/1.1\r\nHost: gw\r\n{ok}Expect: 100-continue\r\n\r\n"), 200),
+        (format!("GET /sms/v1/send HTTP/1.1\r\nHost: gw\r\n{ok}{big}\r\n"), 431),
+        (format!("GET /sms/a%5Cb HTTP/1.1\r\nHost: gw\r\n{ok}\r\n"), 400),
+    ];
+    for (request, want) in &cases {
+        let mut c = Client::connect(&gate);
+        let reply = c.send(request.as_bytes(), false);
+        assert_eq!(reply.status, *want, "{}", reply.text());
+    }
+    let mut got = handoffs(&gate);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("head_too_large".into(), 1),
+            ("path".into(), 1),
+            ("transfer_encoding".into(), 1),
+            ("upgrade".into(), 1),
+        ],
+        "the plain request stays on the raw path; each other is handed over once"
+    );
+}
+
 #[test]
 fn a_kept_alive_connection_moves_to_pingora_mid_way() {
     let up = Upstream::start();
@@ -291,6 +334,7 @@ fn a_kept_alive_connection_moves_to_pingora_mid_way() {
         hits + 5,
         "every allowed request reached the upstream once"
     );
+    assert_eq!(handoffs(&gate), vec![("transfer_encoding".into(), 1)]);
     // A request with a body that is denied closes the connection (its body
     // is never read as a request).
     let mut c = Client::connect(&gate);

@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let mut headers = request::headers();
     match request::read(buf, &mut headers, max_bytes, max_headers) {
         Read::Partial => assert!(buf.len() <= max_bytes, "more asked past the limit"),
-        Read::Other => {}
+        Read::Other(_) => {}
         Read::Ready(p) => {
             assert!(p.head_len <= buf.len() && p.head_len <= max_bytes);
             assert!(p.headers.len() <= max_headers);

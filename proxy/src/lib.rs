@@ -10,6 +10,7 @@ pub mod conn_limit;
 pub mod decision;
 pub mod drain;
 pub mod h1;
+pub mod handoff;
 pub mod head;
 pub mod head_check;
 pub mod head_deadline;

@@ -4,6 +4,7 @@
 //! gauges are read from the live table at scrape time.
 
 use crate::decision::{AllowReason, Decision, DenyReason};
+use crate::handoff::Handoff;
 use crate::table::LiveTable;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
@@ -52,6 +53,8 @@ pub struct ProxyMetrics {
     requests: Vec<Vec<IntCounter>>,
     upstream: Vec<prometheus::Histogram>,
     by_account: Option<IntCounterVec>,
+    /// By `Handoff` (its index in `Handoff::ALL`).
+    handoffs: Vec<IntCounter>,
 }
 
 impl ProxyMetrics {
@@ -78,8 +81,20 @@ impl ProxyMetrics {
             ]),
             &["route"],
         )?;
+        let handoffs_vec = IntCounterVec::new(
+            Opts::new(
+                "ipgate_proxy_handoffs_total",
+                "Connections the raw HTTP/1 path handed to Pingora's path, by reason.",
+            ),
+            &["reason"],
+        )?;
         registry.register(Box::new(requests_vec.clone()))?;
         registry.register(Box::new(upstream_vec.clone()))?;
+        registry.register(Box::new(handoffs_vec.clone()))?;
+        let handoffs = Handoff::ALL
+            .iter()
+            .map(|h| handoffs_vec.with_label_values(&[h.label()]))
+            .collect();
         let by_account = if label_accounts {
             let v = IntCounterVec::new(
                 Opts::new("ipgate_proxy_denied_by_account_total", "Denied (or report-only) requests by account; on because metrics.label_accounts = true."),
@@ -110,7 +125,19 @@ impl ProxyMetrics {
             requests,
             upstream,
             by_account,
+            handoffs,
         })
+    }
+
+    /// Counts one connection handed to Pingora's path.
+    pub fn handed_off(&self, reason: Handoff) {
+        if let Some(c) = Handoff::ALL
+            .iter()
+            .position(|h| *h == reason)
+            .and_then(|i| self.handoffs.get(i))
+        {
+            c.inc();
+        }
     }
 
     /// Whether deny metrics carry account labels (`metrics.label_accounts`).

@@ -19,6 +19,7 @@ mod timer;
 use crate::account::{Body, PendingKey};
 use crate::conn_limit::ConnLimit;
 use crate::decision::{Decision, DenyReason};
+use crate::handoff::Handoff;
 use crate::head::Head;
 use crate::head_deadline::DeadlineStream;
 use crate::head_end::HeadEnd;
@@ -169,12 +170,18 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for FastPath<A> {
             head_complete: false,
             need: 0,
         };
-        if !h2 {
-            if let End::Close = self.serve(&mut conn, shutdown).await {
-                let _ = conn.stream.shutdown().await;
-                return None;
+        let reason = if h2 {
+            Handoff::Http2
+        } else {
+            match self.serve(&mut conn, shutdown).await {
+                End::Close => {
+                    let _ = conn.stream.shutdown().await;
+                    return None;
+                }
+                End::Fallback(reason) => reason,
             }
-        }
+        };
+        self.gate.metrics.handed_off(reason);
         conn.stream.unread(Bytes::from(conn.buf));
         self.fallback
             .process_new(Box::new(conn.stream), shutdown)
@@ -231,16 +238,15 @@ impl Conn {
 enum End {
     Close,
     /// Pingora's path takes the connection, with `Conn::buf` unread.
-    Fallback,
+    Fallback(Handoff),
 }
 
 /// What the head at the start of `Conn::buf` calls for.
 enum Step {
     /// The body is not all in: plan again once `Conn::buf` holds `need` bytes.
-    Partial {
-        need: usize,
-    },
-    Other,
+    Partial { need: usize },
+    /// Pingora's path serves this request (and the connection from here).
+    Other(Handoff),
     /// `Conn::out` holds the whole answer.
     Answer {
         seen: Seen,
@@ -356,21 +362,25 @@ impl<A> FastPath<A> {
                     }
                 } else if !c.head_complete && c.buf.len() > self.gate.limits.max_bytes {
                     // Too large a head: Pingora's path answers 431.
-                    return End::Fallback;
+                    return End::Fallback(Handoff::HeadTooLarge);
                 }
                 if c.buf.len() >= self.gate.limits.max_bytes + request::MAX_BODY {
-                    return End::Fallback;
+                    return End::Fallback(Handoff::BodyLength);
                 }
                 match read_more(c).await {
                     Ok(0) | Err(_) if c.buf.is_empty() => return End::Close,
                     // A head cut short or timed out: Pingora's path answers
                     // it as it always did.
-                    Ok(0) | Err(_) => return End::Fallback,
+                    Ok(0) | Err(_) => return End::Fallback(Handoff::HeadCutShort),
                     Ok(_) => {}
                 }
             };
             let keep = match step {
-                Step::Partial { .. } | Step::Other | Step::Introspect(_) => return End::Fallback,
+                Step::Other(reason) => return End::Fallback(reason),
+                // Not reached: the loop above plans these again.
+                Step::Partial { .. } | Step::Introspect(_) => {
+                    return End::Fallback(Handoff::Unparsed)
+                }
                 Step::Answer {
                     seen,
                     status,
@@ -477,12 +487,12 @@ impl<A> FastPath<A> {
         ) {
             // The head's end was found, so httparse cannot want more; if
             // it does, Pingora's path decides.
-            Read::Partial => return Step::Other,
-            Read::Other => return Step::Other,
+            Read::Partial => return Step::Other(Handoff::Unparsed),
+            Read::Other(reason) => return Step::Other(reason),
             Read::Ready(p) => p,
         };
         let Some(peer) = c.peer else {
-            return Step::Other;
+            return Step::Other(Handoff::NoPeer);
         };
         let end = p.head_len + p.body_len;
         let body = match &c.buf.get(p.head_len..end) {
@@ -492,7 +502,7 @@ impl<A> FastPath<A> {
         };
         let j = gate.judge(peer, &p, body);
         let Ok(path) = &j.path else {
-            return Step::Other;
+            return Step::Other(Handoff::Path);
         };
         match j.pending {
             None => {}
@@ -555,10 +565,10 @@ impl<A> FastPath<A> {
             };
         }
         let Some((index, r)) = j.route.and_then(|i| gate.routes.get(i).map(|r| (i, r))) else {
-            return Step::Other;
+            return Step::Other(Handoff::NoRoute);
         };
         let Some(upstream) = r.plain else {
-            return Step::Other; // a TLS upstream: Pingora's path
+            return Step::Other(Handoff::TlsUpstream);
         };
         if c.buf.len() < end {
             return Step::Partial { need: end };
@@ -573,7 +583,7 @@ impl<A> FastPath<A> {
             // path ever hold a byte unfit for a request line, Pingora's
             // path (which parses it as a URI) decides instead.
             if !request::plain_target(forwarded) {
-                return Step::Other;
+                return Step::Other(Handoff::RewrittenTarget);
             }
             (forwarded, p.query())
         };

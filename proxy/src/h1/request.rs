@@ -3,6 +3,7 @@
 //! to Pingora's path, which answers it exactly as before.
 
 use crate::client_ip::CLIENT_ADDRESS_HEADERS;
+use crate::handoff::Handoff;
 use crate::head::Head;
 use std::mem::MaybeUninit;
 
@@ -58,7 +59,7 @@ pub enum Read<'b> {
     /// More bytes are needed.
     Partial,
     /// Not for this path: Pingora's path takes the connection from here.
-    Other,
+    Other(Handoff),
     Ready(Parsed<'b>),
 }
 
@@ -75,17 +76,19 @@ pub fn read<'b>(
     let head_len = match req.parse_with_uninit_headers(buf, headers) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() <= max_bytes => return Read::Partial,
-        _ => return Read::Other,
+        Ok(httparse::Status::Partial) => return Read::Other(Handoff::HeadTooLarge),
+        Err(httparse::Error::TooManyHeaders) => return Read::Other(Handoff::HeadTooLarge),
+        Err(_) => return Read::Other(Handoff::Unparsed),
     };
     let (Some(method), Some(target), Some(1)) = (req.method, req.path, req.version) else {
-        return Read::Other;
+        return Read::Other(Handoff::Unparsed);
     };
     let headers: &'b [httparse::Header<'b>] = req.headers;
-    if head_len > max_bytes || headers.len() > max_headers || method == "CONNECT" {
-        return Read::Other;
+    if head_len > max_bytes || headers.len() > max_headers {
+        return Read::Other(Handoff::HeadTooLarge);
     }
-    if !target.starts_with('/') || !plain_target(target) {
-        return Read::Other;
+    if method == "CONNECT" || !target.starts_with('/') || !plain_target(target) {
+        return Read::Other(Handoff::Target);
     }
     let mut body_len = None;
     let mut hosts = 0;
@@ -94,11 +97,11 @@ pub fn read<'b>(
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
             if body_len.is_some() {
-                return Read::Other;
+                return Read::Other(Handoff::BodyLength);
             }
             match decimal(h.value) {
                 Some(n) if n <= MAX_BODY => body_len = Some(n),
-                _ => return Read::Other,
+                _ => return Read::Other(Handoff::BodyLength),
             }
         } else if name.eq_ignore_ascii_case("host") {
             hosts += 1;
@@ -109,19 +112,20 @@ pub fn read<'b>(
                 match token.trim_ascii() {
                     t if t.eq_ignore_ascii_case(b"close") => close = true,
                     t if t.eq_ignore_ascii_case(b"keep-alive") => {}
-                    _ => return Read::Other,
+                    _ => return Read::Other(Handoff::ConnectionOption),
                 }
             }
-        } else if name.eq_ignore_ascii_case("transfer-encoding")
-            || name.eq_ignore_ascii_case("upgrade")
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Read::Other(Handoff::TransferEncoding);
+        } else if name.eq_ignore_ascii_case("upgrade")
             || name.eq_ignore_ascii_case("expect")
             || name.eq_ignore_ascii_case("http2-settings")
         {
-            return Read::Other;
+            return Read::Other(Handoff::Upgrade);
         }
     }
     if hosts > 1 {
-        return Read::Other;
+        return Read::Other(Handoff::DuplicateHost);
     }
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p, Some(q)),
@@ -312,7 +316,7 @@ mod tests {
         let long = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(9000));
         assert!(matches!(
             read(long.as_bytes(), &mut h, 8192, 32),
-            Read::Other
+            Read::Other(Handoff::HeadTooLarge)
         ));
     }
 

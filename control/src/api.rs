@@ -22,7 +22,7 @@ use axum::http::{header, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ipgate_config::net::parse_cidr;
-use ipgate_proxy::client_ip::TrustedProxies;
+use ipgate_policy::client_ip::TrustedProxies;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::{IpAddr, SocketAddr};

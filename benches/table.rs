@@ -7,8 +7,8 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use ipgate_config::UnknownAccount;
-use ipgate_proxy::account::Caller;
-use ipgate_proxy::{decide, AccountPolicy, Decision, LiveTable, Mode, Policy, Table};
+use ipgate_policy::account::Caller;
+use ipgate_policy::{decide, AccountPolicy, Decision, LiveTable, Mode, Policy, Table};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -1,6 +1,6 @@
 //! The `ipgate` command: CLI wiring only. Each subcommand's work lives in
-//! the crates (`ipgate-config`, `ipgate-proxy`, `ipgate-control`) or in the
-//! small modules beside this file.
+//! the crates (`ipgate-config`, `ipgate-policy`, `ipgate-proxy`,
+//! `ipgate-control`) or in the small modules beside this file.
 
 #![forbid(unsafe_code)]
 

@@ -2,7 +2,7 @@
 //! blocklist entries, account identities and secret keys (as hashes), as
 //! stored (JSON in sled) and as shown by the admin API.
 
-use ipgate_proxy::Mode;
+use ipgate_policy::Mode;
 use serde::{Deserialize, Serialize};
 
 /// An account's whitelist feature, as the admin API spells it.

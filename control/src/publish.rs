@@ -5,7 +5,7 @@
 
 use crate::model::{Account, SecretKey, WhitelistEntry};
 use crate::store::{parse_sha256, stored_net, Store, StoreError};
-use ipgate_proxy::{AccountPolicy, LiveTable, Table};
+use ipgate_policy::{AccountPolicy, LiveTable, Table};
 use ipnet::IpNet;
 use std::sync::Arc;
 
@@ -122,8 +122,8 @@ mod tests {
     use crate::model::{now, WhitelistMode};
     use crate::seclog::Actor;
     use crate::store::tests::entry_of;
-    use ipgate_proxy::ranges::RangeSet;
-    use ipgate_proxy::Mode;
+    use ipgate_policy::ranges::RangeSet;
+    use ipgate_policy::Mode;
 
     fn account(id: &str, whitelist: WhitelistMode) -> Account {
         Account {

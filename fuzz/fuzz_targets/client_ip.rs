@@ -3,7 +3,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use ipgate_proxy::client_ip::TrustedProxies;
+use ipgate_policy::client_ip::TrustedProxies;
 use libfuzzer_sys::fuzz_target;
 use std::net::IpAddr;
 

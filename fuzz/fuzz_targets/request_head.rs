@@ -13,15 +13,16 @@
 
 use base64::Engine;
 use ipgate_config::{AccountSource, Config, KeySource};
-use ipgate_proxy::account::Body;
-use ipgate_proxy::client_ip::TrustedProxies;
-use ipgate_proxy::decision::{AllowReason, Decision, Policy};
+use ipgate_policy::account::Body;
+use ipgate_policy::client_ip::TrustedProxies;
+use ipgate_policy::decision::{AllowReason, Decision, Policy};
+use ipgate_policy::table::{AccountPolicy, LiveTable, Mode, Table};
 use ipgate_proxy::head_check::{self, HeadLimits};
 use ipgate_proxy::metrics::ProxyMetrics;
 use ipgate_proxy::path;
+use ipgate_proxy::pingora_head::PingoraHead;
 use ipgate_proxy::routes::Routes;
 use ipgate_proxy::service::Gate;
-use ipgate_proxy::table::{AccountPolicy, LiveTable, Mode, Table};
 use libfuzzer_sys::fuzz_target;
 use pingora_http::RequestHeader;
 use sha2::{Digest, Sha256};
@@ -302,7 +303,8 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Body::Read(body_bytes)
     };
-    let j = gate.judge(peer, &req, body);
+    let head = PingoraHead(&req);
+    let j = gate.judge(peer, &head, body);
     assert!(
         j.pending.is_none(),
         "a read body and no introspection leave nothing pending"

@@ -6,7 +6,7 @@
 //! the key itself is never stored or logged. When the endpoint is down, slow
 //! or answers nonsense, the call is refused (503), never let through.
 
-use crate::account::{KeyAnswers, PendingKey};
+use ipgate_policy::account::{KeyAnswers, PendingKey};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -154,7 +154,7 @@ fn parse_answer(bytes: &[u8]) -> Result<Option<Arc<str>>, IntrospectError> {
             IntrospectError::BadAnswer("an active key without `username` or `sub`".into())
         })?;
     match name.as_str() {
-        Some(s) if crate::account::valid_account_id(s) => Ok(Some(Arc::from(s))),
+        Some(s) if ipgate_policy::account::valid_account_id(s) => Ok(Some(Arc::from(s))),
         _ => Err(IntrospectError::BadAnswer(
             "`username` is not an account identity (1-128 of A-Z a-z 0-9 . _ - @ +)".into(),
         )),

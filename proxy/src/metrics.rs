@@ -3,9 +3,9 @@
 //! made once at start, so counting a request is one atomic add. Table
 //! gauges are read from the live table at scrape time.
 
-use crate::decision::{AllowReason, Decision, DenyReason};
 use crate::handoff::Handoff;
-use crate::table::LiveTable;
+use ipgate_policy::decision::{AllowReason, Decision, DenyReason};
+use ipgate_policy::table::LiveTable;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
@@ -272,7 +272,7 @@ pub fn render(registry: &Registry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::Table;
+    use ipgate_policy::table::Table;
 
     #[test]
     fn every_outcome_has_its_own_counter() {

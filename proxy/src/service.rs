@@ -1,26 +1,27 @@
 //! The Pingora `ProxyHttp` service. It only gathers inputs (peer address,
-//! head, route, account), calls [`decide`](crate::decision::decide) and
-//! acts: a denial is answered here and never reaches the upstream.
+//! head, route, account), calls [`decide`] and acts: a denial is answered
+//! here and never reaches the upstream.
 
-use crate::account::{
-    self, AccountError, AccountName, Body, Caller, Identified, KeyAnswers, Lookup, PendingKey,
-};
-use crate::client_ip::{TrustedProxies, CLIENT_ADDRESS_HEADERS};
-use crate::decision::{decide, Decision, DenyReason, Policy};
 use crate::drain::{Drain, InFlight};
-use crate::head::{visible_text, Head};
 use crate::head_check::{self, HeadLimits};
 use crate::introspect::Introspector;
 use crate::metrics::ProxyMetrics;
 use crate::path;
 use crate::path::PathError;
+use crate::pingora_head::PingoraHead;
 use crate::respond::{error_body, with_ip_text, RequestId, SHUTTING_DOWN, SHUTTING_DOWN_MESSAGE};
 use crate::routes::Routes;
-use crate::table::LiveTable;
-use crate::table::Table;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
+use ipgate_policy::account::{
+    self, AccountError, AccountName, Body, Caller, Identified, KeyAnswers, Lookup, PendingKey,
+};
+use ipgate_policy::client_ip::{TrustedProxies, CLIENT_ADDRESS_HEADERS};
+use ipgate_policy::decision::{decide, Decision, DenyReason, Policy};
+use ipgate_policy::head::{visible_text, Head};
+use ipgate_policy::table::LiveTable;
+use ipgate_policy::table::Table;
 use pingora_core::prelude::*;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -392,13 +393,16 @@ impl ProxyHttp for SharedGate {
         };
         let mut body: Option<Bytes> = None;
         let mut introspected = false;
+        // Outside the loop: the judgement that leaves it borrows the head.
+        let mut head;
         let j = loop {
             let view = match &body {
                 Some(b) => Body::Read(b),
                 None if has_body(session.req_header()) => Body::Unread,
                 None => Body::None,
             };
-            let mut j = self.judge(peer, session.req_header(), view);
+            head = PingoraHead(session.req_header());
+            let mut j = self.judge(peer, &head, view);
             let Some(pending) = j.pending.take() else {
                 break j;
             };

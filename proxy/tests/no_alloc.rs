@@ -9,15 +9,16 @@
 #![allow(clippy::unwrap_used)]
 
 use ipgate_config::{Config, UnknownAccount};
-use ipgate_proxy::account::Body;
-use ipgate_proxy::client_ip::TrustedProxies;
-use ipgate_proxy::decision::{AllowReason, DenyReason};
+use ipgate_policy::account::Body;
+use ipgate_policy::client_ip::TrustedProxies;
+use ipgate_policy::decision::{AllowReason, DenyReason};
+use ipgate_policy::{AccountPolicy, Decision, LiveTable, Mode, Policy, Table};
 use ipgate_proxy::h1::request::{self, Read};
 use ipgate_proxy::head_check::HeadLimits;
 use ipgate_proxy::metrics::ProxyMetrics;
+use ipgate_proxy::pingora_head::PingoraHead;
 use ipgate_proxy::routes::Routes;
 use ipgate_proxy::service::Gate;
-use ipgate_proxy::{AccountPolicy, Decision, LiveTable, Mode, Policy, Table};
 use ipnet::IpNet;
 use pingora_http::RequestHeader;
 use sha2::{Digest, Sha256};
@@ -236,7 +237,8 @@ fn judging_a_request_allocates_nothing() {
     let gate = gate();
     let cases = cases();
     for (peer, req, b, want) in &cases {
-        let j = gate.judge(*peer, req, body(b));
+        let head = PingoraHead(req);
+        let j = gate.judge(*peer, &head, body(b));
         assert_eq!(j.decision, *want, "{peer} {}", req.uri);
     }
 
@@ -244,7 +246,8 @@ fn judging_a_request_allocates_nothing() {
     let before = dhat::HeapStats::get();
     for _ in 0..1000 {
         for (peer, req, b, _) in &cases {
-            let j = gate.judge(*peer, black_box(req), body(b));
+            let head = PingoraHead(black_box(req));
+            let j = gate.judge(*peer, &head, body(b));
             black_box(j.decision);
         }
     }
@@ -260,8 +263,9 @@ fn judging_a_request_allocates_nothing() {
     // The counter does see allocations: a path that must be rewritten
     // costs one, and that is the only kind of request that does.
     let odd = request("/sms/./send", &[("X-Account-Id", "acct-7")]);
+    let head = PingoraHead(&odd);
     let before = dhat::HeapStats::get();
-    let j = gate.judge(ip("203.0.113.9"), &odd, Body::None);
+    let j = gate.judge(ip("203.0.113.9"), &head, Body::None);
     assert_eq!(j.decision, Decision::Allow(AllowReason::Whitelisted));
     drop(j);
     let after = dhat::HeapStats::get();

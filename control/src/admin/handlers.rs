@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use ipgate_config::net::parse_cidr;
-use ipgate_proxy::account::valid_account_id;
+use ipgate_policy::account::valid_account_id;
 use serde::Deserialize;
 use std::net::SocketAddr;
 

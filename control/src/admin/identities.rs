@@ -12,14 +12,14 @@ use crate::store::parse_sha256;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use ipgate_proxy::account::valid_account_id;
+use ipgate_policy::account::valid_account_id;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-use ipgate_proxy::account::{valid_key, MAX_KEY};
+use ipgate_policy::account::{valid_key, MAX_KEY};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -10,7 +10,7 @@ use crate::users::{self, Role, User, UserView};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use ipgate_proxy::account::valid_account_id;
+use ipgate_policy::account::valid_account_id;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;

@@ -12,7 +12,7 @@ use crate::users::{self, Role, User};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use ipgate_proxy::client_ip::TrustedProxies;
+use ipgate_policy::client_ip::TrustedProxies;
 use std::net::{IpAddr, SocketAddr};
 
 /// The caller's address: the peer, or the forwarded client when the peer

@@ -9,7 +9,7 @@ use crate::publish::Publisher;
 use crate::ratelimit::RateLimit;
 use crate::refusals::Refusals;
 use crate::service::requests::Requests;
-use ipgate_proxy::client_ip::TrustedProxies;
+use ipgate_policy::client_ip::TrustedProxies;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -16,11 +16,8 @@ pub mod request;
 mod response;
 mod timer;
 
-use crate::account::{Body, PendingKey};
 use crate::conn_limit::ConnLimit;
-use crate::decision::{Decision, DenyReason};
 use crate::handoff::Handoff;
-use crate::head::Head;
 use crate::head_deadline::DeadlineStream;
 use crate::head_end::HeadEnd;
 use crate::respond::{
@@ -32,6 +29,9 @@ use crate::service::{
 };
 use async_trait::async_trait;
 use bytes::Bytes;
+use ipgate_policy::account::{Body, PendingKey};
+use ipgate_policy::decision::{Decision, DenyReason};
+use ipgate_policy::head::Head;
 use pingora_core::apps::ServerApp;
 use pingora_core::listeners::tls::{Acceptor, TlsSettings};
 use pingora_core::protocols::l4::stream::Stream as L4Stream;

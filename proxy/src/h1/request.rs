@@ -2,9 +2,9 @@
 //! httparse, and taken only when it is plainly framed. Anything else goes
 //! to Pingora's path, which answers it exactly as before.
 
-use crate::client_ip::CLIENT_ADDRESS_HEADERS;
 use crate::handoff::Handoff;
-use crate::head::Head;
+use ipgate_policy::client_ip::CLIENT_ADDRESS_HEADERS;
+use ipgate_policy::head::Head;
 use std::mem::MaybeUninit;
 
 /// Header lines parsed on the stack; a head with more goes to Pingora.

@@ -1,8 +1,7 @@
 //! A request head as the decision reads it, whoever parsed it: Pingora's
 //! `RequestHeader`, or the raw HTTP/1 path's borrowed view of the bytes
-//! received ([`crate::h1`]). Both answer the same questions the same way.
-
-use pingora_http::RequestHeader;
+//! received (`ipgate_proxy::pingora_head` and `ipgate_proxy::h1`). Both
+//! answer the same questions the same way.
 
 /// What routing, account extraction and the client-IP walk read from a head.
 pub trait Head {
@@ -25,24 +24,6 @@ pub fn visible_text(v: &[u8]) -> Option<&str> {
         std::str::from_utf8(v).ok()
     } else {
         None
-    }
-}
-
-impl Head for RequestHeader {
-    fn path(&self) -> &str {
-        self.uri.path()
-    }
-    fn query(&self) -> Option<&str> {
-        self.uri.query()
-    }
-    fn uri_host(&self) -> Option<&str> {
-        self.uri.host()
-    }
-    fn values<'a, 'n>(
-        &'a self,
-        name: &'n str,
-    ) -> impl DoubleEndedIterator<Item = &'a [u8]> + use<'a, 'n> {
-        self.headers.get_all(name).iter().map(|v| v.as_bytes())
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod conn_limit;
 pub mod drain;
+pub mod forwarding;
 pub mod h1;
 pub mod handoff;
 pub mod head_check;

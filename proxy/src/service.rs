@@ -3,13 +3,14 @@
 //! here and never reaches the upstream.
 
 use crate::drain::{Drain, InFlight};
+use crate::forwarding::{forwarded_for, rewritten_path};
 use crate::head_check::{self, HeadLimits};
 use crate::introspect::Introspector;
 use crate::metrics::ProxyMetrics;
 use crate::path;
 use crate::path::PathError;
 use crate::pingora_head::PingoraHead;
-use crate::respond::{error_body, with_ip_text, RequestId, SHUTTING_DOWN, SHUTTING_DOWN_MESSAGE};
+use crate::respond::{error_body, RequestId, SHUTTING_DOWN, SHUTTING_DOWN_MESSAGE};
 use crate::routes::Routes;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -98,13 +99,6 @@ impl Gate {
             .await?;
         Ok(())
     }
-}
-
-/// An address as a header value.
-fn ip_header_value(ip: IpAddr) -> HeaderValue {
-    with_ip_text(ip, |text| {
-        HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
-    })
 }
 
 /// What the proxy concludes about one request before acting on it.
@@ -468,10 +462,8 @@ impl ProxyHttp for SharedGate {
         }
 
         if let Some(r) = route.and_then(|i| self.routes.get(i)) {
-            let forwarded = r.upstream_path(&normalized);
             let req_uri = &session.req_header().uri;
-            // Rewrite only when normalising or stripping changed the path.
-            if forwarded != req_uri.path() {
+            if let Some(forwarded) = rewritten_path(r, &normalized, req_uri.path()) {
                 let mut uri = forwarded.to_string();
                 if let Some(q) = req_uri.query() {
                     uri.push('?');
@@ -530,22 +522,20 @@ impl ProxyHttp for SharedGate {
         if let Some(route) = ctx.route.and_then(|i| self.routes.get(i)) {
             upstream_request.insert_header(header::HOST, route.upstream_host.clone())?;
         }
-        // From an untrusted peer the incoming header is dropped: the upstream
-        // sees only the address ipgate decided on. From a trusted proxy the
-        // chain is kept and this hop's address appended.
-        let value = match (
-            ctx.trusted_peer,
-            upstream_request.headers.get(&X_FORWARDED_FOR),
-        ) {
-            (Some(peer), Some(prev)) => {
-                let chain = format!("{}, {peer}", String::from_utf8_lossy(prev.as_bytes()));
-                HeaderValue::try_from(chain)
+        let value = match ctx.client_ip {
+            Some(ip) => {
+                let chain = ctx.trusted_peer.and_then(|hop| {
+                    upstream_request
+                        .headers
+                        .get(&X_FORWARDED_FOR)
+                        .map(|prev| (hop, prev.as_bytes()))
+                });
+                let mut out = Vec::new();
+                forwarded_for(&mut out, chain, ip);
+                HeaderValue::from_bytes(&out)
                     .or_err(ErrorType::InternalError, "building X-Forwarded-For")?
             }
-            _ => match ctx.client_ip {
-                Some(ip) => ip_header_value(ip),
-                None => HeaderValue::from_static(""),
-            },
+            None => HeaderValue::from_static(""),
         };
         upstream_request.remove_header(&X_FORWARDED_FOR);
         upstream_request.insert_header("X-Forwarded-For", value)?;

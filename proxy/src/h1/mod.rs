@@ -17,12 +17,11 @@ mod response;
 mod timer;
 
 use crate::conn_limit::ConnLimit;
+use crate::forwarding::{forwarded_for, rewritten_path};
 use crate::handoff::Handoff;
 use crate::head_deadline::DeadlineStream;
 use crate::head_end::HeadEnd;
-use crate::respond::{
-    with_ip_text, write_error_answer, RequestId, SHUTTING_DOWN, SHUTTING_DOWN_MESSAGE,
-};
+use crate::respond::{write_error_answer, RequestId, SHUTTING_DOWN, SHUTTING_DOWN_MESSAGE};
 use crate::routes::PlainUpstream;
 use crate::service::{
     deny_message, Gate, Judgement, Outcome, Pending, UPSTREAM_TIMEOUT, UPSTREAM_UNAVAILABLE,
@@ -575,34 +574,22 @@ impl<A> FastPath<A> {
         }
         // The target as sent (`request::read` checked its bytes), unless
         // normalising or stripping changed the path.
-        let forwarded = r.upstream_path(path);
-        let (target, query) = if forwarded == p.path() {
-            (p.target, None)
-        } else {
+        let (target, query) = match rewritten_path(r, path, p.path()) {
+            None => (p.target, None),
             // The normaliser re-encodes what it decoded; should a rewritten
             // path ever hold a byte unfit for a request line, Pingora's
             // path (which parses it as a URI) decides instead.
-            if !request::plain_target(forwarded) {
-                return Step::Other(Handoff::RewrittenTarget);
+            Some(forwarded) if !request::plain_target(forwarded) => {
+                return Step::Other(Handoff::RewrittenTarget)
             }
-            (forwarded, p.query())
+            Some(forwarded) => (forwarded, p.query()),
         };
-        // From an untrusted peer the incoming header is dropped: the upstream
-        // sees only the address decided on. From a trusted proxy the chain
-        // is kept and this hop's address appended.
         c.scratch.clear();
         // The headers are searched only for a trusted peer.
         let chain = j
             .trusted_peer
             .and_then(|hop| p.values("x-forwarded-for").next().map(|prev| (hop, prev)));
-        match chain {
-            Some((hop, prev)) => {
-                c.scratch.extend_from_slice(prev);
-                c.scratch.extend_from_slice(b", ");
-                with_ip_text(hop, |t| c.scratch.extend_from_slice(t.as_bytes()));
-            }
-            None => with_ip_text(j.client_ip, |t| c.scratch.extend_from_slice(t.as_bytes())),
-        }
+        forwarded_for(&mut c.scratch, chain, j.client_ip);
         p.write_upstream_head(
             &mut c.out,
             target,

@@ -6,14 +6,14 @@
 
 mod auth;
 pub mod error;
-mod handlers;
-mod identities;
-mod tokens;
-mod users;
+pub(crate) mod handlers;
+pub(crate) mod identities;
+pub(crate) mod tokens;
+pub(crate) mod users;
 
+use crate::openapi::ApiRouter;
 use crate::publish::Publisher;
 pub use auth::{bearer, AdminToken};
-use axum::routing::{delete, get, post};
 use axum::Router;
 use error::ApiError;
 use std::sync::Arc;
@@ -24,68 +24,58 @@ pub struct AdminState {
     pub token: Arc<AdminToken>,
 }
 
-/// The admin router, Bearer-guarded.
-pub fn router(state: AdminState) -> Router {
-    Router::new()
-        .route(
-            "/admin/v1/accounts",
-            post(handlers::create_account).get(handlers::list_accounts),
-        )
-        .route(
-            "/admin/v1/accounts/{id}",
-            get(handlers::get_account).patch(handlers::patch_account),
-        )
-        .route(
-            "/admin/v1/accounts/{id}/whitelist",
-            get(handlers::list_entries).post(handlers::add_entry),
-        )
-        .route(
-            "/admin/v1/accounts/{id}/whitelist/{entry_id}",
-            delete(handlers::remove_entry),
-        )
-        .route(
-            "/admin/v1/accounts/{id}/identities",
-            get(identities::list_identities).post(identities::add_identity),
-        )
-        .route(
-            "/admin/v1/accounts/{id}/identities/{identity_id}",
-            delete(identities::remove_identity),
-        )
-        .route(
-            "/admin/v1/accounts/{id}/keys",
-            get(identities::list_keys).post(identities::add_key),
-        )
-        .route(
-            "/admin/v1/accounts/{id}/keys/{key_id}",
-            delete(identities::remove_key),
-        )
-        .route(
-            "/admin/v1/blocklist",
-            get(handlers::list_blocks).post(handlers::add_block),
-        )
-        .route("/admin/v1/blocklist/{id}", delete(handlers::remove_block))
-        .route("/admin/v1/accounts/{id}/users", post(users::create_user))
-        .route("/admin/v1/users/{username}", get(users::get_user))
-        .route("/admin/v1/users/{username}/totp", post(users::enrol_totp))
-        .route(
-            "/admin/v1/users/{username}/tokens",
-            post(tokens::issue_token).get(tokens::list_tokens),
-        )
-        .route(
-            "/admin/v1/users/{username}/tokens/{id}",
-            delete(tokens::revoke_token),
-        )
-        .route("/admin/v1/security-log", get(handlers::security_log))
-        .route(
-            "/admin/v1/security-log/verify",
-            get(handlers::verify_security_log),
-        )
+/// The admin API's operations, each routed at the method and path of its
+/// `#[utoipa::path]` (docs/openapi.json). Every admin route is one of these:
+/// [`app`] adds only the fallback and the token check. Operations on one
+/// path share it in the order given here, which is the order of a 405's
+/// `Allow` header.
+pub fn operations() -> ApiRouter<AdminState> {
+    use handlers as h;
+    use identities as i;
+    use tokens as t;
+    use users as u;
+    ApiRouter::new()
+        .operation(h::__path_create_account, h::create_account)
+        .operation(h::__path_list_accounts, h::list_accounts)
+        .operation(h::__path_get_account, h::get_account)
+        .operation(h::__path_patch_account, h::patch_account)
+        .operation(h::__path_list_entries, h::list_entries)
+        .operation(h::__path_add_entry, h::add_entry)
+        .operation(h::__path_remove_entry, h::remove_entry)
+        .operation(i::__path_list_identities, i::list_identities)
+        .operation(i::__path_add_identity, i::add_identity)
+        .operation(i::__path_remove_identity, i::remove_identity)
+        .operation(i::__path_list_keys, i::list_keys)
+        .operation(i::__path_add_key, i::add_key)
+        .operation(i::__path_remove_key, i::remove_key)
+        .operation(h::__path_list_blocks, h::list_blocks)
+        .operation(h::__path_add_block, h::add_block)
+        .operation(h::__path_remove_block, h::remove_block)
+        .operation(u::__path_create_user, u::create_user)
+        .operation(u::__path_get_user, u::get_user)
+        .operation(u::__path_enrol_totp, u::enrol_totp)
+        .operation(t::__path_issue_token, t::issue_token)
+        .operation(t::__path_list_tokens, t::list_tokens)
+        .operation(t::__path_revoke_token, t::revoke_token)
+        .operation(h::__path_security_log, h::security_log)
+        .operation(h::__path_verify_security_log, h::verify_security_log)
+}
+
+/// The admin routes before their state: [`operations`], a JSON 404 for
+/// anything else, all behind the admin token.
+pub(crate) fn app(token: Arc<AdminToken>) -> Router<AdminState> {
+    operations()
+        .into_router()
         .fallback(|| async {
             ApiError::not_found("path", "no such admin route; see docs/admin-api.md")
         })
         .layer(axum::middleware::from_fn_with_state(
-            state.token.clone(),
+            token,
             auth::require_admin,
         ))
-        .with_state(state)
+}
+
+/// The admin router, Bearer-guarded.
+pub fn router(state: AdminState) -> Router {
+    app(state.token.clone()).with_state(state)
 }

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
 /// A request's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = RequestStatus)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pending,

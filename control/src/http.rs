@@ -16,10 +16,14 @@ use state::CustomerState;
 /// The whole portal listener: customer API, link pages, portal pages, and
 /// a JSON 404 for anything else.
 pub fn router(state: CustomerState) -> Router {
+    app().with_state(state)
+}
+
+/// The portal listener's routes before their state.
+pub(crate) fn app() -> Router<CustomerState> {
     Router::new()
         .merge(customer_api::routes())
         .merge(links::routes())
         .merge(portal::routes())
         .fallback(|| async { ApiError::not_found("path", "no such API route") })
-        .with_state(state)
 }

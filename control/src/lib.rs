@@ -15,6 +15,7 @@ pub mod mail;
 pub mod mailer;
 pub mod metrics;
 pub mod model;
+pub mod openapi;
 pub mod publish;
 pub mod ratelimit;
 pub mod refusals;

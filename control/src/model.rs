@@ -4,9 +4,12 @@
 
 use ipgate_policy::Mode;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-/// An account's whitelist feature, as the admin API spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// An account's whitelist feature, as the admin API spells it: `off`
+/// (not checked), `enforce` (refused unless whitelisted), `report` (let
+/// through, and reported where `enforce` would refuse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WhitelistMode {
     Off,
@@ -24,7 +27,7 @@ impl From<WhitelistMode> for Mode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Account {
     pub id: String,
     pub name: String,
@@ -35,7 +38,7 @@ pub struct Account {
 }
 
 /// Who put an entry in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// The operator, through the admin API.
@@ -44,7 +47,7 @@ pub enum Source {
     Request,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WhitelistEntry {
     pub id: String,
     pub account: String,
@@ -56,7 +59,7 @@ pub struct WhitelistEntry {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BlockEntry {
     pub id: String,
     pub cidr: String,
@@ -67,7 +70,7 @@ pub struct BlockEntry {
 /// A name the upstream knows an account by (username, API key id, sender
 /// id, phone-number id): unique over all identities and account ids,
 /// ASCII case ignored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Identity {
     pub id: String,
     pub account: String,
@@ -89,7 +92,7 @@ pub struct SecretKey {
 }
 
 /// A secret key as the admin API shows it: no hash, only its fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SecretKeyView {
     pub id: String,
     pub fingerprint: String,

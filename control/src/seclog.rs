@@ -51,20 +51,30 @@ impl Actor {
 }
 
 /// One record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SecRecord {
+    /// The record's place in the log, from 1.
     pub seq: u64,
+    /// When, RFC 3339 UTC.
     pub at: String,
+    /// What happened: `account.created`, `whitelist.added`,
+    /// `login.failed`, ... (docs/admin-api.md).
     pub event: String,
+    #[schema(required = true)]
     pub account: Option<String>,
+    /// `admin`, `system`, or the user who did it.
     pub actor: String,
+    #[schema(required = true)]
     pub ip: Option<String>,
+    /// What the event is about, per event.
     pub details: Value,
-    /// The id of the [`LogKey`] whose HMAC `hash` is; none for a record
+    /// The id of the log key whose HMAC `hash` is; none for a record
     /// written before log keys (plain SHA-256).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// The previous record's hash.
     pub prev: String,
+    /// Over `prev` and the record without its hash.
     pub hash: String,
 }
 

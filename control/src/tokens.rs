@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
 
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// What a token may do: `read` (the customer API's GET routes), `request`
+/// (its POST routes).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// The customer API's GET routes: who am I, whitelist, requests.
@@ -107,13 +110,15 @@ impl ApiToken {
 }
 
 /// A token as the admin API lists it: no token, no hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiTokenView {
     pub id: String,
     pub username: String,
     pub scopes: Vec<Scope>,
     pub fingerprint: String,
+    #[schema(required = true)]
     pub created_at: Option<String>,
+    #[schema(required = true)]
     pub expires_at: Option<String>,
     pub expired: bool,
 }

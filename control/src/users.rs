@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, TOTP};
 
 /// A user's role in an account: only `main` users may request IPs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Main,
@@ -47,7 +47,7 @@ impl std::fmt::Debug for User {
 }
 
 /// What the admin API shows of a user.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub username: String,
     pub account: String,

@@ -12,11 +12,22 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize)]
+/// What is wrong with one field (or `body`, `authorization`, `store`, ...).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct FieldError {
+    /// The field the message is about: a body field (`ips[0]` for an
+    /// element), or `body`, `authorization`, `path`, `store`.
     pub field: String,
+    /// What is wrong and what to do, for a person to read.
     pub message: String,
+}
+
+/// Every refusal of both APIs: one or more field errors.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub errors: Vec<FieldError>,
 }
 
 /// An error answer: a status and one or more field errors.
@@ -46,13 +57,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        #[derive(Serialize)]
-        struct Body {
-            errors: Vec<FieldError>,
-        }
         (
             self.status,
-            Json(Body {
+            Json(ErrorBody {
                 errors: self.errors,
             }),
         )

@@ -1,7 +1,7 @@
 //! Admin API handlers. Each checks its input fully before any change, so a
 //! refused call changes nothing.
 
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ErrorBody};
 use super::AdminState;
 use crate::model::{now, Account, BlockEntry, Source, WhitelistEntry, WhitelistMode};
 use crate::publish::Touched;
@@ -13,19 +13,26 @@ use ipgate_config::net::parse_cidr;
 use ipgate_policy::account::valid_account_id;
 use serde::Deserialize;
 use std::net::SocketAddr;
+use utoipa::ToSchema;
 
 type ApiResult<T> = Result<T, ApiError>;
 
 const MAX_REMARK: usize = 200;
 const MAX_EMAILS: usize = 20;
 
-#[derive(Deserialize)]
+/// A new account.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
+    /// 1-128 of `A-Z a-z 0-9 . _ - @ +`, not taken by another account's
+    /// id or identity (ASCII case ignored).
     id: String,
+    /// 1-200 printable characters.
     name: String,
+    /// Where the request links go: at most 20 addresses; default none.
     #[serde(default)]
     emails: Vec<String>,
+    /// Default `off`.
     #[serde(default = "default_mode")]
     whitelist: WhitelistMode,
 }
@@ -34,28 +41,38 @@ fn default_mode() -> WhitelistMode {
     WhitelistMode::Off
 }
 
-#[derive(Deserialize)]
+/// What to change in an account; a field left out stays as it is.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountPatch {
+    /// 1-200 printable characters.
     name: Option<String>,
+    /// The new list, replacing the old: at most 20 addresses.
     emails: Option<Vec<String>>,
     whitelist: Option<WhitelistMode>,
 }
 
-#[derive(Deserialize)]
+/// A new whitelist entry.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEntry {
+    /// An IPv4 or IPv6 address or CIDR (`203.0.113.10`, `2001:db8::/64`).
     cidr: String,
+    /// At most 200 printable characters.
     #[serde(default)]
     remark: String,
+    /// At most 20 tags of 1-50 printable characters.
     #[serde(default)]
     tags: Vec<String>,
 }
 
-#[derive(Deserialize)]
+/// A new blocklist entry.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBlock {
+    /// An IPv4 or IPv6 address or CIDR.
     cidr: String,
+    /// At most 200 printable characters.
     #[serde(default)]
     remark: String,
 }
@@ -122,6 +139,22 @@ fn cidr(input: &str) -> ApiResult<String> {
         .map_err(|e| ApiError::bad("cidr", e.to_string()))
 }
 
+/// Create an account
+#[utoipa::path(
+    post,
+    path = "/admin/v1/accounts",
+    tag = "admin",
+    request_body = NewAccount,
+    responses(
+        (status = 201, description = "Created", body = Account),
+        (status = 400, description = "A field is invalid, or the body is not a JSON object of these fields", body = ErrorBody),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 409, description = "The id is taken by an account or an identity", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn create_account(
     State(s): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -149,10 +182,36 @@ pub async fn create_account(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// All accounts
+#[utoipa::path(
+    get,
+    path = "/admin/v1/accounts",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Every account", body = [Account]),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn list_accounts(State(s): State<AdminState>) -> ApiResult<Json<Vec<Account>>> {
     Ok(Json(s.publisher.store.accounts()?))
 }
 
+/// One account
+#[utoipa::path(
+    get,
+    path = "/admin/v1/accounts/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The account's id")),
+    responses(
+        (status = 200, description = "The account", body = Account),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn get_account(
     State(s): State<AdminState>,
     Path(id): Path<String>,
@@ -164,6 +223,23 @@ pub async fn get_account(
         .ok_or_else(|| ApiError::not_found("account", format!("account `{id}` does not exist")))
 }
 
+/// Change an account
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/accounts/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The account's id")),
+    request_body = AccountPatch,
+    responses(
+        (status = 200, description = "The account as changed", body = Account),
+        (status = 400, description = "A field is invalid, or the body is not a JSON object of these fields", body = ErrorBody),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn patch_account(
     State(s): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -204,6 +280,20 @@ pub async fn patch_account(
     Ok(Json(updated))
 }
 
+/// An account's whitelist entries
+#[utoipa::path(
+    get,
+    path = "/admin/v1/accounts/{id}/whitelist",
+    tag = "admin",
+    params(("id" = String, Path, description = "The account's id")),
+    responses(
+        (status = 200, description = "The account's entries", body = [WhitelistEntry]),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn list_entries(
     State(s): State<AdminState>,
     Path(id): Path<String>,
@@ -217,6 +307,27 @@ pub async fn list_entries(
     Ok(Json(s.publisher.store.entries(&id)?))
 }
 
+/// Add a whitelist entry
+///
+/// Live in the proxy before it is answered.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/accounts/{id}/whitelist",
+    tag = "admin",
+    params(("id" = String, Path, description = "The account's id")),
+    request_body = NewEntry,
+    responses(
+        (status = 201, description = "Added", body = WhitelistEntry),
+        (status = 400, description = "A field is invalid, or the body is not a JSON object of these fields", body = ErrorBody),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 409, description = "The account already has this CIDR", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = ErrorBody),
+        (status = 500, description = "The store added nothing", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn add_entry(
     State(s): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -265,6 +376,20 @@ pub async fn add_entry(
     Ok((StatusCode::CREATED, Json(added)))
 }
 
+/// Remove a whitelist entry
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/accounts/{id}/whitelist/{entry_id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The account's id"), ("entry_id" = String, Path, description = "The entry's id")),
+    responses(
+        (status = 200, description = "What was removed", body = WhitelistEntry),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 404, description = "No such entry on this account", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn remove_entry(
     State(s): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -282,10 +407,38 @@ pub async fn remove_entry(
     Ok(Json(removed))
 }
 
+/// The global blocklist
+#[utoipa::path(
+    get,
+    path = "/admin/v1/blocklist",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Every blocklist entry", body = [BlockEntry]),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn list_blocks(State(s): State<AdminState>) -> ApiResult<Json<Vec<BlockEntry>>> {
     Ok(Json(s.publisher.store.blocklist()?))
 }
 
+/// Add a blocklist entry
+#[utoipa::path(
+    post,
+    path = "/admin/v1/blocklist",
+    tag = "admin",
+    request_body = NewBlock,
+    responses(
+        (status = 201, description = "Added", body = BlockEntry),
+        (status = 400, description = "A field is invalid, or the body is not a JSON object of these fields", body = ErrorBody),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 409, description = "The blocklist already has this CIDR", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn add_block(
     State(s): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -309,6 +462,20 @@ pub async fn add_block(
     Ok((StatusCode::CREATED, Json(added)))
 }
 
+/// Remove a blocklist entry
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/blocklist/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The entry's id")),
+    responses(
+        (status = 200, description = "What was removed", body = BlockEntry),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 404, description = "No such entry", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn remove_block(
     State(s): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -330,6 +497,20 @@ pub struct LogQuery {
     account: Option<String>,
 }
 
+/// The security log, oldest first
+#[utoipa::path(
+    get,
+    path = "/admin/v1/security-log",
+    tag = "admin",
+    params(("account" = Option<String>, Query, description = "Only the records of this account")),
+    responses(
+        (status = 200, description = "The records", body = [SecRecord]),
+        (status = 400, description = "A query parameter other than one `account` (plain text from the query parser)", body = String, content_type = "text/plain"),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn security_log(
     State(s): State<AdminState>,
     Query(q): Query<LogQuery>,
@@ -337,6 +518,18 @@ pub async fn security_log(
     Ok(Json(s.publisher.store.security_log(q.account.as_deref())?))
 }
 
+/// Verify the security log's hash chain
+#[utoipa::path(
+    get,
+    path = "/admin/v1/security-log/verify",
+    tag = "admin",
+    responses(
+        (status = 200, description = "The outcome: `ok` false and where and why the chain breaks, if it does", body = Verification),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn verify_security_log(State(s): State<AdminState>) -> ApiResult<Json<Verification>> {
     let v = s.publisher.store.verify_security_log()?;
     if v.ok {

@@ -2,7 +2,7 @@
 //! by) and secret keys (kept as SHA-256 only; answers show a fingerprint).
 //! Each change is live in the proxy table before it is answered.
 
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ErrorBody};
 use super::handlers::check_remark;
 use super::AdminState;
 use crate::model::{fingerprint, now, Identity, SecretKey, SecretKeyView};
@@ -16,24 +16,34 @@ use ipgate_policy::account::valid_account_id;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
+use utoipa::ToSchema;
 
 type ApiResult<T> = Result<T, ApiError>;
 
 use ipgate_policy::account::{valid_key, MAX_KEY};
 
-#[derive(Deserialize)]
+/// A new identity: a name the upstream knows the account by.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewIdentity {
+    /// 1-128 of `A-Z a-z 0-9 . _ - @ +` (the account-id rule), unique over
+    /// every account's ids and identities, ASCII case ignored.
     value: String,
+    /// At most 200 printable characters.
     #[serde(default)]
     remark: String,
 }
 
-#[derive(Deserialize)]
+/// A new secret key: exactly one of `key` and `sha256`. Only the key's
+/// SHA-256 is stored.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
+    /// The key itself: 1-4096 bytes of visible ASCII without spaces.
     key: Option<String>,
+    /// The key's SHA-256: 64 hex digits, either case.
     sha256: Option<String>,
+    /// At most 200 printable characters.
     #[serde(default)]
     remark: String,
 }
@@ -70,6 +80,20 @@ fn key_hash(body: &NewKey) -> ApiResult<[u8; 32]> {
     }
 }
 
+/// An account's identities
+#[utoipa::path(
+    get,
+    path = "/admin/v1/accounts/{id}/identities",
+    tag = "admin",
+    params(("id" = String, Path, description = "The account's id")),
+    responses(
+        (status = 200, description = "The account's identities", body = [Identity]),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn list_identities(
     State(s): State<AdminState>,
     Path(id): Path<String>,
@@ -78,6 +102,26 @@ pub async fn list_identities(
     Ok(Json(s.publisher.store.identities(&id)?))
 }
 
+/// Add an identity
+///
+/// Live in the proxy before it is answered.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/accounts/{id}/identities",
+    tag = "admin",
+    params(("id" = String, Path, description = "The account's id")),
+    request_body = NewIdentity,
+    responses(
+        (status = 201, description = "Added", body = Identity),
+        (status = 400, description = "A field is invalid, or the body is not a JSON object of these fields", body = ErrorBody),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 409, description = "The value is taken by an account id or an identity", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn add_identity(
     State(s): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -109,6 +153,20 @@ pub async fn add_identity(
     Ok((StatusCode::CREATED, Json(added)))
 }
 
+/// Remove an identity
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/accounts/{id}/identities/{identity_id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The account's id"), ("identity_id" = String, Path, description = "The identity's id")),
+    responses(
+        (status = 200, description = "What was removed", body = Identity),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 404, description = "No such account, or no such identity on it", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn remove_identity(
     State(s): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -132,6 +190,20 @@ pub async fn remove_identity(
     Ok(Json(removed))
 }
 
+/// An account's secret keys (fingerprints only)
+#[utoipa::path(
+    get,
+    path = "/admin/v1/accounts/{id}/keys",
+    tag = "admin",
+    params(("id" = String, Path, description = "The account's id")),
+    responses(
+        (status = 200, description = "The account's keys", body = [SecretKeyView]),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn list_keys(
     State(s): State<AdminState>,
     Path(id): Path<String>,
@@ -141,6 +213,26 @@ pub async fn list_keys(
     Ok(Json(keys.iter().map(SecretKeyView::from).collect()))
 }
 
+/// Add a secret key
+///
+/// Live in the proxy before it is answered.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/accounts/{id}/keys",
+    tag = "admin",
+    params(("id" = String, Path, description = "The account's id")),
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "Added; shown by its fingerprint", body = SecretKeyView),
+        (status = 400, description = "A field is invalid, or the body is not a JSON object of these fields", body = ErrorBody),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 409, description = "This key belongs to an account already", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn add_key(
     State(s): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -167,6 +259,20 @@ pub async fn add_key(
     Ok((StatusCode::CREATED, Json(SecretKeyView::from(&added))))
 }
 
+/// Remove a secret key
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/accounts/{id}/keys/{key_id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The account's id"), ("key_id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 200, description = "What was removed", body = SecretKeyView),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 404, description = "No such account, or no such key on it", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn remove_key(
     State(s): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -1,7 +1,7 @@
 //! Admin routes for portal users: create, enrol TOTP (API tokens: `tokens.rs`).
 //! Secrets are shown once in the answer and never logged.
 
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ErrorBody};
 use super::AdminState;
 use crate::model::now;
 use crate::publish::Touched;
@@ -12,19 +12,53 @@ use axum::http::StatusCode;
 use axum::Json;
 use ipgate_policy::account::valid_account_id;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::net::SocketAddr;
+use utoipa::ToSchema;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-#[derive(Deserialize)]
+/// A new portal user of the account.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    /// 1-128 of `A-Z a-z 0-9 . _ - @ +`.
     username: String,
+    /// 12 to 1024 characters; stored as an Argon2 hash.
     password: String,
+    /// Only `main` users may request IPs and hold API tokens that work.
     role: Role,
 }
 
+/// A user's new TOTP secret, shown this once. Fields in alphabetical
+/// order: the JSON is as it was when built with `json!`.
+#[derive(serde::Serialize, ToSchema)]
+pub struct TotpEnrolment {
+    /// The secret as an `otpauth://totp/...` URI, for a QR code.
+    pub otpauth_uri: String,
+    /// The secret in base32.
+    pub secret: String,
+}
+
+/// Create a user of the account
+#[utoipa::path(
+    post,
+    path = "/admin/v1/accounts/{id}/users",
+    tag = "admin",
+    params(("id" = String, Path, description = "The account's id")),
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "Created", body = UserView),
+        (status = 400, description = "A field is invalid, or the body is not a JSON object of these fields", body = ErrorBody),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 409, description = "The username is taken", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = ErrorBody),
+        (status = 500, description = "The password could not be hashed", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn create_user(
     State(s): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -74,6 +108,20 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, Json(UserView::from(&created))))
 }
 
+/// One user
+#[utoipa::path(
+    get,
+    path = "/admin/v1/users/{username}",
+    tag = "admin",
+    params(("username" = String, Path, description = "The user's username")),
+    responses(
+        (status = 200, description = "The user (no secrets)", body = UserView),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn get_user(
     State(s): State<AdminState>,
     Path(username): Path<String>,
@@ -85,11 +133,27 @@ pub async fn get_user(
         .ok_or_else(|| ApiError::not_found("username", format!("user `{username}` does not exist")))
 }
 
+/// Enrol a new TOTP secret for a user
+///
+/// Replaces any secret the user had. The secret is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/users/{username}/totp",
+    tag = "admin",
+    params(("username" = String, Path, description = "The user's username")),
+    responses(
+        (status = 200, description = "The new secret, shown once", body = TotpEnrolment),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn enrol_totp(
     State(s): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(username): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TotpEnrolment>> {
     let secret = users::new_totp_secret();
     let stored = secret.clone();
     let actor = Actor::admin(Some(peer.ip()));
@@ -112,8 +176,8 @@ pub async fn enrol_totp(
         })
         .await?;
     tracing::info!(user = %username, "admin: TOTP enrolled");
-    Ok(Json(json!({
-        "secret": users::base32(&secret),
-        "otpauth_uri": users::otpauth_uri("ipgate", &username, &secret),
-    })))
+    Ok(Json(TotpEnrolment {
+        otpauth_uri: users::otpauth_uri("ipgate", &username, &secret),
+        secret: users::base32(&secret),
+    }))
 }

@@ -4,79 +4,246 @@
 //! token must be live (not expired or revoked) and carry the scope the
 //! call's method needs: `read` for GET, `request` for POST.
 
-use crate::admin::error::{ApiError, ApiJson};
+use crate::admin::error::{ApiError, ApiJson, ErrorBody};
+use crate::flow::Status;
 use crate::http::extract::Caller;
 use crate::http::state::CustomerState;
+use crate::model::{Source, WhitelistEntry, WhitelistMode};
+use crate::openapi::ApiRouter;
 use crate::service::requests::why_cannot_request;
 use crate::store::IpRequest;
 use crate::tokens::Scope;
+use crate::users::Role;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 type ApiResult<T> = Result<T, ApiError>;
 
+// The answers' fields are in alphabetical order: that is the JSON these
+// routes gave when their answers were built as `serde_json::Value`s (whose
+// keys are sorted), and a test keeps it so.
+
 /// A request as the API shows it (without the internal expiry seconds).
-pub fn view(r: &IpRequest) -> Value {
-    let mut v = serde_json::to_value(r).unwrap_or_default();
-    if let Some(o) = v.as_object_mut() {
-        o.remove("expires_unix");
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequestView {
+    pub account: String,
+    pub created_at: String,
+    #[schema(required = true)]
+    pub decided_at: Option<String>,
+    /// The address whose emailed link approved or rejected it.
+    #[schema(required = true)]
+    pub decided_by: Option<String>,
+    #[schema(required = true)]
+    pub decided_from: Option<String>,
+    /// When a pending request expires unless decided.
+    pub expires_at: String,
+    pub id: String,
+    pub ips: Vec<String>,
+    pub remark: String,
+    pub requested_by: String,
+    pub requested_from: String,
+    pub status: Status,
+    pub user_agent: String,
+}
+
+/// A request as the API shows it.
+pub fn view(r: &IpRequest) -> RequestView {
+    RequestView {
+        account: r.account.clone(),
+        created_at: r.created_at.clone(),
+        decided_at: r.decided_at.clone(),
+        decided_by: r.decided_by.clone(),
+        decided_from: r.decided_from.clone(),
+        expires_at: r.expires_at.clone(),
+        id: r.id.clone(),
+        ips: r.ips.clone(),
+        remark: r.remark.clone(),
+        requested_by: r.requested_by.clone(),
+        requested_from: r.requested_from.clone(),
+        status: r.status,
+        user_agent: r.user_agent.clone(),
     }
-    v
+}
+
+/// The customer API's operations, each routed at the method and path of
+/// its `#[utoipa::path]` (docs/openapi.json); operations on one path in
+/// the order of a 405's `Allow` header.
+pub fn operations() -> ApiRouter<CustomerState> {
+    ApiRouter::new()
+        .operation(__path_me, me)
+        .operation(__path_list_whitelist, list_whitelist)
+        .operation(__path_submit, submit)
+        .operation(__path_list_requests, list_requests)
+        .operation(__path_get_request, get_request)
+        .operation(__path_cancel, cancel)
+        .operation(__path_get_entry, get_entry)
 }
 
 /// The customer API's routes (merged with the others in `http::router`).
 pub fn routes() -> Router<CustomerState> {
-    Router::new()
-        .route("/api/v1/me", get(me))
-        .route("/api/v1/whitelist", get(list_whitelist))
-        .route(
-            "/api/v1/whitelist/requests",
-            post(submit).get(list_requests),
-        )
-        .route("/api/v1/whitelist/requests/{id}", get(get_request))
-        .route("/api/v1/whitelist/requests/{id}/cancel", post(cancel))
-        .route("/api/v1/whitelist/{id}", get(get_entry))
+    operations().into_router()
 }
 
-async fn me(c: Caller) -> Json<Value> {
+/// Who the caller is and whether they may request IPs now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub account: MeAccount,
+    pub can_request: bool,
+    /// The token the call came with.
+    #[schema(required = true)]
+    pub token: Option<MeToken>,
+    /// Two-factor authentication is enrolled.
+    pub two_factor: bool,
+    pub user: MeUser,
+    /// Why `can_request` is false, and what to do.
+    #[schema(required = true)]
+    pub why_not: Option<&'static str>,
+    /// The caller's address as ipgate sees it.
+    pub your_ip: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeAccount {
+    pub id: String,
+    pub name: String,
+    pub whitelist: WhitelistMode,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeUser {
+    pub role: Role,
+    pub username: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeToken {
+    /// None for a token that never expires.
+    #[schema(required = true)]
+    pub expires_at: Option<String>,
+    pub fingerprint: String,
+    pub id: String,
+    pub scopes: Vec<Scope>,
+}
+
+/// Who am I
+///
+/// The account, the user, the token, and whether they may request IPs now.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "customer",
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        (status = 401, description = "No API token, or one that is unknown, revoked or expired, or whose user or account is gone", body = ErrorBody),
+        (status = 403, description = "The token lacks the `read` scope, or its user is not the account's main user", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("api_token" = ["read"])),
+)]
+async fn me(c: Caller) -> Json<Me> {
     let why_not = why_cannot_request(&c.user, &c.account).or_else(|| {
         c.token
             .as_ref()
             .filter(|t| !t.allows(Scope::Request))
             .map(|_| "This API token is read-only: ask us for a token with the `request` scope.")
     });
-    let token = c.token.as_ref().map(|t| {
-        json!({"id": t.id, "scopes": t.scopes, "expires_at": t.expires_at(), "fingerprint": t.fingerprint})
+    let token = c.token.as_ref().map(|t| MeToken {
+        expires_at: t.expires_at(),
+        fingerprint: t.fingerprint.clone(),
+        id: t.id.clone(),
+        scopes: t.scopes.clone(),
     });
-    Json(json!({
-        "account": {"id": c.account.id, "name": c.account.name, "whitelist": c.account.whitelist},
-        "user": {"username": c.user.username, "role": c.user.role},
-        "two_factor": c.user.totp_secret.is_some(),
-        "can_request": why_not.is_none(),
-        "why_not": why_not,
-        "your_ip": c.ip.to_string(),
-        "token": token,
-    }))
+    Json(Me {
+        account: MeAccount {
+            id: c.account.id.clone(),
+            name: c.account.name.clone(),
+            whitelist: c.account.whitelist,
+        },
+        can_request: why_not.is_none(),
+        token,
+        two_factor: c.user.totp_secret.is_some(),
+        user: MeUser {
+            role: c.user.role,
+            username: c.user.username.clone(),
+        },
+        why_not,
+        your_ip: c.ip.to_string(),
+    })
 }
 
-fn entry_view(e: &crate::model::WhitelistEntry) -> Value {
-    json!({"id": e.id, "cidr": e.cidr, "remark": e.remark, "source": e.source, "status": "active", "created_at": e.created_at})
+/// A whitelist entry as the customer sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerEntry {
+    pub cidr: String,
+    pub created_at: String,
+    pub id: String,
+    pub remark: String,
+    pub source: Source,
+    pub status: EntryStatus,
 }
 
-async fn list_whitelist(State(s): State<CustomerState>, c: Caller) -> ApiResult<Json<Value>> {
+/// An entry's status: listed entries are always `active`.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryStatus {
+    Active,
+}
+
+fn entry_view(e: &WhitelistEntry) -> CustomerEntry {
+    CustomerEntry {
+        cidr: e.cidr.clone(),
+        created_at: e.created_at.clone(),
+        id: e.id.clone(),
+        remark: e.remark.clone(),
+        source: e.source,
+        status: EntryStatus::Active,
+    }
+}
+
+/// The account's whitelist entries
+#[utoipa::path(
+    get,
+    path = "/api/v1/whitelist",
+    tag = "customer",
+    responses(
+        (status = 200, description = "The account's whitelist entries", body = [CustomerEntry]),
+        (status = 401, description = "No API token, or one that is unknown, revoked or expired, or whose user or account is gone", body = ErrorBody),
+        (status = 403, description = "The token lacks the `read` scope, or its user is not the account's main user", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("api_token" = ["read"])),
+)]
+async fn list_whitelist(
+    State(s): State<CustomerState>,
+    c: Caller,
+) -> ApiResult<Json<Vec<CustomerEntry>>> {
     let entries = s.publisher.store.entries(&c.account.id)?;
-    Ok(Json(Value::Array(entries.iter().map(entry_view).collect())))
+    Ok(Json(entries.iter().map(entry_view).collect()))
 }
 
+/// One whitelist entry
+#[utoipa::path(
+    get,
+    path = "/api/v1/whitelist/{id}",
+    tag = "customer",
+    params(("id" = String, Path, description = "The entry's id")),
+    responses(
+        (status = 200, description = "The entry", body = CustomerEntry),
+        (status = 401, description = "No API token, or one that is unknown, revoked or expired, or whose user or account is gone", body = ErrorBody),
+        (status = 403, description = "The token lacks the `read` scope, or its user is not the account's main user", body = ErrorBody),
+        (status = 404, description = "The account has no such entry", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("api_token" = ["read"])),
+)]
 async fn get_entry(
     State(s): State<CustomerState>,
     c: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CustomerEntry>> {
     let entries = s.publisher.store.entries(&c.account.id)?;
     entries
         .iter()
@@ -85,19 +252,42 @@ async fn get_entry(
         .ok_or_else(|| ApiError::not_found("id", format!("whitelist entry `{id}` does not exist")))
 }
 
-#[derive(Deserialize)]
+/// IPs to whitelist, confirmed through a link mailed to the account.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Submission {
+    /// IPv4 addresses, each once, not already whitelisted, not in a
+    /// special-purpose range (unless the operator allows private IPs).
     ips: Vec<String>,
+    /// At most 100 characters on one line.
     #[serde(default)]
     remark: String,
 }
 
+/// Request IPs for the whitelist
+///
+/// Pending until a link mailed to the account approves or rejects it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/whitelist/requests",
+    tag = "customer",
+    request_body = Submission,
+    responses(
+        (status = 202, description = "Pending: a link is mailed to each account email", body = RequestView),
+        (status = 400, description = "Per field: an IP that cannot be requested (`ips[0]`), none or too many (`ips`), a bad remark, an account without email, or a body that is not a JSON object of these fields", body = ErrorBody),
+        (status = 401, description = "No API token, or one that is unknown, revoked or expired, or whose user or account is gone", body = ErrorBody),
+        (status = 403, description = "The token lacks the `request` scope; or the user is not the main user, has no two-factor authentication, or the account's whitelist feature is off", body = ErrorBody),
+        (status = 409, description = "The account already has a pending request", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("api_token" = ["request"])),
+)]
 async fn submit(
     State(s): State<CustomerState>,
     c: Caller,
     ApiJson(body): ApiJson<Submission>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<RequestView>)> {
     let req = s
         .requests()
         .submit(&c.requester(), &body.ips, &body.remark)
@@ -105,23 +295,70 @@ async fn submit(
     Ok((StatusCode::ACCEPTED, Json(view(&req))))
 }
 
-async fn list_requests(State(s): State<CustomerState>, c: Caller) -> ApiResult<Json<Value>> {
+/// The account's IP requests
+#[utoipa::path(
+    get,
+    path = "/api/v1/whitelist/requests",
+    tag = "customer",
+    responses(
+        (status = 200, description = "The account's requests", body = [RequestView]),
+        (status = 401, description = "No API token, or one that is unknown, revoked or expired, or whose user or account is gone", body = ErrorBody),
+        (status = 403, description = "The token lacks the `read` scope, or its user is not the account's main user", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("api_token" = ["read"])),
+)]
+async fn list_requests(
+    State(s): State<CustomerState>,
+    c: Caller,
+) -> ApiResult<Json<Vec<RequestView>>> {
     let reqs = s.publisher.store.requests(&c.account.id)?;
-    Ok(Json(Value::Array(reqs.iter().map(view).collect())))
+    Ok(Json(reqs.iter().map(view).collect()))
 }
 
+/// One IP request
+#[utoipa::path(
+    get,
+    path = "/api/v1/whitelist/requests/{id}",
+    tag = "customer",
+    params(("id" = String, Path, description = "The request's id")),
+    responses(
+        (status = 200, description = "The request", body = RequestView),
+        (status = 401, description = "No API token, or one that is unknown, revoked or expired, or whose user or account is gone", body = ErrorBody),
+        (status = 403, description = "The token lacks the `read` scope, or its user is not the account's main user", body = ErrorBody),
+        (status = 404, description = "The account has no such request", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("api_token" = ["read"])),
+)]
 async fn get_request(
     State(s): State<CustomerState>,
     c: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RequestView>> {
     Ok(Json(view(&s.publisher.store.request(&c.account.id, &id)?)))
 }
 
+/// Cancel a pending request
+#[utoipa::path(
+    post,
+    path = "/api/v1/whitelist/requests/{id}/cancel",
+    tag = "customer",
+    params(("id" = String, Path, description = "The request's id")),
+    responses(
+        (status = 200, description = "The request, now cancelled", body = RequestView),
+        (status = 401, description = "No API token, or one that is unknown, revoked or expired, or whose user or account is gone", body = ErrorBody),
+        (status = 403, description = "The token lacks the `request` scope, or its user is not the account's main user", body = ErrorBody),
+        (status = 404, description = "The account has no such request", body = ErrorBody),
+        (status = 409, description = "The request is not pending (decided, expired or cancelled)", body = ErrorBody),
+        (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
+    ),
+    security(("api_token" = ["request"])),
+)]
 async fn cancel(
     State(s): State<CustomerState>,
     c: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RequestView>> {
     Ok(Json(view(&s.requests().cancel(&c.requester(), id).await?)))
 }

@@ -21,7 +21,7 @@ pub fn head_record(log: &sled::Tree) -> Result<Option<SecRecord>, sled::Error> {
 }
 
 /// The outcome of a verification.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Verification {
     pub ok: bool,
     pub records: u64,
@@ -31,6 +31,7 @@ pub struct Verification {
     pub key_id: String,
     /// The first keyed record; those before it were written before log
     /// keys and are plain SHA-256. None: no keyed record (yet).
+    #[schema(required = true)]
     pub keyed_from: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub broken_at: Option<u64>,

@@ -89,7 +89,7 @@ pub fn log_key(config: &Config) -> anyhow::Result<LogKey> {
             None => bail!(
                 "set IPGATE_LOG_KEY (or store.log_key_file) to a random key of at least {} characters \
                  (e.g. `openssl rand -hex 32`), kept outside store.path: it keys the security log's \
-                 hash chain (docs/operating.md, \"The security log's key\")",
+                 hash chain (docs/operations.md, \"The security log's key\")",
                 ipgate_control::seclog::MIN_KEY_LEN
             ),
         },

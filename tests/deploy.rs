@@ -1,4 +1,4 @@
-//! What the deployment docs (docs/operating.md) ships, checked: the Grafana
+//! What the deployment docs (docs/operations.md) ships, checked: the Grafana
 //! dashboard, the systemd unit and the backup/restore procedure.
 
 // A test may unwrap: a panic is how it fails.
@@ -139,7 +139,7 @@ fn a_store_copied_after_a_clean_stop_restores_everything() {
     let (_, before) = gate.admin("GET", "/admin/v1/security-log/verify", None);
     assert_eq!(before["ok"], true, "{before}");
 
-    // The documented procedure (docs/operating.md): stop, copy the store directory, start.
+    // The documented procedure (docs/operations.md): stop, copy the store directory, start.
     let status = gate.stop();
     assert!(status.success(), "SIGTERM is a clean exit: {status}");
     let store = gate.dir.path().join("store");

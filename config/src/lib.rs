@@ -1,4 +1,4 @@
-//! ipgate's configuration: the TOML file of docs/config.md, overridden by
+//! ipgate's configuration: the TOML file of docs/configuration.md, overridden by
 //! `IPGATE_SECTION__KEY` variables, parsed into typed values and checked as
 //! a whole. Every refusal names the key (`proxy.route[1].upstream`) and why.
 

@@ -1,4 +1,4 @@
-//! The config file's sections, with their defaults (docs/config.md).
+//! The config file's sections, with their defaults (docs/configuration.md).
 
 use crate::types::{AccountSource, Cidr, HumanDuration, Upstream};
 use serde::Deserialize;

@@ -1,4 +1,4 @@
-//! The admin API (docs/admin-api.md) on the admin listener: accounts, direct
+//! The admin API (docs/api.md) on the admin listener: accounts, direct
 //! whitelist entries (IPv4/IPv6, addresses and CIDRs), account identities
 //! and secret keys, the global blocklist, users and their API tokens.
 //! Bearer admin token, JSON in and out. Handlers are thin: parse and check
@@ -67,7 +67,7 @@ pub(crate) fn app(token: Arc<AdminToken>) -> Router<AdminState> {
     operations()
         .into_router()
         .fallback(|| async {
-            ApiError::not_found("path", "no such admin route; see docs/admin-api.md")
+            ApiError::not_found("path", "no such admin route; see docs/api.md")
         })
         .layer(axum::middleware::from_fn_with_state(
             token,

@@ -1,5 +1,5 @@
 //! The self-service request's rules, as pure functions: which IPs a
-//! customer may ask for (each check with its own message, docs/admin-api.md),
+//! customer may ask for (each check with its own message, docs/api.md),
 //! and the request's states. No I/O here; the store applies the results.
 
 use ipnet::Ipv4Net;

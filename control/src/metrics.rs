@@ -1,4 +1,4 @@
-//! The control plane's metrics (names are part of the contract, docs/operating.md): requests by
+//! The control plane's metrics (names are part of the contract, docs/operations.md): requests by
 //! outcome, mail by kind and result, the outbox depth, and link visits.
 
 use crate::flow::Status;

@@ -28,7 +28,7 @@ use utoipa::{Modify, OpenApi};
         description = "The admin API (admin listener, Bearer admin token) and the customer API \
                        (portal listener, Bearer API token of an account's main user). Every \
                        refusal is `{\"errors\":[{\"field\",\"message\"}]}` unless said otherwise. \
-                       Generated from the code; see docs/admin-api.md.",
+                       Generated from the code; see docs/api.md.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(

@@ -58,7 +58,7 @@ pub struct SecRecord {
     /// When, RFC 3339 UTC.
     pub at: String,
     /// What happened: `account.created`, `whitelist.added`,
-    /// `login.failed`, ... (docs/admin-api.md).
+    /// `login.failed`, ... (docs/api.md).
     pub event: String,
     #[schema(required = true)]
     pub account: Option<String>,

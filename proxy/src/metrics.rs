@@ -1,4 +1,4 @@
-//! The proxy's Prometheus metrics (names are part of the contract, docs/operating.md
+//! The proxy's Prometheus metrics (names are part of the contract, docs/operations.md
 //! "Metrics"). Counter handles for every (route, decision, reason) are
 //! made once at start, so counting a request is one atomic add. Table
 //! gauges are read from the live table at scrape time.

@@ -1,4 +1,4 @@
-//! The customer API (docs/admin-api.md) on the control listener: Bearer token
+//! The customer API (docs/api.md) on the control listener: Bearer token
 //! of a main user, JSON, errors as `{"errors":[{"field","message"}]}`. It
 //! creates, lists and cancels requests; only an emailed link approves. A
 //! token must be live (not expired or revoked) and carry the scope the

@@ -27,7 +27,7 @@ use ipgate_config::UnknownAccount;
 use ipgate_control::model::{now, Account, Source, WhitelistEntry, WhitelistMode};
 use ipgate_control::publish::{load_table, Publisher, Touched};
 use ipgate_control::seclog::{Actor, LogKey};
-use ipgate_control::store::{Decision as Verdict, NewRequest, Prepared, Store};
+use ipgate_control::store::{NewRequest, Prepared, Store, Verdict};
 use ipgate_control::users::token_hash;
 use ipgate_policy::account::Caller;
 use ipgate_policy::{decide, Decision, LiveTable, Policy};

@@ -66,9 +66,7 @@ pub fn operations() -> ApiRouter<AdminState> {
 pub(crate) fn app(token: Arc<AdminToken>) -> Router<AdminState> {
     operations()
         .into_router()
-        .fallback(|| async {
-            ApiError::not_found("path", "no such admin route; see docs/api.md")
-        })
+        .fallback(|| async { ApiError::not_found("path", "no such admin route; see docs/api.md") })
         .layer(axum::middleware::from_fn_with_state(
             token,
             auth::require_admin,

@@ -366,7 +366,7 @@ mod tokens;
 mod users;
 pub use mail_jobs::{MailJob, MailKind};
 pub use outbox::{LinkToSend, Prepared};
-pub use requests::{Decision, IpRequest, LinkRecord, LinkView, NewRequest};
+pub use requests::{IpRequest, LinkRecord, LinkView, NewRequest, Verdict};
 pub use sessions::Session;
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::http::extract::Visitor;
 use crate::http::state::CustomerState;
 use crate::mail::request_details;
 use crate::metrics::LinkResult;
-use crate::store::{Decision, IpRequest, LinkView, StoreError};
+use crate::store::{IpRequest, LinkView, StoreError, Verdict};
 use crate::users::token_hash;
 use axum::extract::rejection::{FormRejection, PathRejection};
 use axum::extract::{Path, State};
@@ -276,8 +276,8 @@ async fn decide(
         .as_ref()
         .is_some_and(|f| csrf_ok(&csrf_value(&s.csrf_key, "confirm", &hash), &f.csrf));
     let decision = match form.as_ref().map(|f| f.decision.as_str()) {
-        Some("approve") => Some(Decision::Approve),
-        Some("reject") => Some(Decision::Reject),
+        Some("approve") => Some(Verdict::Approve),
+        Some("reject") => Some(Verdict::Reject),
         _ => None,
     };
     let view = match store.link(&hash) {

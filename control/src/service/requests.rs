@@ -11,7 +11,7 @@ use crate::metrics::FlowMetrics;
 use crate::model::{Account, WhitelistMode};
 use crate::publish::{Publisher, Touched};
 use crate::seclog::Actor;
-use crate::store::{Decision, IpRequest, LinkView, NewRequest, StoreError};
+use crate::store::{IpRequest, LinkView, NewRequest, StoreError, Verdict};
 use crate::users::{Role, User};
 use axum::http::StatusCode;
 use ipgate_config::net::parse_cidr;
@@ -165,7 +165,7 @@ impl Requests<'_> {
         &self,
         view: &LinkView,
         link_hash: &str,
-        decision: Decision,
+        verdict: Verdict,
         ip: IpAddr,
         user_agent: &str,
     ) -> Result<IpRequest, StoreError> {
@@ -174,7 +174,7 @@ impl Requests<'_> {
         let (r, _added) = self
             .publisher
             .change(Touched::Account(&account), |st| async move {
-                st.decide(&link_hash, decision, ip, &ua).await
+                st.decide(&link_hash, verdict, ip, &ua).await
             })
             .await?;
         self.metrics.count(r.status, 1);

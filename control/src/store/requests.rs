@@ -52,9 +52,10 @@ pub struct NewRequest {
     pub emails: Vec<String>,
 }
 
-/// A decision taken from an emailed link.
+/// What an emailed link decides (the proxy's own `Decision`, allow or deny,
+/// is another thing: `ipgate_policy::Decision`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub enum Verdict {
     Approve,
     Reject,
 }
@@ -330,7 +331,7 @@ impl Store {
     pub async fn decide(
         &self,
         hash: &str,
-        decision: Decision,
+        verdict: Verdict,
         actor_ip: std::net::IpAddr,
         user_agent: &str,
     ) -> Result<(IpRequest, Vec<WhitelistEntry>), StoreError> {
@@ -348,7 +349,7 @@ impl Store {
             .map(|e| e.cidr)
             .collect();
         let mut new_entries = Vec::new();
-        if decision == Decision::Approve {
+        if verdict == Verdict::Approve {
             for ip in &view.request.ips {
                 let cidr = ipgate_config::net::parse_cidr(ip)
                     .map(|n| n.to_string())
@@ -420,9 +421,9 @@ impl Store {
                 seclog::append(log, &self.log_key, &actor, &event)?;
             }
             super::netindex::add(nets, &r.account, new_entries.iter().map(|(_, e)| e.cidr.as_str()))?;
-            let (status, event) = match decision {
-                Decision::Approve => (Status::Approved, "link.approved"),
-                Decision::Reject => (Status::Rejected, "link.rejected"),
+            let (status, event) = match verdict {
+                Verdict::Approve => (Status::Approved, "link.approved"),
+                Verdict::Reject => (Status::Rejected, "link.rejected"),
             };
             let e = Event {
                 event,

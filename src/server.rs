@@ -10,6 +10,7 @@ use ipgate_config::Config;
 use ipgate_control::admin::{self, AdminState, AdminToken};
 use ipgate_control::flow::Limits;
 use ipgate_control::http::state::CustomerState;
+use ipgate_control::jobs::Jobs;
 use ipgate_control::login_limit::LoginLimit;
 use ipgate_control::mailer::Mailer;
 use ipgate_control::metrics::FlowMetrics;
@@ -216,14 +217,18 @@ pub fn run(
         publisher: publisher.clone(),
         token: Arc::new(admin_token),
     };
-    let last = (publisher.clone(), login_refusals);
+    let jobs = Arc::new(Jobs {
+        publisher: publisher.clone(),
+        metrics: flow_metrics.clone(),
+        refusals: Some(login_refusals),
+    });
     let control = ControlPlane {
         admin: admin_listener.map(|l| (l, admin_state)),
         portal: portal_listener.map(|l| (l, customer)),
         portal_extra,
         metrics: metrics_listener.map(|l| (l, Arc::new(registry))),
         publisher,
-        flow_metrics,
+        jobs: jobs.clone(),
         mailer,
         timeouts: Timeouts {
             header: config.control.header_timeout.0,
@@ -245,29 +250,16 @@ pub fn run(
             timeout: config.proxy.drain_timeout.0,
         }),
     });
-    // Every runtime has stopped, so no refusal can be noted any more and
-    // nothing is left half-written: summarise the windows still open.
-    let (publisher, refusals) = last;
-    write_last_summaries(&publisher, &refusals);
-    Ok(())
-}
-
-/// Writes a `login.failed_summary` for every refusal window still open and
-/// flushes the store. Runs once, after the server's runtimes have stopped:
-/// Pingora drops their tasks at once (no grace period), so work started
-/// from the shutdown signal inside them could be cut off.
-fn write_last_summaries(publisher: &Publisher, refusals: &Refusals) {
-    let due = refusals.drain();
-    let rt = match tokio::runtime::Builder::new_current_thread().build() {
-        Ok(rt) => rt,
+    // Every runtime has stopped (Pingora drops their tasks at once, so
+    // work started from the stop inside them could be cut off): no refusal
+    // can be noted any more, so the windows still open are written now.
+    match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(rt) => rt.block_on(jobs.finish()),
         Err(e) => {
-            tracing::error!(error = %e, summaries = due.len(), "no runtime to write login refusal summaries");
-            return;
+            tracing::error!(error = %e, "no runtime to write the last login refusal summaries")
         }
-    };
-    if let Err(e) = rt.block_on(publisher.store.login_failed_summaries(&due)) {
-        tracing::error!(error = %e, summaries = due.len(), "writing login refusal summaries failed");
     }
+    Ok(())
 }
 
 /// The control plane's HTTP listeners, served by axum inside Pingora's runtime.
@@ -278,67 +270,9 @@ struct ControlPlane {
     portal_extra: Option<axum::Router>,
     metrics: Option<(TcpListener, Arc<Registry>)>,
     publisher: Arc<Publisher>,
-    flow_metrics: FlowMetrics,
+    jobs: Arc<Jobs>,
     mailer: Mailer,
     timeouts: Timeouts,
-}
-
-impl ControlPlane {
-    /// Marks pending requests past their expiry as expired, every second;
-    /// writes the summaries of refused logins whose window is over every
-    /// 5 s; removes expired portal sessions
-    /// every minute.
-    async fn expire_loop(&self, mut shutdown: ShutdownWatch) {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        let mut ticks: u64 = 0;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                // The summaries still open are written once the runtimes
-                // have stopped (`write_last_summaries`).
-                _ = shutdown.changed() => return,
-            }
-            ticks += 1;
-            if ticks.is_multiple_of(5) {
-                self.write_refusal_summaries().await;
-            }
-            if ticks.is_multiple_of(60) {
-                match self.publisher.store.sweep_sessions() {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(sessions = n, "expired portal sessions removed"),
-                    Err(e) => tracing::error!(error = %e, "sweeping sessions failed"),
-                }
-            }
-            match self
-                .publisher
-                .change(ipgate_control::publish::Touched::Nothing, |st| async move {
-                    st.expire_due().await
-                })
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => {
-                    self.flow_metrics
-                        .count(ipgate_control::flow::Status::Expired, n as u64);
-                    tracing::info!(expired = n, "pending requests expired");
-                }
-                Err(e) => tracing::error!(error = %e, "expiring requests failed"),
-            }
-        }
-    }
-}
-
-impl ControlPlane {
-    /// Writes the `login.failed_summary` records whose window is over.
-    async fn write_refusal_summaries(&self) {
-        let Some((_, portal)) = &self.portal else {
-            return;
-        };
-        let due = portal.login_refusals.due();
-        if let Err(e) = self.publisher.store.login_failed_summaries(&due).await {
-            tracing::error!(error = %e, summaries = due.len(), "writing login refusal summaries failed");
-        }
-    }
 }
 
 fn metrics_router(registry: Arc<Registry>) -> axum::Router {
@@ -399,7 +333,7 @@ impl BackgroundService for ControlPlane {
             metrics,
             portal,
             mail,
-            self.expire_loop(shutdown.clone())
+            self.jobs.run(shutdown.clone())
         );
     }
 }

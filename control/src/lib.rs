@@ -10,6 +10,7 @@ pub mod csrf;
 pub mod flow;
 pub mod html;
 pub mod http;
+pub mod jobs;
 pub mod login_limit;
 pub mod mail;
 pub mod mailer;

@@ -183,3 +183,19 @@ impl Requests<'_> {
         Ok(r)
     }
 }
+
+/// Marks the pending requests past their expiry as expired, through the
+/// publisher, and counts them.
+pub async fn expire_due(publisher: &Publisher, metrics: &FlowMetrics) {
+    match publisher
+        .change(Touched::Nothing, |st| async move { st.expire_due().await })
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => {
+            metrics.count(Status::Expired, n as u64);
+            tracing::info!(expired = n, "pending requests expired");
+        }
+        Err(e) => tracing::error!(error = %e, "expiring requests failed"),
+    }
+}

@@ -1,0 +1,64 @@
+//! The control plane's timed jobs, run beside its listeners: every second
+//! pending requests past their expiry become expired (and the table is
+//! republished); every 5 s the summaries of refused logins whose window is
+//! over are written; every minute expired portal sessions are removed. At
+//! the stop, `finish` writes the refusal windows still open.
+
+use crate::metrics::FlowMetrics;
+use crate::publish::Publisher;
+use crate::refusals::Refusals;
+use crate::service::requests::expire_due;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub struct Jobs {
+    pub publisher: Arc<Publisher>,
+    pub metrics: FlowMetrics,
+    /// The portal's refused logins; `None` without a portal listener.
+    pub refusals: Option<Arc<Refusals>>,
+}
+
+impl Jobs {
+    /// Runs until `stop` turns true.
+    pub async fn run(&self, mut stop: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut ticks: u64 = 0;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                // The windows still open are written by `finish`, once
+                // nothing can note a refusal any more.
+                _ = stop.changed() => return,
+            }
+            ticks += 1;
+            if ticks.is_multiple_of(5) {
+                if let Some(r) = &self.refusals {
+                    self.write_summaries(r.due()).await;
+                }
+            }
+            if ticks.is_multiple_of(60) {
+                match self.publisher.store.sweep_sessions() {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(sessions = n, "expired portal sessions removed"),
+                    Err(e) => tracing::error!(error = %e, "sweeping sessions failed"),
+                }
+            }
+            expire_due(&self.publisher, &self.metrics).await;
+        }
+    }
+
+    /// Writes a `login.failed_summary` for every refusal window still open.
+    /// Call it once the servers have stopped.
+    pub async fn finish(&self) {
+        if let Some(r) = &self.refusals {
+            self.write_summaries(r.drain()).await;
+        }
+    }
+
+    async fn write_summaries(&self, due: Vec<crate::refusals::Summary>) {
+        if let Err(e) = self.publisher.store.login_failed_summaries(&due).await {
+            tracing::error!(error = %e, summaries = due.len(), "writing login refusal summaries failed");
+        }
+    }
+}

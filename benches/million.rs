@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[path = "../tests/common/fs.rs"]
+#[path = "../tests/blackbox/common/fs.rs"]
 mod fs;
 use fs::copy_dir;
 

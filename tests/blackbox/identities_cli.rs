@@ -2,13 +2,8 @@
 //! identities|keys`, black-box: the commands wrap the admin routes, a key
 //! is read from stdin and never printed, and imports can be run again.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-#[path = "common/identities.rs"]
-mod setup;
-use common::*;
+use crate::common::identities as setup;
+use crate::common::*;
 use serde_json::{json, Value};
 use setup::*;
 

@@ -2,11 +2,7 @@
 //! import`, the access log and the running process's memory settings,
 //! against the real binary.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 

@@ -7,12 +7,7 @@
 //!
 //! `IPGATE_SOAK_SECS` (default 60, CI's run; 600 for the long run).
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -240,10 +235,10 @@ fn under_load_with_a_changing_table_every_answer_is_right_and_memory_stays_flat(
                         assert!(Instant::now() < wait, "no link mail for {id}");
                         std::thread::sleep(Duration::from_millis(50));
                     };
-                    let page = common::browser::Browser::new("").get(&link);
-                    let csrf = common::browser::csrf(&page.body);
+                    let page = crate::common::browser::Browser::new("").get(&link);
+                    let csrf = crate::common::browser::csrf(&page.body);
                     let start = Instant::now();
-                    let answer = common::browser::Browser::new("").post(
+                    let answer = crate::common::browser::Browser::new("").post(
                         &link,
                         &[("csrf", &csrf), ("confirm", "yes"), ("decision", "approve")],
                     );

@@ -1,10 +1,6 @@
 //! Malformed and hostile requests get a clear refusal and change nothing.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 
 fn gate() -> (Upstream, Gate) {
     let up = Upstream::start();

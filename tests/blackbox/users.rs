@@ -2,11 +2,7 @@
 //! input, secrets shown once, only hashes stored, every step logged
 //! without its secret.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 fn store_bytes(dir: &std::path::Path) -> Vec<u8> {

@@ -1,12 +1,8 @@
 //! What the deployment docs (docs/operations.md) ships, checked: the Grafana
 //! dashboard, the systemd unit and the backup/restore procedure.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-use common::fs::copy_dir;
-use common::*;
+use crate::common::fs::copy_dir;
+use crate::common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;

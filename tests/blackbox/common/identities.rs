@@ -1,7 +1,7 @@
 //! What the identity tests share: a gate with a key-judged route and two
 //! accounts, the keys they register (with their SHA-256, worked out
-//! beforehand), and the admin CLI with stdin. Included by
-//! `tests/identities.rs` and `tests/identities_cli.rs` with `#[path]`.
+//! beforehand), and the admin CLI with stdin. Used by the
+//! `identities` and `identities_cli` modules.
 
 #![allow(dead_code)]
 

@@ -3,11 +3,7 @@
 //! kept-alive connection moves from one to the other mid-way, and every
 //! framing an upstream answers with is passed on whole.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;

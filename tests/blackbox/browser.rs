@@ -2,14 +2,9 @@
 //! submit an IP, follow the emailed link, approve, and see the IP in the
 //! whitelisted table and live in the proxy.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::browser::totp_code;
-use common::webdriver::Chrome;
-use common::*;
+use crate::common::browser::totp_code;
+use crate::common::webdriver::Chrome;
+use crate::common::*;
 use std::time::Duration;
 
 #[test]

@@ -2,11 +2,7 @@
 //! its request head within `proxy.header_timeout`, whatever it sends, and
 //! no more than `proxy.max_connections` are open at once.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;

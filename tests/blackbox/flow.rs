@@ -2,13 +2,8 @@
 //! server: submit through the customer API, read the mails, follow the
 //! links, decide, and check the proxy, the notices and the security log.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::browser::{csrf, Answer, Browser};
-use common::*;
+use crate::common::browser::{csrf, Answer, Browser};
+use crate::common::*;
 use ipgate_devmail::{Mail, Mode};
 use serde_json::json;
 use std::time::Duration;

@@ -7,12 +7,7 @@
 //! `IPGATE_CRASH_CYCLES` (default 8, CI's short run; 200 for the full run)
 //! and `IPGATE_CRASH_SEED` (printed at the start, to replay a run).
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -108,7 +103,7 @@ impl Client {
     /// Opens a link page, then posts its form with `decision`.
     fn decide(&self, link: &str, decision: &str) -> Option<(u16, String)> {
         let (_, page) = self.send(self.http.get(link))?;
-        let csrf = common::browser::find_csrf(&page)?;
+        let csrf = crate::common::browser::find_csrf(&page)?;
         self.send(self.http.post(link).form(&[
             ("csrf", csrf.as_str()),
             ("confirm", "yes"),

@@ -1,10 +1,6 @@
 //! The enforcing proxy, black-box: the real binary, a real upstream.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn whitelisted_ip_reaches_upstream_and_others_never_do() {

@@ -3,13 +3,8 @@
 //! a key is kept and shown only as a hash and a fingerprint, and each
 //! change is live in the proxy when it is answered.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-#[path = "common/identities.rs"]
-mod setup;
-use common::*;
+use crate::common::identities as setup;
+use crate::common::*;
 use serde_json::json;
 use setup::*;
 

@@ -2,13 +2,8 @@
 //! cookie flags, session renewal, CSRF on every POST, the whitelist page,
 //! submitting and cancelling, who may request, and login rate limits.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::browser::{csrf, totp_code, Answer, Browser};
-use common::*;
+use crate::common::browser::{csrf, totp_code, Answer, Browser};
+use crate::common::*;
 
 const PASSWORD: &str = "a long enough passphrase";
 

@@ -2,12 +2,8 @@
 //! from where, the chain verifies, an edit made behind the server's back
 //! is found after a restart, and a login flood adds a few records only.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-use common::browser::{csrf, Browser};
-use common::*;
+use crate::common::browser::{csrf, Browser};
+use crate::common::*;
 use serde_json::{json, Value};
 
 #[test]

@@ -4,11 +4,7 @@
 //! HTTP/1.0 and chunked bodies), asserting the status, the code and that
 //! the upstream received nothing.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 /// acme: enforce, only 203.0.113.10 (never the test's 127.0.0.1), alias

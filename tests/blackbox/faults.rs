@@ -3,13 +3,8 @@
 //! the connection. Each must end in a clear answer, never a hang, and
 //! change nothing it should not.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::fs::copy_dir;
-use common::*;
+use crate::common::fs::copy_dir;
+use crate::common::*;
 use serde_json::json;
 use std::io::{Read, Write};
 use std::net::TcpListener;

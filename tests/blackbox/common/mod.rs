@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod fs;
+pub mod identities;
 pub mod webdriver;
 
 use serde_json::Value;

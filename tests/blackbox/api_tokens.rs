@@ -2,11 +2,7 @@
 //! through the admin API and `ipgate admin token`, and what the customer
 //! API then accepts.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn field(v: &Value) -> &str {

@@ -1,11 +1,7 @@
 //! The admin API and `ipgate admin`: bad input gets a clear error in the
 //! API's shape and changes nothing.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 fn first_error(v: &serde_json::Value) -> (String, String) {

@@ -1,11 +1,7 @@
 //! `ipgate config check` and start-up refusals: a bad config is a clear
 //! error naming the key, and nothing starts.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 use std::process::Command;
 
 fn check(text: &str) -> (bool, String) {

@@ -1,11 +1,7 @@
 //! The customer API: a main user with 2FA creates, lists and cancels
 //! requests; nothing goes live from the API; refusals say what to do.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 fn field(v: &serde_json::Value) -> String {

@@ -2,13 +2,8 @@
 //! and the walk works: denied, log in, request, confirm from the dev
 //! mailbox, allowed. Ctrl-C stops it cleanly.
 
-// A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::browser::{csrf, totp_code, Browser};
-use common::*;
+use crate::common::browser::{csrf, totp_code, Browser};
+use crate::common::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

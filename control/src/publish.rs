@@ -5,9 +5,12 @@
 
 use crate::model::{Account, SecretKey, WhitelistEntry};
 use crate::store::{parse_sha256, stored_net, Store, StoreError};
+use ipgate_policy::snapshot::{unix_seconds, Contents, Snapshot, SnapshotAccount};
 use ipgate_policy::{AccountPolicy, LiveTable, Table};
 use ipnet::IpNet;
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 fn nets<'a>(cidrs: impl Iterator<Item = &'a str>) -> Vec<IpNet> {
     cidrs.filter_map(stored_net).collect()
@@ -22,23 +25,56 @@ pub fn policy(account: &Account, entries: &[WhitelistEntry]) -> AccountPolicy {
 }
 
 /// Builds the whole table from the store's network index, at start
-/// (`cargo bench --bench million`).
+/// (`cargo bench --bench million`): the table of [`snapshot`], so the two
+/// never disagree.
 pub fn load_table(store: &Store) -> Result<Table, StoreError> {
+    Ok(snapshot(store)?.to_table())
+}
+
+/// The whole table's data from the store, as the proxies are sent it: at
+/// version 1 (the version a table built at start has), made now. An alias
+/// or key hash whose account is gone is left out, as it would resolve to
+/// nothing; anything else a snapshot refuses can only be in a damaged
+/// store, and is an error.
+pub fn snapshot(store: &Store) -> Result<Snapshot, StoreError> {
     let mut accounts = Vec::new();
     store.for_each_account_policy(|id, mode, nets| {
-        accounts.push((id.to_string(), AccountPolicy::new(mode.into(), nets)));
+        accounts.push(SnapshotAccount {
+            id: id.to_string(),
+            mode: mode.into(),
+            nets: nets.to_vec(),
+        });
     })?;
-    let blocked = nets(store.blocklist()?.iter().map(|b| b.cidr.as_str()));
+    let known: HashSet<String> = accounts.iter().map(|a| a.id.to_ascii_lowercase()).collect();
+    let owned = |what: &str, account: &str| {
+        let ok = known.contains(&account.to_ascii_lowercase());
+        if !ok {
+            tracing::error!(%account, "skipping a stored {what} of an unknown account");
+        }
+        ok
+    };
     let identities = store
         .all_identities()?
         .into_iter()
-        .map(|i| (i.value, i.account));
-    let keys: Vec<([u8; 32], String)> = store
+        .filter(|i| owned("identity", &i.account))
+        .map(|i| (i.value, i.account))
+        .collect();
+    let keys = store
         .all_keys()?
         .into_iter()
+        .filter(|k| owned("key", &k.account))
         .filter_map(|k| Some((stored_hash(&k)?, k.account)))
         .collect();
-    Ok(Table::build(1, accounts, &blocked).with_identities(identities, keys))
+    let contents = Contents {
+        version: 1,
+        made: unix_seconds(SystemTime::now()),
+        accounts,
+        blocklist: nets(store.blocklist()?.iter().map(|b| b.cidr.as_str())),
+        identities,
+        keys,
+    };
+    Snapshot::new(contents)
+        .map_err(|e| StoreError::Corrupt(format!("the store's data makes no valid table: {e}")))
 }
 
 /// A stored key hash as bytes. Hashes are only ever written parsed, so
@@ -115,6 +151,9 @@ pub enum Touched<'a> {
     /// Users, tokens: nothing the proxy sees.
     Nothing,
 }
+
+#[cfg(test)]
+mod snapshot_tests;
 
 #[cfg(test)]
 mod tests {

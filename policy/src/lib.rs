@@ -11,7 +11,9 @@ pub mod client_ip;
 pub mod decision;
 pub mod head;
 pub mod ranges;
+pub mod snapshot;
 pub mod table;
 
 pub use decision::{decide, Decision, Policy};
+pub use snapshot::{Snapshot, SnapshotError};
 pub use table::{AccountPolicy, AccountView, LiveTable, Mode, Table};

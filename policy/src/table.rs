@@ -150,6 +150,13 @@ impl Table {
         self
     }
 
+    /// The same table marked as made at `at` (a snapshot's time, when the
+    /// table is rebuilt from one); the version is unchanged.
+    pub fn made_at(mut self, at: SystemTime) -> Table {
+        self.updated = at;
+        self
+    }
+
     /// Hashes an account id folded to lower case, so that lookups ignore
     /// ASCII case.
     #[inline(always)]

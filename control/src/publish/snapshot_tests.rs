@@ -22,8 +22,8 @@ fn account(id: &str, whitelist: WhitelistMode) -> Account {
     }
 }
 
-/// The table as `load_table` built it before snapshots: straight from the
-/// store's data.
+/// The table straight from the store's data, written out here so the test
+/// does not lean on `load_table`, which does the same.
 fn direct(store: &Store) -> Table {
     let mut accounts = Vec::new();
     let found = store.for_each_account_policy(|id, mode, nets| {

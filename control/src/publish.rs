@@ -204,7 +204,7 @@ mod tests {
     }
 
     fn from_start(store: &Store, ids: &[String]) -> Vec<(String, Mode, RangeSet)> {
-        let table = load_table(store).unwrap_or_else(|e| panic!("{e}"));
+        let table = load_table(store).unwrap();
         ids.iter()
             .filter_map(|id| {
                 let v = table.account(id)?;
@@ -215,12 +215,11 @@ mod tests {
 
     #[tokio::test]
     async fn the_table_built_at_start_matches_the_accounts_and_entries() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let op = Actor::system();
         let ids: Vec<String>;
         {
-            let s = Store::open(dir.path(), crate::store::tests::test_key())
-                .unwrap_or_else(|e| panic!("{e}"));
+            let s = Store::open(dir.path(), crate::store::tests::test_key()).unwrap();
             for (id, mode) in [
                 ("acme", WhitelistMode::Enforce),
                 ("acme-2", WhitelistMode::Report),
@@ -270,11 +269,10 @@ mod tests {
             assert!(expected[0].2.contains([10, 1, 2, 3].into()), "added later");
 
             // A store written before the index existed.
-            s.forget_net_index().unwrap_or_else(|e| panic!("{e}"));
+            s.forget_net_index().unwrap();
             assert!(from_start(&s, &ids).is_empty());
         }
-        let s = Store::open(dir.path(), crate::store::tests::test_key())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let s = Store::open(dir.path(), crate::store::tests::test_key()).unwrap();
         assert_eq!(from_start(&s, &ids), from_records(&s), "rebuilt at open");
     }
 
@@ -292,12 +290,9 @@ mod tests {
     #[tokio::test]
     async fn identities_and_keys_resolve_the_same_at_start_as_live() {
         use crate::model::{fingerprint, Identity, SecretKey};
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store = Store::open(dir.path(), crate::store::tests::test_key())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let live = Arc::new(LiveTable::new(
-            load_table(&store).unwrap_or_else(|e| panic!("{e}")),
-        ));
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), crate::store::tests::test_key()).unwrap();
+        let live = Arc::new(LiveTable::new(load_table(&store).unwrap()));
         let p = Publisher::new(store.clone(), live.clone());
         let op = Actor::system();
         for id in ["acme", "Globex"] {
@@ -323,7 +318,7 @@ mod tests {
                     st.add_identity(identity, &op).await
                 })
                 .await
-                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap()
             }
         };
         let add_key = |account: &'static str, hash: [u8; 32]| {
@@ -341,7 +336,7 @@ mod tests {
                     st.add_key(key, hash, &op).await
                 })
                 .await
-                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap()
             }
         };
         add_name("acme", "Sender-1").await;
@@ -385,7 +380,7 @@ mod tests {
                 None
             ]
         );
-        let start = load_table(&store).unwrap_or_else(|e| panic!("{e}"));
+        let start = load_table(&store).unwrap();
         assert_eq!(resolved(&start, &names, &keys), now_live);
         assert_eq!((start.identities(), start.keys()), (2, 2));
         assert_eq!((live.load().identities(), live.load().keys()), (2, 2));

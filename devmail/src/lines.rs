@@ -63,7 +63,7 @@ mod tests {
         let mut out = Vec::new();
         let mut seen = Vec::new();
         loop {
-            let chunk = read_chunk(&mut reader, max, &mut out).unwrap_or_else(|e| panic!("{e}"));
+            let chunk = read_chunk(&mut reader, max, &mut out).unwrap();
             seen.push((chunk, out.clone()));
             if chunk == Chunk::Eof {
                 return seen;

@@ -81,7 +81,7 @@ mod tests {
     use super::*;
 
     fn limit(max: usize) -> Arc<ConnLimit> {
-        ConnLimit::register(&Registry::new(), max).unwrap_or_else(|e| panic!("{e}"))
+        ConnLimit::register(&Registry::new(), max).unwrap()
     }
 
     #[test]

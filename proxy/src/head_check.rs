@@ -79,11 +79,9 @@ mod tests {
     use super::*;
 
     fn req(headers: &[(&str, &str)]) -> RequestHeader {
-        let mut r =
-            RequestHeader::build("POST", b"/sms/send", None).unwrap_or_else(|e| panic!("{e}"));
+        let mut r = RequestHeader::build("POST", b"/sms/send", None).unwrap();
         for (k, v) in headers {
-            r.append_header(k.to_string(), *v)
-                .unwrap_or_else(|e| panic!("{e}"));
+            r.append_header(k.to_string(), *v).unwrap();
         }
         r
     }

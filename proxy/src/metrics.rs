@@ -284,13 +284,11 @@ mod tests {
     #[test]
     fn counts_and_gauges_render() {
         let reg = Registry::new();
-        let m = ProxyMetrics::register(&reg, ["sms", "waba"].into_iter(), false)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let m = ProxyMetrics::register(&reg, ["sms", "waba"].into_iter(), false).unwrap();
         reg.register(Box::new(
-            TableCollector::new(Arc::new(LiveTable::new(Table::empty())))
-                .unwrap_or_else(|e| panic!("{e}")),
+            TableCollector::new(Arc::new(LiveTable::new(Table::empty()))).unwrap(),
         ))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         m.count(
             Some(1),
             Decision::Deny(DenyReason::IpNotWhitelisted),

@@ -41,16 +41,14 @@ mod tests {
         let Read::Ready(parsed) = request::read(raw, &mut headers, 8192, 64) else {
             panic!("the raw path reads this head");
         };
-        let mut req = RequestHeader::build("POST", b"/sms/send?username=acme", None)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut req = RequestHeader::build("POST", b"/sms/send?username=acme", None).unwrap();
         for (name, value) in [
             ("Host", "api.example.com"),
             ("X-Account-Id", "a"),
             ("x-account-id", "b"),
             ("Content-Length", "0"),
         ] {
-            req.append_header(name, value)
-                .unwrap_or_else(|e| panic!("{e}"));
+            req.append_header(name, value).unwrap();
         }
         let pingora = PingoraHead(&req);
         assert_eq!(pingora.path(), parsed.path());

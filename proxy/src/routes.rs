@@ -196,8 +196,8 @@ mod tests {
             host = "waba.example.com"
             upstream = "http://127.0.0.1:7002"
         "#;
-        let c = Config::parse(text, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
-        Routes::build(&c.proxy.routes).unwrap_or_else(|e| panic!("{e}"))
+        let c = Config::parse(text, Vec::new()).unwrap();
+        Routes::build(&c.proxy.routes).unwrap()
     }
 
     #[test]

@@ -75,7 +75,7 @@ fn answers(t: &Table, names: &[&str], keys: &[[u8; 32]], ips: &[IpAddr]) -> Vec<
 
 #[tokio::test]
 async fn the_snapshot_table_answers_as_load_table_does() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let s = open(&dir);
     let op = Actor::system();
     let whitelists = [
@@ -129,7 +129,7 @@ async fn the_snapshot_table_answers_as_load_table_does() {
         assert!(added.is_ok(), "{added:?}");
     }
 
-    let snap = snapshot(&s).unwrap_or_else(|e| panic!("{e}"));
+    let snap = snapshot(&s).unwrap();
     let c = snap.contents();
     assert_eq!(
         (
@@ -140,7 +140,7 @@ async fn the_snapshot_table_answers_as_load_table_does() {
         ),
         (4, 1, 2, 2)
     );
-    let decoded = Snapshot::decode(&snap.encode()).unwrap_or_else(|e| panic!("{e}"));
+    let decoded = Snapshot::decode(&snap.encode()).unwrap();
     assert_eq!(decoded, snap);
 
     // The store's addresses (each network's first and last), and some
@@ -170,7 +170,7 @@ async fn the_snapshot_table_answers_as_load_table_does() {
     ];
     let keys = [[1; 32], [2; 32], [3; 32]];
     let want = answers(&direct(&s), &names, &keys, &ips);
-    let loaded = load_table(&s).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = load_table(&s).unwrap();
     assert_eq!(answers(&loaded, &names, &keys, &ips), want);
     assert_eq!(answers(&snap.to_table(), &names, &keys, &ips), want);
     assert_eq!(answers(&decoded.to_table(), &names, &keys, &ips), want);

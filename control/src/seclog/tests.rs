@@ -3,15 +3,12 @@ use serde_json::json;
 use sled::transaction::TransactionError;
 
 fn key(fill: u8) -> LogKey {
-    LogKey::new(&[fill; 32]).unwrap_or_else(|e| panic!("{e}"))
+    LogKey::new(&[fill; 32]).unwrap()
 }
 
 fn tree() -> sled::Tree {
-    let db = sled::Config::new()
-        .temporary(true)
-        .open()
-        .unwrap_or_else(|e| panic!("{e}"));
-    db.open_tree("seclog").unwrap_or_else(|e| panic!("{e}"))
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    db.open_tree("seclog").unwrap()
 }
 
 fn add(log: &sled::Tree, key: &LogKey, what: &str) {
@@ -45,14 +42,12 @@ fn add_unkeyed(log: &sled::Tree, seq: u64, prev: &str) -> String {
 }
 
 fn put(log: &sled::Tree, rec: &SecRecord) {
-    log.insert(rec.seq.to_be_bytes(), encode(rec))
-        .unwrap_or_else(|e| panic!("{e}"));
+    log.insert(rec.seq.to_be_bytes(), encode(rec)).unwrap();
     let head = Head {
         seq: rec.seq,
         hash: rec.hash.clone(),
     };
-    log.insert(HEAD_KEY, encode(&head))
-        .unwrap_or_else(|e| panic!("{e}"));
+    log.insert(HEAD_KEY, encode(&head)).unwrap();
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -65,11 +60,11 @@ fn record(log: &sled::Tree, seq: u64) -> SecRecord {
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("no record {seq}"));
-    serde_json::from_slice(&raw).unwrap_or_else(|e| panic!("{e}"))
+    serde_json::from_slice(&raw).unwrap()
 }
 
 fn check(log: &sled::Tree, key: &LogKey) -> Verification {
-    verify(log, key).unwrap_or_else(|e| panic!("{e}"))
+    verify(log, key).unwrap()
 }
 
 #[test]
@@ -149,8 +144,7 @@ fn records_from_before_keys_verify_before_the_keyed_ones() {
     let mut two = record(&log, 2);
     two.actor = "someone else".into();
     two.hash = two.compute_hash(&key(1));
-    log.insert(2u64.to_be_bytes(), encode(&two))
-        .unwrap_or_else(|e| panic!("{e}"));
+    log.insert(2u64.to_be_bytes(), encode(&two)).unwrap();
     let v = check(&log, &key(1));
     assert_eq!((v.ok, v.broken_at), (false, Some(3)), "{v:?}");
 }

@@ -32,11 +32,11 @@ pub(crate) fn entry_of(account: &str, cidr: &str) -> WhitelistEntry {
 
 /// The log key unit tests open stores with.
 pub(crate) fn test_key() -> LogKey {
-    LogKey::new(b"unit-test-log-key-0123456789abcdef").unwrap_or_else(|e| panic!("{e}"))
+    LogKey::new(b"unit-test-log-key-0123456789abcdef").unwrap()
 }
 
 pub(crate) fn open(dir: &tempfile::TempDir) -> Store {
-    Store::open(dir.path(), test_key()).unwrap_or_else(|e| panic!("{e}"))
+    Store::open(dir.path(), test_key()).unwrap()
 }
 
 pub(crate) fn op() -> Actor {
@@ -45,12 +45,10 @@ pub(crate) fn op() -> Actor {
 
 #[tokio::test]
 async fn changes_survive_reopening() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     {
         let s = open(&dir);
-        s.create_account(account("acme"), &op())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        s.create_account(account("acme"), &op()).await.unwrap();
         let added = s
             .add_entries(
                 "acme",
@@ -84,32 +82,28 @@ async fn changes_survive_reopening() {
     // Opening writes to settle sled's log; a second reopen must still find
     // the same chained log and nothing added to it.
     drop(s);
-    let v = open(&dir)
-        .verify_security_log()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let v = open(&dir).verify_security_log().unwrap();
     assert!(v.ok, "{v:?}");
     assert_eq!(v.records, 3);
 }
 
 #[tokio::test]
 async fn refusals_change_nothing_and_log_nothing() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let s = open(&dir);
     assert!(matches!(
         s.add_entries("ghost", vec![entry("203.0.113.10/32")], &op())
             .await,
         Err(StoreError::NoAccount(_))
     ));
-    s.create_account(account("acme"), &op())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.create_account(account("acme"), &op()).await.unwrap();
     assert!(matches!(
         s.create_account(account("acme"), &op()).await,
         Err(StoreError::AccountExists(_))
     ));
     s.add_entries("acme", vec![entry("203.0.113.10/32")], &op())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let dup = s
         .add_entries(
             "acme",
@@ -140,45 +134,37 @@ async fn refusals_change_nothing_and_log_nothing() {
 
 #[tokio::test]
 async fn entries_of_one_account_do_not_leak_into_another_with_a_longer_name() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let s = open(&dir);
-    s.create_account(account("acme"), &op())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    s.create_account(account("acme2"), &op())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.create_account(account("acme"), &op()).await.unwrap();
+    s.create_account(account("acme2"), &op()).await.unwrap();
     s.add_entries("acme2", vec![entry("203.0.113.10/32")], &op())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert!(s.entries("acme").unwrap_or_default().is_empty());
 }
 
 async fn logged_store(dir: &tempfile::TempDir) -> Store {
     let s = open(dir);
-    s.create_account(account("acme"), &op())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.create_account(account("acme"), &op()).await.unwrap();
     s.add_entries("acme", vec![entry("203.0.113.10/32")], &op())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let b = BlockEntry {
         id: String::new(),
         cidr: "192.0.2.0/24".into(),
         remark: String::new(),
         created_at: now(),
     };
-    s.add_block(b, &op())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.add_block(b, &op()).await.unwrap();
     s
 }
 
 #[tokio::test]
 async fn an_intact_log_verifies_and_exports_its_head() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let s = logged_store(&dir).await;
-    let v = s.verify_security_log().unwrap_or_else(|e| panic!("{e}"));
+    let v = s.verify_security_log().unwrap();
     assert!(v.ok, "{v:?}");
     assert_eq!(v.records, 3);
     let last = s
@@ -192,7 +178,7 @@ async fn an_intact_log_verifies_and_exports_its_head() {
 
 #[tokio::test]
 async fn an_edited_record_is_found() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let s = logged_store(&dir).await;
     let key = 2u64.to_be_bytes();
     let raw = s
@@ -202,30 +188,24 @@ async fn an_edited_record_is_found() {
         .flatten()
         .unwrap_or_else(|| panic!("no record 2"));
     let edited = String::from_utf8_lossy(&raw).replace("203.0.113.10/32", "0.0.0.0/0");
-    s.seclog
-        .insert(key, edited.as_bytes())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let v = s.verify_security_log().unwrap_or_else(|e| panic!("{e}"));
+    s.seclog.insert(key, edited.as_bytes()).unwrap();
+    let v = s.verify_security_log().unwrap();
     assert!(!v.ok);
     assert_eq!(v.broken_at, Some(2));
 }
 
 #[tokio::test]
 async fn a_dropped_or_truncated_record_is_found() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let s = logged_store(&dir).await;
-    s.seclog
-        .remove(2u64.to_be_bytes())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let v = s.verify_security_log().unwrap_or_else(|e| panic!("{e}"));
+    s.seclog.remove(2u64.to_be_bytes()).unwrap();
+    let v = s.verify_security_log().unwrap();
     assert_eq!((v.ok, v.broken_at), (false, Some(2)));
 
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let s = logged_store(&dir).await;
-    s.seclog
-        .remove(3u64.to_be_bytes())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let v = s.verify_security_log().unwrap_or_else(|e| panic!("{e}"));
+    s.seclog.remove(3u64.to_be_bytes()).unwrap();
+    let v = s.verify_security_log().unwrap();
     assert!(
         !v.ok,
         "dropping the newest record while the head names it: {v:?}"
@@ -234,7 +214,7 @@ async fn a_dropped_or_truncated_record_is_found() {
 
 #[test]
 fn a_store_held_open_elsewhere_is_refused_with_a_reason() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let held = open(&dir);
     match Store::open(dir.path(), test_key()) {
         Err(e @ StoreError::Locked { .. }) => {
@@ -251,7 +231,7 @@ fn a_store_held_open_elsewhere_is_refused_with_a_reason() {
 
 #[tokio::test]
 async fn an_unreadable_log_head_refuses_the_change_instead_of_restarting_the_chain() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let s = open(&dir);
     let made = s.create_account(account("acme"), &op()).await;
     assert!(made.is_ok(), "{made:?}");
@@ -263,7 +243,7 @@ async fn an_unreadable_log_head_refuses_the_change_instead_of_restarting_the_cha
             Some(bytes) => s.seclog.insert(b"head", bytes).map(drop),
             None => s.seclog.remove(b"head").map(drop),
         }
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         let changed = s.create_account(account("beta"), &op()).await;
         assert!(
             matches!(changed, Err(StoreError::LogHead(_))),
@@ -283,15 +263,13 @@ async fn an_unreadable_log_head_refuses_the_change_instead_of_restarting_the_cha
 
 #[tokio::test]
 async fn a_store_keyed_with_another_log_key_is_refused_unchanged() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let head = {
         let s = open(&dir);
-        s.create_account(account("acme"), &op())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        s.create_account(account("acme"), &op()).await.unwrap();
         s.verify_security_log().map(|v| v.head).ok()
     };
-    let other = LogKey::new(&[b'x'; 40]).unwrap_or_else(|e| panic!("{e}"));
+    let other = LogKey::new(&[b'x'; 40]).unwrap();
     match Store::open(dir.path(), other.clone()) {
         Err(e @ StoreError::LogKeyMismatch { .. }) => {
             let text = e.to_string();
@@ -304,7 +282,7 @@ async fn a_store_keyed_with_another_log_key_is_refused_unchanged() {
         Ok(_) => panic!("opened with another log key"),
     }
     let s = open(&dir);
-    let v = s.verify_security_log().unwrap_or_else(|e| panic!("{e}"));
+    let v = s.verify_security_log().unwrap();
     assert!(v.ok, "{v:?}");
     assert_eq!((Some(v.head), v.records), (head, 1), "nothing was appended");
 }

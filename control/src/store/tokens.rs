@@ -204,23 +204,18 @@ mod tests {
 
     #[tokio::test]
     async fn tokens_from_before_records_keep_working_with_full_scope() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let old = token_hash("an old token");
         {
             let s = open(&dir);
-            s.create_account(account("acme"), &op())
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            s.create_user(alice(), &op())
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            s.add_legacy_token(&old, "alice")
-                .unwrap_or_else(|e| panic!("{e}"));
+            s.create_account(account("acme"), &op()).await.unwrap();
+            s.create_user(alice(), &op()).await.unwrap();
+            s.add_legacy_token(&old, "alice").unwrap();
         }
         let s = open(&dir);
         let t = s
             .token(&old)
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
             .unwrap_or_else(|| panic!("the old token is gone"));
         assert_eq!(t.username, "alice");
         assert_eq!(t.scopes, Scope::ALL.to_vec());

@@ -45,11 +45,11 @@ impl Head for TestHead {
 
 fn req(uri: &str, headers: &[(&str, &str)]) -> TestHead {
     let mut r = TestHead {
-        uri: uri.parse().unwrap_or_else(|e| panic!("{e}")),
+        uri: uri.parse().unwrap(),
         headers: http::HeaderMap::new(),
     };
     for (k, v) in headers {
-        r.append_header(k, v).unwrap_or_else(|e| panic!("{e}"));
+        r.append_header(k, v).unwrap();
     }
     r
 }
@@ -94,7 +94,7 @@ fn all() -> Vec<AccountSource> {
         "key:form:api_key",
     ]
     .iter()
-    .map(|s| AccountSource::try_from(s.to_string()).unwrap_or_else(|e| panic!("{e}")))
+    .map(|s| AccountSource::try_from(s.to_string()).unwrap())
     .collect()
 }
 

@@ -44,7 +44,7 @@ fn sample_contents() -> Contents {
 }
 
 fn sample() -> Snapshot {
-    Snapshot::new(sample_contents()).unwrap_or_else(|e| panic!("{e}"))
+    Snapshot::new(sample_contents()).unwrap()
 }
 
 /// A header made for `payload`, with the right length and checksum.
@@ -60,7 +60,7 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 /// The sample's payload as JSON, to damage in one place and re-frame.
 fn sample_json() -> serde_json::Value {
     let bytes = sample().encode();
-    serde_json::from_slice(&bytes[HEADER_LEN..]).unwrap_or_else(|e| panic!("{e}"))
+    serde_json::from_slice(&bytes[HEADER_LEN..]).unwrap()
 }
 
 fn decode_json(v: &serde_json::Value) -> Result<Snapshot, SnapshotError> {
@@ -97,7 +97,7 @@ fn a_snapshot_comes_back_the_same_and_in_canonical_order() {
     other.identities.reverse();
     other.keys.reverse();
     other.blocklist.reverse();
-    let other = Snapshot::new(other).unwrap_or_else(|e| panic!("{e}"));
+    let other = Snapshot::new(other).unwrap();
     assert_eq!(other.encode(), s.encode());
     assert_eq!(s.made(), UNIX_EPOCH + Duration::from_secs(1_700_000_000));
 }

@@ -5,15 +5,13 @@ use crate::store::tests::{account, op, open};
 use sha2::{Digest, Sha256};
 
 fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"))
+    tempfile::tempdir().unwrap()
 }
 
 async fn store_with(dir: &tempfile::TempDir, ids: &[&str]) -> Store {
     let s = open(dir);
     for id in ids {
-        s.create_account(account(id), &op())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        s.create_account(account(id), &op()).await.unwrap();
     }
     s
 }
@@ -49,7 +47,7 @@ async fn identities_are_unique_over_all_identities_and_account_ids_ignoring_case
     let dir = tempdir();
     let s = store_with(&dir, &["acme", "globex"]).await;
     let first = s.add_identity(identity("acme", "Sender-1"), &op()).await;
-    let first = first.unwrap_or_else(|e| panic!("{e}"));
+    let first = first.unwrap();
     assert_eq!(s.identity_owner("SENDER-1").ok(), Some(Some("acme".into())));
     for (account, value, owner) in [
         ("globex", "sender-1", "an identity of account `acme`"),
@@ -112,7 +110,7 @@ async fn a_key_is_kept_only_as_its_hash_and_belongs_to_one_account() {
     let secret = "live_sk_4f1d2c3b-very-secret";
     let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
     let added = s.add_key(key_of("acme", &hash), hash, &op()).await;
-    let added = added.unwrap_or_else(|e| panic!("{e}"));
+    let added = added.unwrap();
     assert_eq!(added.sha256, hex(&hash));
     assert_eq!(s.key_owner(&hash).ok(), Some(Some("acme".into())));
     match s.add_key(key_of("globex", &hash), hash, &op()).await {
@@ -127,11 +125,11 @@ async fn a_key_is_kept_only_as_its_hash_and_belongs_to_one_account() {
     ));
 
     // Nothing anywhere in the store holds the key itself.
-    s.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    s.flush().await.unwrap();
     for name in s.db.tree_names() {
-        let tree = s.db.open_tree(&name).unwrap_or_else(|e| panic!("{e}"));
+        let tree = s.db.open_tree(&name).unwrap();
         for kv in tree.iter() {
-            let (k, v) = kv.unwrap_or_else(|e| panic!("{e}"));
+            let (k, v) = kv.unwrap();
             for bytes in [&k[..], &v[..]] {
                 assert!(
                     !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
@@ -171,16 +169,12 @@ async fn each_change_is_one_logged_transaction_that_survives_reopening() {
     {
         let s = store_with(&dir, &["acme"]).await;
         let i = s.add_identity(identity("acme", "phone-1234"), &op()).await;
-        let i = i.unwrap_or_else(|e| panic!("{e}"));
-        s.add_key(key_of("acme", &hash), hash, &op())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        s.remove_identity("acme", &i.id, &op())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let i = i.unwrap();
+        s.add_key(key_of("acme", &hash), hash, &op()).await.unwrap();
+        s.remove_identity("acme", &i.id, &op()).await.unwrap();
         s.add_identity(identity("acme", "phone-5678"), &op())
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     }
     let s = open(&dir);
     assert_eq!(
@@ -197,7 +191,7 @@ async fn each_change_is_one_logged_transaction_that_survives_reopening() {
     assert_eq!(log[1].details["value"], "phone-1234");
     assert_eq!(log[2].details["fingerprint"], fingerprint(&hash));
     assert_eq!(log[3].details["value"], "phone-1234");
-    let v = s.verify_security_log().unwrap_or_else(|e| panic!("{e}"));
+    let v = s.verify_security_log().unwrap();
     assert!(v.ok && v.records == 5, "{v:?}");
     assert_eq!(s.all_identities().map(|i| i.len()).ok(), Some(1));
     assert_eq!(s.key_owner(&hash).ok(), Some(Some("acme".into())));
@@ -214,8 +208,8 @@ async fn an_older_store_gets_its_account_ids_indexed_when_opened() {
         let s = store_with(&dir, &["acme"]).await;
         s.add_identity(identity("acme", "sender-1"), &op())
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        s.forget_name_index().unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
+        s.forget_name_index().unwrap();
     }
     let s = open(&dir);
     for id in ["ACME", "Sender-1"] {

@@ -22,12 +22,12 @@ use ipgate_control::store::Store;
 use ipgate_policy::client_ip::TrustedProxies;
 use ipgate_policy::{LiveTable, Policy};
 use ipgate_proxy::conn_limit::ConnLimit;
-use ipgate_proxy::h1::FastPath;
-use ipgate_proxy::head_check::HeadLimits;
-use ipgate_proxy::introspect::Introspector;
+use ipgate_proxy::gate::head_check::HeadLimits;
+use ipgate_proxy::gate::introspect::Introspector;
+use ipgate_proxy::gate::routes::Routes;
 use ipgate_proxy::metrics::{ProxyMetrics, TableCollector};
-use ipgate_proxy::routes::Routes;
-use ipgate_proxy::service::{Gate, SharedGate};
+use ipgate_proxy::raw_path::RawPath;
+use ipgate_proxy::{gate::Gate, pingora_path::SharedGate};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
@@ -147,7 +147,7 @@ pub fn run(
         let pingora_path =
             pingora::proxy::http_proxy(&server.configuration, SharedGate(gate.clone()));
         let limit = ConnLimit::register(&registry, config.proxy.max_connections)?;
-        let app = FastPath::new(gate, pingora_path, config.proxy.header_timeout.0, limit);
+        let app = RawPath::new(gate, pingora_path, config.proxy.header_timeout.0, limit);
         let mut listening = false;
         if let Some(addr) = config.proxy.listen {
             // Fail early and clearly if the port is taken; Pingora binds later.

@@ -6,7 +6,7 @@
 //! method and target.
 #![no_main]
 
-use ipgate_proxy::h1::request::{self, Read, MAX_BODY};
+use ipgate_proxy::raw_path::request::{self, Read, MAX_BODY};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

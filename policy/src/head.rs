@@ -1,6 +1,6 @@
 //! A request head as the decision reads it, whoever parsed it: Pingora's
 //! `RequestHeader`, or the raw HTTP/1 path's borrowed view of the bytes
-//! received (`ipgate_proxy::pingora_head` and `ipgate_proxy::h1`). Both
+//! received (`ipgate_proxy::pingora_path::head` and `ipgate_proxy::raw_path`). Both
 //! answer the same questions the same way.
 
 /// What routing, account extraction and the client-IP walk read from a head.

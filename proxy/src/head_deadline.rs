@@ -1,7 +1,7 @@
 //! `proxy.header_timeout`: a request head not complete in time closes the
 //! connection (slowloris). Pingora 0.9 reads heads with a per-read timeout
 //! only and has no hook before a head is read, so each accepted stream is
-//! wrapped ([`crate::h1`] does it): from accept (so a TLS handshake counts
+//! wrapped ([`crate::raw_path`] does it): from accept (so a TLS handshake counts
 //! against the first head's time) and from the first byte of each later
 //! request on a kept-alive connection, until the bytes read contain the
 //! head's blank line ([`crate::head_end`]; blank lines before a request

@@ -1,23 +1,17 @@
-//! ipgate's enforcing proxy: the Pingora service and the raw HTTP/1 path,
-//! which gather a request's inputs (head, route, path), judge them with
-//! `ipgate-policy` (the live whitelist table, client-IP and account
-//! resolution, the pure decision) and act on the answer, plus its metrics.
+//! ipgate's enforcing proxy. [`gate`] is the one judge (client IP, path,
+//! route, account, decision with `ipgate-policy`) and what both HTTP/1
+//! paths share; [`raw_path`] serves plain HTTP/1 requests itself and hands
+//! anything else to [`pingora_path`], Pingora's proxy. Around them: the
+//! connection cap, the head deadline, the graceful stop, TLS and metrics.
 
 #![forbid(unsafe_code)]
 
 pub mod conn_limit;
 pub mod drain;
-pub mod forwarding;
-pub mod h1;
-pub mod handoff;
-pub mod head_check;
+pub mod gate;
 pub mod head_deadline;
 pub mod head_end;
-pub mod introspect;
 pub mod metrics;
-pub mod path;
-pub mod pingora_head;
-pub mod respond;
-pub mod routes;
-pub mod service;
+pub mod pingora_path;
+pub mod raw_path;
 pub mod tls;

@@ -3,7 +3,7 @@
 //! made once at start, so counting a request is one atomic add. Table
 //! gauges are read from the live table at scrape time.
 
-use crate::handoff::Handoff;
+use crate::raw_path::handoff::Handoff;
 use ipgate_policy::decision::{AllowReason, Decision, DenyReason};
 use ipgate_policy::table::LiveTable;
 use prometheus::core::{Collector, Desc};

@@ -1,4 +1,4 @@
-//! Why the raw HTTP/1 path (`h1`) hands a connection to Pingora's path. The raw path
+//! Why the raw HTTP/1 path hands a connection to Pingora's path. The raw path
 //! serves plain HTTP/1.1 requests itself; anything else goes to Pingora's
 //! path, which answers it as it always did (431 for large heads, 400 for
 //! refused paths, chunked bodies, upgrades, TLS upstreams). Each handoff is

@@ -1,8 +1,8 @@
 //! What both HTTP/1 paths send upstream about where a call came from and
 //! where it goes: one rule each, so the two paths cannot drift apart.
 
-use crate::respond::with_ip_text;
-use crate::routes::Route;
+use super::respond::with_ip_text;
+use super::routes::Route;
 use std::net::IpAddr;
 
 /// Writes the `X-Forwarded-For` value to send upstream into `out`. From

@@ -1,33 +1,27 @@
-//! The Pingora `ProxyHttp` service. It only gathers inputs (peer address,
-//! head, route, account), calls [`decide`] and acts: a denial is answered
-//! here and never reaches the upstream.
+//! Pingora's path: the `ProxyHttp` service that serves whatever the raw
+//! path hands over (TLS it did not take, HTTP/2, unusual heads). It
+//! gathers the head through [`head::PingoraHead`], asks [`Gate::judge`]
+//! and acts: a denial is answered here and never reaches the upstream.
 
-use crate::drain::{Drain, InFlight};
-use crate::forwarding::{forwarded_for, rewritten_path};
-use crate::head_check::{self, HeadLimits};
-use crate::introspect::Introspector;
-use crate::metrics::ProxyMetrics;
-use crate::path;
-use crate::path::PathError;
-use crate::pingora_head::PingoraHead;
-use crate::respond::{error_body, RequestId, SHUTTING_DOWN, SHUTTING_DOWN_MESSAGE};
-use crate::routes::Routes;
+pub mod head;
+
+use crate::drain::InFlight;
+use crate::gate::forwarding::{forwarded_for, rewritten_path};
+use crate::gate::head_check;
+use crate::gate::outcome::{deny_message, Outcome, UPSTREAM_TIMEOUT, UPSTREAM_UNAVAILABLE};
+use crate::gate::respond::{error_body, RequestId, SHUTTING_DOWN, SHUTTING_DOWN_MESSAGE};
+use crate::gate::{Gate, Pending};
 use async_trait::async_trait;
 use bytes::Bytes;
+use head::PingoraHead;
 use http::header::{self, HeaderName, HeaderValue};
-use ipgate_policy::account::{
-    self, AccountError, AccountName, Body, Caller, Identified, KeyAnswers, Lookup, PendingKey,
-};
-use ipgate_policy::client_ip::{TrustedProxies, CLIENT_ADDRESS_HEADERS};
-use ipgate_policy::decision::{decide, Decision, DenyReason, Policy};
-use ipgate_policy::head::{visible_text, Head};
-use ipgate_policy::table::LiveTable;
-use ipgate_policy::table::Table;
+use ipgate_policy::account::Body;
+use ipgate_policy::client_ip::CLIENT_ADDRESS_HEADERS;
+use ipgate_policy::decision::{Decision, DenyReason};
 use pingora_core::prelude::*;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
-use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,25 +31,6 @@ use std::time::Instant;
 static JSON: HeaderValue = HeaderValue::from_static("application/json");
 static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-
-/// Everything the service needs, built once at start.
-pub struct Gate {
-    pub table: Arc<LiveTable>,
-    pub routes: Routes,
-    pub trusted: TrustedProxies,
-    pub policy: Policy,
-    pub limits: HeadLimits,
-    pub metrics: ProxyMetrics,
-    pub access_log: bool,
-    /// `proxy.max_inspect_body`.
-    pub max_inspect_body: usize,
-    /// Bounds reading a body that a source must read (`proxy.header_timeout`).
-    pub body_timeout: std::time::Duration,
-    /// Set when `proxy.introspect_url` is.
-    pub introspector: Option<Arc<Introspector>>,
-    /// Calls passed upstream, for a graceful stop (both paths).
-    pub drain: Arc<Drain>,
-}
 
 /// Per-request state, filled in `request_filter` and read later.
 pub struct RequestCtx {
@@ -101,186 +76,6 @@ impl Gate {
     }
 }
 
-/// What the proxy concludes about one request before acting on it.
-pub struct Judgement<'r> {
-    pub client_ip: IpAddr,
-    /// The socket peer (canonical) when it is a trusted proxy.
-    pub trusted_peer: Option<IpAddr>,
-    /// The canonical path, or why the path is refused (400; then the
-    /// fields below are not meaningful).
-    pub path: Result<Cow<'r, str>, PathError>,
-    pub route: Option<usize>,
-    /// The account the call is judged as, as the table names it.
-    pub account: Option<AccountName>,
-    /// What was malformed in the call's sources, when that is the reason.
-    pub account_problem: Option<AccountError>,
-    /// Meaningful only when nothing is `pending`.
-    pub decision: Decision,
-    /// What must happen before the call can be judged.
-    pub pending: Option<Pending>,
-}
-
-/// Work a path does, then judges the call again.
-#[derive(Debug)]
-pub enum Pending {
-    /// Read the body (up to `proxy.max_inspect_body`).
-    Body,
-    /// Introspect this key.
-    Key(PendingKey),
-    /// Refuse: the body a source must read is over `max_inspect_body`.
-    TooLarge,
-}
-
-impl Gate {
-    /// Steps 1-5 for a request from `peer`: client IP, path, route,
-    /// account, decision. Reads the live table without a lock and
-    /// allocates nothing for a canonical path and identifier sources
-    /// (`tests/no_alloc.rs`). `body`: what has been read of the body.
-    pub fn judge<'r, H: Head>(&self, peer: IpAddr, req: &'r H, body: Body<'_>) -> Judgement<'r> {
-        let client_ip = self.trusted.client_ip(peer, req.values("x-forwarded-for"));
-        let peer = ipgate_config::net::canonical_ip(peer);
-        let trusted_peer = self.trusted.contains(peer).then_some(peer);
-        let normalized = match path::normalize_cow(req.path()) {
-            Ok(p) => p,
-            Err(e) => {
-                return Judgement {
-                    client_ip,
-                    trusted_peer,
-                    path: Err(e),
-                    route: None,
-                    account: None,
-                    account_problem: None,
-                    decision: Decision::Deny(DenyReason::NoRoute),
-                    pending: None,
-                }
-            }
-        };
-        let host = req
-            .values("host")
-            .next()
-            .and_then(visible_text)
-            .or(req.uri_host());
-        let found = self.routes.find(host, &normalized);
-        let guard = self.table.load();
-        let table: &Table = &guard;
-        let mut pending = None;
-        // A blocked address is refused before its sources are read.
-        let caller = match found {
-            Some((_, r))
-                if r.reads_body
-                    && matches!(body, Body::Read(b) if b.len() > self.max_inspect_body) =>
-            {
-                if !table.is_blocked(client_ip) {
-                    pending = Some(Pending::TooLarge);
-                }
-                Caller::Nobody
-            }
-            Some((_, r)) if !table.is_blocked(client_ip) => {
-                let lookup = Lookup {
-                    table,
-                    answers: self.introspector.as_deref().map(|i| i as &dyn KeyAnswers),
-                };
-                match account::identify(&r.sources, req, r.rest(&normalized), body, lookup) {
-                    Identified::Done(c) => c,
-                    Identified::NeedBody => {
-                        pending = Some(Pending::Body);
-                        Caller::Nobody
-                    }
-                    Identified::Introspect(k) => {
-                        pending = Some(Pending::Key(k));
-                        Caller::Nobody
-                    }
-                }
-            }
-            _ => Caller::Nobody,
-        };
-        let route = found.map(|(i, _)| i);
-        let decision = decide(table, self.policy, client_ip, route.is_some(), caller);
-        Judgement {
-            client_ip,
-            trusted_peer,
-            path: Ok(normalized),
-            route,
-            account: match caller {
-                Caller::Account(a) => Some(AccountName::new(a.id())),
-                _ => None,
-            },
-            account_problem: match caller {
-                Caller::Malformed(e) => Some(e),
-                _ => None,
-            },
-            decision,
-            pending,
-        }
-    }
-}
-
-/// The answer (status, code, message) when the upstream timed out, on
-/// either path.
-pub const UPSTREAM_TIMEOUT: (u16, &str, &str) = (
-    504,
-    "upstream_timeout",
-    "The API behind the gateway did not answer in time.",
-);
-
-/// The answer when the upstream could not be reached or failed, on either
-/// path.
-pub const UPSTREAM_UNAVAILABLE: (u16, &str, &str) = (
-    502,
-    "upstream_unavailable",
-    "The API behind the gateway could not be reached.",
-);
-
-/// The message a denial answers with: the reason's, or what was wrong with
-/// the account id the request carried.
-pub fn deny_message(reason: DenyReason, account_problem: Option<AccountError>) -> &'static str {
-    match (reason, account_problem) {
-        (DenyReason::Unidentified, Some(e)) => e.message(),
-        _ => reason.message(),
-    }
-}
-
-/// One finished request as the metrics and the access log see it.
-pub struct Outcome<'a> {
-    pub id: RequestId,
-    pub started: Instant,
-    pub client_ip: Option<IpAddr>,
-    pub route: Option<usize>,
-    pub decision: Decision,
-    pub account: Option<&'a str>,
-    /// The status answered (0 when none was).
-    pub status: u16,
-    pub upstream_started: Option<Instant>,
-    pub error: Option<&'a dyn std::fmt::Display>,
-}
-
-impl Gate {
-    /// Counts a finished request and writes its access-log line.
-    pub fn record(&self, o: &Outcome<'_>) {
-        self.metrics.count(o.route, o.decision, o.account);
-        if let (Some(route), Some(start)) = (o.route, o.upstream_started) {
-            self.metrics.observe_upstream(route, start.elapsed());
-        }
-        if self.access_log {
-            let (dec, reason) = crate::metrics::labels(o.decision);
-            tracing::info!(
-                target: "ipgate::access",
-                request_id = %o.id,
-                route = o.route.and_then(|i| self.routes.get(i)).map(|r| r.name.as_str()).unwrap_or(crate::metrics::NO_ROUTE),
-                account = o.account.unwrap_or("-"),
-                client_ip = %o.client_ip.map(|i| i.to_string()).unwrap_or_default(),
-                decision = dec,
-                reason,
-                status = o.status,
-                upstream_ms = o.upstream_started.map(|s| s.elapsed().as_secs_f64() * 1000.0).unwrap_or(0.0),
-                total_ms = o.started.elapsed().as_secs_f64() * 1000.0,
-                error = o.error.map(|e| e.to_string()).unwrap_or_default(),
-                "request"
-            );
-        }
-    }
-}
-
 impl Gate {
     /// Reads the whole request body for a source that needs it, within
     /// `body_timeout` and `max_inspect_body`. Pingora keeps what was read
@@ -305,17 +100,6 @@ impl Gate {
             }
             buf.extend_from_slice(&chunk);
         }
-    }
-
-    /// Asks the introspection endpoint about `key`; `Err` when it cannot
-    /// answer (then the call is refused with 503).
-    pub async fn introspect(&self, key: &PendingKey) -> std::result::Result<(), ()> {
-        let Some(i) = &self.introspector else {
-            return Err(());
-        };
-        i.introspect(key).await.map_err(|e| {
-            tracing::warn!(error = %e, "key introspection failed; the call is refused");
-        })
     }
 }
 

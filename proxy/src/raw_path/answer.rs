@@ -4,7 +4,7 @@
 //! kept for the next request.
 
 use super::request::decimal;
-use crate::respond::write_decimal;
+use crate::gate::respond::write_decimal;
 use std::mem::MaybeUninit;
 
 /// Response headers that concern one hop only: not passed on.

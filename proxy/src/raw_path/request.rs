@@ -2,7 +2,7 @@
 //! httparse, and taken only when it is plainly framed. Anything else goes
 //! to Pingora's path, which answers it exactly as before.
 
-use crate::handoff::Handoff;
+use super::handoff::Handoff;
 use ipgate_policy::client_ip::CLIENT_ADDRESS_HEADERS;
 use ipgate_policy::head::Head;
 use std::mem::MaybeUninit;

@@ -1,5 +1,5 @@
 //! Pingora's `RequestHeader` as a [`Head`], the request head the decision
-//! reads (the raw HTTP/1 path has its own, [`crate::h1::request::Parsed`]).
+//! reads (the raw HTTP/1 path has its own, [`crate::raw_path::request::Parsed`]).
 //! The trait lives in `ipgate-policy`, which knows nothing of Pingora, so
 //! the header is wrapped in a local type to implement it.
 
@@ -31,7 +31,7 @@ impl<'r> Head for PingoraHead<'r> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::h1::request::{self, Read};
+    use crate::raw_path::request::{self, Read};
 
     /// Both paths' heads answer alike for the same request.
     #[test]

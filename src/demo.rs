@@ -8,6 +8,7 @@
 use anyhow::Context;
 use base64::Engine;
 use clap::Args;
+use ipgate::app::Halves;
 use ipgate_config::Config;
 use ipgate_control::admin::AdminToken;
 use ipgate_control::model::{
@@ -91,14 +92,13 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
         (&tokens.0, &tokens.1),
     );
     let mailbox = crate::mailbox::router(catcher, DEMO_USER, totp_secret);
-    crate::server::run(
-        config,
-        crate::server::Halves::Both,
+    let secrets = ipgate::app::Secrets {
         admin_token,
         log_key,
-        None,
-        Some(mailbox),
-    )?;
+        smtp_password: None,
+        introspect_token: crate::secrets::introspect_token(&config)?,
+    };
+    ipgate::app::App::build(config, Halves::Both, secrets, Some(mailbox))?.run();
     drop(dir);
     Ok(ExitCode::SUCCESS)
 }

@@ -10,15 +10,10 @@ mod admin_import;
 mod certs;
 mod check_network;
 mod demo;
-mod hangup;
-mod huge_pages;
-mod listener;
 mod logging;
 mod mailbox;
 mod proxy_env;
 mod secrets;
-mod server;
-mod stop_signal;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -121,8 +116,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}: ok ({} routes)", config.display(), c.proxy.routes.len());
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Serve { config } => serve(&config, server::Halves::Both, cli.log_json),
-        Cmd::Control { config } => serve(&config, server::Halves::ControlOnly, cli.log_json),
+        Cmd::Serve { config } => serve(&config, ipgate::app::Halves::Both, cli.log_json),
+        Cmd::Control { config } => serve(&config, ipgate::app::Halves::ControlOnly, cli.log_json),
         Cmd::Proxy { config } => {
             Config::load(&config)?;
             anyhow::bail!(
@@ -142,14 +137,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn serve(
     path: &std::path::Path,
-    halves: server::Halves,
+    halves: ipgate::app::Halves,
     log_json: bool,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
     logging::init(log_json, config.log.format);
-    let token = secrets::admin_token(&config)?;
-    let log_key = secrets::log_key(&config)?;
-    let smtp_password = secrets::smtp_password(&config)?;
-    server::run(config, halves, token, log_key, smtp_password, None)?;
+    let secrets = ipgate::app::Secrets {
+        admin_token: secrets::admin_token(&config)?,
+        log_key: secrets::log_key(&config)?,
+        smtp_password: secrets::smtp_password(&config)?,
+        introspect_token: secrets::introspect_token(&config)?,
+    };
+    ipgate::app::App::build(config, halves, secrets, None)?.run();
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod app;
 pub mod backoff;
 pub mod bounded;
 pub mod csrf;

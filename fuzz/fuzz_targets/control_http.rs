@@ -12,17 +12,12 @@ use axum::extract::ConnectInfo;
 use axum::Router;
 use http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
-use ipgate_control::admin::{AdminState, AdminToken};
+use ipgate_control::admin::AdminToken;
+use ipgate_control::app::ControlPlane;
 use ipgate_control::backoff::{Backoff, Rule};
-use ipgate_control::flow::Limits;
-use ipgate_control::http::state::CustomerState;
 use ipgate_control::login_limit::LoginLimit;
-use ipgate_control::metrics::FlowMetrics;
-use ipgate_control::publish::Publisher;
 use ipgate_control::ratelimit::RateLimit;
-use ipgate_control::refusals::Refusals;
 use ipgate_control::store::Store;
-use ipgate_policy::client_ip::TrustedProxies;
 use ipgate_policy::table::{LiveTable, Table};
 use libfuzzer_sys::fuzz_target;
 use std::net::SocketAddr;
@@ -150,45 +145,34 @@ fn world() -> &'static World {
             .unwrap_or_else(|e| panic!("{e}"));
         let store =
             Store::open(&dir.path().join("store"), log_key).unwrap_or_else(|e| panic!("{e}"));
-        let csrf_key = Arc::new(store.secret("csrf").unwrap_or_else(|e| panic!("{e}")));
         let table = Arc::new(LiveTable::new(Table::empty()));
-        let publisher = Arc::new(Publisher::new(store.clone(), table));
-        let registry = prometheus::Registry::new();
-        let metrics = FlowMetrics::register(&registry).unwrap_or_else(|e| panic!("{e}"));
-        let customer_state = CustomerState {
-            publisher: publisher.clone(),
-            limits: Limits {
-                max_ips_per_request: 2,
-                max_entries_per_account: 50,
-                allow_private_ips: false,
-            },
-            link_ttl: Duration::from_secs(86400),
-            trusted: TrustedProxies::new(vec![]),
-            metrics,
-            mail_wake: Arc::new(tokio::sync::Notify::new()),
-            csrf_key,
-            // Limits high enough that inputs reach the handlers.
-            link_limit: Arc::new(RateLimit::new(u32::MAX, Duration::from_secs(60))),
-            login_limit: Arc::new(LoginLimit::new(
-                RateLimit::new(u32::MAX, Duration::from_secs(60)),
-                Backoff::new(
-                    Rule {
-                        free: u32::MAX,
-                        first: Duration::ZERO,
-                        cap: Duration::ZERO,
-                        forget: Duration::ZERO,
-                    },
-                    16,
-                ),
-            )),
-            login_refusals: Arc::new(Refusals::default()),
-            secure_cookies: false,
-        };
-        let admin = ipgate_control::admin::router(AdminState {
-            publisher,
-            token: Arc::new(AdminToken::new(ADMIN_TOKEN).unwrap_or_else(|| panic!("token"))),
-        });
-        let customer = ipgate_control::http::router(customer_state);
+        let config = ipgate_config::Config::parse("", Vec::<(String, String)>::new())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut control = ControlPlane::build(
+            &config,
+            store.clone(),
+            table,
+            &prometheus::Registry::new(),
+            AdminToken::new(ADMIN_TOKEN).unwrap_or_else(|| panic!("token")),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        // Limits high enough that inputs reach the handlers.
+        control.portal.link_limit = Arc::new(RateLimit::new(u32::MAX, Duration::from_secs(60)));
+        control.portal.login_limit = Arc::new(LoginLimit::new(
+            RateLimit::new(u32::MAX, Duration::from_secs(60)),
+            Backoff::new(
+                Rule {
+                    free: u32::MAX,
+                    first: Duration::ZERO,
+                    cap: Duration::ZERO,
+                    forget: Duration::ZERO,
+                },
+                16,
+            ),
+        ));
+        let admin = control.admin_router();
+        let customer = control.portal_router();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

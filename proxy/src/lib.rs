@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod assemble;
 pub mod conn_limit;
 pub mod drain;
 pub mod gate;

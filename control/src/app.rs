@@ -1,0 +1,124 @@
+//! The control plane assembled from its config: the publisher over the
+//! store, the admin API's and the portal listener's state, the mail sender
+//! and the background jobs. The binary serves its routers on listeners;
+//! tests drive the same routers in-process.
+
+use crate::admin::{self, AdminState, AdminToken};
+use crate::flow::Limits;
+use crate::http::state::CustomerState;
+use crate::jobs::Jobs;
+use crate::login_limit::LoginLimit;
+use crate::mailer::{MailConfigError, Mailer};
+use crate::metrics::FlowMetrics;
+use crate::publish::Publisher;
+use crate::ratelimit::RateLimit;
+use crate::refusals::Refusals;
+use crate::store::{Store, StoreError};
+use axum::Router;
+use ipgate_config::Config;
+use ipgate_policy::client_ip::TrustedProxies;
+use ipgate_policy::LiveTable;
+use prometheus::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Visits to emailed links allowed per client IP and minute.
+const LINK_VISITS_PER_MINUTE: u32 = 30;
+
+/// Why the control plane could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("reading the CSRF key")]
+    CsrfKey(#[source] StoreError),
+    #[error(transparent)]
+    Mail(#[from] MailConfigError),
+    #[error("registering the control plane's metrics")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// The control plane's parts, ready to serve.
+pub struct ControlPlane {
+    pub publisher: Arc<Publisher>,
+    pub admin: AdminState,
+    pub portal: CustomerState,
+    pub jobs: Arc<Jobs>,
+    pub mailer: Mailer,
+}
+
+impl ControlPlane {
+    /// Assembles the control plane over `store`, publishing into `table`
+    /// (the proxy's live table when both halves run in one process) and
+    /// registering its metrics in `registry`.
+    pub fn build(
+        config: &Config,
+        store: Store,
+        table: Arc<LiveTable>,
+        registry: &Registry,
+        admin_token: AdminToken,
+        smtp_password: Option<String>,
+    ) -> Result<ControlPlane, BuildError> {
+        let csrf_key = Arc::new(store.secret("csrf").map_err(BuildError::CsrfKey)?);
+        let publisher = Arc::new(Publisher::new(store, table));
+        let metrics = FlowMetrics::register(registry)?;
+        let mailer = Mailer::new(
+            &config.smtp,
+            smtp_password,
+            &config.control.public_url,
+            metrics.clone(),
+        )?;
+        let login_refusals = Arc::new(Refusals::default());
+        let c = &config.control;
+        let portal = CustomerState {
+            publisher: publisher.clone(),
+            limits: Limits {
+                max_ips_per_request: c.max_ips_per_request,
+                max_entries_per_account: c.max_entries_per_account,
+                allow_private_ips: c.allow_private_ips,
+            },
+            link_ttl: c.link_ttl.0,
+            trusted: TrustedProxies::new(
+                config.proxy.trusted_proxies.iter().map(|n| n.0).collect(),
+            ),
+            metrics: metrics.clone(),
+            mail_wake: mailer.wake.clone(),
+            csrf_key,
+            link_limit: Arc::new(RateLimit::new(
+                LINK_VISITS_PER_MINUTE,
+                Duration::from_secs(60),
+            )),
+            login_limit: Arc::new(LoginLimit::default()),
+            login_refusals: login_refusals.clone(),
+            secure_cookies: c.public_url.starts_with("https://"),
+        };
+        let admin = AdminState {
+            publisher: publisher.clone(),
+            token: Arc::new(admin_token),
+        };
+        let jobs = Arc::new(Jobs {
+            publisher: publisher.clone(),
+            metrics,
+            refusals: Some(login_refusals),
+        });
+        Ok(ControlPlane {
+            publisher,
+            admin,
+            portal,
+            jobs,
+            mailer,
+        })
+    }
+
+    /// The admin listener's routes (`control.admin_listen`).
+    pub fn admin_router(&self) -> Router {
+        admin::router(self.admin.clone())
+    }
+
+    /// The portal listener's routes (`control.listen`): customer API, link
+    /// pages, portal.
+    pub fn portal_router(&self) -> Router {
+        crate::http::router(self.portal.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -15,7 +15,7 @@ fn first_error(v: &serde_json::Value) -> (String, String) {
 #[test]
 fn bad_input_is_refused_and_changes_nothing() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["203.0.113.10"]);
     let version_before = gate
         .metrics_text()
@@ -128,7 +128,7 @@ fn bad_input_is_refused_and_changes_nothing() {
 #[test]
 fn ipv6_and_cidr_entries_are_stored_canonically() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &[]);
     for (input, stored) in [
         ("2001:DB8::/64", "2001:db8::/64"),
@@ -154,7 +154,7 @@ fn ipv6_and_cidr_entries_are_stored_canonically() {
 #[test]
 fn the_admin_token_is_required() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     let (s, v) = gate.admin_with_token(
         "GET",
         "/admin/v1/blocklist",
@@ -176,7 +176,7 @@ fn the_admin_token_is_required() {
 #[test]
 fn the_admin_cli_wraps_the_routes() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     let cli = |args: &[&str]| gate.admin_cli(args);
     let out = cli(&[
         "account",
@@ -238,7 +238,7 @@ fn the_admin_cli_wraps_the_routes() {
 #[test]
 fn the_admin_cli_never_sends_the_token_through_http_proxy() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     trap.set_nonblocking(true).unwrap();
     let proxy = format!("http://{}", trap.local_addr().unwrap());
@@ -269,7 +269,7 @@ fn the_admin_cli_never_sends_the_token_through_http_proxy() {
 #[test]
 fn an_array_for_an_object_body_is_refused_and_creates_nothing() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &[]);
     let (s, v) = gate.admin(
         "POST",

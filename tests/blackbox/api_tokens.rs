@@ -12,7 +12,7 @@ fn message(v: &Value) -> &str {
     v["errors"][0]["message"].as_str().unwrap_or("")
 }
 
-fn issue(gate: &Gate, username: &str, body: Value) -> Value {
+fn issue(gate: &Server, username: &str, body: Value) -> Value {
     let (s, v) = gate.admin(
         "POST",
         &format!("/admin/v1/users/{username}/tokens"),
@@ -22,7 +22,7 @@ fn issue(gate: &Gate, username: &str, body: Value) -> Value {
     v
 }
 
-fn list(gate: &Gate, username: &str) -> Value {
+fn list(gate: &Server, username: &str) -> Value {
     let (s, v) = gate.admin("GET", &format!("/admin/v1/users/{username}/tokens"), None);
     assert_eq!(s, 200, "{v}");
     v
@@ -35,7 +35,7 @@ fn secret(v: &Value) -> String {
 #[test]
 fn scoped_tokens_are_listed_refused_where_out_of_scope_and_revoked() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &[]);
     // Issued with no body: both scopes and the default lifetime.
     let (full, _) = user(&gate, "acme", "alice", "main", true);
@@ -136,7 +136,7 @@ fn scoped_tokens_are_listed_refused_where_out_of_scope_and_revoked() {
 #[test]
 fn bad_token_requests_are_400_and_change_nothing() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &[]);
     user(&gate, "acme", "alice", "main", false);
     let before = gate.security_events("acme");
@@ -168,7 +168,7 @@ fn bad_token_requests_are_400_and_change_nothing() {
 #[test]
 fn an_expired_token_is_refused() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &[]);
     user(&gate, "acme", "alice", "main", true);
     let short = issue(&gate, "alice", json!({"expires_in": "2s"}));
@@ -191,7 +191,7 @@ fn an_expired_token_is_refused() {
 #[test]
 fn tokens_from_an_older_store_keep_working_and_can_be_revoked() {
     let up = Upstream::start();
-    let mut gate = Gate::start(&up, GateOpts::default());
+    let mut gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &[]);
     user(&gate, "acme", "alice", "main", true);
     let old = "an-old-token-made-before-token-records-0123456789";
@@ -229,7 +229,7 @@ fn tokens_from_an_older_store_keep_working_and_can_be_revoked() {
 #[test]
 fn the_admin_cli_issues_lists_and_revokes_tokens() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &[]);
     user(&gate, "acme", "alice", "main", true);
     let run = |args: &[&str]| -> Value {

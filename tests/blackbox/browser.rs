@@ -13,7 +13,7 @@ fn a_customer_requests_and_approves_in_a_real_browser() {
         return;
     };
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::self_service(""));
+    let gate = Server::start(&up, ServerOpts::self_service(""));
     gate.account("acme", "enforce", &[]);
     let (_, secret) = user(&gate, "acme", "alice", "main", true);
     let portal = format!("http://{}", gate.portal);

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A gate whose heads must be complete within 1 s, with a TLS listener.
-fn slow_gate(extra: &str) -> (Upstream, Gate) {
+fn slow_gate(extra: &str) -> (Upstream, Server) {
     let up = Upstream::start();
-    let opts = GateOpts {
+    let opts = ServerOpts {
         extra: format!("header_timeout = \"1s\"\n{extra}"),
         tls: true,
-        ..GateOpts::default()
+        ..ServerOpts::default()
     };
-    let gate = Gate::start(&up, opts);
+    let gate = Server::start(&up, opts);
     gate.account("free", "off", &[]);
     (up, gate)
 }
@@ -62,7 +62,7 @@ fn tcp(addr: SocketAddr) -> TcpStream {
 }
 
 /// A TLS client trusting the gate's dev certificate, handshake done.
-fn tls(gate: &Gate) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+fn tls(gate: &Server) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName};
     let mut roots = rustls::RootCertStore::empty();
@@ -182,12 +182,12 @@ fn a_tls_handshake_that_never_finishes_is_closed_at_header_timeout() {
 #[test]
 fn connections_past_max_connections_are_refused_at_accept() {
     let up = Upstream::start();
-    let opts = GateOpts {
+    let opts = ServerOpts {
         extra: "max_connections = 3".into(),
         tls: true,
-        ..GateOpts::default()
+        ..ServerOpts::default()
     };
-    let gate = Gate::start(&up, opts);
+    let gate = Server::start(&up, opts);
     gate.account("free", "off", &[]);
     let call = b"GET /sms/x HTTP/1.1\r\nHost: a\r\nX-Account-Id: free\r\n\r\n";
     // Three idle connections (one on TLS) fill the budget; each is known
@@ -261,11 +261,11 @@ fn read_answer(s: &mut dyn ReadWrite) -> String {
 #[test]
 fn the_portal_and_admin_listeners_bound_heads_and_bodies() {
     let up = Upstream::start();
-    let opts = GateOpts {
+    let opts = ServerOpts {
         control_extra: "header_timeout = \"1s\"\nbody_timeout = \"1s\"".into(),
-        ..GateOpts::default()
+        ..ServerOpts::default()
     };
-    let gate = Gate::start(&up, opts);
+    let gate = Server::start(&up, opts);
     for (name, addr) in [
         ("portal", gate.portal),
         ("admin", gate.admin),
@@ -311,12 +311,12 @@ fn the_portal_and_admin_listeners_bound_heads_and_bodies() {
 #[test]
 fn a_connection_handed_to_pingoras_path_stays_one_connection() {
     let up = Upstream::start();
-    let opts = GateOpts {
+    let opts = ServerOpts {
         extra: "max_connections = 1".into(),
         tls: true,
-        ..GateOpts::default()
+        ..ServerOpts::default()
     };
-    let gate = Gate::start(&up, opts);
+    let gate = Server::start(&up, opts);
     gate.account("free", "off", &[]);
     let mut s = tls(&gate);
     s.sock

@@ -56,7 +56,7 @@ struct Client {
 }
 
 impl Client {
-    fn new(gate: &Gate, token: &str) -> Client {
+    fn new(gate: &Server, token: &str) -> Client {
         Client {
             http: reqwest::blocking::Client::builder()
                 .no_proxy()
@@ -117,7 +117,7 @@ fn json(text: &str) -> Value {
 }
 
 /// This request's review links that have arrived.
-fn links_for(gate: &Gate, id: &str) -> Vec<String> {
+fn links_for(gate: &Server, id: &str) -> Vec<String> {
     let subject = format!("Confirm IP whitelist request {id} for Acme");
     gate.mail
         .mails()
@@ -128,7 +128,7 @@ fn links_for(gate: &Gate, id: &str) -> Vec<String> {
 }
 
 /// Runs operations until one fails (the process is gone) or `budget` passes.
-fn workload(gate: &Gate, client: &Client, model: &mut Model, rng: &mut StdRng, budget: Duration) {
+fn workload(gate: &Server, client: &Client, model: &mut Model, rng: &mut StdRng, budget: Duration) {
     let end = Instant::now() + budget;
     while Instant::now() < end {
         model.ops += 1;
@@ -274,7 +274,7 @@ fn decide(
 
 /// After a restart: everything the workload was told holds, everything it
 /// was not told about is either fully there or not there at all.
-fn check(gate: &Gate, client: &Client, model: &mut Model) {
+fn check(gate: &Server, client: &Client, model: &mut Model) {
     let (_, v) = gate.admin("GET", "/admin/v1/security-log/verify", None);
     assert_eq!(v["ok"], true, "security log after a kill: {v}");
 
@@ -451,9 +451,9 @@ fn killed_at_random_moments_nothing_decided_is_lost() {
     eprintln!("crash test: {cycles} cycles, IPGATE_CRASH_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let up = Upstream::start();
-    let mut gate = Gate::start(
+    let mut gate = Server::start(
         &up,
-        GateOpts::self_service("max_entries_per_account = 100000"),
+        ServerOpts::self_service("max_entries_per_account = 100000"),
     );
     let (s, b) = gate.admin(
         "POST",

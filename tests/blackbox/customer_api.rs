@@ -14,7 +14,7 @@ fn message(v: &serde_json::Value) -> String {
 #[test]
 fn a_main_user_with_2fa_requests_and_cancels() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &[]);
     let (alice, _) = user(&gate, "acme", "alice", "main", true);
 
@@ -119,7 +119,7 @@ fn a_main_user_with_2fa_requests_and_cancels() {
 #[test]
 fn submissions_are_checked_rule_by_rule() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["203.0.113.10"]);
     let (alice, _) = user(&gate, "acme", "alice", "main", true);
     let cases = [
@@ -162,7 +162,7 @@ fn submissions_are_checked_rule_by_rule() {
 #[test]
 fn who_may_request_is_enforced_with_a_reason() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &[]);
     gate.account("offco", "off", &[]);
     let (bob, _) = user(&gate, "acme", "bob", "sub", true);
@@ -189,11 +189,11 @@ fn who_may_request_is_enforced_with_a_reason() {
 #[test]
 fn a_pending_request_expires_by_itself() {
     let up = Upstream::start();
-    let opts = GateOpts {
+    let opts = ServerOpts {
         control_extra: "link_ttl = \"2s\"".into(),
-        ..GateOpts::default()
+        ..ServerOpts::default()
     };
-    let gate = Gate::start(&up, opts);
+    let gate = Server::start(&up, opts);
     gate.account("acme", "enforce", &[]);
     let (alice, _) = user(&gate, "acme", "alice", "main", true);
     let (s, req) = submit_request(&gate, &alice, json!({"ips": ["8.8.8.8"]}));

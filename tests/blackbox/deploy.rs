@@ -46,7 +46,7 @@ fn the_grafana_dashboard_reads_only_metrics_ipgate_exports_and_its_queries_parse
     let queries = dashboard_queries();
     assert!(queries.len() >= 10, "{queries:?}");
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["127.0.0.1"]);
     gate.get("127.0.0.1", "/sms/x", &[("X-Account-Id", "acme")]);
     gate.get("127.0.0.2", "/sms/x", &[("X-Account-Id", "acme")]);
@@ -124,7 +124,7 @@ fn the_systemd_unit_verifies_without_warnings() {
 #[test]
 fn a_store_copied_after_a_clean_stop_restores_everything() {
     let up = Upstream::start();
-    let mut gate = Gate::start(&up, GateOpts::default());
+    let mut gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["127.0.0.1", "2001:db8::/64"]);
     let (s, _) = gate.admin(
         "POST",

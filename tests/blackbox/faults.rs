@@ -61,9 +61,9 @@ fn fill(dir: &Path) -> PathBuf {
 #[test]
 fn a_full_disk_refuses_changes_clearly_and_the_proxy_keeps_enforcing() {
     let up = Upstream::start();
-    let mut gate = Gate::start(
+    let mut gate = Server::start(
         &up,
-        GateOpts::self_service("max_entries_per_account = 100000"),
+        ServerOpts::self_service("max_entries_per_account = 100000"),
     );
     gate.account("acme", "enforce", &["127.0.0.1"]);
     let (alice, _) = user(&gate, "acme", "alice", "main", true);
@@ -214,16 +214,16 @@ fn upstreams_that_are_down_slow_or_resetting_get_a_json_error_not_a_hang() {
             "\n[[proxy.route]]\nname = \"{name}\"\npath_prefix = \"/{name}/\"\nupstream = \"http://{addr}\"\nconnect_timeout = \"1s\"\nread_timeout = \"1s\"\n"
         )
     };
-    let gate = Gate::start(
+    let gate = Server::start(
         &up,
-        GateOpts {
+        ServerOpts {
             extra: [
                 route("down", dead),
                 route("slow", silent),
                 route("reset", reset),
             ]
             .concat(),
-            ..GateOpts::default()
+            ..ServerOpts::default()
         },
     );
     gate.account("acme", "enforce", &["127.0.0.1"]);
@@ -284,7 +284,7 @@ fn upstreams_that_are_down_slow_or_resetting_get_a_json_error_not_a_hang() {
 #[test]
 fn a_slow_or_hanging_up_smtp_server_delays_mail_but_loses_none() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::self_service(""));
+    let gate = Server::start(&up, ServerOpts::self_service(""));
     let mut tokens = Vec::new();
     for id in ["acme", "globex"] {
         let (s, b) = gate.admin(

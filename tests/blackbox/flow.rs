@@ -13,9 +13,9 @@ const ALICE_IPS: [&str; 2] = ["127.0.0.21", "127.0.0.22"];
 /// A gate whose account `acme` (enforcing, two emails) has a main user with
 /// 2FA; loopback addresses may be requested so the proxy can be called
 /// from them. Returns the gate and alice's API token.
-fn flow_gate(control_extra: &str) -> (Upstream, Gate, String) {
+fn flow_gate(control_extra: &str) -> (Upstream, Server, String) {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::self_service(control_extra));
+    let gate = Server::start(&up, ServerOpts::self_service(control_extra));
     let (s, b) = gate.admin(
         "POST",
         "/admin/v1/accounts",
@@ -26,7 +26,7 @@ fn flow_gate(control_extra: &str) -> (Upstream, Gate, String) {
     (up, gate, alice)
 }
 
-fn submit(gate: &Gate, token: &str, ips: &[&str]) -> String {
+fn submit(gate: &Server, token: &str, ips: &[&str]) -> String {
     let (s, req) = submit_request(
         gate,
         token,
@@ -36,7 +36,7 @@ fn submit(gate: &Gate, token: &str, ips: &[&str]) -> String {
     req["id"].as_str().unwrap_or_default().to_string()
 }
 
-fn wait_mails(gate: &Gate, n: usize, secs: u64) -> Vec<Mail> {
+fn wait_mails(gate: &Server, n: usize, secs: u64) -> Vec<Mail> {
     let mails = gate.mail.wait_for(n, Duration::from_secs(secs));
     assert!(
         mails.len() >= n,
@@ -81,7 +81,7 @@ fn decide(link: &str, decision: &str) -> Answer {
     )
 }
 
-fn calls_from(gate: &Gate, ip: &str) -> u16 {
+fn calls_from(gate: &Server, ip: &str) -> u16 {
     gate.get(ip, "/sms/send?username=acme", &[]).0
 }
 
@@ -581,12 +581,12 @@ fn flood_address(n: u32) -> String {
 #[test]
 fn a_flood_from_many_addresses_does_not_lock_others_out_of_links() {
     let up = Upstream::start();
-    let gate = Gate::start(
+    let gate = Server::start(
         &up,
-        GateOpts {
+        ServerOpts {
             // The test stands in for a proxy: it names the client.
             trusted_proxies: vec!["127.0.0.1/32".into()],
-            ..GateOpts::self_service("")
+            ..ServerOpts::self_service("")
         },
     );
     let mut b = Browser::new(&format!("http://{}", gate.portal));

@@ -2,9 +2,9 @@
 
 use crate::common::*;
 
-fn gate() -> (Upstream, Gate) {
+fn gate() -> (Upstream, Server) {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("free", "off", &[]);
     (up, gate)
 }
@@ -140,13 +140,13 @@ fn paths_an_upstream_may_read_as_another_are_refused() {
     assert_eq!(up.hits(), 0, "none reached the upstream");
 }
 
-fn slow_gate() -> (Upstream, Gate) {
+fn slow_gate() -> (Upstream, Server) {
     let up = Upstream::start();
-    let opts = GateOpts {
+    let opts = ServerOpts {
         extra: "header_timeout = \"1s\"".into(),
-        ..GateOpts::default()
+        ..ServerOpts::default()
     };
-    let gate = Gate::start(&up, opts);
+    let gate = Server::start(&up, opts);
     gate.account("free", "off", &[]);
     (up, gate)
 }
@@ -232,11 +232,11 @@ fn host_tricks_never_reach_another_route() {
         "\n[[proxy.route]]\nname = \"hosted\"\nhost = \"api.example.com\"\nupstream = \"http://{}\"\naccount_from = [\"header:X-Account-Id\"]\n",
         up.addr
     );
-    let gate = Gate::start(
+    let gate = Server::start(
         &up,
-        GateOpts {
+        ServerOpts {
             extra: route,
-            ..GateOpts::default()
+            ..ServerOpts::default()
         },
     );
     gate.account("free", "off", &[]);

@@ -133,7 +133,7 @@ fn a_key_is_kept_as_its_hash_and_shown_only_by_its_fingerprint() {
     let up = Upstream::start();
     let mut gate = gate(&up);
     let bearer = format!("Bearer {KEY}");
-    let with_key = |g: &Gate| {
+    let with_key = |g: &Server| {
         g.get("127.0.0.1", "/keyed/x", &[("Authorization", &bearer)])
             .0
     };

@@ -11,7 +11,7 @@ use serde_json::json;
 /// `acme-user`, phone id `15550001`, key `acme-secret-key`. globex: report
 /// mode (lets every address through), key `globex-key`. So a call from
 /// 127.0.0.1 gets through only when it is judged as globex.
-fn setup(up: &Upstream, extra: &str) -> Gate {
+fn setup(up: &Upstream, extra: &str) -> Server {
     let route = format!(
         r#"
 [[proxy.route]]
@@ -28,11 +28,11 @@ account_from = ["key:bearer", "path_segment:1"]
 "#,
         up = up.addr
     );
-    let gate = Gate::start(
+    let gate = Server::start(
         up,
-        GateOpts {
+        ServerOpts {
             extra: format!("{extra}\n{route}"),
-            ..GateOpts::default()
+            ..ServerOpts::default()
         },
     );
     gate.account("acme", "enforce", &["203.0.113.10"]);
@@ -135,7 +135,7 @@ fn bytes(c: &Call, f: Framing) -> Vec<u8> {
 }
 
 /// Sends the call and returns (status, error code or "").
-fn send(gate: &Gate, c: &Call, f: Framing) -> (u16, String) {
+fn send(gate: &Server, c: &Call, f: Framing) -> (u16, String) {
     let answer = raw(gate.proxy, &bytes(c, f));
     let status = answer
         .split(' ')
@@ -153,7 +153,7 @@ fn send(gate: &Gate, c: &Call, f: Framing) -> (u16, String) {
 
 /// The call is refused with `status` and `code` on every path, and the
 /// upstream receives nothing.
-fn refused(gate: &Gate, up: &Upstream, c: &Call, status: u16, want: &str) {
+fn refused(gate: &Server, up: &Upstream, c: &Call, status: u16, want: &str) {
     for f in [Framing::Raw, Framing::Http10, Framing::Chunked] {
         let hits = up.hits();
         let got = send(gate, c, f);
@@ -170,7 +170,7 @@ fn refused(gate: &Gate, up: &Upstream, c: &Call, status: u16, want: &str) {
     }
 }
 
-fn passes(gate: &Gate, up: &Upstream, c: &Call) {
+fn passes(gate: &Server, up: &Upstream, c: &Call) {
     for f in [Framing::Raw, Framing::Http10, Framing::Chunked] {
         let hits = up.hits();
         assert_eq!(

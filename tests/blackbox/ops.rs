@@ -138,7 +138,7 @@ fn check_network_passes_a_live_upstream_and_names_a_dead_one() {
 fn check_network_shakes_hands_over_tls_and_says_when_the_certificate_is_not_trusted() {
     let up = Upstream::start();
     // The gate's own TLS listener stands in for an https upstream.
-    let gate = Gate::start(&up, GateOpts::tls());
+    let gate = Server::start(&up, ServerOpts::tls());
     let tls_port = gate.tls.map(|a| a.port()).unwrap_or(0);
     let config = routes_config(
         gate.dir.path(),
@@ -172,7 +172,7 @@ fn check_network_shakes_hands_over_tls_and_says_when_the_certificate_is_not_trus
     assert!(out.contains("http: skipped"), "{out}");
 }
 
-fn import(gate: &Gate, file: &str, stdin: Option<&str>, token: &str) -> Output {
+fn import(gate: &Server, file: &str, stdin: Option<&str>, token: &str) -> Output {
     let mut child = Command::new(bin())
         .args(["admin", "--url", &format!("http://{}", gate.admin)])
         .args(["import", file])
@@ -189,7 +189,7 @@ fn import(gate: &Gate, file: &str, stdin: Option<&str>, token: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn cidrs(gate: &Gate, account: &str) -> Vec<String> {
+fn cidrs(gate: &Server, account: &str) -> Vec<String> {
     let (s, list) = gate.admin(
         "GET",
         &format!("/admin/v1/accounts/{account}/whitelist"),
@@ -211,7 +211,7 @@ fn cidrs(gate: &Gate, account: &str) -> Vec<String> {
 #[test]
 fn import_adds_good_rows_refuses_bad_ones_and_can_be_run_again() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["198.51.100.7"]);
     gate.account("globex", "enforce", &[]);
     let csv = "account,cidr,remark,tags\n\
@@ -303,13 +303,13 @@ fn import_adds_good_rows_refuses_bad_ones_and_can_be_run_again() {
 #[test]
 fn each_proxied_call_leaves_one_access_log_line_unless_turned_off() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["127.0.0.1"]);
     let auth = [("Authorization", basic("acme"))];
     let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
     assert_eq!(gate.get("127.0.0.1", "/sms/send", &auth).0, 200);
     assert_eq!(gate.get("127.0.0.2", "/sms/send", &auth).0, 403);
-    let lines = |gate: &Gate| -> Vec<String> {
+    let lines = |gate: &Server| -> Vec<String> {
         gate.log()
             .lines()
             .filter(|l| l.contains("ipgate::access"))
@@ -346,11 +346,11 @@ fn each_proxied_call_leaves_one_access_log_line_unless_turned_off() {
         assert!(line.contains("upstream_ms="), "{line}");
     }
 
-    let quiet = Gate::start(
+    let quiet = Server::start(
         &up,
-        GateOpts {
+        ServerOpts {
             extra: "access_log = false".into(),
-            ..GateOpts::default()
+            ..ServerOpts::default()
         },
     );
     quiet.account("acme", "enforce", &["127.0.0.1"]);
@@ -360,11 +360,11 @@ fn each_proxied_call_leaves_one_access_log_line_unless_turned_off() {
     assert!(lines(&quiet).is_empty(), "{}", quiet.log());
 
     // `log.format = "json"`: one JSON object per line, same fields.
-    let json = Gate::start(
+    let json = Server::start(
         &up,
-        GateOpts {
+        ServerOpts {
             extra: "[log]\nformat = \"json\"".into(),
-            ..GateOpts::default()
+            ..ServerOpts::default()
         },
     );
     json.account("acme", "enforce", &["127.0.0.1"]);
@@ -412,7 +412,7 @@ fn each_proxied_call_leaves_one_access_log_line_unless_turned_off() {
 #[test]
 fn the_running_server_has_transparent_huge_pages_off() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     let pid = gate.pid().unwrap_or_else(|| panic!("no pid"));
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
@@ -428,7 +428,7 @@ fn the_running_server_has_transparent_huge_pages_off() {
 #[test]
 fn sighup_keeps_the_server_running_and_says_what_it_does() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["127.0.0.1"]);
     let pid = gate.pid().unwrap_or_else(|| panic!("no pid"));
     let auth = basic("acme");
@@ -465,7 +465,7 @@ fn sigterm_lets_calls_in_flight_finish_and_refuses_new_ones() {
         std::thread::sleep(std::time::Duration::from_millis(1500));
         b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nsent".to_vec()
     });
-    let mut gate = Gate::start(&up, GateOpts::default());
+    let mut gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["127.0.0.1"]);
     let proxy = gate.proxy;
     let auth = basic("acme");

@@ -7,9 +7,9 @@ use crate::common::*;
 
 const PASSWORD: &str = "a long enough passphrase";
 
-fn portal_gate() -> (Upstream, Gate, String) {
+fn portal_gate() -> (Upstream, Server, String) {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::self_service(""));
+    let gate = Server::start(&up, ServerOpts::self_service(""));
     gate.account("acme", "enforce", &["192.0.2.0/28"]);
     let (_, secret) = user(&gate, "acme", "alice", "main", true);
     (up, gate, secret.unwrap_or_default())
@@ -345,13 +345,13 @@ fn a_stranger_guessing_cannot_lock_the_user_out() {
 
 /// A gate that believes `X-Forwarded-For` from the test (standing in for
 /// a proxy), with alice (2FA) in acme and carol (password only) in globex.
-fn forwarded_gate() -> (Upstream, Gate) {
+fn forwarded_gate() -> (Upstream, Server) {
     let up = Upstream::start();
-    let gate = Gate::start(
+    let gate = Server::start(
         &up,
-        GateOpts {
+        ServerOpts {
             trusted_proxies: vec!["127.0.0.1/32".into()],
-            ..GateOpts::self_service("")
+            ..ServerOpts::self_service("")
         },
     );
     gate.account("acme", "enforce", &[]);
@@ -362,7 +362,7 @@ fn forwarded_gate() -> (Upstream, Gate) {
 }
 
 /// A browser whose requests come from `client` (as the proxy says).
-fn browser_at(gate: &Gate, client: &str) -> Browser {
+fn browser_at(gate: &Server, client: &str) -> Browser {
     let mut b = Browser::new(&format!("http://{}", gate.portal));
     b.set_header("X-Forwarded-For", client);
     b

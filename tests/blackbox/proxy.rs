@@ -5,7 +5,7 @@ use crate::common::*;
 #[test]
 fn whitelisted_ip_reaches_upstream_and_others_never_do() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["127.0.0.1"]);
 
     let (status, body) = gate.get(
@@ -40,7 +40,7 @@ fn whitelisted_ip_reaches_upstream_and_others_never_do() {
 #[test]
 fn each_deny_reason_has_its_status_and_code() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["127.0.0.0/29"]);
     let (s, b) = gate.admin(
         "POST",
@@ -95,7 +95,7 @@ fn each_deny_reason_has_its_status_and_code() {
 #[test]
 fn account_is_found_in_each_configured_source() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["127.0.0.1"]);
     for (path, headers) in [
         ("/sms/x", vec![("Authorization", basic("acme"))]),
@@ -112,11 +112,11 @@ fn account_is_found_in_each_configured_source() {
 #[test]
 fn forged_forwarded_for_from_an_untrusted_peer_changes_nothing() {
     let up = Upstream::start();
-    let gate = Gate::start(
+    let gate = Server::start(
         &up,
-        GateOpts {
+        ServerOpts {
             trusted_proxies: vec!["127.0.0.5/32".into()],
-            ..GateOpts::default()
+            ..ServerOpts::default()
         },
     );
     gate.account("acme", "enforce", &["127.0.0.1"]);
@@ -219,7 +219,7 @@ fn forged_forwarded_for_from_an_untrusted_peer_changes_nothing() {
 #[test]
 fn report_mode_lets_calls_through_and_counts_them() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("globex", "report", &["127.0.0.1"]);
     gate.account("free", "off", &[]);
     assert_eq!(
@@ -258,7 +258,7 @@ fn report_mode_lets_calls_through_and_counts_them() {
 #[test]
 fn admin_changes_are_live_before_the_answer() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &[]);
     let h = [("X-Account-Id", "acme")];
     assert_eq!(gate.get("127.0.0.1", "/sms/x", &h).0, 403);
@@ -320,7 +320,7 @@ fn admin_changes_are_live_before_the_answer() {
 #[test]
 fn the_table_survives_kill_9() {
     let up = Upstream::start();
-    let mut gate = Gate::start(&up, GateOpts::default());
+    let mut gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["127.0.0.1", "2001:db8::/64"]);
     gate.admin(
         "POST",
@@ -340,7 +340,7 @@ fn the_table_survives_kill_9() {
 #[test]
 fn upstream_connections_are_kept_alive() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("free", "off", &[]);
     for _ in 0..20 {
         assert_eq!(
@@ -360,7 +360,7 @@ fn upstream_connections_are_kept_alive() {
 #[test]
 fn tls_listener_serves_the_same_decisions() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::tls());
+    let gate = Server::start(&up, ServerOpts::tls());
     gate.account("acme", "enforce", &["127.0.0.1"]);
     let pem = std::fs::read(gate.dir.path().join("certs/server.crt")).unwrap_or_default();
     let cert = reqwest::Certificate::from_pem(&pem).unwrap();
@@ -386,7 +386,7 @@ fn tls_listener_serves_the_same_decisions() {
 #[test]
 fn metrics_use_the_contract_names_and_pass_promtool() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["127.0.0.1"]);
     gate.get("127.0.0.1", "/sms/x", &[("X-Account-Id", "acme")]);
     gate.get("127.0.0.2", "/sms/x", &[("X-Account-Id", "acme")]);

@@ -32,7 +32,7 @@ struct Client {
 }
 
 impl Client {
-    fn connect(gate: &Gate) -> Client {
+    fn connect(gate: &Server) -> Client {
         let s = TcpStream::connect(gate.proxy).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         Client { s, buf: Vec::new() }
@@ -135,12 +135,12 @@ impl Client {
     }
 }
 
-fn gate_behind_a_trusted_proxy(up: &Upstream) -> Gate {
-    let gate = Gate::start(
+fn gate_behind_a_trusted_proxy(up: &Upstream) -> Server {
+    let gate = Server::start(
         up,
-        GateOpts {
+        ServerOpts {
             trusted_proxies: vec!["127.0.0.1/32".into()],
-            ..GateOpts::default()
+            ..ServerOpts::default()
         },
     );
     gate.account("acme", "enforce", &["198.51.100.7"]);
@@ -259,7 +259,7 @@ fn both_paths_give_the_same_answer_and_forward_alike() {
 }
 
 /// `ipgate_proxy_handoffs_total` by reason, only those above zero.
-fn handoffs(gate: &Gate) -> Vec<(String, u64)> {
+fn handoffs(gate: &Server) -> Vec<(String, u64)> {
     gate.metrics_text()
         .lines()
         .filter_map(|l| l.strip_prefix("ipgate_proxy_handoffs_total{reason=\""))
@@ -362,7 +362,7 @@ fn every_upstream_framing_is_passed_on_whole_over_one_upstream_connection() {
             _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
         }
     });
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["127.0.0.1"]);
     let get = |path: &str, method: &str| {
         format!("{method} /sms{path} HTTP/1.1\r\nHost: gw\r\nX-Account-Id: acme\r\n\r\n")
@@ -411,7 +411,7 @@ fn upstream_connections_that_close_are_replaced_and_bad_answers_refused() {
         }
         _ => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
     });
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["127.0.0.1"]);
     let get = |path: &str| {
         format!("GET /sms{path} HTTP/1.1\r\nHost: gw\r\nX-Account-Id: acme\r\n\r\n").into_bytes()
@@ -441,7 +441,7 @@ fn upstream_connections_that_close_are_replaced_and_bad_answers_refused() {
 #[test]
 fn a_denied_head_has_no_body_on_either_path_and_the_next_answer_is_read_whole() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["127.0.0.1"]);
     gate.account("beta", "enforce", &["203.0.113.1"]);
     let head = b"HEAD /sms/x HTTP/1.1\r\nHost: gw\r\nX-Account-Id: beta\r\n\r\n";
@@ -481,7 +481,7 @@ fn a_post_is_never_sent_twice_when_a_pooled_connection_answers_badly() {
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()
         }
     });
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["127.0.0.1"]);
     // One good exchange leaves an upstream connection in the pool.
     let pool_one = || {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 #[test]
 fn admin_changes_are_logged_and_the_chain_verifies() {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["203.0.113.10"]);
     gate.admin(
         "POST",
@@ -53,7 +53,7 @@ fn admin_changes_are_logged_and_the_chain_verifies() {
 #[test]
 fn an_edit_behind_the_servers_back_is_found() {
     let up = Upstream::start();
-    let mut gate = Gate::start(&up, GateOpts::default());
+    let mut gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["203.0.113.10"]);
     gate.kill();
     {
@@ -173,7 +173,7 @@ fn rewrite_plain(
     last
 }
 
-fn verify(gate: &Gate) -> serde_json::Value {
+fn verify(gate: &Server) -> serde_json::Value {
     let (s, v) = gate.admin("GET", "/admin/v1/security-log/verify", None);
     assert_eq!(s, 200, "{v}");
     v
@@ -185,7 +185,7 @@ fn verify(gate: &Gate) -> serde_json::Value {
 fn a_rewrite_rechained_with_plain_sha256_is_found_with_the_key() {
     for keep_key_id in [false, true] {
         let up = Upstream::start();
-        let mut gate = Gate::start(&up, GateOpts::default());
+        let mut gate = Server::start(&up, ServerOpts::default());
         gate.account("acme", "enforce", &["203.0.113.10", "198.51.100.7"]);
         assert_eq!(verify(&gate)["ok"], true);
         gate.kill();
@@ -212,7 +212,7 @@ fn a_rewrite_rechained_with_plain_sha256_is_found_with_the_key() {
 #[test]
 fn a_store_keyed_with_one_key_does_not_start_with_another_or_none() {
     let up = Upstream::start();
-    let mut gate = Gate::start(&up, GateOpts::default());
+    let mut gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["203.0.113.10"]);
     let before = verify(&gate);
     let key_id = before["key_id"].as_str().unwrap_or_default().to_string();
@@ -247,7 +247,7 @@ fn a_store_keyed_with_one_key_does_not_start_with_another_or_none() {
 #[test]
 fn a_log_from_before_log_keys_is_kept_and_pinned_at_start() {
     let up = Upstream::start();
-    let mut gate = Gate::start(&up, GateOpts::default());
+    let mut gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &["203.0.113.10"]);
     gate.kill();
     let store = gate.dir.path().join("store");
@@ -294,7 +294,7 @@ fn a_log_from_before_log_keys_is_kept_and_pinned_at_start() {
 }
 
 /// `n` wrong logins for alice from one browser.
-fn refused_logins(gate: &Gate, n: usize) {
+fn refused_logins(gate: &Server, n: usize) {
     let mut b = Browser::new(&format!("http://{}", gate.portal));
     let token = csrf(&b.get("/login").body);
     for i in 0..n {
@@ -312,7 +312,7 @@ fn refused_logins(gate: &Gate, n: usize) {
 }
 
 /// acme's records of refused logins: one by one, and summaries.
-fn refusal_records(gate: &Gate) -> (Vec<Value>, Vec<Value>) {
+fn refusal_records(gate: &Server) -> (Vec<Value>, Vec<Value>) {
     let (s, log) = gate.admin("GET", "/admin/v1/security-log?account=acme", None);
     assert_eq!(s, 200, "{log}");
     let all = log.as_array().cloned().unwrap_or_default();
@@ -332,9 +332,9 @@ fn suppressed(summaries: &[Value]) -> u64 {
         .sum()
 }
 
-fn login_gate() -> (Upstream, Gate) {
+fn login_gate() -> (Upstream, Server) {
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &[]);
     user(&gate, "acme", "alice", "main", true);
     (up, gate)

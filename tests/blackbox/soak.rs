@@ -87,9 +87,9 @@ fn under_load_with_a_changing_table_every_answer_is_right_and_memory_stays_flat(
         .and_then(|v| v.parse().ok())
         .unwrap_or(60);
     let up = Upstream::start();
-    let gate = Gate::start(
+    let gate = Server::start(
         &up,
-        GateOpts::self_service("max_entries_per_account = 100000"),
+        ServerOpts::self_service("max_entries_per_account = 100000"),
     );
     let (s, b) = gate.admin(
         "POST",

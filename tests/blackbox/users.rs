@@ -25,7 +25,7 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 #[test]
 fn users_totp_and_tokens() {
     let up = Upstream::start();
-    let mut gate = Gate::start(&up, GateOpts::default());
+    let mut gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &[]);
     let password = "a long enough passphrase";
 
@@ -139,7 +139,7 @@ fn users_totp_and_tokens() {
 fn the_admin_cli_creates_users_from_stdin() {
     use std::io::Write;
     let up = Upstream::start();
-    let gate = Gate::start(&up, GateOpts::default());
+    let gate = Server::start(&up, ServerOpts::default());
     gate.account("acme", "enforce", &[]);
     let url = format!("http://{}", gate.admin);
     let mut child = std::process::Command::new(bin())

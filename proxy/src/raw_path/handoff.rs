@@ -60,6 +60,11 @@ impl Handoff {
         Handoff::RewrittenTarget,
     ];
 
+    /// Its place in [`Handoff::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Handoff::Http2 => "http2",
@@ -91,5 +96,12 @@ mod tests {
         labels.sort_unstable();
         labels.dedup();
         assert_eq!(labels.len(), Handoff::ALL.len());
+    }
+
+    #[test]
+    fn each_reason_is_at_its_index_in_all() {
+        for (i, h) in Handoff::ALL.iter().enumerate() {
+            assert_eq!(h.index(), i, "{h:?}");
+        }
     }
 }

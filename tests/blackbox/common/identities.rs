@@ -23,16 +23,16 @@ pub const IMPORT_SHA256: [&str; 2] = [
 
 /// A gate with a route judged by `Authorization: Bearer KEY` alone; acme
 /// (enforce) whitelists the tests' 127.0.0.1, globex (enforce) nothing.
-pub fn gate(up: &Upstream) -> Gate {
+pub fn gate(up: &Upstream) -> Server {
     let route = format!(
         "[[proxy.route]]\nname = \"keyed\"\npath_prefix = \"/keyed/\"\nupstream = \"http://{}\"\naccount_from = [\"key:bearer\"]\n",
         up.addr
     );
-    let opts = GateOpts {
+    let opts = ServerOpts {
         extra: route,
-        ..GateOpts::default()
+        ..ServerOpts::default()
     };
-    let gate = Gate::start(up, opts);
+    let gate = Server::start(up, opts);
     gate.account("acme", "enforce", &["127.0.0.1"]);
     gate.account("globex", "enforce", &[]);
     gate
@@ -47,7 +47,7 @@ pub fn error(v: &Value) -> (&str, &str) {
 }
 
 /// `ipgate admin ARGS` with `stdin`.
-pub fn cli(gate: &Gate, args: &[&str], stdin: &str) -> Output {
+pub fn cli(gate: &Server, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(bin())
         .args(["admin", "--url", &format!("http://{}", gate.admin)])
         .args(args)
@@ -72,7 +72,7 @@ pub fn text(out: &Output) -> String {
     )
 }
 
-pub fn values(gate: &Gate, account: &str) -> Vec<String> {
+pub fn values(gate: &Server, account: &str) -> Vec<String> {
     let (s, list) = gate.admin(
         "GET",
         &format!("/admin/v1/accounts/{account}/identities"),

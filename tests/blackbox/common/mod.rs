@@ -222,9 +222,9 @@ impl Upstream {
     }
 }
 
-/// Options for one gate.
+/// Options for one `ipgate serve` process.
 #[derive(Clone)]
-pub struct GateOpts {
+pub struct ServerOpts {
     pub trusted_proxies: Vec<String>,
     pub unknown_account: &'static str,
     pub tls: bool,
@@ -233,9 +233,9 @@ pub struct GateOpts {
     pub control_extra: String,
 }
 
-impl Default for GateOpts {
+impl Default for ServerOpts {
     fn default() -> Self {
-        GateOpts {
+        ServerOpts {
             trusted_proxies: vec![],
             unknown_account: "deny",
             tls: false,
@@ -245,27 +245,27 @@ impl Default for GateOpts {
     }
 }
 
-impl GateOpts {
+impl ServerOpts {
     /// A gate with a TLS listener too (a fresh `ipgate certs dev` pair).
-    pub fn tls() -> GateOpts {
-        GateOpts {
+    pub fn tls() -> ServerOpts {
+        ServerOpts {
             tls: true,
-            ..GateOpts::default()
+            ..ServerOpts::default()
         }
     }
 
     /// Loopback addresses may be requested (tests call the proxy from
     /// 127.0.0.x), plus more `[control]` lines.
-    pub fn self_service(control_extra: &str) -> GateOpts {
-        GateOpts {
+    pub fn self_service(control_extra: &str) -> ServerOpts {
+        ServerOpts {
             control_extra: format!("allow_private_ips = true\n{control_extra}"),
-            ..GateOpts::default()
+            ..ServerOpts::default()
         }
     }
 }
 
 /// The real `ipgate serve` process.
-pub struct Gate {
+pub struct Server {
     child: Option<Child>,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
@@ -284,13 +284,13 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ipgate")
 }
 
-impl Gate {
+impl Server {
     /// Starts a gate; retries on fresh ports when another test took one of
     /// the free ports picked for it in the meantime.
-    pub fn start(upstream: &Upstream, opts: GateOpts) -> Gate {
+    pub fn start(upstream: &Upstream, opts: ServerOpts) -> Server {
         let mut last = String::new();
         for _ in 0..4 {
-            match Gate::try_start(upstream, opts.clone()) {
+            match Server::try_start(upstream, opts.clone()) {
                 Ok(g) => return g,
                 Err(log) if log.contains("cannot listen") || log.contains("is already used") => {
                     last = log
@@ -301,7 +301,7 @@ impl Gate {
         panic!("no free ports after 4 tries:\n{last}");
     }
 
-    fn try_start(upstream: &Upstream, opts: GateOpts) -> Result<Gate, String> {
+    fn try_start(upstream: &Upstream, opts: ServerOpts) -> Result<Server, String> {
         let dir = tempfile::tempdir().unwrap();
         let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         // Hold all listeners at once so one gate never gets a port twice.
@@ -393,7 +393,7 @@ listen = "{metrics}"
         );
         let config = dir.path().join("ipgate.toml");
         std::fs::write(&config, text).unwrap();
-        let mut gate = Gate {
+        let mut gate = Server {
             child: None,
             dir,
             config,
@@ -593,7 +593,7 @@ listen = "{metrics}"
     }
 }
 
-impl Drop for Gate {
+impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
@@ -638,7 +638,7 @@ pub fn basic(user: &str) -> String {
 
 /// A customer API call with a Bearer token; returns status and JSON body.
 pub fn api(
-    gate: &Gate,
+    gate: &Server,
     method: &str,
     path: &str,
     token: &str,
@@ -668,7 +668,7 @@ pub fn api(
 }
 
 /// `GET /api/v1/whitelist/requests/{id}`: the request as the customer API shows it.
-pub fn request(gate: &Gate, token: &str, id: &str) -> Value {
+pub fn request(gate: &Server, token: &str, id: &str) -> Value {
     api(
         gate,
         "GET",
@@ -680,7 +680,7 @@ pub fn request(gate: &Gate, token: &str, id: &str) -> Value {
 }
 
 /// `POST /api/v1/whitelist/requests` with `body`; returns status and JSON.
-pub fn submit_request(gate: &Gate, token: &str, body: Value) -> (u16, Value) {
+pub fn submit_request(gate: &Server, token: &str, body: Value) -> (u16, Value) {
     api(
         gate,
         "POST",
@@ -692,7 +692,7 @@ pub fn submit_request(gate: &Gate, token: &str, body: Value) -> (u16, Value) {
 
 /// Creates a user (optionally with TOTP) and returns (API token, TOTP secret).
 pub fn user(
-    gate: &Gate,
+    gate: &Server,
     account: &str,
     username: &str,
     role: &str,
@@ -721,7 +721,7 @@ pub fn events(log: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-impl Gate {
+impl Server {
     /// Runs `ipgate admin --url <this gate> ARGS` with the admin token.
     pub fn admin_cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(bin())
@@ -733,7 +733,7 @@ impl Gate {
     }
 }
 
-impl Gate {
+impl Server {
     /// Polls `f` every 100 ms until it holds; fails after `secs` with the gate's log.
     pub fn wait_until(&self, what: &str, secs: u64, mut f: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(secs);

@@ -234,8 +234,17 @@ impl Default for MetricsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncConfig {
-    pub control_url: Option<String>,
+    /// The control planes' admin listeners a proxy follows, tried in turn.
+    pub control_urls: Vec<String>,
+    /// Where a proxy saves the last table it received.
     pub snapshot_path: PathBuf,
+    /// 0: serve the last table however old; else refuse with 503 once the
+    /// table is older than this.
+    pub max_stale: HumanDuration,
+    /// How long the feed holds a poll open before answering 304.
+    pub poll_timeout: HumanDuration,
+    /// The name a proxy reports to the control plane (default: host name).
+    pub name: Option<String>,
     /// File holding the sync token; `IPGATE_SYNC_TOKEN` wins when set.
     pub token_file: Option<PathBuf>,
 }
@@ -243,8 +252,11 @@ pub struct SyncConfig {
 impl Default for SyncConfig {
     fn default() -> Self {
         SyncConfig {
-            control_url: None,
+            control_urls: Vec::new(),
             snapshot_path: PathBuf::from("data/snapshot.bin"),
+            max_stale: HumanDuration(Duration::ZERO),
+            poll_timeout: HumanDuration(Duration::from_secs(25)),
+            name: None,
             token_file: None,
         }
     }

@@ -3,6 +3,7 @@
 
 use crate::{Config, ConfigError};
 use std::collections::HashSet;
+use std::time::Duration;
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -27,11 +28,30 @@ pub fn check(c: &Config) -> Result<(), ConfigError> {
             format!("{} is out of range 4..=65536", c.store.cache_mb),
         ));
     }
-    if let Some(url) = &c.sync.control_url {
+    for (i, url) in c.sync.control_urls.iter().enumerate() {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(invalid(
-                "sync.control_url",
+                format!("sync.control_urls[{i}]"),
                 format!("`{url}` must start with http:// or https://"),
+            ));
+        }
+    }
+    let poll = c.sync.poll_timeout.0;
+    if poll < Duration::from_secs(1) || poll > Duration::from_secs(300) {
+        return Err(invalid(
+            "sync.poll_timeout",
+            format!("{poll:?} is out of range 1s..=300s"),
+        ));
+    }
+    if let Some(name) = &c.sync.name {
+        let ok = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !ok {
+            return Err(invalid(
+                "sync.name",
+                format!("`{name}` must be 1-64 of A-Z a-z 0-9 . _ -"),
             ));
         }
     }

@@ -24,7 +24,8 @@
 #![allow(clippy::unwrap_used)]
 
 use ipgate_config::UnknownAccount;
-use ipgate_control::model::{now, Account, Source, WhitelistEntry, WhitelistMode};
+use ipgate_control::domain::Timestamp;
+use ipgate_control::model::{Account, Source, WhitelistEntry, WhitelistMode};
 use ipgate_control::publish::{load_table, Publisher, Touched};
 use ipgate_control::seclog::{Actor, LogKey};
 use ipgate_control::store::{NewRequest, Prepared, Store, Verdict};
@@ -79,23 +80,23 @@ fn account(i: u32) -> Account {
     Account {
         emails: vec![format!("ops@{id}.test")],
         name: id.clone(),
-        id,
+        id: id.parse().unwrap(),
         whitelist: WhitelistMode::Enforce,
-        created_at: now(),
-        updated_at: now(),
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
     }
 }
 
 fn entry(account: &str, cidr: String) -> WhitelistEntry {
     WhitelistEntry {
         id: String::new(),
-        account: account.into(),
-        cidr,
+        account: account.parse().unwrap(),
+        cidr: cidr.parse().unwrap(),
         remark: "bench".into(),
         tags: vec![],
         source: Source::Admin,
-        created_at: now(),
-        updated_at: now(),
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
     }
 }
 
@@ -128,7 +129,7 @@ async fn populate(dir: &Path, accounts: u32) {
     let started = Instant::now();
     for i in 0..accounts {
         let a = account(i);
-        let id = a.id.clone();
+        let id = a.id.to_string();
         store.create_account(a, &actor).await.unwrap();
         let entries = cidrs_of(i).into_iter().map(|c| entry(&id, c)).collect();
         store.add_entries(&id, entries, &actor).await.unwrap();
@@ -160,7 +161,7 @@ fn allowed(table: &LiveTable, account: &str, ip: IpAddr) -> bool {
 async fn approval(publisher: &Publisher, account: &str, ip: Ipv4Addr) -> Duration {
     let store = &publisher.store;
     let new = NewRequest {
-        account: account.into(),
+        account: account.parse().unwrap(),
         ips: vec![ip.to_string()],
         remark: "bench".into(),
         requested_by: "alice".into(),

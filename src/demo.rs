@@ -11,10 +11,12 @@ use clap::Args;
 use ipgate::app::Halves;
 use ipgate_config::Config;
 use ipgate_control::admin::AdminToken;
+use ipgate_control::domain::{AccountId, Timestamp};
+use ipgate_control::hex;
 use ipgate_control::model::{
-    fingerprint, now, Account, Identity, SecretKey, Source, WhitelistEntry, WhitelistMode,
+    fingerprint, Account, Identity, SecretKey, Source, WhitelistEntry, WhitelistMode,
 };
-use ipgate_control::seclog::{hex, Actor, LogKey};
+use ipgate_control::seclog::{Actor, LogKey};
 use ipgate_control::store::Store;
 use ipgate_control::users::{self, Role, User};
 use ipgate_devmail::Catcher;
@@ -71,7 +73,7 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
     let tokens = (waba_token("acme"), waba_token("globex"));
     // The demo's store lives and dies with this process, so its log key
     // is made here and never written down.
-    let log_key = LogKey::new(hex(&rand::random::<[u8; 32]>()).as_bytes())
+    let log_key = LogKey::new(hex::encode(&rand::random::<[u8; 32]>()).as_bytes())
         .context("the demo's security log key")?;
     seed(
         &config,
@@ -123,28 +125,30 @@ fn seed(
     rt.block_on(async {
         let store =
             Store::open_with_cache(&config.store.path, config.store.cache_mb, log_key.clone())?;
-        let account = |id: &str, name: &str, mode| Account {
-            id: id.into(),
-            name: name.into(),
-            emails: vec![format!("ops@{id}.test"), format!("cto@{id}.test")],
-            whitelist: mode,
-            created_at: now(),
-            updated_at: now(),
+        let account = |id: &str, name: &str, mode| -> anyhow::Result<Account> {
+            Ok(Account {
+                id: AccountId::parse(id)?,
+                name: name.into(),
+                emails: vec![format!("ops@{id}.test"), format!("cto@{id}.test")],
+                whitelist: mode,
+                created_at: Timestamp::now(),
+                updated_at: Timestamp::now(),
+            })
         };
         let seed = Actor::system();
-        let acme = account("acme", "Acme SMS Ltd", WhitelistMode::Enforce);
+        let acme = account("acme", "Acme SMS Ltd", WhitelistMode::Enforce)?;
         store.create_account(acme, &seed).await?;
-        let globex = account("globex", "Globex (report-only)", WhitelistMode::Report);
+        let globex = account("globex", "Globex (report-only)", WhitelistMode::Report)?;
         store.create_account(globex, &seed).await?;
         let entry = WhitelistEntry {
             id: String::new(),
-            account: "acme".into(),
-            cidr: "203.0.113.10/32".into(),
+            account: AccountId::parse("acme")?,
+            cidr: "203.0.113.10/32".parse()?,
             remark: "acme production server".into(),
             tags: vec!["prod".into()],
             source: Source::Admin,
-            created_at: now(),
-            updated_at: now(),
+            created_at: Timestamp::now(),
+            updated_at: Timestamp::now(),
         };
         store.add_entries("acme", vec![entry], &seed).await?;
         // What the upstreams authenticate: the SMS user names, the WhatsApp
@@ -155,10 +159,10 @@ fn seed(
         ] {
             let identity = Identity {
                 id: String::new(),
-                account: account.into(),
+                account: AccountId::parse(account)?,
                 value: value.into(),
                 remark: remark.into(),
-                created_at: now(),
+                created_at: Timestamp::now(),
             };
             store.add_identity(identity, &seed).await?;
         }
@@ -166,23 +170,23 @@ fn seed(
             let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
             let key = SecretKey {
                 id: String::new(),
-                account: account.into(),
-                sha256: hex(&hash),
+                account: AccountId::parse(account)?,
+                sha256: hex::encode(&hash),
                 fingerprint: fingerprint(&hash),
                 remark: "WhatsApp API token".into(),
-                created_at: now(),
+                created_at: Timestamp::now(),
             };
             store.add_key(key, hash, &seed).await?;
         }
         let user = User {
             username: DEMO_USER.into(),
-            account: "acme".into(),
+            account: AccountId::parse("acme")?,
             role: Role::Main,
             password_hash: users::hash_password(password)?,
             totp_secret: Some(totp_secret.to_vec()),
             totp_last_step: None,
-            created_at: now(),
-            updated_at: now(),
+            created_at: Timestamp::now(),
+            updated_at: Timestamp::now(),
         };
         store.create_user(user, &seed).await?;
         anyhow::Ok(())

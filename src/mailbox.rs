@@ -43,7 +43,10 @@ fn linkify(text: &str) -> Markup {
 }
 
 async fn show(State(m): State<Mailbox>) -> Response {
-    let code = ipgate_control::users::totp_now(&m.totp_secret, ipgate_control::model::unix_now());
+    let code = ipgate_control::users::totp_now(
+        &m.totp_secret,
+        ipgate_control::domain::Timestamp::now().unix(),
+    );
     let mut mails = m.catcher.mails();
     mails.reverse();
     let body = html! {

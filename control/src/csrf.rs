@@ -2,7 +2,7 @@
 //! an HMAC under a server key kept in the store, compared in constant time.
 //! Portal sessions carry a random value of their own, compared the same way.
 
-use crate::seclog::hex;
+use crate::hex;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -19,7 +19,7 @@ pub fn csrf_value(key: &[u8; 32], purpose: &str, bound_to: &str) -> String {
     mac.update(purpose.as_bytes());
     mac.update(b"\n");
     mac.update(bound_to.as_bytes());
-    hex(&mac.finalize().into_bytes())
+    hex::encode(&mac.finalize().into_bytes())
 }
 
 /// Constant-time comparison of a presented CSRF value with the expected one.

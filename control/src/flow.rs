@@ -2,6 +2,7 @@
 //! customer may ask for (each check with its own message, docs/api.md),
 //! and the request's states. No I/O here; the store applies the results.
 
+use crate::domain::Timestamp;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -223,8 +224,8 @@ pub fn check_against(
     }
 }
 
-/// A stored status as of `now` (Unix seconds): pending past its expiry is expired.
-pub fn status_at(status: Status, expires_at: u64, now: u64) -> Status {
+/// A stored status as of `now`: pending past its expiry is expired.
+pub fn status_at(status: Status, expires_at: Timestamp, now: Timestamp) -> Status {
     match status {
         Status::Pending if now >= expires_at => Status::Expired,
         s => s,

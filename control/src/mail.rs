@@ -24,7 +24,7 @@ pub struct MailContext<'a> {
 /// What a request's mails and link pages show about it.
 pub fn request_details(r: &IpRequest) -> Vec<(&'static str, String)> {
     vec![
-        ("Account", r.account.clone()),
+        ("Account", r.account.to_string()),
         ("IP addresses", r.ips.join(", ")),
         (
             "Remark",
@@ -35,10 +35,10 @@ pub fn request_details(r: &IpRequest) -> Vec<(&'static str, String)> {
             },
         ),
         ("Requested by", r.requested_by.clone()),
-        ("Requested at", r.created_at.clone()),
+        ("Requested at", r.created_at.to_string()),
         ("Requested from", r.requested_from.clone()),
         ("Browser / client", r.user_agent.clone()),
-        ("Link expires", r.expires_at.clone()),
+        ("Link expires", r.expires_at.to_string()),
     ]
 }
 
@@ -102,7 +102,7 @@ pub fn notice_mail(r: &IpRequest, ctx: &MailContext) -> Rendered {
     let outcome = r.status.as_str();
     let by = r.decided_by.clone().unwrap_or_default();
     let from = r.decided_from.clone().unwrap_or_default();
-    let at = r.decided_at.clone().unwrap_or_default();
+    let at = r.decided_at.map(|t| t.to_string()).unwrap_or_default();
     let subject = format!(
         "IP whitelist request {} for {} was {outcome}",
         r.id, ctx.account_name
@@ -152,16 +152,15 @@ mod tests {
     fn request() -> IpRequest {
         IpRequest {
             id: "7".into(),
-            account: "acme".into(),
+            account: "acme".parse().unwrap(),
             ips: vec!["203.0.113.10".into()],
             remark: "<b>prod</b>".into(),
             status: Status::Pending,
             requested_by: "alice".into(),
             requested_from: "198.51.100.7".into(),
             user_agent: "curl/8".into(),
-            created_at: "2026-11-24T10:00:00Z".into(),
-            expires_at: "2026-11-25T10:00:00Z".into(),
-            expires_unix: 0,
+            created_at: "2026-11-24T10:00:00Z".parse().unwrap(),
+            expires_at: "2026-11-25T10:00:00Z".parse().unwrap(),
             decided_by: None,
             decided_from: None,
             decided_at: None,
@@ -199,7 +198,7 @@ mod tests {
         r.status = Status::Approved;
         r.decided_by = Some("ops@acme.test".into());
         r.decided_from = Some("192.0.2.9".into());
-        r.decided_at = Some("2026-11-24T10:05:00Z".into());
+        r.decided_at = Some("2026-11-24T10:05:00Z".parse().unwrap());
         let m = notice_mail(&r, &CTX);
         assert!(m.subject.contains("approved"));
         assert!(m.text.contains(

@@ -160,9 +160,9 @@ impl Mailer {
             Prepared::Notice { job, request } => (job, request, String::new()),
         };
         let name = store
-            .account(&job.account)?
+            .account(job.account.as_str())?
             .map(|a| a.name)
-            .unwrap_or_else(|| job.account.clone());
+            .unwrap_or_else(|| job.account.to_string());
         let ctx = MailContext {
             account_name: &name,
             from_address: self.from.email.as_ref(),
@@ -207,7 +207,7 @@ impl Mailer {
             Attempt::Failed(e) => {
                 let next = store.mail_failed(&job, &e).await?;
                 self.metrics.mail(job.kind.as_str(), false);
-                tracing::warn!(to = %job.to, kind = job.kind.as_str(), request = %job.request, attempt = job.attempts, error = %e, retry_at = next.next_attempt_unix, "mail not sent; will retry");
+                tracing::warn!(to = %job.to, kind = job.kind.as_str(), request = %job.request, attempt = job.attempts, error = %e, retry_at = next.next_attempt_at.unix(), "mail not sent; will retry");
             }
         }
         self.metrics.set_outbox_depth(store.outbox_depth());

@@ -1,7 +1,10 @@
 //! The records the control plane keeps: accounts, whitelist entries,
 //! blocklist entries, account identities and secret keys (as hashes), as
-//! stored (JSON in sled) and as shown by the admin API.
+//! stored (JSON in sled) and as shown by the admin API. Ids of accounts,
+//! networks and times are typed ([`crate::domain`]) but stored and shown
+//! as the strings they always were; the schemas say `string` for them.
 
+use crate::domain::{AccountId, Cidr, Timestamp};
 use ipgate_policy::Mode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -29,12 +32,15 @@ impl From<WhitelistMode> for Mode {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Account {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: AccountId,
     pub name: String,
     pub emails: Vec<String>,
     pub whitelist: WhitelistMode,
-    pub created_at: String,
-    pub updated_at: String,
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String)]
+    pub updated_at: Timestamp,
 }
 
 /// Who put an entry in.
@@ -50,21 +56,27 @@ pub enum Source {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WhitelistEntry {
     pub id: String,
-    pub account: String,
-    pub cidr: String,
+    #[schema(value_type = String)]
+    pub account: AccountId,
+    #[schema(value_type = String)]
+    pub cidr: Cidr,
     pub remark: String,
     pub tags: Vec<String>,
     pub source: Source,
-    pub created_at: String,
-    pub updated_at: String,
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String)]
+    pub updated_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BlockEntry {
     pub id: String,
-    pub cidr: String,
+    #[schema(value_type = String)]
+    pub cidr: Cidr,
     pub remark: String,
-    pub created_at: String,
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
 }
 
 /// A name the upstream knows an account by (username, API key id, sender
@@ -73,22 +85,24 @@ pub struct BlockEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Identity {
     pub id: String,
-    pub account: String,
+    #[schema(value_type = String)]
+    pub account: AccountId,
     pub value: String,
     pub remark: String,
-    pub created_at: String,
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
 }
 
 /// An account's secret key, kept only as its SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretKey {
     pub id: String,
-    pub account: String,
+    pub account: AccountId,
     /// Lower-case hex.
     pub sha256: String,
     pub fingerprint: String,
     pub remark: String,
-    pub created_at: String,
+    pub created_at: Timestamp,
 }
 
 /// A secret key as the admin API shows it: no hash, only its fingerprint.
@@ -97,7 +111,8 @@ pub struct SecretKeyView {
     pub id: String,
     pub fingerprint: String,
     pub remark: String,
-    pub created_at: String,
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
 }
 
 impl From<&SecretKey> for SecretKeyView {
@@ -106,7 +121,7 @@ impl From<&SecretKey> for SecretKeyView {
             id: k.id.clone(),
             fingerprint: k.fingerprint.clone(),
             remark: k.remark.clone(),
-            created_at: k.created_at.clone(),
+            created_at: k.created_at,
         }
     }
 }
@@ -117,25 +132,63 @@ pub const FINGERPRINT_HEX: usize = 12;
 /// `sha256:` and the first [`FINGERPRINT_HEX`] hex digits of a key's hash:
 /// enough to tell an account's keys apart, too little to stand for one.
 pub fn fingerprint(sha256: &[u8; 32]) -> String {
-    let hex = crate::seclog::hex(sha256);
+    let hex = crate::hex::encode(sha256);
     format!("sha256:{}", &hex[..FINGERPRINT_HEX])
 }
 
-/// Now, as RFC 3339 UTC to the second.
-pub fn now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::DeserializeOwned;
 
-/// Now, as Unix seconds.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+    /// `json` (a record as the code before the typed fields wrote it)
+    /// reads, and is written back byte for byte.
+    fn same_after_round_trip<T: Serialize + DeserializeOwned>(json: &str) -> T {
+        let v: T = serde_json::from_str(json).unwrap();
+        assert_eq!(serde_json::to_string(&v).unwrap(), json);
+        v
+    }
 
-/// Unix seconds as RFC 3339 UTC.
-pub fn rfc3339(unix: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix))
-        .to_string()
+    #[test]
+    fn stored_records_read_and_write_as_before() {
+        let a: Account = same_after_round_trip(
+            r#"{"id":"Acme-1","name":"Acme","emails":["ops@acme.test"],"whitelist":"enforce","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:05Z"}"#,
+        );
+        assert_eq!(a.id, "Acme-1");
+        assert_eq!(a.updated_at.unix(), 1_767_225_605);
+        let e: WhitelistEntry = same_after_round_trip(
+            r#"{"id":"7","account":"Acme-1","cidr":"2001:db8::/64","remark":"","tags":["prod"],"source":"request","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}"#,
+        );
+        assert_eq!(e.cidr, Cidr::parse("2001:db8::/64").unwrap());
+        same_after_round_trip::<BlockEntry>(
+            r#"{"id":"8","cidr":"192.0.2.0/24","remark":"abuse","created_at":"2026-01-01T00:00:00Z"}"#,
+        );
+        same_after_round_trip::<Identity>(
+            r#"{"id":"9","account":"Acme-1","value":"15550001111","remark":"","created_at":"2026-01-01T00:00:00Z"}"#,
+        );
+        same_after_round_trip::<SecretKey>(
+            r#"{"id":"10","account":"Acme-1","sha256":"00ff","fingerprint":"sha256:00ff","remark":"","created_at":"2026-01-01T00:00:00Z"}"#,
+        );
+    }
+
+    #[test]
+    fn a_record_breaking_a_rule_does_not_read() {
+        for bad in [
+            r#"{"id":"7","account":"acme","cidr":"10.0.0.1/8","remark":"","tags":[],"source":"admin","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}"#,
+            r#"{"id":"7","account":"a b","cidr":"10.0.0.0/8","remark":"","tags":[],"source":"admin","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}"#,
+            r#"{"id":"7","account":"acme","cidr":"10.0.0.0/8","remark":"","tags":[],"source":"admin","created_at":"2026-01-01","updated_at":"2026-01-01T00:00:00Z"}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<WhitelistEntry>(bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn fingerprints_are_the_first_hex_digits_of_the_hash() {
+        let mut hash = [0u8; 32];
+        hash[0] = 0xab;
+        assert_eq!(fingerprint(&hash), "sha256:ab0000000000");
+    }
 }

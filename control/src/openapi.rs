@@ -473,10 +473,12 @@ mod tests {
         use crate::tokens::Scope;
         use crate::users::Role;
         let s = |v: &str| v.to_string();
+        let at = |v: &str| v.parse::<crate::domain::Timestamp>().unwrap();
+        let acme = || "acme".parse::<crate::domain::AccountId>().unwrap();
         for token in [
             None,
             Some(MeToken {
-                expires_at: Some(s("2030-01-01T00:00:00Z")),
+                expires_at: Some(at("2030-01-01T00:00:00Z")),
                 fingerprint: s("sha256:0123456789ab"),
                 id: s("t1"),
                 scopes: vec![Scope::Read],
@@ -484,7 +486,7 @@ mod tests {
         ] {
             keys_sorted(&Me {
                 account: MeAccount {
-                    id: s("acme"),
+                    id: acme(),
                     name: s("Acme"),
                     whitelist: WhitelistMode::Enforce,
                 },
@@ -500,44 +502,47 @@ mod tests {
             });
         }
         keys_sorted(&CustomerEntry {
-            cidr: s("203.0.113.1/32"),
-            created_at: s("2026-01-01T00:00:00Z"),
+            cidr: "203.0.113.1/32".parse().unwrap(),
+            created_at: at("2026-01-01T00:00:00Z"),
             id: s("e1"),
             remark: s("r"),
             source: Source::Request,
             status: EntryStatus::Active,
         });
         // The request view is what it was: the stored request as a JSON
-        // value, without its expiry seconds.
+        // value (which has no expiry seconds any more), the times and the
+        // account as the strings they were.
         let request = crate::store::IpRequest {
             id: s("r1"),
-            account: s("acme"),
+            account: acme(),
             ips: vec![s("203.0.113.1"), s("203.0.113.2")],
             remark: s("prod"),
             status: crate::flow::Status::Approved,
             requested_by: s("alice"),
             requested_from: s("198.51.100.7"),
             user_agent: s("curl/8"),
-            created_at: s("2026-01-01T00:00:00Z"),
-            expires_at: s("2026-01-02T00:00:00Z"),
-            expires_unix: 1_767_312_000,
+            created_at: at("2026-01-01T00:00:00Z"),
+            expires_at: at("2026-01-02T00:00:00Z"),
             decided_by: Some(s("ops@acme.test")),
             decided_from: None,
-            decided_at: Some(s("2026-01-01T01:00:00Z")),
+            decided_at: Some(at("2026-01-01T01:00:00Z")),
         };
-        let mut before = serde_json::to_value(&request).unwrap();
-        before.as_object_mut().unwrap().remove("expires_unix");
+        let stored = serde_json::to_value(&request).unwrap();
         assert_eq!(
             serde_json::to_string(&view(&request)).unwrap(),
-            serde_json::to_string(&before).unwrap()
+            serde_json::to_string(&stored).unwrap()
+        );
+        assert_eq!(
+            serde_json::to_string(&view(&request)).unwrap(),
+            r#"{"account":"acme","created_at":"2026-01-01T00:00:00Z","decided_at":"2026-01-01T01:00:00Z","decided_by":"ops@acme.test","decided_from":null,"expires_at":"2026-01-02T00:00:00Z","id":"r1","ips":["203.0.113.1","203.0.113.2"],"remark":"prod","requested_by":"alice","requested_from":"198.51.100.7","status":"approved","user_agent":"curl/8"}"#
         );
         keys_sorted(&RequestView {
-            account: s("acme"),
-            created_at: s("c"),
-            decided_at: Some(s("d")),
+            account: acme(),
+            created_at: at("2026-01-01T00:00:00Z"),
+            decided_at: Some(at("2026-01-01T01:00:00Z")),
             decided_by: None,
             decided_from: Some(s("f")),
-            expires_at: s("e"),
+            expires_at: at("2026-01-02T00:00:00Z"),
             id: s("r1"),
             ips: vec![s("203.0.113.1")],
             remark: s(""),
@@ -547,7 +552,7 @@ mod tests {
             user_agent: s("curl"),
         });
         keys_sorted(&IssuedToken {
-            created_at: Some(s("c")),
+            created_at: Some(at("2026-01-01T00:00:00Z")),
             expires_at: None,
             fingerprint: s("sha256:0123456789ab"),
             id: s("t1"),

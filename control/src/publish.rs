@@ -3,8 +3,9 @@
 //! before the change is answered. Writers hold one async mutex, so the table's versions follow
 //! the store's order of changes.
 
+use crate::domain::Cidr;
 use crate::model::{Account, SecretKey, WhitelistEntry};
-use crate::store::{parse_sha256, stored_net, Store, StoreError};
+use crate::store::{parse_sha256, Store, StoreError};
 use ipgate_policy::snapshot::{unix_seconds, Contents, Snapshot, SnapshotAccount};
 use ipgate_policy::{AccountPolicy, LiveTable, Table};
 use ipnet::IpNet;
@@ -12,15 +13,15 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-fn nets<'a>(cidrs: impl Iterator<Item = &'a str>) -> Vec<IpNet> {
-    cidrs.filter_map(stored_net).collect()
+fn nets(cidrs: impl Iterator<Item = Cidr>) -> Vec<IpNet> {
+    cidrs.map(Cidr::net).collect()
 }
 
 /// The proxy's view of one account.
 pub fn policy(account: &Account, entries: &[WhitelistEntry]) -> AccountPolicy {
     AccountPolicy::new(
         account.whitelist.into(),
-        &nets(entries.iter().map(|e| e.cidr.as_str())),
+        &nets(entries.iter().map(|e| e.cidr)),
     )
 }
 
@@ -35,15 +36,15 @@ pub fn load_table(store: &Store) -> Result<Table, StoreError> {
     store.for_each_account_policy(|id, mode, nets| {
         accounts.push((id.to_string(), AccountPolicy::new(mode.into(), nets)));
     })?;
-    let blocked = nets(store.blocklist()?.iter().map(|b| b.cidr.as_str()));
+    let blocked = nets(store.blocklist()?.iter().map(|b| b.cidr));
     let identities = store
         .all_identities()?
         .into_iter()
-        .map(|i| (i.value, i.account));
+        .map(|i| (i.value, String::from(i.account)));
     let keys: Vec<([u8; 32], String)> = store
         .all_keys()?
         .into_iter()
-        .filter_map(|k| Some((stored_hash(&k)?, k.account)))
+        .filter_map(|k| Some((stored_hash(&k)?, String::from(k.account))))
         .collect();
     Ok(Table::build(1, accounts, &blocked).with_identities(identities, keys))
 }
@@ -73,20 +74,20 @@ pub fn snapshot(store: &Store) -> Result<Snapshot, StoreError> {
     let identities = store
         .all_identities()?
         .into_iter()
-        .filter(|i| owned("identity", &i.account))
-        .map(|i| (i.value, i.account))
+        .filter(|i| owned("identity", i.account.as_str()))
+        .map(|i| (i.value, String::from(i.account)))
         .collect();
     let keys = store
         .all_keys()?
         .into_iter()
-        .filter(|k| owned("key", &k.account))
-        .filter_map(|k| Some((stored_hash(&k)?, k.account)))
+        .filter(|k| owned("key", k.account.as_str()))
+        .filter_map(|k| Some((stored_hash(&k)?, String::from(k.account))))
         .collect();
     let contents = Contents {
         version: 1,
         made: unix_seconds(SystemTime::now()),
         accounts,
-        blocklist: nets(store.blocklist()?.iter().map(|b| b.cidr.as_str())),
+        blocklist: nets(store.blocklist()?.iter().map(|b| b.cidr)),
         identities,
         keys,
     };
@@ -147,7 +148,7 @@ impl Publisher {
             }
             Touched::Nothing => {}
             Touched::Blocklist => {
-                let blocked = nets(self.store.blocklist()?.iter().map(|b| b.cidr.as_str()));
+                let blocked = nets(self.store.blocklist()?.iter().map(|b| b.cidr));
                 self.table.update(|t| t.with_blocklist(&blocked));
             }
         }
@@ -175,7 +176,8 @@ mod snapshot_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{now, WhitelistMode};
+    use crate::domain::Timestamp;
+    use crate::model::WhitelistMode;
     use crate::seclog::Actor;
     use crate::store::tests::entry_of;
     use ipgate_policy::ranges::RangeSet;
@@ -183,12 +185,12 @@ mod tests {
 
     fn account(id: &str, whitelist: WhitelistMode) -> Account {
         Account {
-            id: id.into(),
+            id: id.parse().unwrap(),
             name: id.into(),
             emails: vec![format!("ops@{id}.test")],
             whitelist,
-            created_at: now(),
-            updated_at: now(),
+            created_at: Timestamp::now(),
+            updated_at: Timestamp::now(),
         }
     }
 
@@ -197,8 +199,8 @@ mod tests {
     fn from_records(store: &Store) -> Vec<(String, Mode, RangeSet)> {
         let mut out = Vec::new();
         for a in store.accounts().unwrap_or_default() {
-            let p = policy(&a, &store.entries(&a.id).unwrap_or_default());
-            out.push((a.id, p.mode, p.allowed));
+            let p = policy(&a, &store.entries(a.id.as_str()).unwrap_or_default());
+            out.push((a.id.into(), p.mode, p.allowed));
         }
         out
     }
@@ -307,10 +309,10 @@ mod tests {
         let add_name = |account: &'static str, value: &'static str| {
             let identity = Identity {
                 id: String::new(),
-                account: account.into(),
+                account: account.parse().unwrap(),
                 value: value.into(),
                 remark: String::new(),
-                created_at: now(),
+                created_at: Timestamp::now(),
             };
             let (p, op) = (&p, op.clone());
             async move {
@@ -324,11 +326,11 @@ mod tests {
         let add_key = |account: &'static str, hash: [u8; 32]| {
             let key = SecretKey {
                 id: String::new(),
-                account: account.into(),
-                sha256: crate::seclog::hex(&hash),
+                account: account.parse().unwrap(),
+                sha256: crate::hex::encode(&hash),
                 fingerprint: fingerprint(&hash),
                 remark: String::new(),
-                created_at: now(),
+                created_at: Timestamp::now(),
             };
             let (p, op) = (&p, op.clone());
             async move {

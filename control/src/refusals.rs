@@ -7,7 +7,7 @@
 //! `bounded`); a tally pushed out of it is summarised, not lost.
 
 use crate::bounded::Bounded;
-use crate::model::unix_now;
+use crate::domain::Timestamp;
 use crate::ratelimit::{network_key, CAPACITY};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -50,7 +50,7 @@ pub struct Summary {
     pub reasons: BTreeMap<&'static str, u64>,
     /// The first few distinct usernames the suppressed refusals tried.
     pub usernames: Vec<String>,
-    pub window_start_unix: u64,
+    pub window_start: Timestamp,
     pub window_secs: u64,
 }
 
@@ -109,7 +109,7 @@ impl Refusals {
                 suppressed: 0,
                 reasons: BTreeMap::new(),
                 usernames: Vec::new(),
-                window_start_unix: unix_now(),
+                window_start: Timestamp::now(),
                 window_secs: self.window.as_secs(),
             },
             recorded: 0,

@@ -18,6 +18,8 @@ mod verify;
 pub use key::{LogKey, LogKeyError, MIN_KEY_LEN};
 pub use verify::{head_record, verify, Verification};
 
+use crate::domain::Timestamp;
+use crate::hex::encode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -56,6 +58,9 @@ pub struct SecRecord {
     /// The record's place in the log, from 1.
     pub seq: u64,
     /// When, RFC 3339 UTC.
+    // The text as written, not a `Timestamp`: the hash covers the record
+    // as serialised, so a record must read back and re-serialise byte for
+    // byte, and a damaged one must still read (and fail verification).
     pub at: String,
     /// What happened: `account.created`, `whitelist.added`,
     /// `login.failed`, ... (docs/api.md).
@@ -87,27 +92,16 @@ impl SecRecord {
         unhashed.hash = String::new();
         let body = serde_json::to_vec(&unhashed).unwrap_or_default();
         match self.key_id {
-            Some(_) => hex(&key.tag(&[self.prev.as_bytes(), b"\n", &body])),
+            Some(_) => encode(&key.tag(&[self.prev.as_bytes(), b"\n", &body])),
             None => {
                 let mut h = Sha256::new();
                 h.update(self.prev.as_bytes());
                 h.update(b"\n");
                 h.update(&body);
-                hex(&h.finalize())
+                encode(&h.finalize())
             }
         }
     }
-}
-
-/// Lower-case hex, as hashes are stored and shown.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,7 +143,7 @@ pub fn append<E: From<CorruptHead>>(
     };
     let mut rec = SecRecord {
         seq: head.seq + 1,
-        at: crate::model::now(),
+        at: Timestamp::now().to_string(),
         event: event.event.to_string(),
         account: event.account.map(str::to_string),
         actor: actor.who.clone(),

@@ -259,11 +259,11 @@ impl Store {
         account: Account,
         actor: &Actor,
     ) -> Result<Account, StoreError> {
-        let key = account.id.clone();
+        let key = account.id.as_str();
         let value = encode(&account);
         let event = Event {
             event: "account.created",
-            account: Some(&account.id),
+            account: Some(key),
             details: json!({"name": account.name, "emails": account.emails, "whitelist": account.whitelist}),
         };
         let trees = (&self.accounts, &self.seclog, &self.nets, &self.names);
@@ -275,11 +275,11 @@ impl Store {
                 TransactionalTree,
             )| {
                 if tx.get(key.as_bytes())?.is_some() {
-                    return abort(StoreError::AccountExists(key.clone()));
+                    return abort(StoreError::AccountExists(key.to_string()));
                 }
-                identities::claim_account_id(names, &key)?;
+                identities::claim_account_id(names, key)?;
                 tx.insert(key.as_bytes(), value.as_slice())?;
-                netindex::create(nets, &key, account.whitelist)?;
+                netindex::create(nets, key, account.whitelist)?;
                 seclog::append(log, &self.log_key, actor, &event)?;
                 Ok(())
             },
@@ -357,7 +357,6 @@ pub use identities::parse_sha256;
 mod keying;
 mod mail_jobs;
 mod netindex;
-pub(crate) use netindex::parsed as stored_net;
 mod outbox;
 mod requests;
 mod sessions;

@@ -3,7 +3,8 @@
 //! expires. `read` lets a token call the customer API's GET routes,
 //! `request` its POST routes (submit, cancel).
 
-use crate::model::{fingerprint, rfc3339};
+use crate::domain::{unix_seconds_opt, Timestamp};
+use crate::model::fingerprint;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
@@ -56,18 +57,20 @@ pub struct ApiToken {
     /// `sha256:` and the first 12 hex digits of the token's hash.
     pub fingerprint: String,
     /// None for a token issued before tokens had records.
-    pub created_at: Option<String>,
+    pub created_at: Option<Timestamp>,
     /// None for a token issued before tokens expired: it never does.
-    pub expires_unix: Option<u64>,
+    /// Stored as Unix seconds under `expires_unix`, as it always was.
+    #[serde(rename = "expires_unix", with = "unix_seconds_opt", default)]
+    pub expires_at: Option<Timestamp>,
 }
 
 impl ApiToken {
-    /// A record for a token hashing to `sha256`, issued at `now` (Unix s).
+    /// A record for a token hashing to `sha256`, issued at `now`.
     pub fn new(
         username: &str,
         sha256: &[u8; 32],
         scopes: Vec<Scope>,
-        now: u64,
+        now: Timestamp,
         lifetime: Duration,
     ) -> ApiToken {
         ApiToken {
@@ -75,8 +78,8 @@ impl ApiToken {
             username: username.to_string(),
             scopes,
             fingerprint: fingerprint(sha256),
-            created_at: Some(rfc3339(now)),
-            expires_unix: Some(now.saturating_add(lifetime.as_secs())),
+            created_at: Some(now),
+            expires_at: Some(now + lifetime),
         }
     }
 
@@ -88,20 +91,16 @@ impl ApiToken {
             scopes: Scope::ALL.to_vec(),
             fingerprint: fingerprint(sha256),
             created_at: None,
-            expires_unix: None,
+            expires_at: None,
         }
     }
 
-    pub fn expired(&self, now: u64) -> bool {
-        self.expires_unix.is_some_and(|e| now >= e)
+    pub fn expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|e| now >= e)
     }
 
     pub fn allows(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
-    }
-
-    pub fn expires_at(&self) -> Option<String> {
-        self.expires_unix.map(rfc3339)
     }
 
     pub fn scope_names(&self) -> Vec<&'static str> {
@@ -116,22 +115,22 @@ pub struct ApiTokenView {
     pub username: String,
     pub scopes: Vec<Scope>,
     pub fingerprint: String,
-    #[schema(required = true)]
-    pub created_at: Option<String>,
-    #[schema(required = true)]
-    pub expires_at: Option<String>,
+    #[schema(value_type = Option<String>, required = true)]
+    pub created_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, required = true)]
+    pub expires_at: Option<Timestamp>,
     pub expired: bool,
 }
 
 impl ApiTokenView {
-    pub fn of(t: &ApiToken, now: u64) -> ApiTokenView {
+    pub fn of(t: &ApiToken, now: Timestamp) -> ApiTokenView {
         ApiTokenView {
             id: t.id.clone(),
             username: t.username.clone(),
             scopes: t.scopes.clone(),
             fingerprint: t.fingerprint.clone(),
-            created_at: t.created_at.clone(),
-            expires_at: t.expires_at(),
+            created_at: t.created_at,
+            expires_at: t.expires_at,
             expired: t.expired(now),
         }
     }
@@ -229,20 +228,38 @@ mod tests {
     #[test]
     fn expiry_and_scope() {
         let hash = [7u8; 32];
+        let at = Timestamp::from_unix;
         let t = ApiToken::new(
             "alice",
             &hash,
             vec![Scope::Read],
-            1_000,
+            at(1_000),
             Duration::from_secs(60),
         );
-        assert!(!t.expired(1_059));
-        assert!(t.expired(1_060));
+        assert!(!t.expired(at(1_059)));
+        assert!(t.expired(at(1_060)));
         assert!(t.allows(Scope::Read) && !t.allows(Scope::Request));
         let old = ApiToken::legacy("alice", &hash);
-        assert!(!old.expired(u64::MAX) && old.allows(Scope::Request));
+        assert!(!old.expired(Timestamp::MAX) && old.allows(Scope::Request));
         assert_eq!(Scope::for_method(&http::Method::GET), Scope::Read);
         assert_eq!(Scope::for_method(&http::Method::POST), Scope::Request);
         assert_eq!(Scope::for_method(&http::Method::DELETE), Scope::Request);
+    }
+
+    /// Records as the code before `Timestamp` wrote them (one issued with
+    /// an expiry, one converted from before records) read as they were,
+    /// and are written back in the same shape.
+    #[test]
+    fn stored_records_keep_their_shape() {
+        let issued = r#"{"id":"12","username":"alice","scopes":["read","request"],"fingerprint":"sha256:0123456789ab","created_at":"2026-01-01T00:00:00Z","expires_unix":1774742400}"#;
+        let t: ApiToken = serde_json::from_str(issued).unwrap();
+        assert_eq!(t.created_at, Some(Timestamp::from_unix(1_767_225_600)));
+        assert_eq!(t.expires_at, Some(Timestamp::from_unix(1_774_742_400)));
+        assert_eq!(serde_json::to_string(&t).unwrap(), issued);
+        let legacy = r#"{"id":"3","username":"bob","scopes":["read","request"],"fingerprint":"sha256:0123456789ab","created_at":null,"expires_unix":null}"#;
+        let t: ApiToken = serde_json::from_str(legacy).unwrap();
+        assert_eq!((t.created_at, t.expires_at), (None, None));
+        assert!(!t.expired(Timestamp::MAX));
+        assert_eq!(serde_json::to_string(&t).unwrap(), legacy);
     }
 }

@@ -2,6 +2,7 @@
 //! threads), TOTP per RFC 6238 (SHA-1, 6 digits, 30 s, one step of skew,
 //! each code accepted once) and API tokens (shown once, only SHA-256 kept).
 
+use crate::domain::{AccountId, Timestamp};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -21,14 +22,14 @@ pub enum Role {
 #[derive(Clone, Serialize, Deserialize)]
 pub struct User {
     pub username: String,
-    pub account: String,
+    pub account: AccountId,
     pub role: Role,
     pub password_hash: String,
     pub totp_secret: Option<Vec<u8>>,
     /// The last TOTP time step accepted, so a code works once.
     pub totp_last_step: Option<u64>,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 impl std::fmt::Debug for User {
@@ -50,10 +51,12 @@ impl std::fmt::Debug for User {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub username: String,
-    pub account: String,
+    #[schema(value_type = String)]
+    pub account: AccountId,
     pub role: Role,
     pub totp_enrolled: bool,
-    pub created_at: String,
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
 }
 
 impl From<&User> for UserView {
@@ -63,7 +66,7 @@ impl From<&User> for UserView {
             account: u.account.clone(),
             role: u.role,
             totp_enrolled: u.totp_secret.is_some(),
-            created_at: u.created_at.clone(),
+            created_at: u.created_at,
         }
     }
 }
@@ -200,7 +203,7 @@ pub fn new_api_token() -> (String, String) {
 
 /// The stored form of an API token (hex SHA-256); tokens are looked up by it.
 pub fn token_hash(token: &str) -> String {
-    crate::seclog::hex(&token_digest(token))
+    crate::hex::encode(&token_digest(token))
 }
 
 /// A token's SHA-256.
@@ -268,5 +271,14 @@ mod tests {
         assert!(a.len() >= 43, "256 bits");
         assert_eq!(token_hash(&a), ha);
         assert_eq!(ha.len(), 64);
+    }
+
+    #[test]
+    fn a_stored_user_reads_and_writes_as_before() {
+        let stored = r#"{"username":"alice","account":"acme","role":"main","password_hash":"$argon2id$x","totp_secret":[1,2,3],"totp_last_step":57000000,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-02T00:00:00Z"}"#;
+        let u: User = serde_json::from_str(stored).unwrap();
+        assert_eq!(u.account, "acme");
+        assert_eq!(u.updated_at.to_string(), "2026-01-02T00:00:00Z");
+        assert_eq!(serde_json::to_string(&u).unwrap(), stored);
     }
 }

@@ -3,14 +3,14 @@
 
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::AdminState;
-use crate::model::{now, Account, BlockEntry, Source, WhitelistEntry, WhitelistMode};
+use crate::domain::{AccountId, Cidr, Timestamp};
+use crate::model::{Account, BlockEntry, Source, WhitelistEntry, WhitelistMode};
 use crate::publish::Touched;
 use crate::seclog::{Actor, SecRecord, Verification};
+use crate::store::StoreError;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use ipgate_config::net::parse_cidr;
-use ipgate_policy::account::valid_account_id;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use utoipa::ToSchema;
@@ -77,15 +77,16 @@ pub struct NewBlock {
     remark: String,
 }
 
-fn check_account_id(id: &str) -> ApiResult<()> {
-    if valid_account_id(id) {
-        Ok(())
-    } else {
-        Err(ApiError::bad(
-            "id",
-            "an account id is 1-128 of A-Z a-z 0-9 . _ - @ +",
-        ))
-    }
+/// A new account's id: the rule's words if it breaks it.
+fn check_account_id(id: &str) -> ApiResult<AccountId> {
+    AccountId::parse(id).map_err(|e| ApiError::bad("id", e.to_string()))
+}
+
+/// The account a path names, for a record that belongs to it. An id that
+/// breaks the rule names no account, so it is answered as the store
+/// answers one that does not exist (404), at the point the store would.
+pub(super) fn path_account(id: &str) -> ApiResult<AccountId> {
+    AccountId::parse(id).map_err(|_| StoreError::NoAccount(id.to_string()).into())
 }
 
 fn check_name(name: &str) -> ApiResult<()> {
@@ -133,10 +134,8 @@ pub(super) fn check_remark(remark: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn cidr(input: &str) -> ApiResult<String> {
-    parse_cidr(input)
-        .map(|n| n.to_string())
-        .map_err(|e| ApiError::bad("cidr", e.to_string()))
+fn cidr(input: &str) -> ApiResult<Cidr> {
+    Cidr::parse(input).map_err(|e| ApiError::bad("cidr", e.to_string()))
 }
 
 /// Create an account
@@ -160,20 +159,20 @@ pub async fn create_account(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(body): ApiJson<NewAccount>,
 ) -> ApiResult<(StatusCode, Json<Account>)> {
-    check_account_id(&body.id)?;
+    let id = check_account_id(&body.id)?;
     check_name(&body.name)?;
     check_emails(&body.emails)?;
     let account = Account {
-        id: body.id.clone(),
+        id: id.clone(),
         name: body.name.trim().to_string(),
         emails: body.emails,
         whitelist: body.whitelist,
-        created_at: now(),
-        updated_at: now(),
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
     };
     let created = s
         .publisher
-        .change(Touched::Account(&body.id), |st| async move {
+        .change(Touched::Account(id.as_str()), |st| async move {
             st.create_account(account, &Actor::admin(Some(peer.ip())))
                 .await
         })
@@ -269,7 +268,7 @@ pub async fn patch_account(
                     if let Some(m) = patch.whitelist {
                         a.whitelist = m;
                     }
-                    a.updated_at = now();
+                    a.updated_at = Timestamp::now();
                     a
                 },
             )
@@ -349,13 +348,13 @@ pub async fn add_entry(
     }
     let entry = WhitelistEntry {
         id: String::new(),
-        account: id.clone(),
+        account: path_account(&id)?,
         cidr,
         remark: body.remark,
         tags: body.tags,
         source: Source::Admin,
-        created_at: now(),
-        updated_at: now(),
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
     };
     let account = id.clone();
     let mut added = s
@@ -450,7 +449,7 @@ pub async fn add_block(
         id: String::new(),
         cidr,
         remark: body.remark,
-        created_at: now(),
+        created_at: Timestamp::now(),
     };
     let added = s
         .publisher

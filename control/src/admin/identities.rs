@@ -3,11 +3,13 @@
 //! Each change is live in the proxy table before it is answered.
 
 use super::error::{ApiError, ApiJson, ErrorBody};
-use super::handlers::check_remark;
+use super::handlers::{check_remark, path_account};
 use super::AdminState;
-use crate::model::{fingerprint, now, Identity, SecretKey, SecretKeyView};
+use crate::domain::Timestamp;
+use crate::hex;
+use crate::model::{fingerprint, Identity, SecretKey, SecretKeyView};
 use crate::publish::Touched;
-use crate::seclog::{hex, Actor};
+use crate::seclog::Actor;
 use crate::store::parse_sha256;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
@@ -137,10 +139,10 @@ pub async fn add_identity(
     check_remark(&body.remark)?;
     let identity = Identity {
         id: String::new(),
-        account: id,
+        account: path_account(&id)?,
         value: body.value.clone(),
         remark: body.remark,
-        created_at: now(),
+        created_at: Timestamp::now(),
     };
     let added = s
         .publisher
@@ -243,11 +245,11 @@ pub async fn add_key(
     check_remark(&body.remark)?;
     let key = SecretKey {
         id: String::new(),
-        account: id,
-        sha256: hex(&hash),
+        account: path_account(&id)?,
+        sha256: hex::encode(&hash),
         fingerprint: fingerprint(&hash),
         remark: body.remark,
-        created_at: now(),
+        created_at: Timestamp::now(),
     };
     let added = s
         .publisher

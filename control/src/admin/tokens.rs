@@ -3,7 +3,7 @@
 
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::AdminState;
-use crate::model::unix_now;
+use crate::domain::Timestamp;
 use crate::publish::Touched;
 use crate::seclog::Actor;
 use crate::tokens::{self, ApiToken, ApiTokenView, Scope};
@@ -37,10 +37,10 @@ pub struct NewToken {
 /// `json!`.
 #[derive(Serialize, ToSchema)]
 pub struct IssuedToken {
-    #[schema(required = true)]
-    pub created_at: Option<String>,
-    #[schema(required = true)]
-    pub expires_at: Option<String>,
+    #[schema(value_type = Option<String>, required = true)]
+    pub created_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, required = true)]
+    pub expires_at: Option<Timestamp>,
     /// `sha256:` and the first 12 hex digits of the token's hash.
     pub fingerprint: String,
     pub id: String,
@@ -105,7 +105,7 @@ pub async fn issue_token(
         &username,
         &users::token_digest(&token),
         scopes,
-        unix_now(),
+        Timestamp::now(),
         lifetime,
     );
     let actor = Actor::admin(Some(peer.ip()));
@@ -116,7 +116,7 @@ pub async fn issue_token(
         })
         .await?;
     tracing::info!(user = %username, token = %issued.id, fingerprint = %issued.fingerprint, scopes = ?issued.scopes, "admin: API token issued");
-    let view = ApiTokenView::of(&issued, unix_now());
+    let view = ApiTokenView::of(&issued, Timestamp::now());
     Ok((
         StatusCode::CREATED,
         Json(IssuedToken {
@@ -152,7 +152,7 @@ pub async fn list_tokens(
     Path(username): Path<String>,
 ) -> ApiResult<Json<Vec<ApiTokenView>>> {
     check_user(&s, &username)?;
-    let now = unix_now();
+    let now = Timestamp::now();
     let list = s.publisher.store.tokens_of(&username)?;
     Ok(Json(
         list.iter().map(|t| ApiTokenView::of(t, now)).collect(),
@@ -190,5 +190,5 @@ pub async fn revoke_token(
         })
         .await?;
     tracing::info!(user = %username, token = %revoked.id, fingerprint = %revoked.fingerprint, "admin: API token revoked");
-    Ok(Json(ApiTokenView::of(&revoked, unix_now())))
+    Ok(Json(ApiTokenView::of(&revoked, Timestamp::now())))
 }

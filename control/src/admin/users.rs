@@ -2,8 +2,9 @@
 //! Secrets are shown once in the answer and never logged.
 
 use super::error::{ApiError, ApiJson, ErrorBody};
+use super::handlers::path_account;
 use super::AdminState;
-use crate::model::now;
+use crate::domain::Timestamp;
 use crate::publish::Touched;
 use crate::seclog::Actor;
 use crate::users::{self, Role, User, UserView};
@@ -89,13 +90,13 @@ pub async fn create_user(
         })?;
     let user = User {
         username: body.username,
-        account,
+        account: path_account(&account)?,
         role: body.role,
         password_hash: hash,
         totp_secret: None,
         totp_last_step: None,
-        created_at: now(),
-        updated_at: now(),
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
     };
     let actor = Actor::admin(Some(peer.ip()));
     let created = s
@@ -168,7 +169,7 @@ pub async fn enrol_totp(
                 |mut u| {
                     u.totp_secret = Some(stored.clone());
                     u.totp_last_step = None;
-                    u.updated_at = now();
+                    u.updated_at = Timestamp::now();
                     u
                 },
             )

@@ -132,7 +132,14 @@ fn account_state_rules() {
 
 #[test]
 fn pending_past_expiry_is_expired() {
-    assert_eq!(status_at(Status::Pending, 100, 99), Status::Pending);
-    assert_eq!(status_at(Status::Pending, 100, 100), Status::Expired);
-    assert_eq!(status_at(Status::Approved, 100, 1000), Status::Approved);
+    let at = crate::domain::Timestamp::from_unix;
+    assert_eq!(status_at(Status::Pending, at(100), at(99)), Status::Pending);
+    assert_eq!(
+        status_at(Status::Pending, at(100), at(100)),
+        Status::Expired
+    );
+    assert_eq!(
+        status_at(Status::Approved, at(100), at(1000)),
+        Status::Approved
+    );
 }

@@ -5,6 +5,7 @@
 //! call's method needs: `read` for GET, `request` for POST.
 
 use crate::admin::error::{ApiError, ApiJson, ErrorBody};
+use crate::domain::{AccountId, Cidr, Timestamp};
 use crate::flow::Status;
 use crate::http::extract::Caller;
 use crate::http::state::CustomerState;
@@ -29,17 +30,20 @@ type ApiResult<T> = Result<T, ApiError>;
 /// A request as the API shows it (without the internal expiry seconds).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RequestView {
-    pub account: String,
-    pub created_at: String,
-    #[schema(required = true)]
-    pub decided_at: Option<String>,
+    #[schema(value_type = String)]
+    pub account: AccountId,
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
+    #[schema(value_type = Option<String>, required = true)]
+    pub decided_at: Option<Timestamp>,
     /// The address whose emailed link approved or rejected it.
     #[schema(required = true)]
     pub decided_by: Option<String>,
     #[schema(required = true)]
     pub decided_from: Option<String>,
     /// When a pending request expires unless decided.
-    pub expires_at: String,
+    #[schema(value_type = String)]
+    pub expires_at: Timestamp,
     pub id: String,
     pub ips: Vec<String>,
     pub remark: String,
@@ -53,11 +57,11 @@ pub struct RequestView {
 pub fn view(r: &IpRequest) -> RequestView {
     RequestView {
         account: r.account.clone(),
-        created_at: r.created_at.clone(),
-        decided_at: r.decided_at.clone(),
+        created_at: r.created_at,
+        decided_at: r.decided_at,
         decided_by: r.decided_by.clone(),
         decided_from: r.decided_from.clone(),
-        expires_at: r.expires_at.clone(),
+        expires_at: r.expires_at,
         id: r.id.clone(),
         ips: r.ips.clone(),
         remark: r.remark.clone(),
@@ -107,7 +111,8 @@ pub struct Me {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MeAccount {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: AccountId,
     pub name: String,
     pub whitelist: WhitelistMode,
 }
@@ -121,8 +126,8 @@ pub struct MeUser {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MeToken {
     /// None for a token that never expires.
-    #[schema(required = true)]
-    pub expires_at: Option<String>,
+    #[schema(value_type = Option<String>, required = true)]
+    pub expires_at: Option<Timestamp>,
     pub fingerprint: String,
     pub id: String,
     pub scopes: Vec<Scope>,
@@ -151,7 +156,7 @@ async fn me(c: Caller) -> Json<Me> {
             .map(|_| "This API token is read-only: ask us for a token with the `request` scope.")
     });
     let token = c.token.as_ref().map(|t| MeToken {
-        expires_at: t.expires_at(),
+        expires_at: t.expires_at,
         fingerprint: t.fingerprint.clone(),
         id: t.id.clone(),
         scopes: t.scopes.clone(),
@@ -177,8 +182,10 @@ async fn me(c: Caller) -> Json<Me> {
 /// A whitelist entry as the customer sees it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CustomerEntry {
-    pub cidr: String,
-    pub created_at: String,
+    #[schema(value_type = String)]
+    pub cidr: Cidr,
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
     pub id: String,
     pub remark: String,
     pub source: Source,
@@ -194,8 +201,8 @@ pub enum EntryStatus {
 
 fn entry_view(e: &WhitelistEntry) -> CustomerEntry {
     CustomerEntry {
-        cidr: e.cidr.clone(),
-        created_at: e.created_at.clone(),
+        cidr: e.cidr,
+        created_at: e.created_at,
         id: e.id.clone(),
         remark: e.remark.clone(),
         source: e.source,
@@ -220,7 +227,7 @@ async fn list_whitelist(
     State(s): State<CustomerState>,
     c: Caller,
 ) -> ApiResult<Json<Vec<CustomerEntry>>> {
-    let entries = s.publisher.store.entries(&c.account.id)?;
+    let entries = s.publisher.store.entries(c.account.id.as_str())?;
     Ok(Json(entries.iter().map(entry_view).collect()))
 }
 
@@ -244,7 +251,7 @@ async fn get_entry(
     c: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CustomerEntry>> {
-    let entries = s.publisher.store.entries(&c.account.id)?;
+    let entries = s.publisher.store.entries(c.account.id.as_str())?;
     entries
         .iter()
         .find(|e| e.id == id)
@@ -312,7 +319,7 @@ async fn list_requests(
     State(s): State<CustomerState>,
     c: Caller,
 ) -> ApiResult<Json<Vec<RequestView>>> {
-    let reqs = s.publisher.store.requests(&c.account.id)?;
+    let reqs = s.publisher.store.requests(c.account.id.as_str())?;
     Ok(Json(reqs.iter().map(view).collect()))
 }
 
@@ -336,7 +343,9 @@ async fn get_request(
     c: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RequestView>> {
-    Ok(Json(view(&s.publisher.store.request(&c.account.id, &id)?)))
+    Ok(Json(view(
+        &s.publisher.store.request(c.account.id.as_str(), &id)?,
+    )))
 }
 
 /// Cancel a pending request

@@ -4,8 +4,9 @@
 //! the scope the call's method needs.
 
 use crate::admin::error::ApiError;
+use crate::domain::Timestamp;
 use crate::http::state::CustomerState;
-use crate::model::{unix_now, Account};
+use crate::model::Account;
 use crate::service::requests::Requester;
 use crate::tokens::{ApiToken, Scope};
 use crate::users::{self, Role, User};
@@ -115,10 +116,10 @@ impl FromRequestParts<CustomerState> for Caller {
         let record = store
             .token(&users::token_hash(token))?
             .ok_or_else(|| unauthorized("this API token is not valid".into()))?;
-        if record.expired(unix_now()) {
+        if record.expired(Timestamp::now()) {
             return Err(unauthorized(format!(
                 "this API token expired at {}: ask us for a new one",
-                record.expires_at().unwrap_or_default()
+                record.expires_at.map(|t| t.to_string()).unwrap_or_default()
             )));
         }
         let user = store
@@ -135,7 +136,7 @@ impl FromRequestParts<CustomerState> for Caller {
             return Err(refusal);
         }
         let account = store
-            .account(&user.account)?
+            .account(user.account.as_str())?
             .ok_or_else(|| unauthorized("this token's account no longer exists".into()))?;
         let Visitor { ip, user_agent } = Visitor::from_request_parts(parts, state).await?;
         Ok(Caller {

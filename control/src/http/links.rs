@@ -69,7 +69,7 @@ fn invalid_page() -> Response {
 fn ended_page(r: &IpRequest, this_email: &str) -> Response {
     let by = r.decided_by.as_deref().unwrap_or("");
     let from = r.decided_from.as_deref().unwrap_or("");
-    let at = r.decided_at.as_deref().unwrap_or("");
+    let at = r.decided_at.map(|t| t.to_string()).unwrap_or_default();
     let (title, body) = match r.status {
         Status::Approved | Status::Rejected if by == this_email => (
             "Link already used",
@@ -103,7 +103,7 @@ fn ended_page(r: &IpRequest, this_email: &str) -> Response {
             "Link expired",
             html! {
                 p {
-                    "This request expired at " (r.expires_at)
+                    "This request expired at " (r.expires_at.to_string())
                     " and its links no longer work. Nothing was whitelisted."
                 }
                 p { "If the addresses are still needed, submit a new request from the portal." }
@@ -150,7 +150,7 @@ fn review_page(v: &LinkView, account_name: &str, csrf: &str) -> Response {
         h1 { "Review IP whitelist request " (r.id) }
         p {
             "Someone asked to let these server addresses call the API for " b { (account_name) }
-            " (account " (r.account) "). This link was sent to " b { (v.link.email) }
+            " (account " (r.account.as_str()) "). This link was sent to " b { (v.link.email) }
             "; nothing changes until you press a button."
         }
         (rows(r))
@@ -238,7 +238,7 @@ async fn open(
     if result != LinkResult::Opened {
         return ended_page(&view.request, &view.link.email);
     }
-    let name = match store.account(&view.request.account) {
+    let name = match store.account(view.request.account.as_str()) {
         Ok(a) => a.map(|a| a.name).unwrap_or_default(),
         Err(e) => return unavailable(&e),
     };

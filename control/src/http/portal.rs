@@ -6,11 +6,11 @@
 
 use crate::admin::error::ApiError;
 use crate::csrf::{csrf_ok, csrf_value};
+use crate::domain::Timestamp;
 use crate::html::{message, respond, unavailable};
 use crate::http::extract::{Caller, Visitor};
 use crate::http::state::CustomerState;
 use crate::login_limit::Refusal;
-use crate::model::unix_now;
 use crate::seclog::Actor;
 use crate::service::requests::why_cannot_request;
 use crate::store::{Session, StoreError};
@@ -122,7 +122,7 @@ fn portal_caller(s: &CustomerState, headers: &HeaderMap, v: Visitor) -> Result<P
         return Err(NotIn::Login);
     }
     let account = store
-        .account(&user.account)
+        .account(user.account.as_str())
         .map_err(NotIn::Store)?
         .ok_or(NotIn::Login)?;
     Ok(Portal {
@@ -265,7 +265,7 @@ async fn login(
         Ok(u) => u,
         Err(e) => return unavailable(&e),
     };
-    let account = user.as_ref().map(|u| u.account.clone());
+    let account = user.as_ref().map(|u| u.account.to_string());
     if let Err(refusal) = s.login_limit.check(&username, v.ip) {
         let _ = note_refusal(
             &s,
@@ -317,7 +317,12 @@ async fn login(
         .await;
     };
     let step = match &user.totp_secret {
-        Some(secret) => match users::check_totp(secret, &f.code, unix_now(), user.totp_last_step) {
+        Some(secret) => match users::check_totp(
+            secret,
+            &f.code,
+            Timestamp::now().unix(),
+            user.totp_last_step,
+        ) {
             Some(step) => Some(step),
             None => {
                 return wrong_credentials(
@@ -335,13 +340,13 @@ async fn login(
         None => None,
     };
     let sid = random_id();
-    let now = unix_now();
+    let now = Timestamp::now();
     let session = Session {
         username: user.username.clone(),
         account: user.account.clone(),
         csrf: random_id(),
-        created_unix: now,
-        expires_unix: now + SESSION_TTL.as_secs(),
+        created_at: now,
+        expires_at: now + SESSION_TTL,
         two_factor: step.is_some(),
     };
     match store
@@ -430,11 +435,11 @@ async fn render(
     note: pages::Note,
 ) -> Response {
     let store = &s.publisher.store;
-    let entries = match store.entries(&p.caller.account.id) {
+    let entries = match store.entries(p.caller.account.id.as_str()) {
         Ok(e) => e,
         Err(e) => return unavailable(&e),
     };
-    let requests = match store.requests(&p.caller.account.id) {
+    let requests = match store.requests(p.caller.account.id.as_str()) {
         Ok(r) => r,
         Err(e) => return unavailable(&e),
     };

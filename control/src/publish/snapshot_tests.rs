@@ -3,7 +3,8 @@
 //! through its bytes.
 
 use super::*;
-use crate::model::{fingerprint, now, BlockEntry, Identity, WhitelistMode};
+use crate::domain::Timestamp;
+use crate::model::{fingerprint, BlockEntry, Identity, WhitelistMode};
 use crate::seclog::Actor;
 use crate::store::tests::{entry_of, open};
 use ipgate_config::UnknownAccount;
@@ -13,12 +14,12 @@ use std::net::IpAddr;
 
 fn account(id: &str, whitelist: WhitelistMode) -> Account {
     Account {
-        id: id.into(),
+        id: id.parse().unwrap(),
         name: id.into(),
         emails: vec![format!("ops@{id}.test")],
         whitelist,
-        created_at: now(),
-        updated_at: now(),
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
     }
 }
 
@@ -30,23 +31,17 @@ fn direct(store: &Store) -> Table {
         accounts.push((id.to_string(), AccountPolicy::new(mode.into(), nets)));
     });
     assert!(found.is_ok(), "{found:?}");
-    let blocked = nets(
-        store
-            .blocklist()
-            .unwrap_or_default()
-            .iter()
-            .map(|b| b.cidr.as_str()),
-    );
+    let blocked = nets(store.blocklist().unwrap_or_default().iter().map(|b| b.cidr));
     let identities = store
         .all_identities()
         .unwrap_or_default()
         .into_iter()
-        .map(|i| (i.value, i.account));
+        .map(|i| (i.value, String::from(i.account)));
     let keys: Vec<([u8; 32], String)> = store
         .all_keys()
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|k| Some((stored_hash(&k)?, k.account)))
+        .filter_map(|k| Some((stored_hash(&k)?, String::from(k.account))))
         .collect();
     Table::build(1, accounts, &blocked).with_identities(identities, keys)
 }
@@ -99,19 +94,19 @@ async fn the_snapshot_table_answers_as_load_table_does() {
     }
     let block = BlockEntry {
         id: String::new(),
-        cidr: "10.66.0.0/16".into(),
+        cidr: "10.66.0.0/16".parse().unwrap(),
         remark: String::new(),
-        created_at: now(),
+        created_at: Timestamp::now(),
     };
     let blocked = s.add_block(block, &op).await;
     assert!(blocked.is_ok(), "{blocked:?}");
     for (owner, value) in [("acme", "Sender-1"), ("Globex", "phone-9")] {
         let identity = Identity {
             id: String::new(),
-            account: owner.into(),
+            account: owner.parse().unwrap(),
             value: value.into(),
             remark: String::new(),
-            created_at: now(),
+            created_at: Timestamp::now(),
         };
         let added = s.add_identity(identity, &op).await;
         assert!(added.is_ok(), "{added:?}");
@@ -119,11 +114,11 @@ async fn the_snapshot_table_answers_as_load_table_does() {
     for (owner, hash) in [("acme", [1u8; 32]), ("Globex", [2; 32])] {
         let key = SecretKey {
             id: String::new(),
-            account: owner.into(),
-            sha256: crate::seclog::hex(&hash),
+            account: owner.parse().unwrap(),
+            sha256: crate::hex::encode(&hash),
             fingerprint: fingerprint(&hash),
             remark: String::new(),
-            created_at: now(),
+            created_at: Timestamp::now(),
         };
         let added = s.add_key(key, hash, &op).await;
         assert!(added.is_ok(), "{added:?}");

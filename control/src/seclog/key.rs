@@ -47,7 +47,7 @@ impl LogKey {
             mac,
             id: String::new(),
         };
-        let full = super::hex(&key.tag(&[b"ipgate security log key id"]));
+        let full = crate::hex::encode(&key.tag(&[b"ipgate security log key id"]));
         key.id = full[..ID_HEX].to_string();
         Ok(key)
     }

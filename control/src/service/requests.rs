@@ -14,7 +14,6 @@ use crate::seclog::Actor;
 use crate::store::{IpRequest, LinkView, NewRequest, StoreError, Verdict};
 use crate::users::{Role, User};
 use axum::http::StatusCode;
-use ipgate_config::net::parse_cidr;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -85,13 +84,10 @@ impl Requests<'_> {
         let ips = flow::check_submission(ips, remark, self.limits)
             .map_err(|r| refusals(StatusCode::BAD_REQUEST, r))?;
         let store = &self.publisher.store;
-        let entries = store.entries(&c.account.id)?;
-        let nets: Vec<ipnet::IpNet> = entries
-            .iter()
-            .filter_map(|e| parse_cidr(&e.cidr).ok())
-            .collect();
+        let entries = store.entries(c.account.id.as_str())?;
+        let nets: Vec<ipnet::IpNet> = entries.iter().map(|e| e.cidr.net()).collect();
         let pending = store
-            .requests(&c.account.id)?
+            .requests(c.account.id.as_str())?
             .iter()
             .any(|r| r.status == Status::Pending);
         let state = AccountState {
@@ -149,7 +145,7 @@ impl Requests<'_> {
         let req = self
             .publisher
             .change(Touched::Nothing, |st| async move {
-                st.cancel_request(&account, &id, &actor).await
+                st.cancel_request(account.as_str(), &id, &actor).await
             })
             .await?;
         self.metrics.count(Status::Cancelled, 1);
@@ -173,7 +169,7 @@ impl Requests<'_> {
         let (link_hash, ua) = (link_hash.to_string(), user_agent.to_string());
         let (r, _added) = self
             .publisher
-            .change(Touched::Account(&account), |st| async move {
+            .change(Touched::Account(account.as_str()), |st| async move {
                 st.decide(&link_hash, verdict, ip, &ua).await
             })
             .await?;

@@ -24,7 +24,7 @@ impl Store {
         entry.id = id.to_string();
         let existing = self.blocklist()?;
         if existing.iter().any(|b| b.cidr == entry.cidr) {
-            return Err(StoreError::Duplicate(entry.cidr));
+            return Err(StoreError::Duplicate(entry.cidr.to_string()));
         }
         let value = encode(&entry);
         let event = Event {

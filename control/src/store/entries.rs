@@ -3,6 +3,7 @@
 use super::{
     abort, account_prefix, decode, encode, entry_key, flatten, netindex, Store, StoreError,
 };
+use crate::domain::Cidr;
 use crate::model::WhitelistEntry;
 use crate::seclog::{self, Actor, Event};
 use serde_json::json;
@@ -55,7 +56,7 @@ impl Store {
             e.id = id.to_string();
             keyed.push((entry_key(account, id), e));
         }
-        let existing: Vec<String> = self.entries(account)?.into_iter().map(|e| e.cidr).collect();
+        let existing: Vec<Cidr> = self.entries(account)?.into_iter().map(|e| e.cidr).collect();
         flatten((&self.accounts, &self.entries, &self.seclog, &self.nets).transaction(
             |(accounts, entries, log, nets): &(
                 TransactionalTree,
@@ -68,7 +69,7 @@ impl Store {
                 }
                 for (key, e) in &keyed {
                     if existing.contains(&e.cidr) {
-                        return abort(StoreError::Duplicate(e.cidr.clone()));
+                        return abort(StoreError::Duplicate(e.cidr.to_string()));
                     }
                     entries.insert(key.as_slice(), encode(e))?;
                     let event = Event {
@@ -78,7 +79,7 @@ impl Store {
                     };
                     seclog::append(log, &self.log_key, actor, &event)?;
                 }
-                netindex::add(nets, account, keyed.iter().map(|(_, e)| e.cidr.as_str()))?;
+                netindex::add(nets, account, keyed.iter().map(|(_, e)| e.cidr))?;
                 Ok(())
             },
         ))?;
@@ -102,7 +103,7 @@ impl Store {
                     return abort(StoreError::NoEntry(id.to_string()));
                 };
                 let e: WhitelistEntry = decode(&v).or_else(abort)?;
-                netindex::remove(nets, account, &e.cidr)?;
+                netindex::remove(nets, account, e.cidr)?;
                 let event = Event {
                     event: "whitelist.removed",
                     account: Some(account),

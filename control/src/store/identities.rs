@@ -96,15 +96,15 @@ impl Store {
         self.names.clear()?;
         for a in self.accounts()? {
             let owner = Owner {
-                account: a.id.clone(),
+                account: a.id.to_string(),
                 id: None,
             };
-            self.names.insert(folded(&a.id), encode(&owner))?;
+            self.names.insert(folded(a.id.as_str()), encode(&owner))?;
         }
         for v in self.identities.iter().values() {
             let i: Identity = decode(&v?)?;
             let owner = Owner {
-                account: i.account,
+                account: i.account.into(),
                 id: Some(i.id),
             };
             self.names.insert(folded(&i.value), encode(&owner))?;
@@ -171,21 +171,21 @@ impl Store {
     ) -> Result<Identity, StoreError> {
         let n = self.next_id()?;
         identity.id = n.to_string();
-        let key = entry_key(&identity.account, n);
+        let key = entry_key(identity.account.as_str(), n);
         let name = folded(&identity.value);
         let owner = Owner {
-            account: identity.account.clone(),
+            account: identity.account.to_string(),
             id: Some(identity.id.clone()),
         };
         let event = Event {
             event: "identity.added",
-            account: Some(&identity.account),
+            account: Some(identity.account.as_str()),
             details: json!({"identity": identity.id, "value": identity.value, "remark": identity.remark}),
         };
         let trees = (&self.accounts, &self.identities, &self.names, &self.seclog);
         flatten(trees.transaction(|(accounts, identities, names, log)| {
             if accounts.get(identity.account.as_bytes())?.is_none() {
-                return abort(StoreError::NoAccount(identity.account.clone()));
+                return abort(StoreError::NoAccount(identity.account.to_string()));
             }
             if let Some(held) = owner_of(names, &name)? {
                 return abort(StoreError::NameTaken {
@@ -241,20 +241,20 @@ impl Store {
     ) -> Result<SecretKey, StoreError> {
         let n = self.next_id()?;
         key.id = n.to_string();
-        let at = entry_key(&key.account, n);
+        let at = entry_key(key.account.as_str(), n);
         let owner = Owner {
-            account: key.account.clone(),
+            account: key.account.to_string(),
             id: Some(key.id.clone()),
         };
         let event = Event {
             event: "key.added",
-            account: Some(&key.account),
+            account: Some(key.account.as_str()),
             details: json!({"key_id": key.id, "fingerprint": key.fingerprint, "remark": key.remark}),
         };
         let trees = (&self.accounts, &self.keys, &self.key_hashes, &self.seclog);
         flatten(trees.transaction(|(accounts, keys, hashes, log)| {
             if accounts.get(key.account.as_bytes())?.is_none() {
-                return abort(StoreError::NoAccount(key.account.clone()));
+                return abort(StoreError::NoAccount(key.account.to_string()));
             }
             if let Some(held) = owner_of(hashes, &hash)? {
                 return abort(StoreError::KeyTaken {

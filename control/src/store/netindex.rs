@@ -10,6 +10,7 @@
 //! it is opened; `meta` says when it is complete.
 
 use super::{abort, Store, StoreError, TxResult};
+use crate::domain::Cidr;
 use crate::model::WhitelistMode;
 use ipgate_config::net::parse_cidr;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -140,12 +141,12 @@ pub(crate) fn set_mode(tx: &TransactionalTree, account: &str, mode: WhitelistMod
 }
 
 /// In a transaction: `account` gains these networks.
-pub(crate) fn add<'a>(
+pub(crate) fn add(
     tx: &TransactionalTree,
     account: &str,
-    cidrs: impl IntoIterator<Item = &'a str>,
+    cidrs: impl IntoIterator<Item = Cidr>,
 ) -> TxResult<()> {
-    let added: Vec<IpNet> = cidrs.into_iter().filter_map(parsed).collect();
+    let added: Vec<IpNet> = cidrs.into_iter().map(Cidr::net).collect();
     if added.is_empty() {
         return Ok(());
     }
@@ -156,10 +157,8 @@ pub(crate) fn add<'a>(
 }
 
 /// In a transaction: `account` loses one copy of this network.
-pub(crate) fn remove(tx: &TransactionalTree, account: &str, cidr: &str) -> TxResult<()> {
-    let Some(gone) = parsed(cidr) else {
-        return Ok(());
-    };
+pub(crate) fn remove(tx: &TransactionalTree, account: &str, cidr: Cidr) -> TxResult<()> {
+    let gone = cidr.net();
     let (mode, mut nets) = record(tx, account)?;
     if let Some(i) = nets.iter().position(|n| *n == gone) {
         nets.remove(i);
@@ -184,7 +183,7 @@ impl Store {
         })?;
         self.nets.clear()?;
         for a in self.accounts()? {
-            let nets = by_account.remove(&a.id).unwrap_or_default();
+            let nets = by_account.remove(a.id.as_str()).unwrap_or_default();
             self.nets
                 .insert(a.id.as_bytes(), pack(a.whitelist, &nets))?;
         }

@@ -14,8 +14,8 @@ use super::flow_trees::FlowTrees;
 use super::mail_jobs::{MailJob, MailKind};
 use super::requests::{on_account, request_key, IpRequest, LinkRecord};
 use super::{abort, decode, encode, flatten, Store, StoreError, TxResult};
+use crate::domain::Timestamp;
 use crate::flow::{status_at, Status};
-use crate::model::unix_now;
 use crate::seclog::{self, Actor, Event, LogKey};
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};
@@ -53,7 +53,7 @@ fn job_event<'a>(event: &'a str, job: &'a MailJob, extra: serde_json::Value) -> 
     }
     Event {
         event,
-        account: Some(&job.account),
+        account: Some(job.account.as_str()),
         details,
     }
 }
@@ -120,7 +120,7 @@ impl Store {
                     Ok(Prepared::Notice { job, request: req })
                 }
                 MailKind::Link => {
-                    let status = status_at(req.status, req.expires_unix, unix_now());
+                    let status = status_at(req.status, req.expires_at, Timestamp::now());
                     // An address removed from the account since the request
                     // was made gets no link either.
                     let dropped = if status != Status::Pending {
@@ -170,7 +170,7 @@ impl Store {
             return Ok(true);
         };
         let req: IpRequest = decode(&raw)?;
-        Ok(match self.account(&req.account)? {
+        Ok(match self.account(req.account.as_str())? {
             Some(a) => on_account(&a, &job.to),
             None => true,
         })
@@ -205,7 +205,7 @@ impl Store {
     /// The mail did not leave: try again after the backoff.
     pub async fn mail_failed(&self, job: &MailJob, error: &str) -> Result<MailJob, StoreError> {
         let mut next = job.clone();
-        next.next_attempt_unix = unix_now() + backoff_secs(job.attempts);
+        next.next_attempt_at = Timestamp::now().plus_secs(backoff_secs(job.attempts));
         next.last_error = Some(error.chars().take(300).collect());
         flatten((&self.outbox, &self.seclog).transaction(
             |(outbox, log): &(TransactionalTree, TransactionalTree)| {
@@ -227,11 +227,11 @@ impl Store {
 
     /// Ids of jobs whose next attempt is due, oldest first.
     pub fn due_mail(&self) -> Result<Vec<u64>, StoreError> {
-        let now = unix_now();
+        let now = Timestamp::now();
         let mut due = Vec::new();
         for v in self.outbox.iter().values() {
             let job: MailJob = decode(&v?)?;
-            if job.next_attempt_unix <= now {
+            if job.next_attempt_at <= now {
                 due.push(job.id);
             }
         }

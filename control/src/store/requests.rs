@@ -6,42 +6,46 @@
 use super::flow_trees::FlowTrees;
 use super::mail_jobs::{enqueue, MailKind};
 use super::{abort, decode, encode, entry_key, Store, StoreError, TxResult};
+use crate::domain::{AccountId, Cidr, Timestamp};
 use crate::flow::{status_at, Status};
-use crate::model::{now, rfc3339, unix_now, Source, WhitelistEntry};
+use crate::model::{Source, WhitelistEntry};
 use crate::seclog::{self, Actor, Event, LogKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// A request as stored and shown.
+///
+/// Records written before [`Timestamp`] also hold `expires_unix`, the
+/// same second as `expires_at` in Unix seconds; it is not read (the
+/// struct does not deny unknown fields) and no longer written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpRequest {
     pub id: String,
-    pub account: String,
+    pub account: AccountId,
     pub ips: Vec<String>,
     pub remark: String,
     pub status: Status,
     pub requested_by: String,
     pub requested_from: String,
     pub user_agent: String,
-    pub created_at: String,
-    pub expires_at: String,
-    pub expires_unix: u64,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
     pub decided_by: Option<String>,
     pub decided_from: Option<String>,
-    pub decided_at: Option<String>,
+    pub decided_at: Option<Timestamp>,
 }
 
 impl IpRequest {
     /// The request with its status as of now (pending past expiry: expired).
     pub fn current(mut self) -> IpRequest {
-        self.status = status_at(self.status, self.expires_unix, unix_now());
+        self.status = status_at(self.status, self.expires_at, Timestamp::now());
         self
     }
 }
 
 /// What a submission brings to the store.
 pub struct NewRequest {
-    pub account: String,
+    pub account: AccountId,
     pub ips: Vec<String>,
     pub remark: String,
     pub requested_by: String,
@@ -121,7 +125,7 @@ fn end_request(
     };
     let e = Event {
         event,
-        account: Some(&req.account),
+        account: Some(req.account.as_str()),
         details: json!({"request": req.id}),
     };
     seclog::append(log, key, actor, &e)?;
@@ -140,7 +144,7 @@ impl Store {
         new: NewRequest,
         actor: &Actor,
     ) -> Result<IpRequest, StoreError> {
-        let now = unix_now();
+        let now = Timestamp::now();
         let id = self.next_request_id()?.to_string();
         let req = IpRequest {
             id: id.clone(),
@@ -151,9 +155,8 @@ impl Store {
             requested_by: new.requested_by.clone(),
             requested_from: new.requested_from.clone(),
             user_agent: new.user_agent.clone(),
-            created_at: rfc3339(now),
-            expires_at: rfc3339(now + new.ttl_secs),
-            expires_unix: now + new.ttl_secs,
+            created_at: now,
+            expires_at: now.plus_secs(new.ttl_secs),
             decided_by: None,
             decided_from: None,
             decided_at: None,
@@ -173,7 +176,7 @@ impl Store {
                     let old_key = request_key(&String::from_utf8_lossy(&p)).unwrap_or_default();
                     if let Some(raw) = requests.get(old_key)? {
                         let mut old: IpRequest = decode(&raw).or_else(abort)?;
-                        if status_at(old.status, old.expires_unix, now) == Status::Pending {
+                        if status_at(old.status, old.expires_at, now) == Status::Pending {
                             return abort(StoreError::PendingExists);
                         }
                         end_request(&mut old, Status::Expired, t, &self.log_key, &Actor::system())?;
@@ -186,7 +189,7 @@ impl Store {
                 pending.insert(new.account.as_bytes(), id.as_bytes())?;
                 let e = Event {
                     event: "request.submitted",
-                    account: Some(&new.account),
+                    account: Some(new.account.as_str()),
                     details: json!({
                         "request": id, "ips": req.ips, "remark": req.remark, "user_agent": req.user_agent,
                         "emails": new.emails, "expires_at": req.expires_at,
@@ -236,7 +239,7 @@ impl Store {
         actor: &Actor,
     ) -> Result<IpRequest, StoreError> {
         let key = request_key(id)?;
-        let now = unix_now();
+        let now = Timestamp::now();
         let req = self.flow_transaction(|t: &FlowTrees| -> TxResult<IpRequest> {
             let requests = t.requests;
             let Some(raw) = requests.get(key)? else {
@@ -246,14 +249,14 @@ impl Store {
             if r.account != account {
                 return abort(StoreError::NoRequest(id.to_string()));
             }
-            let status = status_at(r.status, r.expires_unix, now);
+            let status = status_at(r.status, r.expires_at, now);
             if status != Status::Pending {
                 return abort(StoreError::NotPending {
                     id: id.to_string(),
                     status,
                 });
             }
-            r.decided_at = Some(rfc3339(now));
+            r.decided_at = Some(now);
             end_request(&mut r, Status::Cancelled, t, &self.log_key, actor)?;
             Ok(r)
         })?;
@@ -263,7 +266,7 @@ impl Store {
 
     /// Marks every pending request past its expiry as expired; returns how many.
     pub async fn expire_due(&self) -> Result<usize, StoreError> {
-        let now = unix_now();
+        let now = Timestamp::now();
         let mut due = Vec::new();
         for item in self.pending.iter() {
             let (_, id) = item?;
@@ -271,7 +274,7 @@ impl Store {
             if let Ok(key) = request_key(&id) {
                 if let Some(v) = self.requests.get(key)? {
                     let r: IpRequest = decode(&v)?;
-                    if r.status == Status::Pending && now >= r.expires_unix {
+                    if r.status == Status::Pending && now >= r.expires_at {
                         due.push(key);
                     }
                 }
@@ -285,7 +288,7 @@ impl Store {
                     return Ok(false);
                 };
                 let mut r: IpRequest = decode(&raw).or_else(abort)?;
-                if r.status != Status::Pending || now < r.expires_unix {
+                if r.status != Status::Pending || now < r.expires_at {
                     return Ok(false);
                 }
                 end_request(&mut r, Status::Expired, t, &self.log_key, &Actor::system())?;
@@ -311,7 +314,7 @@ impl Store {
             Some(r) => {
                 let request = decode::<IpRequest>(&r)?.current();
                 let address_current = self
-                    .account(&request.account)?
+                    .account(request.account.as_str())?
                     .is_some_and(|a| on_account(&a, &link.email));
                 Ok(Some(LinkView {
                     request,
@@ -337,23 +340,21 @@ impl Store {
     ) -> Result<(IpRequest, Vec<WhitelistEntry>), StoreError> {
         let view = self.link(hash)?.ok_or(StoreError::NoLink)?;
         let account = self
-            .account(&view.request.account)?
-            .ok_or_else(|| StoreError::NoAccount(view.request.account.clone()))?;
+            .account(view.request.account.as_str())?
+            .ok_or_else(|| StoreError::NoAccount(view.request.account.to_string()))?;
         // Writers are serialised by the publisher, so the account is current.
         if !on_account(&account, &view.link.email) {
             return Err(StoreError::LinkAddressRemoved);
         }
-        let existing: Vec<String> = self
-            .entries(&account.id)?
+        let existing: Vec<Cidr> = self
+            .entries(account.id.as_str())?
             .into_iter()
             .map(|e| e.cidr)
             .collect();
         let mut new_entries = Vec::new();
         if verdict == Verdict::Approve {
             for ip in &view.request.ips {
-                let cidr = ipgate_config::net::parse_cidr(ip)
-                    .map(|n| n.to_string())
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let cidr = Cidr::parse(ip).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 if existing.contains(&cidr) {
                     continue;
                 }
@@ -363,7 +364,7 @@ impl Store {
                     r => format!("request {}: {r}", view.request.id),
                 };
                 new_entries.push((
-                    entry_key(&account.id, id),
+                    entry_key(account.id.as_str(), id),
                     WhitelistEntry {
                         id: id.to_string(),
                         account: account.id.clone(),
@@ -371,14 +372,14 @@ impl Store {
                         remark: remark.chars().take(200).collect(),
                         tags: Vec::new(),
                         source: Source::Request,
-                        created_at: now(),
-                        updated_at: now(),
+                        created_at: Timestamp::now(),
+                        updated_at: Timestamp::now(),
                     },
                 ));
             }
         }
         let mail_ids = self.mail_ids(account.emails.len())?;
-        let now_unix = unix_now();
+        let now = Timestamp::now();
         let actor = Actor {
             who: view.link.email.clone(),
             ip: Some(actor_ip),
@@ -401,7 +402,7 @@ impl Store {
                 return abort(StoreError::NoLink);
             };
             let mut r: IpRequest = decode(&raw).or_else(abort)?;
-            let status = status_at(r.status, r.expires_unix, now_unix);
+            let status = status_at(r.status, r.expires_at, now);
             if status != Status::Pending {
                 return abort(StoreError::NotPending {
                     id: r.id.clone(),
@@ -410,24 +411,24 @@ impl Store {
             }
             r.decided_by = Some(view.link.email.clone());
             r.decided_from = Some(actor_ip.to_string());
-            r.decided_at = Some(rfc3339(now_unix));
+            r.decided_at = Some(now);
             for (k, e) in &new_entries {
                 entries.insert(k.as_slice(), encode(e))?;
                 let event = Event {
                     event: "whitelist.added",
-                    account: Some(&r.account),
+                    account: Some(r.account.as_str()),
                     details: json!({"entry": e.id, "cidr": e.cidr, "remark": e.remark, "source": e.source, "request": r.id}),
                 };
                 seclog::append(log, &self.log_key, &actor, &event)?;
             }
-            super::netindex::add(nets, &r.account, new_entries.iter().map(|(_, e)| e.cidr.as_str()))?;
+            super::netindex::add(nets, r.account.as_str(), new_entries.iter().map(|(_, e)| e.cidr))?;
             let (status, event) = match verdict {
                 Verdict::Approve => (Status::Approved, "link.approved"),
                 Verdict::Reject => (Status::Rejected, "link.rejected"),
             };
             let e = Event {
                 event,
-                account: Some(&r.account),
+                account: Some(r.account.as_str()),
                 details: json!({"request": r.id, "email": view.link.email, "user_agent": user_agent}),
             };
             seclog::append(log, &self.log_key, &actor, &e)?;
@@ -463,5 +464,50 @@ impl Store {
             }),
         };
         self.record(&actor, &e).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Requests as the code before `Timestamp` wrote them: `expires_at`
+    /// and `expires_unix` side by side. They read with the same times and
+    /// are written back without the seconds, the rest unchanged.
+    #[test]
+    fn requests_stored_with_expiry_seconds_still_read() {
+        let pending = r#"{"id":"5","account":"acme","ips":["203.0.113.10","198.51.100.7"],"remark":"prod","status":"pending","requested_by":"alice","requested_from":"192.0.2.1","user_agent":"curl/8","created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-02T00:00:00Z","expires_unix":1767312000,"decided_by":null,"decided_from":null,"decided_at":null}"#;
+        let r: IpRequest = decode(pending.as_bytes()).unwrap();
+        assert_eq!(r.account, "acme");
+        assert_eq!(r.ips, ["203.0.113.10", "198.51.100.7"]);
+        assert_eq!(r.created_at, Timestamp::from_unix(1_767_225_600));
+        assert_eq!(r.expires_at, Timestamp::from_unix(1_767_312_000));
+        assert_eq!(r.decided_at, None);
+        assert_eq!(
+            String::from_utf8(encode(&r)).unwrap(),
+            pending.replace(r#""expires_unix":1767312000,"#, "")
+        );
+        // Long expired by now, so current() reads it as expired.
+        assert_eq!(r.current().status, Status::Expired);
+
+        let decided = r#"{"id":"6","account":"acme","ips":["203.0.113.11"],"remark":"","status":"approved","requested_by":"alice","requested_from":"192.0.2.1","user_agent":"Mozilla/5.0","created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-02T00:00:00Z","expires_unix":1767312000,"decided_by":"ops@acme.test","decided_from":"198.51.100.9","decided_at":"2026-01-01T00:05:00Z"}"#;
+        let r: IpRequest = decode(decided.as_bytes()).unwrap();
+        assert_eq!(r.decided_at, Some(Timestamp::from_unix(1_767_225_900)));
+        assert_eq!(r.current().status, Status::Approved);
+    }
+
+    #[test]
+    fn a_request_of_a_malformed_account_or_time_is_corrupt() {
+        let good = r#"{"id":"5","account":"acme","ips":[],"remark":"","status":"pending","requested_by":"a","requested_from":"192.0.2.1","user_agent":"","created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-02T00:00:00Z","decided_by":null,"decided_from":null,"decided_at":null}"#;
+        assert!(decode::<IpRequest>(good.as_bytes()).is_ok());
+        for bad in [
+            good.replace(r#""account":"acme""#, r#""account":"ac/me""#),
+            good.replace("2026-01-02T00:00:00Z", "tomorrow"),
+        ] {
+            assert!(matches!(
+                decode::<IpRequest>(bad.as_bytes()),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! two logins racing), the session stored and the security log written.
 
 use super::{abort, decode, encode, flatten, Store, StoreError};
-use crate::model::{rfc3339, unix_now};
+use crate::domain::{unix_seconds, AccountId, Timestamp};
 use crate::refusals::Summary;
 use crate::seclog::{self, Actor, Event};
 use crate::users::User;
@@ -12,15 +12,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};
 
-/// A logged-in user's session.
+/// A logged-in user's session. Its times are stored as Unix seconds
+/// (`created_unix`, `expires_unix`), as they always were.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
     pub username: String,
-    pub account: String,
+    pub account: AccountId,
     /// The CSRF value every form of this session carries.
     pub csrf: String,
-    pub created_unix: u64,
-    pub expires_unix: u64,
+    #[serde(rename = "created_unix", with = "unix_seconds")]
+    pub created_at: Timestamp,
+    #[serde(rename = "expires_unix", with = "unix_seconds")]
+    pub expires_at: Timestamp,
     /// Logged in with a TOTP code. A session without one stops working
     /// once the user has 2FA (enrolled after that login).
     #[serde(default)]
@@ -54,7 +57,7 @@ impl Store {
                 sessions.insert(session_hash.as_bytes(), encode(session))?;
                 let e = Event {
                     event: "login.succeeded",
-                    account: Some(&user.account),
+                    account: Some(user.account.as_str()),
                     details: json!({"username": user.username, "two_factor": step.is_some()}),
                 };
                 seclog::append(log, &self.log_key, actor, &e)?;
@@ -102,7 +105,7 @@ impl Store {
                         "suppressed": s.suppressed,
                         "reasons": s.reasons,
                         "usernames": s.usernames,
-                        "window_start": rfc3339(s.window_start_unix),
+                        "window_start": s.window_start,
                         "window_secs": s.window_secs,
                     }),
                 };
@@ -118,7 +121,7 @@ impl Store {
         match self.sessions.get(hash.as_bytes())? {
             Some(raw) => {
                 let s: Session = decode(&raw)?;
-                Ok((s.expires_unix > unix_now()).then_some(s))
+                Ok((s.expires_at > Timestamp::now()).then_some(s))
             }
             None => Ok(None),
         }
@@ -132,7 +135,7 @@ impl Store {
                     let s: Session = decode(&raw).or_else(abort)?;
                     let e = Event {
                         event: "logout",
-                        account: Some(&s.account),
+                        account: Some(s.account.as_str()),
                         details: json!({"username": s.username}),
                     };
                     seclog::append(log, &self.log_key, actor, &e)?;
@@ -145,16 +148,38 @@ impl Store {
 
     /// Drops expired sessions; returns how many.
     pub fn sweep_sessions(&self) -> Result<usize, StoreError> {
-        let now = unix_now();
+        let now = Timestamp::now();
         let mut n = 0;
         for item in self.sessions.iter() {
             let (k, v) = item?;
-            let expired = decode::<Session>(&v).map_or(true, |s| s.expires_unix <= now);
+            let expired = decode::<Session>(&v).map_or(true, |s| s.expires_at <= now);
             if expired {
                 self.sessions.remove(k)?;
                 n += 1;
             }
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session as the code before `Timestamp` wrote it reads as it was,
+    /// and is written back in the same shape.
+    #[test]
+    fn a_stored_session_keeps_its_shape() {
+        let stored = r#"{"username":"alice","account":"acme","csrf":"c5rf","created_unix":1767225600,"expires_unix":1767254400,"two_factor":true}"#;
+        let s: Session = serde_json::from_str(stored).unwrap();
+        assert_eq!(s.account, "acme");
+        assert_eq!(s.created_at.to_string(), "2026-01-01T00:00:00Z");
+        assert_eq!(s.expires_at.to_string(), "2026-01-01T08:00:00Z");
+        assert_eq!(serde_json::to_string(&s).unwrap(), stored);
+        // From before `two_factor`.
+        let older = r#"{"username":"alice","account":"acme","csrf":"c5rf","created_unix":1,"expires_unix":2}"#;
+        let s: Session = serde_json::from_str(older).unwrap();
+        assert!(!s.two_factor);
+        assert_eq!(s.expires_at, Timestamp::from_unix(2));
     }
 }

@@ -10,7 +10,7 @@
 //! serves anyone (`cargo bench --bench million` prints both).
 
 use super::{Store, StoreError};
-use crate::model::unix_now;
+use crate::domain::Timestamp;
 
 /// Flushed writes made at open. In the bench the slow ones were all among
 /// the first ten; this leaves room.
@@ -22,7 +22,7 @@ const OPENED: &[u8] = b"opened";
 
 impl Store {
     pub(super) fn settle(&self) -> Result<(), StoreError> {
-        let opened = unix_now().to_be_bytes();
+        let opened = Timestamp::now().unix().to_be_bytes();
         for _ in 0..ROUNDS {
             self.meta.insert(OPENED, &opened[..])?;
             self.db.flush()?;

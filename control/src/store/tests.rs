@@ -1,14 +1,15 @@
 use super::*;
-use crate::model::{now, BlockEntry, Source, WhitelistEntry, WhitelistMode};
+use crate::domain::Timestamp;
+use crate::model::{BlockEntry, Source, WhitelistEntry, WhitelistMode};
 
 pub(crate) fn account(id: &str) -> Account {
     Account {
-        id: id.into(),
+        id: id.parse().unwrap(),
         name: "Acme".into(),
         emails: vec!["ops@acme.test".into()],
         whitelist: WhitelistMode::Enforce,
-        created_at: now(),
-        updated_at: now(),
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
     }
 }
 
@@ -20,13 +21,13 @@ fn entry(cidr: &str) -> WhitelistEntry {
 pub(crate) fn entry_of(account: &str, cidr: &str) -> WhitelistEntry {
     WhitelistEntry {
         id: String::new(),
-        account: account.into(),
-        cidr: cidr.into(),
+        account: account.parse().unwrap(),
+        cidr: cidr.parse().unwrap(),
         remark: String::new(),
         tags: vec![],
         source: Source::Admin,
-        created_at: now(),
-        updated_at: now(),
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
     }
 }
 
@@ -63,7 +64,7 @@ async fn changes_survive_reopening() {
         .entries("acme")
         .unwrap_or_default()
         .into_iter()
-        .map(|e| e.cidr)
+        .map(|e| e.cidr.to_string())
         .collect();
     assert_eq!(
         cidrs,
@@ -152,9 +153,9 @@ async fn logged_store(dir: &tempfile::TempDir) -> Store {
         .unwrap();
     let b = BlockEntry {
         id: String::new(),
-        cidr: "192.0.2.0/24".into(),
+        cidr: "192.0.2.0/24".parse().unwrap(),
         remark: String::new(),
-        created_at: now(),
+        created_at: Timestamp::now(),
     };
     s.add_block(b, &op()).await.unwrap();
     s

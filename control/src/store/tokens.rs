@@ -8,6 +8,7 @@
 //! scope, no expiry: what they allowed before) when the store is opened.
 
 use super::{abort, decode, encode, flatten, parse_sha256, Store, StoreError};
+use crate::domain::AccountId;
 use crate::seclog::{self, Actor, Event};
 use crate::tokens::ApiToken;
 use crate::users::User;
@@ -76,13 +77,13 @@ impl Store {
                 tokens.insert(token_hash.as_bytes(), value.as_slice())?;
                 let e = Event {
                     event: "user.token_issued",
-                    account: Some(&u.account),
+                    account: Some(u.account.as_str()),
                     details: json!({
                         "username": token.username,
                         "token_id": token.id,
                         "fingerprint": token.fingerprint,
                         "scopes": token.scope_names(),
-                        "expires_at": token.expires_at(),
+                        "expires_at": token.expires_at,
                     }),
                 };
                 seclog::append(log, &self.log_key, actor, &e)?;
@@ -152,7 +153,7 @@ impl Store {
                 };
                 let e = Event {
                     event: "user.token_revoked",
-                    account: account.as_deref(),
+                    account: account.as_ref().map(AccountId::as_str),
                     details: json!({
                         "username": username,
                         "token_id": t.id,
@@ -184,7 +185,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::now;
+    use crate::domain::Timestamp;
     use crate::store::tests::{account, op, open};
     use crate::tokens::Scope;
     use crate::users::{token_hash, Role, User};
@@ -192,13 +193,13 @@ mod tests {
     fn alice() -> User {
         User {
             username: "alice".into(),
-            account: "acme".into(),
+            account: "acme".parse().unwrap(),
             role: Role::Main,
             password_hash: String::new(),
             totp_secret: None,
             totp_last_step: None,
-            created_at: now(),
-            updated_at: now(),
+            created_at: Timestamp::now(),
+            updated_at: Timestamp::now(),
         }
     }
 
@@ -219,7 +220,7 @@ mod tests {
             .unwrap_or_else(|| panic!("the old token is gone"));
         assert_eq!(t.username, "alice");
         assert_eq!(t.scopes, Scope::ALL.to_vec());
-        assert_eq!((t.expires_unix, t.created_at.as_deref()), (None, None));
+        assert_eq!((t.expires_at, t.created_at), (None, None));
         assert!(!t.id.is_empty());
         let listed = s.tokens_of("alice").unwrap_or_default();
         assert_eq!(listed, vec![t.clone()]);

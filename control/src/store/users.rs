@@ -16,13 +16,13 @@ impl Store {
         let value = encode(&user);
         let event = Event {
             event: "user.created",
-            account: Some(&user.account),
+            account: Some(user.account.as_str()),
             details: json!({"username": user.username, "role": user.role}),
         };
         flatten((&self.accounts, &self.users, &self.seclog).transaction(
             |(accounts, users, log): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
                 if accounts.get(user.account.as_bytes())?.is_none() {
-                    return abort(StoreError::NoAccount(user.account.clone()));
+                    return abort(StoreError::NoAccount(user.account.to_string()));
                 }
                 if users.get(user.username.as_bytes())?.is_some() {
                     return abort(StoreError::UserExists(user.username.clone()));
@@ -54,7 +54,7 @@ impl Store {
                 users.insert(username.as_bytes(), encode(&new))?;
                 let e = Event {
                     event,
-                    account: Some(&new.account),
+                    account: Some(new.account.as_str()),
                     details: details.clone(),
                 };
                 seclog::append(log, &self.log_key, actor, &e)?;

@@ -159,20 +159,21 @@ fn form(v: &WhitelistView) -> Markup {
 }
 
 fn entries_table(v: &WhitelistView) -> Markup {
-    let shown: Vec<&WhitelistEntry> = v
+    let shown: Vec<(&WhitelistEntry, String, String)> = v
         .entries
         .iter()
-        .filter(|e| matches(v.query, &[&e.cidr, &e.remark, &e.created_at]))
+        .map(|e| (e, e.cidr.to_string(), e.created_at.to_string()))
+        .filter(|(e, cidr, created)| matches(v.query, &[cidr, &e.remark, created]))
         .collect();
     html! {
         h2 { "Whitelisted IPs" }
         table id="whitelist" {
             tr { th { "IP / network" } th { "Status" } th { "Added" } th { "Remark" } }
-            @for e in &shown {
+            @for (e, cidr, created) in &shown {
                 tr {
-                    td class="ip" { (e.cidr.strip_suffix("/32").unwrap_or(&e.cidr)) }
+                    td class="ip" { (cidr.strip_suffix("/32").unwrap_or(cidr)) }
                     td { "active" }
-                    td { (date(&e.created_at)) }
+                    td { (date(created)) }
                     td { (e.remark) }
                 }
             }
@@ -215,15 +216,15 @@ fn requests_table(v: &WhitelistView) -> Markup {
                     td { (r.id) }
                     td { (r.ips.join(", ")) }
                     td class="status" { (r.status.as_str()) }
-                    td { (r.requested_by) " at " (r.created_at) }
+                    td { (r.requested_by) " at " (r.created_at.to_string()) }
                     td {
                         @match (&r.decided_by, &r.decided_at) {
-                            (Some(by), Some(at)) => { (by) " at " (at) }
-                            (None, Some(at)) => { (at) }
+                            (Some(by), Some(at)) => { (by) " at " (at.to_string()) }
+                            (None, Some(at)) => { (at.to_string()) }
                             _ => { (PreEscaped("&ndash;")) }
                         }
                     }
-                    td { (r.expires_at) }
+                    td { (r.expires_at.to_string()) }
                     td { (r.remark) }
                     td {
                         @if r.status == Status::Pending {
@@ -250,7 +251,7 @@ pub fn whitelist(v: &WhitelistView) -> Markup {
             button type="submit" { "Log out" }
         }
         h1 { "IP whitelist: " (c.account.name) }
-        p class="muted" { "Logged in as " (c.user.username) " (account " (c.account.id) ")" }
+        p class="muted" { "Logged in as " (c.user.username) " (account " (c.account.id.as_str()) ")" }
         @match &v.note {
             Note::None => {}
             Note::Done(t) => { div class="box ok" id="note" { (t) } }

@@ -1,6 +1,7 @@
 use super::*;
-use crate::model::{fingerprint, now};
-use crate::seclog::hex;
+use crate::domain::Timestamp;
+use crate::hex;
+use crate::model::fingerprint;
 use crate::store::tests::{account, op, open};
 use sha2::{Digest, Sha256};
 
@@ -19,21 +20,21 @@ async fn store_with(dir: &tempfile::TempDir, ids: &[&str]) -> Store {
 fn identity(account: &str, value: &str) -> Identity {
     Identity {
         id: String::new(),
-        account: account.into(),
+        account: account.parse().unwrap(),
         value: value.into(),
         remark: "sender".into(),
-        created_at: now(),
+        created_at: Timestamp::now(),
     }
 }
 
 fn key_of(account: &str, hash: &[u8; 32]) -> SecretKey {
     SecretKey {
         id: String::new(),
-        account: account.into(),
-        sha256: hex(hash),
+        account: account.parse().unwrap(),
+        sha256: hex::encode(hash),
         fingerprint: fingerprint(hash),
         remark: String::new(),
-        created_at: now(),
+        created_at: Timestamp::now(),
     }
 }
 
@@ -111,7 +112,7 @@ async fn a_key_is_kept_only_as_its_hash_and_belongs_to_one_account() {
     let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
     let added = s.add_key(key_of("acme", &hash), hash, &op()).await;
     let added = added.unwrap();
-    assert_eq!(added.sha256, hex(&hash));
+    assert_eq!(added.sha256, hex::encode(&hash));
     assert_eq!(s.key_owner(&hash).ok(), Some(Some("acme".into())));
     match s.add_key(key_of("globex", &hash), hash, &op()).await {
         Err(e @ StoreError::KeyTaken { .. }) => {
@@ -141,7 +142,7 @@ async fn a_key_is_kept_only_as_its_hash_and_belongs_to_one_account() {
     }
     let log = serde_json::to_string(&s.security_log(None).unwrap_or_default()).unwrap_or_default();
     assert!(
-        !log.contains(&hex(&hash)),
+        !log.contains(&hex::encode(&hash)),
         "the log holds the full hash: {log}"
     );
     assert!(log.contains(&added.fingerprint));

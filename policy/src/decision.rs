@@ -3,7 +3,7 @@
 //! gather these inputs and acts on the answer.
 
 use crate::account::Caller;
-use crate::table::{Mode, Table};
+use crate::table::{Mode, Refusal, Table};
 use ipgate_config::UnknownAccount;
 use std::net::IpAddr;
 
@@ -27,10 +27,14 @@ pub enum DenyReason {
     IntrospectionUnavailable,
     /// The body a source must read is over `proxy.max_inspect_body`.
     BodyTooLarge,
+    /// A following proxy has no table yet (`Refusal::NoTable`).
+    NoTable,
+    /// A following proxy's table is older than `sync.max_stale`.
+    StaleTable,
 }
 
 impl DenyReason {
-    pub const ALL: [DenyReason; 8] = [
+    pub const ALL: [DenyReason; 10] = [
         DenyReason::IpBlocked,
         DenyReason::NoRoute,
         DenyReason::Unidentified,
@@ -39,6 +43,8 @@ impl DenyReason {
         DenyReason::IpNotWhitelisted,
         DenyReason::IntrospectionUnavailable,
         DenyReason::BodyTooLarge,
+        DenyReason::NoTable,
+        DenyReason::StaleTable,
     ];
 
     /// The `code` in the JSON body and the `reason` metric label.
@@ -52,6 +58,8 @@ impl DenyReason {
             DenyReason::IpNotWhitelisted => "ip_not_whitelisted",
             DenyReason::IntrospectionUnavailable => "introspection_unavailable",
             DenyReason::BodyTooLarge => "body_too_large",
+            DenyReason::NoTable => "no_table",
+            DenyReason::StaleTable => "stale_table",
         }
     }
 
@@ -59,7 +67,9 @@ impl DenyReason {
         match self {
             DenyReason::NoRoute => 404,
             DenyReason::Unidentified | DenyReason::AmbiguousAccount => 401,
-            DenyReason::IntrospectionUnavailable => 503,
+            DenyReason::IntrospectionUnavailable | DenyReason::NoTable | DenyReason::StaleTable => {
+                503
+            }
             DenyReason::BodyTooLarge => 413,
             DenyReason::IpBlocked | DenyReason::UnknownAccount | DenyReason::IpNotWhitelisted => {
                 403
@@ -80,6 +90,12 @@ impl DenyReason {
             }
             DenyReason::BodyTooLarge => {
                 "The request body is too large for this API's account check."
+            }
+            DenyReason::NoTable => {
+                "The gateway has not received its whitelist table yet; try again shortly."
+            }
+            DenyReason::StaleTable => {
+                "The gateway's whitelist table is out of date; try again shortly."
             }
             DenyReason::UnknownAccount => "This account is not known to the gateway.",
             DenyReason::IpNotWhitelisted => {
@@ -131,7 +147,8 @@ impl Decision {
     }
 }
 
-/// Decides one request, in this order: blocklist, route, account, policy.
+/// Decides one request, in this order: the table's refusal (no table yet,
+/// or a stale one), blocklist, route, account, policy.
 /// A malformed source is refused even when unidentified calls are allowed.
 /// `ip` must be canonical (IPv4-mapped IPv6 folded).
 #[inline]
@@ -142,6 +159,12 @@ pub fn decide(
     route_found: bool,
     caller: Caller<'_>,
 ) -> Decision {
+    if let Some(why) = table.refusal() {
+        return Decision::Deny(match why {
+            Refusal::NoTable => DenyReason::NoTable,
+            Refusal::Stale => DenyReason::StaleTable,
+        });
+    }
     if table.is_blocked(ip) {
         return Decision::Deny(DenyReason::IpBlocked);
     }

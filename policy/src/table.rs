@@ -53,10 +53,24 @@ impl AccountPolicy {
     }
 }
 
+/// Why a table refuses every call instead of judging it: a proxy that
+/// follows a control plane has no table yet, or holds one too old to trust
+/// (`sync.max_stale`). Never an allow-all: [`crate::decide`] checks this
+/// before anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No table has been received or loaded yet.
+    NoTable,
+    /// The table's last successful sync is older than `sync.max_stale`.
+    Stale,
+}
+
 /// One immutable version of the table.
 #[derive(Debug, Clone)]
 pub struct Table {
     version: u64,
+    /// Set: every call is refused with this reason.
+    refusal: Option<Refusal>,
     updated: SystemTime,
     hasher: ahash::RandomState,
     shards: Box<[Arc<Shard>]>,
@@ -81,6 +95,7 @@ impl Table {
         let shard = Arc::new(Shard::empty());
         Table {
             version: 0,
+            refusal: None,
             updated: SystemTime::now(),
             shards: (0..SHARDS).map(|_| shard.clone()).collect(),
             hasher: ahash::RandomState::new(),
@@ -91,6 +106,25 @@ impl Table {
             names: Directory::new(),
             keys: Directory::new(),
         }
+    }
+
+    /// An empty table at version 0 that refuses every call with `why`:
+    /// what a following proxy serves until its first table arrives.
+    pub fn refusing(why: Refusal) -> Table {
+        Table::empty().with_refusal(Some(why))
+    }
+
+    /// The same table, refusing every call with `why` (or judging again,
+    /// with `None`); the version and contents are unchanged.
+    pub fn with_refusal(mut self, why: Option<Refusal>) -> Table {
+        self.refusal = why;
+        self
+    }
+
+    /// Why this table refuses every call, if it does.
+    #[inline(always)]
+    pub fn refusal(&self) -> Option<Refusal> {
+        self.refusal
     }
 
     /// Builds a whole table at `version`, e.g. from the store at start.
@@ -323,6 +357,16 @@ impl LiveTable {
         self.current.load_full()
     }
 
+    /// Publishes `table` whole, in place of whatever is current (a table
+    /// received from a control plane, or a refusing one).
+    pub fn replace(&self, table: Arc<Table>) {
+        let _guard = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.current.store(table);
+    }
+
     /// Builds the next version from the current one and publishes it;
     /// returns the new version number.
     pub fn update(&self, next: impl FnOnce(&Table) -> Table) -> u64 {
@@ -491,5 +535,28 @@ mod tests {
         assert_eq!(v, 1);
         assert!(before.account("acme").is_none());
         assert!(live.load().account("acme").is_some());
+    }
+
+    #[test]
+    fn a_refusing_table_says_why_and_keeps_its_contents() {
+        let t = Table::refusing(Refusal::NoTable);
+        assert_eq!(
+            (t.refusal(), t.version(), t.accounts()),
+            (Some(Refusal::NoTable), 0, 0)
+        );
+        let real = Table::build(
+            5,
+            vec![("acme".to_string(), AccountPolicy::new(Mode::Off, &[]))],
+            &[],
+        );
+        let stale = real.clone().with_refusal(Some(Refusal::Stale));
+        assert_eq!(
+            (stale.refusal(), stale.version(), stale.accounts()),
+            (Some(Refusal::Stale), 5, 1)
+        );
+        assert_eq!(stale.with_refusal(None).refusal(), None);
+        let live = LiveTable::new(Table::refusing(Refusal::NoTable));
+        live.replace(Arc::new(real));
+        assert_eq!((live.load().refusal(), live.load().version()), (None, 5));
     }
 }

@@ -12,7 +12,7 @@ use ipgate_config::{Config, UnknownAccount};
 use ipgate_policy::account::Body;
 use ipgate_policy::client_ip::TrustedProxies;
 use ipgate_policy::decision::{AllowReason, DenyReason};
-use ipgate_policy::{AccountPolicy, Decision, LiveTable, Mode, Policy, Table};
+use ipgate_policy::{AccountPolicy, Decision, LiveTable, Mode, Policy, Refusal, Table};
 use ipgate_proxy::gate::head_check::HeadLimits;
 use ipgate_proxy::gate::routes::Routes;
 use ipgate_proxy::gate::Gate;
@@ -259,6 +259,22 @@ fn judging_a_request_allocates_nothing() {
         after.total_blocks - before.total_blocks,
         cases.len() * 1000
     );
+
+    // A following proxy with no table yet refuses every call first, and
+    // as cheaply (the swaps themselves allocate, outside the count).
+    let real = gate.table.load_full();
+    gate.table
+        .replace(Arc::new(Table::refusing(Refusal::NoTable)));
+    let before = dhat::HeapStats::get();
+    for (peer, req, b, _) in &cases {
+        let head = PingoraHead(black_box(req));
+        let j = gate.judge(*peer, &head, body(b));
+        assert_eq!(j.decision, Decision::Deny(DenyReason::NoTable));
+        assert!(j.pending.is_none(), "nothing is read or asked for");
+    }
+    let after = dhat::HeapStats::get();
+    assert_eq!(after.total_blocks - before.total_blocks, 0);
+    gate.table.replace(real);
 
     // The counter does see allocations: a path that must be rewritten
     // costs one, and that is the only kind of request that does.

@@ -149,6 +149,8 @@ fn status_codes_match_the_contract() {
             ("ip_not_whitelisted", 403),
             ("introspection_unavailable", 503),
             ("body_too_large", 413),
+            ("no_table", 503),
+            ("stale_table", 503),
         ]
     );
 }
@@ -172,4 +174,31 @@ fn ambiguous_and_malformed_callers_are_refused_whatever_the_policy() {
             Decision::Deny(DenyReason::Unidentified)
         );
     }
+}
+
+#[test]
+fn a_refusing_table_refuses_everything_first_whatever_the_policy() {
+    use crate::table::Refusal;
+    let no_table = Table::refusing(Refusal::NoTable);
+    let stale = table().with_refusal(Some(Refusal::Stale));
+    for policy in [STRICT, LAX] {
+        for (found, caller) in [
+            (true, Caller::Nobody),
+            (false, Caller::Nobody),
+            (true, Caller::Unknown),
+        ] {
+            assert_eq!(
+                decide(&no_table, policy, ip("203.0.113.10"), found, caller),
+                Decision::Deny(DenyReason::NoTable)
+            );
+        }
+        // Even a whitelisted caller of a feature-off account.
+        for id in ["enf", "off"] {
+            assert_eq!(
+                decide(&stale, policy, ip("203.0.113.10"), true, who(&stale, id)),
+                Decision::Deny(DenyReason::StaleTable)
+            );
+        }
+    }
+    assert_eq!(DenyReason::NoTable.status(), 503);
 }

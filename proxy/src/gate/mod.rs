@@ -111,8 +111,10 @@ impl Gate {
         let guard = self.table.load();
         let table: &Table = &guard;
         let mut pending = None;
-        // A blocked address is refused before its sources are read.
+        // A refusing table (no table yet, or a stale one) and a blocked
+        // address are refused before the call's sources are read.
         let caller = match found {
+            _ if table.refusal().is_some() => Caller::Nobody,
             Some((_, r))
                 if r.reads_body
                     && matches!(body, Body::Read(b) if b.len() > self.max_inspect_body) =>

@@ -9,6 +9,7 @@
 pub mod assemble;
 pub mod conn_limit;
 pub mod drain;
+pub mod follow;
 pub mod gate;
 pub mod head_deadline;
 pub mod head_end;

@@ -3,7 +3,10 @@
 //! the control plane's HTTP listeners (admin API, portal, metrics) as a
 //! background service; [`App::run`] serves until SIGTERM or SIGINT. The
 //! table is loaded from the store before anything listens, so the proxy
-//! never accepts a connection without it.
+//! never accepts a connection without it. A proxy on its own
+//! ([`Halves::ProxyOnly`]) has no store: it starts from its saved snapshot,
+//! or refuses every call with 503 `no_table`, and follows a control plane
+//! (`ipgate_proxy::follow`).
 
 use crate::listener::{serve, Timeouts};
 use async_trait::async_trait;
@@ -17,6 +20,7 @@ use ipgate_control::store::{Store, StoreError};
 use ipgate_policy::LiveTable;
 use ipgate_proxy::assemble::{self, AssembleError, ProxyInputs};
 use ipgate_proxy::drain::Drain;
+use ipgate_proxy::follow::{FollowConfig, FollowError, Follower};
 use ipgate_proxy::metrics::TableCollector;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownWatch};
@@ -31,14 +35,31 @@ use std::time::Duration;
 pub enum Halves {
     Both,
     ControlOnly,
+    /// Proxy listeners, metrics and a follower of a control plane's sync
+    /// feed: no store, no portal, no admin listener.
+    ProxyOnly,
+}
+
+impl Halves {
+    fn has_proxy(self) -> bool {
+        matches!(self, Halves::Both | Halves::ProxyOnly)
+    }
 }
 
 /// The secrets the server needs, read by the caller (env or files).
 pub struct Secrets {
+    /// The control plane's; needed by `Both` and `ControlOnly`.
+    pub control: Option<ControlPlaneSecrets>,
+    pub introspect_token: Option<String>,
+    /// The token a proxy presents to the sync feed; needed by `ProxyOnly`.
+    pub sync_token: Option<String>,
+}
+
+/// The secrets only the control plane uses.
+pub struct ControlPlaneSecrets {
     pub admin_token: AdminToken,
     pub log_key: LogKey,
     pub smtp_password: Option<String>,
-    pub introspect_token: Option<String>,
 }
 
 /// Why the server could not be assembled.
@@ -61,6 +82,12 @@ pub enum AppError {
     Control(#[from] BuildError),
     #[error("registering the table's metrics")]
     Metrics(#[from] prometheus::Error),
+    #[error("the control plane's secrets (admin token, log key) were not given")]
+    NoControlPlaneSecrets,
+    #[error("`ipgate proxy` needs the sync token: set IPGATE_SYNC_TOKEN (or config key `sync.token_file`) to the control plane's sync token")]
+    NoSyncToken,
+    #[error(transparent)]
+    Follow(#[from] FollowError),
 }
 
 /// Binds now, so a taken port is a clear error before anything starts.
@@ -74,7 +101,8 @@ fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, AppError> {
 /// A server assembled and ready to run.
 pub struct App {
     server: Server,
-    jobs: Arc<Jobs>,
+    /// The control plane's jobs (none for a proxy on its own).
+    jobs: Option<Arc<Jobs>>,
     drain: Arc<Drain>,
     drain_timeout: Duration,
 }
@@ -90,35 +118,56 @@ impl App {
         portal_extra: Option<axum::Router>,
     ) -> Result<App, AppError> {
         crate::huge_pages::turn_off();
-        let store =
-            Store::open_with_cache(&config.store.path, config.store.cache_mb, secrets.log_key)
-                .map_err(AppError::OpenStore)?;
-        let started = std::time::Instant::now();
-        let table = Arc::new(LiveTable::new(
-            load_table(&store).map_err(AppError::LoadTable)?,
-        ));
-        {
-            let t = table.load();
-            tracing::info!(
-                accounts = t.accounts(),
-                entries = t.entries(),
-                blocklist = t.blocklist_entries(),
-                took_ms = started.elapsed().as_millis() as u64,
-                "whitelist table loaded from the store"
-            );
-        }
-        verify_log(&store);
         let registry = Registry::new();
+        let mut control_parts = None;
+        let mut follower = None;
+        let table = if halves == Halves::ProxyOnly {
+            if config.sync.control_urls.is_empty() {
+                return Err(FollowError::NoControlPlane.into());
+            }
+            let token = secrets.sync_token.ok_or(AppError::NoSyncToken)?;
+            let name = config.sync.name.clone().unwrap_or_else(host_name);
+            let table = Arc::new(LiveTable::new(Follower::no_table()));
+            let f = Follower::new(
+                FollowConfig::from_config(&config, name.clone(), token),
+                table.clone(),
+                &registry,
+            )?;
+            tracing::info!(name = %name, control_urls = ?config.sync.control_urls, snapshot = %config.sync.snapshot_path.display(), "following the control plane");
+            f.load_saved();
+            follower = Some(f);
+            table
+        } else {
+            let cs = secrets.control.ok_or(AppError::NoControlPlaneSecrets)?;
+            let store =
+                Store::open_with_cache(&config.store.path, config.store.cache_mb, cs.log_key)
+                    .map_err(AppError::OpenStore)?;
+            let started = std::time::Instant::now();
+            let table = Arc::new(LiveTable::new(
+                load_table(&store).map_err(AppError::LoadTable)?,
+            ));
+            {
+                let t = table.load();
+                tracing::info!(
+                    accounts = t.accounts(),
+                    entries = t.entries(),
+                    blocklist = t.blocklist_entries(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "whitelist table loaded from the store"
+                );
+            }
+            verify_log(&store);
+            control_parts = Some((store, cs.admin_token, cs.smtp_password));
+            table
+        };
         registry.register(Box::new(TableCollector::new(table.clone())?))?;
 
-        let admin_listener = match config.control.admin_listen {
-            Some(a) => Some(bind("control.admin_listen", a)?),
-            None => None,
+        let control_listen = |key, addr: Option<SocketAddr>| match addr {
+            Some(a) if control_parts.is_some() => bind(key, a).map(Some),
+            _ => Ok(None),
         };
-        let portal_listener = match config.control.listen {
-            Some(a) => Some(bind("control.listen", a)?),
-            None => None,
-        };
+        let admin_listener = control_listen("control.admin_listen", config.control.admin_listen)?;
+        let portal_listener = control_listen("control.listen", config.control.listen)?;
         let metrics_listener = match config.metrics.listen {
             Some(a) => Some(bind("metrics.listen", a)?),
             None => None,
@@ -135,7 +184,7 @@ impl App {
         server.bootstrap();
 
         let drain = Arc::new(Drain::default());
-        if halves == Halves::Both {
+        if halves.has_proxy() {
             let services = assemble::services(
                 &config,
                 ProxyInputs {
@@ -149,32 +198,46 @@ impl App {
             server.add_services(services);
         }
 
-        let control = ControlPlane::build(
-            &config,
-            store,
-            table,
-            &registry,
-            secrets.admin_token,
-            secrets.smtp_password,
-        )?;
-        let jobs = control.jobs.clone();
+        let control = match control_parts {
+            Some((store, admin_token, smtp_password)) => Some(ControlPlane::build(
+                &config,
+                store,
+                table.clone(),
+                &registry,
+                admin_token,
+                smtp_password,
+            )?),
+            None => None,
+        };
+        let jobs = control.as_ref().map(|c| c.jobs.clone());
         let listeners = Listeners {
-            admin: admin_listener.map(|l| (l, control.admin_router())),
-            portal: portal_listener.map(|l| (l, control.portal_router())),
+            admin: admin_listener.and_then(|l| Some((l, control.as_ref()?.admin_router()))),
+            portal: portal_listener.and_then(|l| Some((l, control.as_ref()?.portal_router()))),
             portal_extra,
-            metrics: metrics_listener.map(|l| (l, Arc::new(registry))),
+            metrics: metrics_listener.map(|l| (l, Arc::new(registry), table.clone())),
             control,
             timeouts: Timeouts {
                 header: config.control.header_timeout.0,
                 body: config.control.body_timeout.0,
             },
         };
-        server.add_service(background_service("control plane", listeners));
+        server.add_service(background_service(
+            if halves == Halves::ProxyOnly {
+                "metrics"
+            } else {
+                "control plane"
+            },
+            listeners,
+        ));
+        if let Some(f) = follower {
+            server.add_service(background_service("sync follower", f));
+        }
         server.add_service(background_service("hang-up", crate::hangup::Hangup));
         tracing::info!(
+            role = ?halves,
             proxy = ?config.proxy.listen,
             tls = ?config.proxy.tls_listen,
-            admin = ?config.control.admin_listen,
+            admin = ?config.control.admin_listen.filter(|_| halves != Halves::ProxyOnly),
             metrics = ?config.metrics.listen,
             "ipgate starting"
         );
@@ -198,8 +261,9 @@ impl App {
         // work started from the stop inside them could be cut off): no
         // refusal can be noted any more, so the windows still open are
         // written now.
+        let Some(jobs) = self.jobs else { return };
         match tokio::runtime::Builder::new_current_thread().build() {
-            Ok(rt) => rt.block_on(self.jobs.finish()),
+            Ok(rt) => rt.block_on(jobs.finish()),
             Err(e) => {
                 tracing::error!(error = %e, "no runtime to write the last login refusal summaries")
             }
@@ -227,25 +291,74 @@ struct Listeners {
     portal: Option<(TcpListener, axum::Router)>,
     /// Routes only the demo adds to the portal listener (`/dev/mailbox`).
     portal_extra: Option<axum::Router>,
-    metrics: Option<(TcpListener, Arc<Registry>)>,
-    control: ControlPlane,
+    metrics: Option<(TcpListener, Arc<Registry>, Arc<LiveTable>)>,
+    /// None for a proxy on its own.
+    control: Option<ControlPlane>,
     timeouts: Timeouts,
 }
 
-fn metrics_router(registry: Arc<Registry>) -> axum::Router {
-    use axum::http::header;
-    axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let registry = registry.clone();
-            async move {
-                (
-                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                    ipgate_proxy::metrics::render(&registry),
-                )
+/// `/metrics`; `/healthz` (200 while the process serves); `/readyz` (200
+/// while the live table judges calls: loaded, and not stale; else 503).
+fn metrics_router(registry: Arc<Registry>, table: Arc<LiveTable>) -> axum::Router {
+    use axum::http::{header, StatusCode};
+    use ipgate_policy::Refusal;
+    axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let registry = registry.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        ipgate_proxy::metrics::render(&registry),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/healthz",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let t = table.load_full();
+                async move {
+                    let (status, word) = match t.refusal() {
+                        None => (StatusCode::OK, "ready"),
+                        Some(Refusal::NoTable) => (StatusCode::SERVICE_UNAVAILABLE, "no_table"),
+                        Some(Refusal::Stale) => (StatusCode::SERVICE_UNAVAILABLE, "stale_table"),
+                    };
+                    (
+                        status,
+                        axum::Json(serde_json::json!({"status": word, "version": t.version()})),
+                    )
+                }
+            }),
+        )
+}
+
+/// The host name, as `sync.name` allows it (1-64 of A-Z a-z 0-9 . _ -).
+fn host_name() -> String {
+    let raw = hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
             }
-        }),
-    )
+        })
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "proxy".to_string()
+    } else {
+        name
+    }
 }
 
 #[async_trait]
@@ -257,11 +370,11 @@ impl BackgroundService for Listeners {
             }
         };
         let metrics = async {
-            if let Some((l, registry)) = &self.metrics {
+            if let Some((l, registry, table)) = &self.metrics {
                 serve(
                     "metrics",
                     l,
-                    metrics_router(registry.clone()),
+                    metrics_router(registry.clone(), table.clone()),
                     self.timeouts,
                     shutdown.clone(),
                 )
@@ -277,16 +390,14 @@ impl BackgroundService for Listeners {
                 serve("portal", l, router, self.timeouts, shutdown.clone()).await;
             }
         };
-        let mail = self
-            .control
-            .mailer
-            .run(&self.control.publisher.store, shutdown.clone());
-        tokio::join!(
-            admin,
-            metrics,
-            portal,
-            mail,
-            self.control.jobs.run(shutdown.clone())
-        );
+        let control = async {
+            if let Some(c) = &self.control {
+                tokio::join!(
+                    c.mailer.run(&c.publisher.store, shutdown.clone()),
+                    c.jobs.run(shutdown.clone())
+                );
+            }
+        };
+        tokio::join!(admin, metrics, portal, control);
     }
 }

@@ -95,10 +95,13 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     let mailbox = crate::mailbox::router(catcher, DEMO_USER, totp_secret);
     let secrets = ipgate::app::Secrets {
-        admin_token,
-        log_key,
-        smtp_password: None,
+        control: Some(ipgate::app::ControlPlaneSecrets {
+            admin_token,
+            log_key,
+            smtp_password: None,
+        }),
         introspect_token: crate::secrets::introspect_token(&config)?,
+        sync_token: None,
     };
     ipgate::app::App::build(config, Halves::Both, secrets, Some(mailbox))?.run();
     drop(dir);

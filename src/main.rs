@@ -55,7 +55,7 @@ enum Cmd {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Proxy only, following a control plane's sync feed (not available yet).
+    /// Proxy only, following a control plane's sync feed (no store).
     Proxy {
         #[arg(long, short)]
         config: PathBuf,
@@ -118,13 +118,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Serve { config } => serve(&config, ipgate::app::Halves::Both, cli.log_json),
         Cmd::Control { config } => serve(&config, ipgate::app::Halves::ControlOnly, cli.log_json),
-        Cmd::Proxy { config } => {
-            Config::load(&config)?;
-            anyhow::bail!(
-                "`ipgate proxy` (a proxy that follows a control plane's sync feed) is not built yet; \
-                 run `ipgate serve` for proxy and control plane in one process"
-            )
-        }
+        Cmd::Proxy { config } => serve(&config, ipgate::app::Halves::ProxyOnly, cli.log_json),
         Cmd::Admin(args) => admin_cli::run(args),
         Cmd::CheckNetwork { config } => check_network::run(&Config::load(&config)?),
         Cmd::Certs { cmd } => certs::run(cmd),
@@ -142,11 +136,23 @@ fn serve(
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
     logging::init(log_json, config.log.format);
+    let proxy_only = halves == ipgate::app::Halves::ProxyOnly;
+    let control = match proxy_only {
+        true => None,
+        false => Some(ipgate::app::ControlPlaneSecrets {
+            admin_token: secrets::admin_token(&config)?,
+            log_key: secrets::log_key(&config)?,
+            smtp_password: secrets::smtp_password(&config)?,
+        }),
+    };
+    let sync_token = match proxy_only {
+        true => secrets::sync_token(&config)?,
+        false => None,
+    };
     let secrets = ipgate::app::Secrets {
-        admin_token: secrets::admin_token(&config)?,
-        log_key: secrets::log_key(&config)?,
-        smtp_password: secrets::smtp_password(&config)?,
+        control,
         introspect_token: secrets::introspect_token(&config)?,
+        sync_token,
     };
     ipgate::app::App::build(config, halves, secrets, None)?.run();
     Ok(ExitCode::SUCCESS)

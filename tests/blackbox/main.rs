@@ -19,6 +19,7 @@ mod customer_api;
 mod demo;
 mod deploy;
 mod faults;
+mod fleet;
 mod flow;
 mod hostile;
 mod identities;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod fleet;
 pub mod fs;
 pub mod identities;
 pub mod webdriver;
@@ -19,6 +20,9 @@ use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
 /// The security log key gates start with (`IPGATE_LOG_KEY`).
+/// The sync feed's token every spawned server gets.
+pub const SYNC_TOKEN: &str = "test-sync-token-0123456789abcdef";
+
 pub const LOG_KEY: &str = "test-log-key-0123456789abcdef-0123456789";
 
 pub fn free_port() -> u16 {
@@ -231,6 +235,8 @@ pub struct ServerOpts {
     pub extra: String,
     /// Lines added to `[control]`.
     pub control_extra: String,
+    /// The subcommand: `serve`, or `control` (no proxy listener).
+    pub command: &'static str,
 }
 
 impl Default for ServerOpts {
@@ -241,11 +247,20 @@ impl Default for ServerOpts {
             tls: false,
             extra: String::new(),
             control_extra: String::new(),
+            command: "serve",
         }
     }
 }
 
 impl ServerOpts {
+    /// `ipgate control`: the control plane alone, the fleet's proxies' feed.
+    pub fn control_plane() -> ServerOpts {
+        ServerOpts {
+            command: "control",
+            ..ServerOpts::default()
+        }
+    }
+
     /// A gate with a TLS listener too (a fresh `ipgate certs dev` pair).
     pub fn tls() -> ServerOpts {
         ServerOpts {
@@ -278,6 +293,8 @@ pub struct Server {
     pub mail: ipgate_devmail::Catcher,
     /// `IPGATE_LOG_KEY` for the next start (none: unset).
     pub log_key: Option<String>,
+    /// `serve` or `control`.
+    pub command: &'static str,
 }
 
 pub fn bin() -> &'static str {
@@ -404,6 +421,7 @@ listen = "{metrics}"
             portal,
             mail,
             log_key: Some(LOG_KEY.to_string()),
+            command: opts.command,
         };
         gate.spawn()?;
         Ok(gate)
@@ -412,9 +430,10 @@ listen = "{metrics}"
     fn spawn(&mut self) -> Result<(), String> {
         let log = std::fs::File::create(self.dir.path().join("ipgate.log")).unwrap();
         let mut cmd = Command::new(bin());
-        cmd.args(["serve", "--config"])
+        cmd.args([self.command, "--config"])
             .arg(&self.config)
             .env("IPGATE_ADMIN_TOKEN", TOKEN)
+            .env("IPGATE_SYNC_TOKEN", SYNC_TOKEN)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log);
@@ -427,8 +446,11 @@ listen = "{metrics}"
             .unwrap_or_else(|e| panic!("cannot start ipgate: {e}"));
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
-        let mut ports = vec![self.proxy, self.admin, self.metrics, self.portal];
-        ports.extend(self.tls);
+        let mut ports = vec![self.admin, self.metrics, self.portal];
+        if self.command == "serve" {
+            ports.push(self.proxy);
+            ports.extend(self.tls);
+        }
         // A connect to a port nobody listens on yet can meet itself (the
         // kernel may pick the same port as the source): that is not ready.
         let listening = |addr: SocketAddr| {

@@ -75,6 +75,11 @@ impl FollowConfig {
 pub enum FollowError {
     #[error("config key `sync.control_urls`: a proxy needs at least one control plane to follow")]
     NoControlPlane,
+    #[error("config key `sync.max_stale`: {max_stale:?} must be 0 or longer than sync.poll_timeout ({poll_timeout:?}), or a poll held open would make the table stale")]
+    StaleWithinPoll {
+        max_stale: Duration,
+        poll_timeout: Duration,
+    },
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error("registering the sync metrics")]
@@ -134,6 +139,12 @@ impl Follower {
     ) -> Result<Follower, FollowError> {
         if config.control_urls.is_empty() {
             return Err(FollowError::NoControlPlane);
+        }
+        if !config.max_stale.is_zero() && config.max_stale <= config.poll_timeout {
+            return Err(FollowError::StaleWithinPoll {
+                max_stale: config.max_stale,
+                poll_timeout: config.poll_timeout,
+            });
         }
         let client = Client::new(
             config.token.clone(),

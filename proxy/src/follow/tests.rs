@@ -206,7 +206,7 @@ fn follower(
         control_urls: urls,
         snapshot_path: dir.path().join("snapshot.bin"),
         max_stale,
-        poll_timeout: Duration::from_secs(1),
+        poll_timeout: Duration::from_millis(300),
         name: "edge-1".into(),
         token: TOKEN.into(),
     };

@@ -42,6 +42,14 @@ fn with_no_table_and_no_control_plane_every_call_is_refused_503_no_table() {
         "{}",
         proxy.log()
     );
+    if let Some(out) = promtool(&["check", "metrics"], &m) {
+        assert!(
+            out.status.success(),
+            "promtool refused the proxy's metrics:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]

@@ -15,7 +15,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// The pause after one more failure.
-    pub fn next(&mut self) -> Duration {
+    pub fn after_failure(&mut self) -> Duration {
         let ceiling = MIN.saturating_mul(1u32 << self.failures.min(16)).min(MAX);
         self.failures = self.failures.saturating_add(1);
         let half = ceiling / 2;
@@ -35,15 +35,15 @@ mod tests {
     #[test]
     fn grows_to_the_cap_within_its_bounds_and_resets() {
         let mut b = Backoff::default();
-        let first = b.next();
-        assert!(first >= MIN && first <= MIN, "{first:?}");
+        let first = b.after_failure();
+        assert_eq!(first, MIN, "the first pause is the floor");
         for _ in 0..40 {
-            let d = b.next();
+            let d = b.after_failure();
             assert!(d <= MAX, "{d:?}");
         }
-        let late = b.next();
+        let late = b.after_failure();
         assert!(late >= MAX / 2, "{late:?}");
         b.reset();
-        assert!(b.next() <= MIN);
+        assert!(b.after_failure() <= MIN);
     }
 }

@@ -275,7 +275,7 @@ impl Follower {
                         last_logged = Some((text, Instant::now()));
                     }
                     at = at.wrapping_add(1);
-                    if !sleep_or_stop(backoff.next(), &mut shutdown).await {
+                    if !sleep_or_stop(backoff.after_failure(), &mut shutdown).await {
                         return;
                     }
                 }

@@ -6,10 +6,11 @@
 //! never accepts a connection without it.
 
 use crate::listener::{serve, Timeouts};
+use crate::stop_signal::ControlStop;
 use async_trait::async_trait;
 use ipgate_config::Config;
 use ipgate_control::admin::AdminToken;
-use ipgate_control::app::{BuildError, ControlPlane};
+use ipgate_control::app::{BuildError, ControlPlane, ControlSecrets};
 use ipgate_control::jobs::Jobs;
 use ipgate_control::publish::load_table;
 use ipgate_control::seclog::LogKey;
@@ -25,6 +26,7 @@ use prometheus::Registry;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// Which halves run in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,8 @@ pub struct Secrets {
     pub log_key: LogKey,
     pub smtp_password: Option<String>,
     pub introspect_token: Option<String>,
+    /// The sync feed's token; `None`: the feed is off.
+    pub sync_token: Option<String>,
 }
 
 /// Why the server could not be assembled.
@@ -77,6 +81,7 @@ pub struct App {
     jobs: Arc<Jobs>,
     drain: Arc<Drain>,
     drain_timeout: Duration,
+    control_stop: ControlStop,
 }
 
 impl App {
@@ -154,11 +159,21 @@ impl App {
             store,
             table,
             &registry,
-            secrets.admin_token,
-            secrets.smtp_password,
+            ControlSecrets {
+                admin_token: secrets.admin_token,
+                smtp_password: secrets.smtp_password,
+                sync_token: secrets.sync_token,
+            },
         )?;
         let jobs = control.jobs.clone();
+        let (stop, stopped) = (watch::Sender::new(false), watch::Sender::new(false));
+        let control_stop = ControlStop {
+            stop: stop.clone(),
+            stopped: stopped.subscribe(),
+        };
         let listeners = Listeners {
+            stop,
+            stopped,
             admin: admin_listener.map(|l| (l, control.admin_router())),
             portal: portal_listener.map(|l| (l, control.portal_router())),
             portal_extra,
@@ -183,6 +198,7 @@ impl App {
             jobs,
             drain,
             drain_timeout: config.proxy.drain_timeout.0,
+            control_stop,
         })
     }
 
@@ -192,6 +208,7 @@ impl App {
             shutdown_signal: Box::new(crate::stop_signal::DrainOnTerm {
                 drain: self.drain,
                 timeout: self.drain_timeout,
+                control: self.control_stop,
             }),
         });
         // Every runtime has stopped (Pingora drops their tasks at once, so
@@ -223,6 +240,11 @@ fn verify_log(store: &Store) {
 /// The control plane's HTTP listeners, served by axum inside Pingora's
 /// runtime, with its mail sender and jobs.
 struct Listeners {
+    /// Stops them: sent on SIGTERM once the proxy has drained, or when
+    /// Pingora stops (SIGINT).
+    stop: watch::Sender<bool>,
+    /// Sent once every listener, the mail sender and the jobs have ended.
+    stopped: watch::Sender<bool>,
     admin: Option<(TcpListener, axum::Router)>,
     portal: Option<(TcpListener, axum::Router)>,
     /// Routes only the demo adds to the portal listener (`/dev/mailbox`).
@@ -250,7 +272,8 @@ fn metrics_router(registry: Arc<Registry>) -> axum::Router {
 
 #[async_trait]
 impl BackgroundService for Listeners {
-    async fn start(&self, shutdown: ShutdownWatch) {
+    async fn start(&self, mut pingora_stop: ShutdownWatch) {
+        let shutdown = self.stop.subscribe();
         let admin = async {
             if let Some((l, router)) = &self.admin {
                 serve("admin", l, router.clone(), self.timeouts, shutdown.clone()).await;
@@ -281,12 +304,33 @@ impl BackgroundService for Listeners {
             .control
             .mailer
             .run(&self.control.publisher.store, shutdown.clone());
-        tokio::join!(
-            admin,
-            metrics,
-            portal,
-            mail,
-            self.control.jobs.run(shutdown.clone())
-        );
+        // Polls held open would hold the stop for up to sync.poll_timeout.
+        let feed = async {
+            let mut stop = shutdown.clone();
+            let _ = stop.changed().await;
+            self.control.feed.stop();
+        };
+        let work = async {
+            tokio::join!(
+                admin,
+                metrics,
+                portal,
+                mail,
+                feed,
+                self.control.jobs.run(shutdown.clone())
+            )
+        };
+        // Pingora's own stop (SIGINT, or after a SIGTERM's drain) stops
+        // them too, if the drain has not already.
+        let forward = async {
+            let _ = pingora_stop.changed().await;
+            self.stop.send_replace(true);
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            _ = work => {}
+            () = forward => {}
+        }
+        self.stopped.send_replace(true);
     }
 }

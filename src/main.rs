@@ -147,6 +147,7 @@ fn serve(
         log_key: secrets::log_key(&config)?,
         smtp_password: secrets::smtp_password(&config)?,
         introspect_token: secrets::introspect_token(&config)?,
+        sync_token: secrets::sync_token(&config)?,
     };
     ipgate::app::App::build(config, halves, secrets, None)?.run();
     Ok(ExitCode::SUCCESS)

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context};
 use ipgate_config::Config;
-use ipgate_control::admin::AdminToken;
+use ipgate_control::admin::{AdminToken, MIN_TOKEN_LEN};
 use ipgate_control::seclog::{LogKey, LogKeyError};
 use std::path::Path;
 
@@ -110,4 +110,29 @@ fn refuse_inside_store(key_file: &Path, store: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `IPGATE_SYNC_TOKEN`, else the file named by `sync.token_file`, else
+/// none: the token proxies present to the control plane's sync feed, and
+/// that the feed checks. It can do nothing else.
+pub fn sync_token(config: &Config) -> anyhow::Result<Option<String>> {
+    let raw = match std::env::var("IPGATE_SYNC_TOKEN") {
+        Ok(v) if !v.is_empty() => v,
+        _ => match &config.sync.token_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| {
+                    format!(
+                        "config key `sync.token_file`: cannot read {}",
+                        path.display()
+                    )
+                })?
+                .trim()
+                .to_string(),
+            None => return Ok(None),
+        },
+    };
+    if raw.len() < MIN_TOKEN_LEN {
+        bail!("the sync token is too short: use at least {MIN_TOKEN_LEN} characters (e.g. `openssl rand -hex 32`)");
+    }
+    Ok(Some(raw))
 }

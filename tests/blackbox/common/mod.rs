@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
 /// The security log key gates start with (`IPGATE_LOG_KEY`).
+/// The sync feed's token every spawned server gets.
+pub const SYNC_TOKEN: &str = "test-sync-token-0123456789abcdef";
+
 pub const LOG_KEY: &str = "test-log-key-0123456789abcdef-0123456789";
 
 pub fn free_port() -> u16 {
@@ -415,6 +418,7 @@ listen = "{metrics}"
         cmd.args(["serve", "--config"])
             .arg(&self.config)
             .env("IPGATE_ADMIN_TOKEN", TOKEN)
+            .env("IPGATE_SYNC_TOKEN", SYNC_TOKEN)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log);

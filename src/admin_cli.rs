@@ -47,6 +47,9 @@ enum AdminCmd {
     /// The security log.
     #[command(subcommand)]
     Log(LogCmd),
+    /// The proxies following this control plane's sync feed: the version
+    /// each holds, whether it is current, and when it last polled.
+    Proxies,
     /// Portal users and their 2FA.
     #[command(subcommand)]
     User(UserCmd),
@@ -261,6 +264,7 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             ("GET", format!("/admin/v1/security-log{q}"), None)
         }
         AdminCmd::Log(LogCmd::Verify) => ("GET", "/admin/v1/security-log/verify".into(), None),
+        AdminCmd::Proxies => ("GET", "/admin/v1/proxies".into(), None),
         AdminCmd::User(UserCmd::Create {
             account,
             username,

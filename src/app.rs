@@ -9,10 +9,11 @@
 //! (`ipgate_proxy::follow`).
 
 use crate::listener::{serve, Timeouts};
+use crate::stop_signal::ControlStop;
 use async_trait::async_trait;
 use ipgate_config::Config;
 use ipgate_control::admin::AdminToken;
-use ipgate_control::app::{BuildError, ControlPlane};
+use ipgate_control::app::{BuildError, ControlPlane, ControlSecrets};
 use ipgate_control::jobs::Jobs;
 use ipgate_control::publish::load_table;
 use ipgate_control::seclog::LogKey;
@@ -29,6 +30,7 @@ use prometheus::Registry;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// Which halves run in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +53,9 @@ pub struct Secrets {
     /// The control plane's; needed by `Both` and `ControlOnly`.
     pub control: Option<ControlPlaneSecrets>,
     pub introspect_token: Option<String>,
-    /// The token a proxy presents to the sync feed; needed by `ProxyOnly`.
+    /// The sync feed's token: the one the control plane's feed checks
+    /// (`None`: the feed is off), and the one `ProxyOnly` presents to it
+    /// (needed).
     pub sync_token: Option<String>,
 }
 
@@ -83,7 +87,7 @@ pub enum AppError {
     #[error("registering the table's metrics")]
     Metrics(#[from] prometheus::Error),
     #[error("the control plane's secrets (admin token, log key) were not given")]
-    NoControlPlaneSecrets,
+    NoControlSecrets,
     #[error("`ipgate proxy` needs the sync token: set IPGATE_SYNC_TOKEN (or config key `sync.token_file`) to the control plane's sync token")]
     NoSyncToken,
     #[error(transparent)]
@@ -105,6 +109,7 @@ pub struct App {
     jobs: Option<Arc<Jobs>>,
     drain: Arc<Drain>,
     drain_timeout: Duration,
+    control_stop: ControlStop,
 }
 
 impl App {
@@ -125,7 +130,7 @@ impl App {
             if config.sync.control_urls.is_empty() {
                 return Err(FollowError::NoControlPlane.into());
             }
-            let token = secrets.sync_token.ok_or(AppError::NoSyncToken)?;
+            let token = secrets.sync_token.clone().ok_or(AppError::NoSyncToken)?;
             let name = config.sync.name.clone().unwrap_or_else(host_name);
             let table = Arc::new(LiveTable::new(Follower::no_table()));
             let f = Follower::new(
@@ -138,7 +143,7 @@ impl App {
             follower = Some(f);
             table
         } else {
-            let cs = secrets.control.ok_or(AppError::NoControlPlaneSecrets)?;
+            let cs = secrets.control.ok_or(AppError::NoControlSecrets)?;
             let store =
                 Store::open_with_cache(&config.store.path, config.store.cache_mb, cs.log_key)
                     .map_err(AppError::OpenStore)?;
@@ -204,13 +209,23 @@ impl App {
                 store,
                 table.clone(),
                 &registry,
-                admin_token,
-                smtp_password,
+                ControlSecrets {
+                    admin_token,
+                    smtp_password,
+                    sync_token: secrets.sync_token,
+                },
             )?),
             None => None,
         };
         let jobs = control.as_ref().map(|c| c.jobs.clone());
+        let (stop, stopped) = (watch::Sender::new(false), watch::Sender::new(false));
+        let control_stop = ControlStop {
+            stop: stop.clone(),
+            stopped: stopped.subscribe(),
+        };
         let listeners = Listeners {
+            stop,
+            stopped,
             admin: admin_listener.and_then(|l| Some((l, control.as_ref()?.admin_router()))),
             portal: portal_listener.and_then(|l| Some((l, control.as_ref()?.portal_router()))),
             portal_extra,
@@ -246,6 +261,7 @@ impl App {
             jobs,
             drain,
             drain_timeout: config.proxy.drain_timeout.0,
+            control_stop,
         })
     }
 
@@ -255,6 +271,7 @@ impl App {
             shutdown_signal: Box::new(crate::stop_signal::DrainOnTerm {
                 drain: self.drain,
                 timeout: self.drain_timeout,
+                control: self.control_stop,
             }),
         });
         // Every runtime has stopped (Pingora drops their tasks at once, so
@@ -287,6 +304,11 @@ fn verify_log(store: &Store) {
 /// The control plane's HTTP listeners, served by axum inside Pingora's
 /// runtime, with its mail sender and jobs.
 struct Listeners {
+    /// Stops them: sent on SIGTERM once the proxy has drained, or when
+    /// Pingora stops (SIGINT).
+    stop: watch::Sender<bool>,
+    /// Sent once every listener, the mail sender and the jobs have ended.
+    stopped: watch::Sender<bool>,
     admin: Option<(TcpListener, axum::Router)>,
     portal: Option<(TcpListener, axum::Router)>,
     /// Routes only the demo adds to the portal listener (`/dev/mailbox`).
@@ -363,7 +385,8 @@ fn host_name() -> String {
 
 #[async_trait]
 impl BackgroundService for Listeners {
-    async fn start(&self, shutdown: ShutdownWatch) {
+    async fn start(&self, mut pingora_stop: ShutdownWatch) {
+        let shutdown = self.stop.subscribe();
         let admin = async {
             if let Some((l, router)) = &self.admin {
                 serve("admin", l, router.clone(), self.timeouts, shutdown.clone()).await;
@@ -391,13 +414,31 @@ impl BackgroundService for Listeners {
             }
         };
         let control = async {
-            if let Some(c) = &self.control {
-                tokio::join!(
-                    c.mailer.run(&c.publisher.store, shutdown.clone()),
-                    c.jobs.run(shutdown.clone())
-                );
-            }
+            let Some(c) = &self.control else { return };
+            // Polls held open would hold the stop for up to sync.poll_timeout.
+            let feed = async {
+                let mut stop = shutdown.clone();
+                let _ = stop.changed().await;
+                c.feed.stop();
+            };
+            tokio::join!(
+                c.mailer.run(&c.publisher.store, shutdown.clone()),
+                feed,
+                c.jobs.run(shutdown.clone())
+            );
         };
-        tokio::join!(admin, metrics, portal, control);
+        let work = async { tokio::join!(admin, metrics, portal, control) };
+        // Pingora's own stop (SIGINT, or after a SIGTERM's drain) stops
+        // them too, if the drain has not already.
+        let forward = async {
+            let _ = pingora_stop.changed().await;
+            self.stop.send_replace(true);
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            _ = work => {}
+            () = forward => {}
+        }
+        self.stopped.send_replace(true);
     }
 }

@@ -101,7 +101,7 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
             smtp_password: None,
         }),
         introspect_token: crate::secrets::introspect_token(&config)?,
-        sync_token: None,
+        sync_token: crate::secrets::sync_token(&config)?,
     };
     ipgate::app::App::build(config, Halves::Both, secrets, Some(mailbox))?.run();
     drop(dir);

@@ -145,14 +145,10 @@ fn serve(
             smtp_password: secrets::smtp_password(&config)?,
         }),
     };
-    let sync_token = match proxy_only {
-        true => secrets::sync_token(&config)?,
-        false => None,
-    };
     let secrets = ipgate::app::Secrets {
         control,
         introspect_token: secrets::introspect_token(&config)?,
-        sync_token,
+        sync_token: secrets::sync_token(&config)?,
     };
     ipgate::app::App::build(config, halves, secrets, None)?.run();
     Ok(ExitCode::SUCCESS)

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context};
 use ipgate_config::Config;
-use ipgate_control::admin::AdminToken;
+use ipgate_control::admin::{AdminToken, MIN_TOKEN_LEN};
 use ipgate_control::seclog::{LogKey, LogKeyError};
 use std::path::Path;
 
@@ -112,9 +112,6 @@ fn refuse_inside_store(key_file: &Path, store: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Shortest sync token accepted.
-pub const MIN_SYNC_TOKEN_LEN: usize = 16;
-
 /// `IPGATE_SYNC_TOKEN`, else the file named by `sync.token_file`, else
 /// none: the token proxies present to the control plane's sync feed, and
 /// that the feed checks. It can do nothing else.
@@ -134,8 +131,8 @@ pub fn sync_token(config: &Config) -> anyhow::Result<Option<String>> {
             None => return Ok(None),
         },
     };
-    if raw.len() < MIN_SYNC_TOKEN_LEN {
-        bail!("the sync token is too short: use at least {MIN_SYNC_TOKEN_LEN} characters (e.g. `openssl rand -hex 32`)");
+    if raw.len() < MIN_TOKEN_LEN {
+        bail!("the sync token is too short: use at least {MIN_TOKEN_LEN} characters (e.g. `openssl rand -hex 32`)");
     }
     Ok(Some(raw))
 }

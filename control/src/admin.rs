@@ -1,6 +1,7 @@
 //! The admin API (docs/api.md) on the admin listener: accounts, direct
 //! whitelist entries (IPv4/IPv6, addresses and CIDRs), account identities
-//! and secret keys, the global blocklist, users and their API tokens.
+//! and secret keys, the global blocklist, users and their API tokens, the proxies that follow
+//! the sync feed.
 //! Bearer admin token, JSON in and out. Handlers are thin: parse and check
 //! input, one store change through the publisher, answer.
 
@@ -8,12 +9,13 @@ mod auth;
 pub mod error;
 pub(crate) mod handlers;
 pub(crate) mod identities;
+pub(crate) mod proxies;
 pub(crate) mod tokens;
 pub(crate) mod users;
 
 use crate::openapi::ApiRouter;
 use crate::publish::Publisher;
-pub use auth::{bearer, AdminToken};
+pub use auth::{bearer, AdminToken, MIN_TOKEN_LEN};
 use axum::Router;
 use error::ApiError;
 use std::sync::Arc;
@@ -22,6 +24,8 @@ use std::sync::Arc;
 pub struct AdminState {
     pub publisher: Arc<Publisher>,
     pub token: Arc<AdminToken>,
+    /// The sync feed, for the proxies it has seen.
+    pub feed: Arc<crate::sync::SyncFeed>,
 }
 
 /// The admin API's operations, each routed at the method and path of its
@@ -32,6 +36,7 @@ pub struct AdminState {
 pub fn operations() -> ApiRouter<AdminState> {
     use handlers as h;
     use identities as i;
+    use proxies as p;
     use tokens as t;
     use users as u;
     ApiRouter::new()
@@ -59,6 +64,7 @@ pub fn operations() -> ApiRouter<AdminState> {
         .operation(t::__path_revoke_token, t::revoke_token)
         .operation(h::__path_security_log, h::security_log)
         .operation(h::__path_verify_security_log, h::verify_security_log)
+        .operation(p::__path_list_proxies, p::list_proxies)
 }
 
 /// The admin routes before their state: [`operations`], a JSON 404 for

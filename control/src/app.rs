@@ -14,6 +14,7 @@ use crate::publish::Publisher;
 use crate::ratelimit::RateLimit;
 use crate::refusals::Refusals;
 use crate::store::{Store, StoreError};
+use crate::sync::{self, feed::FeedVersion, SyncFeed};
 use axum::Router;
 use ipgate_config::Config;
 use ipgate_policy::client_ip::TrustedProxies;
@@ -30,10 +31,25 @@ const LINK_VISITS_PER_MINUTE: u32 = 30;
 pub enum BuildError {
     #[error("reading the CSRF key")]
     CsrfKey(#[source] StoreError),
+    #[error("starting a new table generation in the store")]
+    Generation(#[source] StoreError),
+    #[error(
+        "the sync token is too short: use at least {} characters",
+        crate::admin::MIN_TOKEN_LEN
+    )]
+    SyncToken,
     #[error(transparent)]
     Mail(#[from] MailConfigError),
     #[error("registering the control plane's metrics")]
     Metrics(#[from] prometheus::Error),
+}
+
+/// The control plane's secrets, read by the caller (environment or files).
+pub struct ControlSecrets {
+    pub admin_token: AdminToken,
+    pub smtp_password: Option<String>,
+    /// The token proxies present to the sync feed; `None`: the feed is off.
+    pub sync_token: Option<String>,
 }
 
 /// The control plane's parts, ready to serve.
@@ -43,6 +59,7 @@ pub struct ControlPlane {
     pub portal: CustomerState,
     pub jobs: Arc<Jobs>,
     pub mailer: Mailer,
+    pub feed: Arc<SyncFeed>,
 }
 
 impl ControlPlane {
@@ -54,10 +71,19 @@ impl ControlPlane {
         store: Store,
         table: Arc<LiveTable>,
         registry: &Registry,
-        admin_token: AdminToken,
-        smtp_password: Option<String>,
+        secrets: ControlSecrets,
     ) -> Result<ControlPlane, BuildError> {
+        let ControlSecrets {
+            admin_token,
+            smtp_password,
+            sync_token,
+        } = secrets;
         let csrf_key = Arc::new(store.secret("csrf").map_err(BuildError::CsrfKey)?);
+        let generation = store.next_generation().map_err(BuildError::Generation)?;
+        let sync_token = match sync_token.as_deref() {
+            None => None,
+            Some(t) => Some(AdminToken::new(t).ok_or(BuildError::SyncToken)?),
+        };
         let publisher = Arc::new(Publisher::new(store, table));
         let metrics = FlowMetrics::register(registry)?;
         let mailer = Mailer::new(
@@ -90,9 +116,16 @@ impl ControlPlane {
             login_refusals: login_refusals.clone(),
             secure_cookies: c.public_url.starts_with("https://"),
         };
+        let feed = Arc::new(SyncFeed::new(
+            publisher.clone(),
+            sync_token,
+            FeedVersion::new(generation),
+            config.sync.poll_timeout.0,
+        ));
         let admin = AdminState {
             publisher: publisher.clone(),
             token: Arc::new(admin_token),
+            feed: feed.clone(),
         };
         let jobs = Arc::new(Jobs {
             publisher: publisher.clone(),
@@ -105,12 +138,14 @@ impl ControlPlane {
             portal,
             jobs,
             mailer,
+            feed,
         })
     }
 
-    /// The admin listener's routes (`control.admin_listen`).
+    /// The admin listener's routes (`control.admin_listen`): the admin API
+    /// behind the admin token, and the sync feed behind the sync token.
     pub fn admin_router(&self) -> Router {
-        admin::router(self.admin.clone())
+        admin::router(self.admin.clone()).merge(sync::routes(self.feed.clone()))
     }
 
     /// The portal listener's routes (`control.listen`): customer API, link
@@ -121,4 +156,4 @@ impl ControlPlane {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

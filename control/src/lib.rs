@@ -26,5 +26,6 @@ pub mod refusals;
 pub mod seclog;
 pub mod service;
 pub mod store;
+pub mod sync;
 pub mod tokens;
 pub mod users;

@@ -56,6 +56,7 @@ use utoipa::{Modify, OpenApi};
         crate::admin::tokens::revoke_token,
         crate::admin::handlers::security_log,
         crate::admin::handlers::verify_security_log,
+        crate::admin::proxies::list_proxies,
         crate::http::customer_api::me,
         crate::http::customer_api::list_whitelist,
         crate::http::customer_api::get_entry,

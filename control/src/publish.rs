@@ -50,11 +50,11 @@ pub fn load_table(store: &Store) -> Result<Table, StoreError> {
 }
 
 /// The whole table's data from the store, as the proxies are sent it: at
-/// version 1 (the version a table built at start has), made now. An alias
+/// `version`, made now. An alias
 /// or key hash whose account is gone is left out, as it would resolve to
 /// nothing; anything else a snapshot refuses can only be in a damaged
 /// store, and is an error.
-pub fn snapshot(store: &Store) -> Result<Snapshot, StoreError> {
+pub fn snapshot(store: &Store, version: u64) -> Result<Snapshot, StoreError> {
     let mut accounts = Vec::new();
     store.for_each_account_policy(|id, mode, nets| {
         accounts.push(SnapshotAccount {
@@ -84,7 +84,7 @@ pub fn snapshot(store: &Store) -> Result<Snapshot, StoreError> {
         .filter_map(|k| Some((stored_hash(&k)?, String::from(k.account))))
         .collect();
     let contents = Contents {
-        version: 1,
+        version,
         made: unix_seconds(SystemTime::now()),
         accounts,
         blocklist: nets(store.blocklist()?.iter().map(|b| b.cidr)),
@@ -110,15 +110,32 @@ pub struct Publisher {
     pub store: Store,
     pub table: Arc<LiveTable>,
     writer: tokio::sync::Mutex<()>,
+    /// The table's version after each change, for those waiting on one
+    /// (the sync feed's long polls).
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Publisher {
     pub fn new(store: Store, table: Arc<LiveTable>) -> Publisher {
+        let version = table.load().version();
         Publisher {
             store,
             table,
             writer: tokio::sync::Mutex::new(()),
+            changed: tokio::sync::watch::Sender::new(version),
         }
+    }
+
+    /// Sees the table's version after every change.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Runs `read` with no change under way, with the table's version:
+    /// what it reads of the store is exactly that version's data.
+    pub async fn read_at_rest<T>(&self, read: impl FnOnce(&Store, u64) -> T) -> T {
+        let _writer = self.writer.lock().await;
+        read(&self.store, self.table.load().version())
     }
 
     /// Runs one store change and then republishes what it touched. The
@@ -146,12 +163,13 @@ impl Publisher {
                 let owner = self.store.key_owner(&sha256)?;
                 self.table.update(|t| t.with_key(sha256, owner.as_deref()));
             }
-            Touched::Nothing => {}
+            Touched::Nothing => return Ok(out),
             Touched::Blocklist => {
                 let blocked = nets(self.store.blocklist()?.iter().map(|b| b.cidr));
                 self.table.update(|t| t.with_blocklist(&blocked));
             }
         }
+        self.changed.send_replace(self.table.load().version());
         Ok(out)
     }
 }

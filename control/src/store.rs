@@ -352,6 +352,7 @@ impl Store {
 mod blocklist;
 mod entries;
 mod flow_trees;
+mod generation;
 mod identities;
 pub use identities::parse_sha256;
 mod keying;

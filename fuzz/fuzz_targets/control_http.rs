@@ -13,7 +13,7 @@ use axum::Router;
 use http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use ipgate_control::admin::AdminToken;
-use ipgate_control::app::ControlPlane;
+use ipgate_control::app::{ControlPlane, ControlSecrets};
 use ipgate_control::backoff::{Backoff, Rule};
 use ipgate_control::login_limit::LoginLimit;
 use ipgate_control::ratelimit::RateLimit;
@@ -153,8 +153,11 @@ fn world() -> &'static World {
             store.clone(),
             table,
             &prometheus::Registry::new(),
-            AdminToken::new(ADMIN_TOKEN).unwrap_or_else(|| panic!("token")),
-            None,
+            ControlSecrets {
+                admin_token: AdminToken::new(ADMIN_TOKEN).unwrap_or_else(|| panic!("token")),
+                smtp_password: None,
+                sync_token: None,
+            },
         )
         .unwrap_or_else(|e| panic!("{e}"));
         // Limits high enough that inputs reach the handlers.

@@ -31,4 +31,5 @@ mod proxy;
 mod raw_path;
 mod security_log;
 mod soak;
+mod sync_feed;
 mod users;

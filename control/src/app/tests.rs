@@ -8,55 +8,63 @@ use axum::http::{header, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use ipgate_policy::account::Caller;
 use ipgate_policy::decision::{decide, Decision};
-use ipgate_policy::table::Table;
 use ipgate_policy::Policy;
 use serde_json::{json, Value};
 use std::net::IpAddr;
 use tower::ServiceExt;
 
-const ADMIN: &str = "in-process-admin-token-0123456789";
+pub(crate) const ADMIN: &str = "in-process-admin-token-0123456789";
 
-struct Plane {
-    control: ControlPlane,
-    table: Arc<LiveTable>,
-    _dir: tempfile::TempDir,
+pub(crate) struct Plane {
+    pub control: ControlPlane,
+    pub table: Arc<LiveTable>,
+    pub dir: tempfile::TempDir,
 }
 
 fn plane() -> Plane {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config::parse("", Vec::<(String, String)>::new()).unwrap();
+    plane_in(tempfile::tempdir().unwrap(), "", None)
+}
+
+/// A control plane on a store in `dir`, with config `toml` and the sync
+/// feed on when `sync_token` is given; the table is loaded from the store
+/// as at a real start.
+pub(crate) fn plane_in(dir: tempfile::TempDir, toml: &str, sync_token: Option<&str>) -> Plane {
+    let config = Config::parse(toml, Vec::<(String, String)>::new()).unwrap();
     let key = crate::seclog::LogKey::new(b"in-process-log-key-0123456789abcdef").unwrap();
     let store = Store::open(dir.path(), key).unwrap();
-    let table = Arc::new(LiveTable::new(Table::empty()));
+    let table = Arc::new(LiveTable::new(crate::publish::load_table(&store).unwrap()));
     let control = ControlPlane::build(
         &config,
         store,
         table.clone(),
         &Registry::new(),
-        AdminToken::new(ADMIN).unwrap(),
-        None,
+        ControlSecrets {
+            admin_token: AdminToken::new(ADMIN).unwrap(),
+            smtp_password: None,
+            sync_token: sync_token.map(str::to_owned),
+        },
     )
     .unwrap();
     Plane {
         control,
         table,
-        _dir: dir,
+        dir,
     }
 }
 
-struct Answer {
-    status: StatusCode,
-    content_type: String,
-    body: String,
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: String,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
 
-async fn call(
+pub(crate) async fn call(
     router: &Router,
     method: Method,
     uri: &str,
@@ -92,7 +100,7 @@ async fn call(
 
 /// The request as it arrives from a client at 198.51.100.20 (the
 /// listener adds the peer address).
-fn from_client(mut req: Request<Body>) -> Request<Body> {
+pub(crate) fn from_client(mut req: Request<Body>) -> Request<Body> {
     let peer: std::net::SocketAddr = "198.51.100.20:40000".parse().unwrap();
     req.extensions_mut()
         .insert(axum::extract::ConnectInfo(peer));
@@ -114,7 +122,7 @@ fn verdict(table: &LiveTable, account: &str, ip: &str) -> Decision {
     decide(&t, policy, ip, true, caller)
 }
 
-async fn create_acme(p: &Plane) {
+pub(crate) async fn create_acme(p: &Plane) {
     let a = call(
         &p.control.admin_router(),
         Method::POST,

@@ -124,7 +124,7 @@ async fn the_snapshot_table_answers_as_load_table_does() {
         assert!(added.is_ok(), "{added:?}");
     }
 
-    let snap = snapshot(&s).unwrap();
+    let snap = snapshot(&s, 1).unwrap();
     let c = snap.contents();
     assert_eq!(
         (

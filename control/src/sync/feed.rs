@@ -1,0 +1,268 @@
+//! `GET /sync/v1/snapshot`: the long poll, the sync token check, and the
+//! encoded snapshot cached per version (built once however many proxies
+//! ask for it).
+
+use super::proxies::{ProxyName, SeenProxies};
+use crate::admin::bearer;
+use crate::admin::error::ApiError;
+use crate::admin::AdminToken;
+use crate::publish::{snapshot, Publisher};
+use crate::store::StoreError;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use serde::Deserialize;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Mutex};
+
+/// The media type of an encoded snapshot.
+pub const SNAPSHOT_TYPE: &str = "application/vnd.ipgate.snapshot";
+/// The header that carries the version of the snapshot answered.
+pub const VERSION_HEADER: &str = "x-ipgate-version";
+
+/// Feed versions: the store's generation (one more at every start of a
+/// control plane on it) in the high 32 bits, the live table's version in
+/// the low 32. The table counts from 1 at every start, the generation
+/// never goes back, so the feed's versions only grow.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedVersion {
+    generation: u64,
+}
+
+impl FeedVersion {
+    pub fn new(generation: u64) -> FeedVersion {
+        FeedVersion { generation }
+    }
+
+    /// The feed version of the live table's `table_version`.
+    pub fn of(self, table_version: u64) -> u64 {
+        (self.generation << 32) | table_version.min(u64::from(u32::MAX))
+    }
+}
+
+/// A snapshot encoded once, in both forms a proxy may ask for.
+struct Encoded {
+    version: u64,
+    plain: Bytes,
+    gzip: Bytes,
+}
+
+/// The feed's state.
+pub struct SyncFeed {
+    publisher: Arc<Publisher>,
+    /// The sync token, kept as its SHA-256; `None`: the feed is off.
+    token: Option<AdminToken>,
+    version: FeedVersion,
+    poll_timeout: Duration,
+    cache: Mutex<Option<Arc<Encoded>>>,
+    pub proxies: Arc<SeenProxies>,
+    /// Set when the control plane stops: polls held open answer 304 then.
+    stopping: watch::Sender<bool>,
+}
+
+impl SyncFeed {
+    pub fn new(
+        publisher: Arc<Publisher>,
+        token: Option<AdminToken>,
+        version: FeedVersion,
+        poll_timeout: Duration,
+    ) -> SyncFeed {
+        SyncFeed {
+            publisher,
+            token,
+            version,
+            poll_timeout,
+            cache: Mutex::new(None),
+            proxies: Arc::new(SeenProxies::default()),
+            stopping: watch::Sender::new(false),
+        }
+    }
+
+    /// The feed version of the live table now.
+    pub fn current(&self) -> u64 {
+        self.version.of(self.publisher.table.load().version())
+    }
+
+    /// Ends the polls held open (each answers 304 at once).
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// The snapshot of the table as it is now, from the cache when no
+    /// change came since it was built.
+    async fn encoded(&self) -> Result<Arc<Encoded>, StoreError> {
+        let mut cache = self.cache.lock().await;
+        if let Some(e) = cache.as_ref().filter(|e| e.version == self.current()) {
+            return Ok(e.clone());
+        }
+        let version = self.version;
+        let snap = self
+            .publisher
+            .read_at_rest(|store, table_version| {
+                let v = version.of(table_version);
+                snapshot(store, v).map(|s| (v, s))
+            })
+            .await;
+        let (v, snap) = snap?;
+        let plain = snap.encode();
+        let mut gz = GzEncoder::new(Vec::with_capacity(plain.len() / 4), Compression::fast());
+        let gzip = gz
+            .write_all(&plain)
+            .and_then(|()| gz.finish())
+            .map_err(|e| StoreError::Corrupt(format!("compressing the snapshot: {e}")))?;
+        let e = Arc::new(Encoded {
+            version: v,
+            plain: Bytes::from(plain),
+            gzip: Bytes::from(gzip),
+        });
+        *cache = Some(e.clone());
+        Ok(e)
+    }
+}
+
+/// The feed's one route, on the admin listener but outside the admin
+/// token's guard: only the sync token opens it.
+pub fn routes(feed: Arc<SyncFeed>) -> Router {
+    Router::new()
+        .route("/sync/v1/snapshot", get(poll))
+        .with_state(feed)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Poll {
+    after: Option<u64>,
+    proxy: Option<String>,
+}
+
+async fn poll(
+    State(feed): State<Arc<SyncFeed>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<Poll>, QueryRejection>,
+) -> Response {
+    let Some(token) = &feed.token else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "authorization",
+            "this control plane has no sync token: set IPGATE_SYNC_TOKEN (or sync.token_file)",
+        )
+        .into_response();
+    };
+    match bearer(&headers) {
+        Some(p) if token.matches(p) => {}
+        Some(_) => {
+            tracing::warn!(%peer, "sync poll with a wrong token refused");
+            return unauthorized("the sync token is wrong");
+        }
+        None => return unauthorized("send the sync token as `Authorization: Bearer TOKEN`"),
+    }
+    let Ok(Query(q)) = query else {
+        return ApiError::bad(
+            "query",
+            "expected only `after` (a whole number, the version held) and `proxy` (the proxy's name)",
+        )
+        .into_response();
+    };
+    let name = match q.proxy.as_deref().map(ProxyName::parse).transpose() {
+        Ok(n) => n,
+        Err(why) => return ApiError::bad("proxy", why).into_response(),
+    };
+    let after = q.after.unwrap_or(0);
+    feed.proxies.seen(
+        name.unwrap_or_else(|| ProxyName::of_peer(peer)),
+        peer,
+        after,
+    );
+
+    let mut changes = feed.publisher.watch();
+    let mut stopping = feed.stopping.subscribe();
+    let deadline = tokio::time::Instant::now() + feed.poll_timeout;
+    loop {
+        changes.borrow_and_update();
+        if feed.current() > after {
+            break;
+        }
+        if *stopping.borrow_and_update() {
+            return not_modified(feed.current());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => return not_modified(feed.current()),
+            _ = stopping.changed() => return not_modified(feed.current()),
+            changed = changes.changed() => if changed.is_err() {
+                return not_modified(feed.current());
+            },
+        }
+    }
+    match feed.encoded().await {
+        Ok(e) => answer(&e, accepts_gzip(&headers)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the table snapshot for the sync feed");
+            ApiError::from(e).into_response()
+        }
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    ApiError::new(StatusCode::UNAUTHORIZED, "authorization", message).into_response()
+}
+
+fn not_modified(version: u64) -> Response {
+    (
+        StatusCode::NOT_MODIFIED,
+        [(VERSION_HEADER, version.to_string())],
+    )
+        .into_response()
+}
+
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|c| {
+            let mut parts = c.split(';');
+            let name = parts.next().unwrap_or_default().trim();
+            let refused = parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+            name.eq_ignore_ascii_case("gzip") && !refused
+        })
+}
+
+fn answer(e: &Encoded, gzip: bool) -> Response {
+    let body = if gzip {
+        e.gzip.clone()
+    } else {
+        e.plain.clone()
+    };
+    let mut resp = (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(SNAPSHOT_TYPE),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response();
+    let h = resp.headers_mut();
+    h.insert(VERSION_HEADER, HeaderValue::from(e.version));
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests;

@@ -257,3 +257,46 @@ fn the_fleet_serves_through_a_control_plane_crash_and_restarts_from_its_snapshot
     assert!(p.log().contains("serving the saved snapshot"));
     assert_eq!(calls(&f, 3), 0);
 }
+
+#[test]
+fn with_max_stale_a_table_too_old_is_refused_until_the_control_plane_is_back() {
+    let up = Upstream::start();
+    // A [sync] table after [control]'s lines: the control plane holds polls 2 s.
+    let mut control = Server::start(
+        &up,
+        ServerOpts {
+            control_extra: "[sync]\npoll_timeout = \"2s\"".to_string(),
+            ..ServerOpts::control_plane()
+        },
+    );
+    control.account("acme", "enforce", &["127.0.0.1/32"]);
+    let proxy = FleetProxy::start(
+        &up,
+        FleetOpts {
+            max_stale: "3s",
+            poll_timeout: "2s",
+            ..FleetOpts::following(&[format!("http://{}", control.admin)])
+        },
+    );
+    proxy.wait_until("the first table", 15, || acme(&proxy, "127.0.0.1").0 == 200);
+    // Quiet polls held 2 s are successes: still fresh after 4 s.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(acme(&proxy, "127.0.0.1").0, 200, "{}", proxy.log());
+
+    control.kill();
+    proxy.wait_until("the stale refusal", 15, || {
+        let (status, body) = acme(&proxy, "127.0.0.1");
+        status == 503 && code(&body) == "stale_table"
+    });
+    let (status, body) = proxy.ops("/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("stale_table"), "{body}");
+    assert!(proxy.log().contains("stale"), "{}", proxy.log());
+
+    control.restart();
+    proxy.wait_until("calls judged again", 15, || {
+        acme(&proxy, "127.0.0.1").0 == 200
+    });
+    assert_eq!(acme(&proxy, "127.0.0.2").0, 403);
+    assert_eq!(proxy.ops("/readyz").0, 200);
+}

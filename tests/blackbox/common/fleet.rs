@@ -18,6 +18,8 @@ pub struct FleetOpts {
     pub token: Option<String>,
     /// `sync.max_stale`.
     pub max_stale: &'static str,
+    /// `sync.poll_timeout`: the control plane's, which holds the polls.
+    pub poll_timeout: &'static str,
     /// `sync.name`.
     pub name: String,
     /// Written as the snapshot file before the first start.
@@ -31,6 +33,7 @@ impl FleetOpts {
             control_urls: control_urls.to_vec(),
             token: Some(SYNC_TOKEN.to_string()),
             max_stale: "0s",
+            poll_timeout: "25s",
             name: "edge-1".to_string(),
             snapshot: None,
         }
@@ -122,13 +125,14 @@ listen = "{metrics}"
 control_urls = [{urls}]
 snapshot_path = "{snapshot}"
 max_stale = "{max_stale}"
-poll_timeout = "5s"
+poll_timeout = "{poll_timeout}"
 name = "{name}"
 "#,
             up = upstream.addr,
             urls = urls.join(", "),
             snapshot = dir.path().join("data/snapshot.bin").display(),
             max_stale = opts.max_stale,
+            poll_timeout = opts.poll_timeout,
             name = opts.name,
         );
         let config = dir.path().join("proxy.toml");

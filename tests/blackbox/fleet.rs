@@ -76,6 +76,8 @@ fn a_saved_snapshot_is_served_at_once_with_the_control_plane_down() {
         "{}",
         proxy.log()
     );
+    let mut proxy = proxy;
+    assert!(proxy.stop().success(), "SIGTERM stops it cleanly");
 }
 
 #[test]
@@ -215,6 +217,26 @@ fn a_change_through_the_admin_api_is_live_on_three_proxies_within_a_second() {
         assert!(m.contains("ipgate_sync_connected 1"), "{m}");
         assert!(p.snapshot_path().exists());
     }
+    // Each poll names its proxy and the version it holds.
+    let listed_at = |version: u64| {
+        let (s, listed) = f.control.admin("GET", "/admin/v1/proxies", None);
+        assert_eq!(s, 200, "{listed}");
+        (1..=3).all(|i| {
+            listed["proxies"].as_array().is_some_and(|ps| {
+                ps.iter().any(|p| {
+                    p["name"] == format!("edge-{i}").as_str()
+                        && p["version"].as_u64() == Some(version)
+                })
+            })
+        })
+    };
+    let (_, listed) = f.control.admin("GET", "/admin/v1/proxies", None);
+    let version = listed["version"].as_u64().unwrap();
+    f.proxies[0].wait_until("all three listed at the feed's version", 10, || {
+        listed_at(version)
+    });
+    let m = f.proxies[0].metrics_text();
+    assert!(m.contains(&format!("ipgate_sync_version {version}")), "{m}");
     drop(f.up);
 }
 

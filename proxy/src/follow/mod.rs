@@ -267,10 +267,15 @@ impl Follower {
                     });
                     if !repeat {
                         let next = urls.get((at + 1) % urls.len()).unwrap_or(url);
+                        let held = self.version();
+                        let serving = match held {
+                            0 => "no table yet, so calls are answered 503 no_table",
+                            _ => "still serving the table held",
+                        };
                         if matches!(failure, Failure::Poll(PollError::Unauthorized)) {
-                            tracing::error!(control_url = %url, next = %next, error = %text, "sync poll failed; still serving the table held");
+                            tracing::error!(control_url = %url, next = %next, held_version = held, error = %text, "sync poll failed; {serving}");
                         } else {
-                            tracing::warn!(control_url = %url, next = %next, error = %text, "sync poll failed; still serving the table held");
+                            tracing::warn!(control_url = %url, next = %next, held_version = held, error = %text, "sync poll failed; {serving}");
                         }
                         last_logged = Some((text, Instant::now()));
                     }

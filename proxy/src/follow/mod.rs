@@ -97,6 +97,9 @@ struct Held {
     fresh_at: Option<Instant>,
     /// The live table is the refusing stand-in for `table`.
     stale: bool,
+    /// The snapshot file at start was refused: the next save must not
+    /// keep it as `.prev`.
+    file_refused: bool,
 }
 
 /// Follows the control planes into `table`.
@@ -184,6 +187,7 @@ impl Follower {
         for refused in &found.refused {
             tracing::error!(error = %refused, "saved snapshot refused; it is not loaded");
         }
+        self.held().file_refused = found.refused.iter().any(|e| e.path() == path.as_path());
         let Some(loaded) = found.loaded else {
             tracing::warn!(
                 path = %path.display(),
@@ -349,7 +353,11 @@ impl Follower {
         }
         self.fresh();
         let path = self.config.snapshot_path.clone();
-        let saving = tokio::task::spawn_blocking(move || saved::save(&path, &bytes)).await;
+        let current = match std::mem::take(&mut self.held().file_refused) {
+            true => saved::Current::Replace,
+            false => saved::Current::Keep,
+        };
+        let saving = tokio::task::spawn_blocking(move || saved::save(&path, &bytes, current)).await;
         match saving {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {

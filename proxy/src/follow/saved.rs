@@ -32,6 +32,17 @@ pub enum SavedError {
     },
 }
 
+impl SavedError {
+    /// The file it is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            SavedError::Read { path, .. }
+            | SavedError::Damaged { path, .. }
+            | SavedError::Write { path, .. } => path,
+        }
+    }
+}
+
 /// `<path>` with `suffix` appended to its file name.
 pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
@@ -103,9 +114,19 @@ pub fn load(path: &Path) -> Found {
     found
 }
 
+/// What becomes of the file at `path` when a new one is saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Current {
+    /// It is whole: it becomes `<path>.prev`.
+    Keep,
+    /// It was refused (or is missing): it is replaced, and `<path>.prev`,
+    /// the last whole one, stays.
+    Replace,
+}
+
 /// Saves `encoded` (a snapshot's bytes) at `path` atomically, keeping the
-/// current file as `<path>.prev`.
-pub fn save(path: &Path, encoded: &[u8]) -> Result<(), SavedError> {
+/// current file as `<path>.prev` when it is whole.
+pub fn save(path: &Path, encoded: &[u8], current: Current) -> Result<(), SavedError> {
     let tmp = sibling(path, ".tmp");
     let at = |p: &Path| {
         let p = p.to_path_buf();
@@ -124,7 +145,7 @@ pub fn save(path: &Path, encoded: &[u8]) -> Result<(), SavedError> {
     // The current file becomes `.prev` by a hard link, so `path` is never
     // missing: a crash between the two steps leaves both whole.
     let prev = prev_path(path);
-    if path.exists() {
+    if current == Current::Keep && path.exists() {
         match std::fs::remove_file(&prev) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -180,13 +201,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/snapshot.bin");
         assert!(load(&path).loaded.is_none());
-        save(&path, &snapshot(3).encode()).unwrap();
+        save(&path, &snapshot(3).encode(), Current::Keep).unwrap();
         let found = load(&path);
         let loaded = found.loaded.unwrap();
         assert_eq!((loaded.snapshot.version(), &loaded.from), (3, &path));
         assert!(found.refused.is_empty());
         assert!(!prev_path(&path).exists(), "nothing to keep the first time");
-        save(&path, &snapshot(4).encode()).unwrap();
+        save(&path, &snapshot(4).encode(), Current::Keep).unwrap();
         assert_eq!(read(&path).unwrap().unwrap().version(), 4);
         assert_eq!(read(&prev_path(&path)).unwrap().unwrap().version(), 3);
         assert!(!sibling(&path, ".tmp").exists());
@@ -196,8 +217,8 @@ mod tests {
     fn a_truncated_or_edited_file_is_refused_and_prev_is_used() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("snapshot.bin");
-        save(&path, &snapshot(1).encode()).unwrap();
-        save(&path, &snapshot(2).encode()).unwrap();
+        save(&path, &snapshot(1).encode(), Current::Keep).unwrap();
+        save(&path, &snapshot(2).encode(), Current::Keep).unwrap();
 
         let whole = std::fs::read(&path).unwrap();
         std::fs::write(&path, &whole[..whole.len() - 10]).unwrap();
@@ -233,7 +254,13 @@ mod tests {
             }]
         ));
 
+        // The next save replaces the damaged file and keeps `.prev`.
+        save(&path, &snapshot(3).encode(), Current::Replace).unwrap();
+        assert_eq!(read(&path).unwrap().unwrap().version(), 3);
+        assert_eq!(read(&prev_path(&path)).unwrap().unwrap().version(), 1);
+
         // Both damaged: nothing is loaded, both are named.
+        std::fs::write(&path, &edited).unwrap();
         std::fs::write(prev_path(&path), b"IPGATE-SNAP").unwrap();
         let found = load(&path);
         assert!(found.loaded.is_none());

@@ -371,7 +371,12 @@ async fn a_stale_table_is_refused_until_the_next_success() {
 async fn a_saved_snapshot_is_served_at_once_and_a_damaged_one_is_not() {
     let dir = tempfile::tempdir().unwrap();
     let unreachable = vec!["http://127.0.0.1:9".to_string()];
-    saved::save(&dir.path().join("snapshot.bin"), &snapshot(6).encode()).unwrap();
+    saved::save(
+        &dir.path().join("snapshot.bin"),
+        &snapshot(6).encode(),
+        saved::Current::Keep,
+    )
+    .unwrap();
     let (f, table) = follower(unreachable.clone(), &dir, Duration::ZERO);
     assert_eq!(f.load_saved(), Some(6));
     assert_eq!((table.load().version(), table.load().refusal()), (6, None));
@@ -384,4 +389,28 @@ async fn a_saved_snapshot_is_served_at_once_and_a_damaged_one_is_not() {
     let (f, table) = follower(unreachable, &dir, Duration::ZERO);
     assert_eq!(f.load_saved(), None);
     assert_eq!(table.load().refusal(), Some(Refusal::NoTable));
+}
+
+#[tokio::test]
+async fn a_damaged_file_is_not_kept_as_prev_by_the_next_save() {
+    let feed = Feed::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snapshot.bin");
+    saved::save(&path, &snapshot(2).encode(), saved::Current::Keep).unwrap();
+    saved::save(&path, &snapshot(3).encode(), saved::Current::Keep).unwrap();
+    std::fs::write(&path, b"IPGATE-SNAPSHOT and then nonsense").unwrap();
+    let (f, table) = follower(vec![feed.url.clone()], &dir, Duration::ZERO);
+    assert_eq!(f.load_saved(), Some(2), "served from .prev");
+    feed.serve(8);
+    let (_stop, watch) = tokio::sync::watch::channel(false);
+    let runner = f.clone();
+    tokio::spawn(async move { runner.run(watch).await });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while saved::read(&path).ok().flatten().map(|s| s.version()) != Some(8) {
+        assert!(Instant::now() < deadline, "version 8 not saved");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(table.load().version(), 8);
+    let prev = saved::read(&saved::prev_path(&path)).unwrap().unwrap();
+    assert_eq!(prev.version(), 2, "the whole .prev stays");
 }

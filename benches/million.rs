@@ -24,12 +24,12 @@
 #![allow(clippy::unwrap_used)]
 
 use ipgate_config::UnknownAccount;
+use ipgate_control::domain::model::{Account, Source, WhitelistEntry, WhitelistMode};
+use ipgate_control::domain::users::token_hash;
 use ipgate_control::domain::Timestamp;
-use ipgate_control::model::{Account, Source, WhitelistEntry, WhitelistMode};
-use ipgate_control::publish::{load_table, Publisher, Touched};
 use ipgate_control::seclog::{Actor, LogKey};
+use ipgate_control::service::publish::{load_table, Publisher, Touched};
 use ipgate_control::store::{NewRequest, Prepared, Store, Verdict};
-use ipgate_control::users::token_hash;
 use ipgate_policy::account::Caller;
 use ipgate_policy::{decide, Decision, LiveTable, Policy};
 use std::net::{IpAddr, Ipv4Addr};

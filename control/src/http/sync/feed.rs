@@ -3,10 +3,10 @@
 //! ask for it).
 
 use super::proxies::{ProxyName, SeenProxies};
-use crate::admin::bearer;
-use crate::admin::error::ApiError;
-use crate::admin::AdminToken;
-use crate::publish::{snapshot, Publisher};
+use crate::api_error::ApiError;
+use crate::http::admin::bearer;
+use crate::http::admin::AdminToken;
+use crate::service::publish::{snapshot, Publisher};
 use crate::store::StoreError;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;

@@ -7,7 +7,10 @@
 //!   - approval: from calling the link's Approve (the same store
 //!     transaction, flush and one-account publish the confirm page runs)
 //!     until the proxy's next lookup allows the new IP (target: 5 ms);
-//!     then a table built again from the store holds every approval.
+//!     then a table built again from the store holds every approval;
+//!   - the sync feed: the snapshot built from the store, its size plain
+//!     and gzipped, and on a proxy the time to check it and build the
+//!     table from it.
 //!
 //! `cargo bench --bench million` measures at full size. The store is built
 //! once (through the store's own API, on /dev/shm when there is one, else
@@ -24,14 +27,17 @@
 #![allow(clippy::unwrap_used)]
 
 use ipgate_config::UnknownAccount;
+use ipgate_control::domain::model::{Account, Source, WhitelistEntry, WhitelistMode};
+use ipgate_control::domain::users::token_hash;
 use ipgate_control::domain::Timestamp;
-use ipgate_control::model::{Account, Source, WhitelistEntry, WhitelistMode};
-use ipgate_control::publish::{load_table, Publisher, Touched};
+use ipgate_control::http::sync::feed::wire_forms;
 use ipgate_control::seclog::{Actor, LogKey};
+use ipgate_control::service::publish::{load_table, snapshot, Publisher, Touched};
 use ipgate_control::store::{NewRequest, Prepared, Store, Verdict};
-use ipgate_control::users::token_hash;
 use ipgate_policy::account::Caller;
+use ipgate_policy::snapshot::Snapshot;
 use ipgate_policy::{decide, Decision, LiveTable, Policy};
+use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -200,6 +206,45 @@ async fn approval(publisher: &Publisher, account: &str, ip: Ipv4Addr) -> Duratio
     started.elapsed()
 }
 
+/// What the sync feed costs at this size: the snapshot built from the
+/// store (as the feed does, once per version), its wire forms, and on a
+/// proxy the checks and the table built from it.
+fn sync_feed(publisher: &Publisher) {
+    let started = Instant::now();
+    let snap = snapshot(&publisher.store, 1).unwrap();
+    let build = started.elapsed();
+    let started = Instant::now();
+    let (plain, gzip) = wire_forms(&snap).unwrap();
+    let encode = started.elapsed();
+    drop(snap);
+    let started = Instant::now();
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&gzip[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    let gunzip = started.elapsed();
+    let started = Instant::now();
+    let decoded = Snapshot::decode(&unzipped).unwrap();
+    let decode = started.elapsed();
+    let started = Instant::now();
+    let table = decoded.to_table();
+    let apply = started.elapsed();
+    assert_eq!(table.entries(), publisher.table.load().entries());
+    println!(
+        "  sync feed: snapshot from the store {:.2} s, encoded and gzipped {:.2} s: {:.1} MB, {:.1} MB on the wire",
+        build.as_secs_f64(),
+        encode.as_secs_f64(),
+        plain.len() as f64 / 1e6,
+        gzip.len() as f64 / 1e6,
+    );
+    println!(
+        "  on a proxy: gunzip {:.2} s, checksum and checks {:.2} s, table built {:.2} s",
+        gunzip.as_secs_f64(),
+        decode.as_secs_f64(),
+        apply.as_secs_f64(),
+    );
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -336,6 +381,7 @@ fn main() {
         ms(first)
     );
     println!("  approvals over 5 ms:             {over} of {approvals}");
+    sync_feed(&publisher);
     drop(publisher);
     let _ = std::fs::remove_dir_all(&run_dir);
 }

@@ -10,15 +10,15 @@ use base64::Engine;
 use clap::Args;
 use ipgate::app::Halves;
 use ipgate_config::Config;
-use ipgate_control::admin::AdminToken;
-use ipgate_control::domain::{AccountId, Timestamp};
-use ipgate_control::hex;
-use ipgate_control::model::{
+use ipgate_control::domain::model::{
     fingerprint, Account, Identity, SecretKey, Source, WhitelistEntry, WhitelistMode,
 };
+use ipgate_control::domain::users::{self, Role, User};
+use ipgate_control::domain::{AccountId, Timestamp};
+use ipgate_control::hex;
+use ipgate_control::http::admin::AdminToken;
 use ipgate_control::seclog::{Actor, LogKey};
 use ipgate_control::store::Store;
-use ipgate_control::users::{self, Role, User};
 use ipgate_devmail::Catcher;
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;

@@ -43,7 +43,7 @@ fn linkify(text: &str) -> Markup {
 }
 
 async fn show(State(m): State<Mailbox>) -> Response {
-    let code = ipgate_control::users::totp_now(
+    let code = ipgate_control::domain::users::totp_now(
         &m.totp_secret,
         ipgate_control::domain::Timestamp::now().unix(),
     );

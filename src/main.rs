@@ -112,7 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .context("config key `proxy.tls_cert`/`proxy.tls_key`")?;
                 }
             }
-            ipgate_control::mailer::check(&c.smtp)?;
+            ipgate_control::mail::sender::check(&c.smtp)?;
             println!("{}: ok ({} routes)", config.display(), c.proxy.routes.len());
             Ok(ExitCode::SUCCESS)
         }

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context};
 use ipgate_config::Config;
-use ipgate_control::admin::{AdminToken, MIN_TOKEN_LEN};
+use ipgate_control::http::admin::{AdminToken, MIN_TOKEN_LEN};
 use ipgate_control::seclog::{LogKey, LogKeyError};
 use std::path::Path;
 

@@ -3,18 +3,18 @@
 //! and the background jobs. The binary serves its routers on listeners;
 //! tests drive the same routers in-process.
 
-use crate::admin::{self, AdminState, AdminToken};
-use crate::flow::Limits;
+use crate::domain::flow::Limits;
+use crate::http::admin::{self, AdminState, AdminToken};
 use crate::http::state::CustomerState;
+use crate::http::sync::{self, feed::FeedVersion, SyncFeed};
 use crate::jobs::Jobs;
-use crate::login_limit::LoginLimit;
-use crate::mailer::{MailConfigError, Mailer};
+use crate::limits::login_limit::LoginLimit;
+use crate::limits::ratelimit::RateLimit;
+use crate::limits::refusals::Refusals;
+use crate::mail::sender::{MailConfigError, Mailer};
 use crate::metrics::FlowMetrics;
-use crate::publish::Publisher;
-use crate::ratelimit::RateLimit;
-use crate::refusals::Refusals;
+use crate::service::publish::Publisher;
 use crate::store::{Store, StoreError};
-use crate::sync::{self, feed::FeedVersion, SyncFeed};
 use axum::Router;
 use ipgate_config::Config;
 use ipgate_policy::client_ip::TrustedProxies;
@@ -35,7 +35,7 @@ pub enum BuildError {
     Generation(#[source] StoreError),
     #[error(
         "the sync token is too short: use at least {} characters",
-        crate::admin::MIN_TOKEN_LEN
+        crate::http::admin::MIN_TOKEN_LEN
     )]
     SyncToken,
     #[error(transparent)]

@@ -3,13 +3,17 @@
 //! state (`state`) and one set of extractors (`extract`). This is the one
 //! place their routes are merged.
 
+pub mod admin;
+pub mod csrf;
 pub mod customer_api;
 pub mod extract;
 pub mod links;
+pub mod openapi;
 pub mod portal;
 pub mod state;
+pub mod sync;
 
-use crate::admin::error::ApiError;
+use crate::api_error::ApiError;
 use axum::Router;
 use state::CustomerState;
 

@@ -4,9 +4,9 @@
 //! over are written; every minute expired portal sessions are removed. At
 //! the stop, `finish` writes the refusal windows still open.
 
+use crate::limits::refusals::Refusals;
 use crate::metrics::FlowMetrics;
-use crate::publish::Publisher;
-use crate::refusals::Refusals;
+use crate::service::publish::Publisher;
 use crate::service::requests::expire_due;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,7 +56,7 @@ impl Jobs {
         }
     }
 
-    async fn write_summaries(&self, due: Vec<crate::refusals::Summary>) {
+    async fn write_summaries(&self, due: Vec<crate::limits::refusals::Summary>) {
         if let Err(e) = self.publisher.store.login_failed_summaries(&due).await {
             tracing::error!(error = %e, summaries = due.len(), "writing login refusal summaries failed");
         }

@@ -1,31 +1,24 @@
-//! ipgate's control plane: the sled store, the admin API, and publishing
-//! every change into the live proxy table before the change is answered.
+//! ipgate's control plane: its typed values and rules (`domain`), the use
+//! cases every front door calls and the publishing of each change into the
+//! live table before it is answered (`service`), the sled store (`store`),
+//! the security log (`seclog`), mail (`mail`), the HTTP front doors
+//! (`http`: admin API, customer API, link pages, portal, and the proxies'
+//! sync feed), the error shape both JSON APIs answer with (`api_error`),
+//! the limits that keep clients from flooding them (`limits`), the
+//! background jobs (`jobs`) and the assembly (`app`).
 
 #![forbid(unsafe_code)]
 
-pub mod admin;
+pub mod api_error;
 pub mod app;
-pub mod backoff;
-pub mod bounded;
-pub mod csrf;
 pub mod domain;
-pub mod flow;
 pub mod hex;
 pub mod html;
 pub mod http;
 pub mod jobs;
-pub mod login_limit;
+pub mod limits;
 pub mod mail;
-pub mod mailer;
 pub mod metrics;
-pub mod model;
-pub mod openapi;
-pub mod publish;
-pub mod ratelimit;
-pub mod refusals;
 pub mod seclog;
 pub mod service;
 pub mod store;
-pub mod sync;
-pub mod tokens;
-pub mod users;

@@ -1,7 +1,7 @@
 //! The control plane's metrics (names are part of the contract, docs/operations.md): requests by
 //! outcome, mail by kind and result, the outbox depth, and link visits.
 
-use crate::flow::Status;
+use crate::domain::flow::Status;
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 
 /// Every label value is present from the start, so dashboards see zeros.

@@ -2,4 +2,5 @@
 //! every step of its change (store, publish, metrics, mail, log). Nothing
 //! here knows about routes, extractors or pages (`http`).
 
+pub mod publish;
 pub mod requests;

@@ -2,7 +2,7 @@
 //! multi-tree transaction, flushed to disk before the method returns, so a
 //! caller that answers after it never answers for a change a crash can lose.
 
-use crate::model::Account;
+use crate::domain::model::Account;
 use crate::seclog::{self, Actor, Event, LogKey, SecRecord, Verification};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -69,7 +69,7 @@ pub enum StoreError {
     #[error("request `{id}` is {status:?}, not pending")]
     NotPending {
         id: String,
-        status: crate::flow::Status,
+        status: crate::domain::flow::Status,
     },
 }
 

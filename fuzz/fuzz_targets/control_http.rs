@@ -12,11 +12,11 @@ use axum::extract::ConnectInfo;
 use axum::Router;
 use http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
-use ipgate_control::admin::AdminToken;
 use ipgate_control::app::{ControlPlane, ControlSecrets};
-use ipgate_control::backoff::{Backoff, Rule};
-use ipgate_control::login_limit::LoginLimit;
-use ipgate_control::ratelimit::RateLimit;
+use ipgate_control::http::admin::AdminToken;
+use ipgate_control::limits::backoff::{Backoff, Rule};
+use ipgate_control::limits::login_limit::LoginLimit;
+use ipgate_control::limits::ratelimit::RateLimit;
 use ipgate_control::store::Store;
 use ipgate_policy::table::{LiveTable, Table};
 use libfuzzer_sys::fuzz_target;
@@ -228,7 +228,7 @@ fn world() -> &'static World {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            let code = ipgate_control::users::totp_now(&secret, now);
+            let code = ipgate_control::domain::users::totp_now(&secret, now);
             let form = format!(
                 "csrf={}&username=alice&password={}&code={code}",
                 hidden_csrf(&page),

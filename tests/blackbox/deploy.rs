@@ -93,31 +93,45 @@ fn the_grafana_dashboard_reads_only_metrics_ipgate_exports_and_its_queries_parse
 }
 
 #[test]
-fn the_systemd_unit_verifies_without_warnings() {
-    let unit = std::fs::read_to_string(repo("deploy/ipgate.service")).unwrap();
-    assert!(unit.contains("ExecStart=/usr/local/bin/ipgate serve --config /etc/ipgate/ipgate.toml"));
-    // systemd-analyze checks that ExecStart's binary exists: point it at ours.
-    let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("ipgate.service");
-    std::fs::write(&copy, unit.replace("/usr/local/bin/ipgate", bin())).unwrap();
-    match Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(&copy)
-        .output()
-    {
-        Ok(out) => {
-            let said = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(out.status.success(), "{said}");
-            assert!(
-                !said.contains("ipgate.service"),
-                "systemd-analyze warns about the unit:\n{said}"
-            );
+fn the_systemd_units_verify_without_warnings() {
+    for (file, role) in [
+        ("ipgate.service", "serve"),
+        ("ipgate-control.service", "control"),
+        ("ipgate-proxy.service", "proxy"),
+    ] {
+        let unit = std::fs::read_to_string(repo(&format!("deploy/{file}"))).unwrap();
+        assert!(
+            unit.contains(&format!(
+                "ExecStart=/usr/local/bin/ipgate {role} --config /etc/ipgate/ipgate.toml"
+            )),
+            "{file}"
+        );
+        // systemd-analyze checks that ExecStart's binary exists: point it at ours.
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join(file);
+        std::fs::write(&copy, unit.replace("/usr/local/bin/ipgate", bin())).unwrap();
+        match Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&copy)
+            .output()
+        {
+            Ok(out) => {
+                let said = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert!(out.status.success(), "{file}: {said}");
+                assert!(
+                    !said.contains(file),
+                    "systemd-analyze warns about {file}:\n{said}"
+                );
+            }
+            Err(e) => {
+                eprintln!("systemd-analyze not installed ({e}); skipped the unit check");
+                return;
+            }
         }
-        Err(e) => eprintln!("systemd-analyze not installed ({e}); skipped the unit check"),
     }
 }
 

@@ -32,7 +32,9 @@ pub(crate) fn plane_in(dir: tempfile::TempDir, toml: &str, sync_token: Option<&s
     let config = Config::parse(toml, Vec::<(String, String)>::new()).unwrap();
     let key = crate::seclog::LogKey::new(b"in-process-log-key-0123456789abcdef").unwrap();
     let store = Store::open(dir.path(), key).unwrap();
-    let table = Arc::new(LiveTable::new(crate::publish::load_table(&store).unwrap()));
+    let table = Arc::new(LiveTable::new(
+        crate::service::publish::load_table(&store).unwrap(),
+    ));
     let control = ControlPlane::build(
         &config,
         store,

@@ -4,17 +4,17 @@
 //! token must be live (not expired or revoked) and carry the scope the
 //! call's method needs: `read` for GET, `request` for POST.
 
-use crate::admin::error::{ApiError, ApiJson, ErrorBody};
+use crate::api_error::{ApiError, ApiJson, ErrorBody};
+use crate::domain::flow::Status;
+use crate::domain::model::{Source, WhitelistEntry, WhitelistMode};
+use crate::domain::tokens::Scope;
+use crate::domain::users::Role;
 use crate::domain::{AccountId, Cidr, Timestamp};
-use crate::flow::Status;
 use crate::http::extract::Caller;
+use crate::http::openapi::ApiRouter;
 use crate::http::state::CustomerState;
-use crate::model::{Source, WhitelistEntry, WhitelistMode};
-use crate::openapi::ApiRouter;
 use crate::service::requests::why_cannot_request;
 use crate::store::IpRequest;
-use crate::tokens::Scope;
-use crate::users::Role;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Json, Router};

@@ -3,13 +3,13 @@
 //! the customer API, an authenticated main user with a live token carrying
 //! the scope the call's method needs.
 
-use crate::admin::error::ApiError;
+use crate::api_error::ApiError;
+use crate::domain::model::Account;
+use crate::domain::tokens::{ApiToken, Scope};
+use crate::domain::users::{self, Role, User};
 use crate::domain::Timestamp;
 use crate::http::state::CustomerState;
-use crate::model::Account;
 use crate::service::requests::Requester;
-use crate::tokens::{ApiToken, Scope};
-use crate::users::{self, Role, User};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -109,7 +109,7 @@ impl FromRequestParts<CustomerState> for Caller {
         state: &CustomerState,
     ) -> Result<Caller, ApiError> {
         let unauthorized = |m: String| ApiError::new(StatusCode::UNAUTHORIZED, "authorization", m);
-        let token = crate::admin::bearer(&parts.headers).ok_or_else(|| {
+        let token = crate::http::admin::bearer(&parts.headers).ok_or_else(|| {
             unauthorized("send your API token as `Authorization: Bearer TOKEN`".into())
         })?;
         let store = &state.publisher.store;

@@ -4,15 +4,15 @@
 //! link; the decision is one store transaction and, on approval, the IPs are
 //! live in the proxy table before the answer is written.
 
-use crate::csrf::{csrf_ok, csrf_value};
-use crate::flow::Status;
+use crate::domain::flow::Status;
+use crate::domain::users::token_hash;
 use crate::html::{message, page, respond, table, unavailable};
+use crate::http::csrf::{csrf_ok, csrf_value};
 use crate::http::extract::Visitor;
 use crate::http::state::CustomerState;
-use crate::mail::request_details;
+use crate::mail::compose::request_details;
 use crate::metrics::LinkResult;
 use crate::store::{IpRequest, LinkView, StoreError, Verdict};
-use crate::users::token_hash;
 use axum::extract::rejection::{FormRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -391,7 +391,7 @@ mod tests {
 
     #[test]
     fn only_tokens_of_the_issued_shape_are_looked_up() {
-        let (token, _) = crate::users::new_api_token();
+        let (token, _) = crate::domain::users::new_api_token();
         assert!(well_formed(&token));
         assert!(!well_formed(&token[..42]));
         assert!(!well_formed(&format!("{}%", &token[..42])));

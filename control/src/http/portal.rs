@@ -4,17 +4,17 @@
 //! cookies are HttpOnly, SameSite=Strict, and Secure when `public_url` is
 //! https. The session id is new at every login.
 
-use crate::admin::error::ApiError;
-use crate::csrf::{csrf_ok, csrf_value};
+use crate::api_error::ApiError;
+use crate::domain::users::{self, token_hash};
 use crate::domain::Timestamp;
 use crate::html::{message, respond, unavailable};
+use crate::http::csrf::{csrf_ok, csrf_value};
 use crate::http::extract::{Caller, Visitor};
 use crate::http::state::CustomerState;
-use crate::login_limit::Refusal;
+use crate::limits::login_limit::Refusal;
 use crate::seclog::Actor;
 use crate::service::requests::why_cannot_request;
 use crate::store::{Session, StoreError};
-use crate::users::{self, token_hash};
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;

@@ -2,12 +2,12 @@
 //! limits, the metrics, the mail sender's wake-up, the CSRF key and the
 //! rate limiters.
 
-use crate::flow::Limits;
-use crate::login_limit::LoginLimit;
+use crate::domain::flow::Limits;
+use crate::limits::login_limit::LoginLimit;
+use crate::limits::ratelimit::RateLimit;
+use crate::limits::refusals::Refusals;
 use crate::metrics::FlowMetrics;
-use crate::publish::Publisher;
-use crate::ratelimit::RateLimit;
-use crate::refusals::Refusals;
+use crate::service::publish::Publisher;
 use crate::service::requests::Requests;
 use ipgate_policy::client_ip::TrustedProxies;
 use std::sync::Arc;

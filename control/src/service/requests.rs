@@ -5,14 +5,14 @@
 //! portal and the link pages each call one of these, so none of them can
 //! forget a step.
 
-use crate::admin::error::{ApiError, FieldError};
-use crate::flow::{self, AccountState, Limits, Status};
+use crate::api_error::{ApiError, FieldError};
+use crate::domain::flow::{self, AccountState, Limits, Status};
+use crate::domain::model::{Account, WhitelistMode};
+use crate::domain::users::{Role, User};
 use crate::metrics::FlowMetrics;
-use crate::model::{Account, WhitelistMode};
-use crate::publish::{Publisher, Touched};
 use crate::seclog::Actor;
+use crate::service::publish::{Publisher, Touched};
 use crate::store::{IpRequest, LinkView, NewRequest, StoreError, Verdict};
-use crate::users::{Role, User};
 use axum::http::StatusCode;
 use std::net::IpAddr;
 use std::time::Duration;

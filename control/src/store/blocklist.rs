@@ -1,7 +1,7 @@
 //! The global blocklist: networks refused for every account.
 
 use super::{abort, decode, encode, flatten, Store, StoreError};
-use crate::model::BlockEntry;
+use crate::domain::model::BlockEntry;
 use crate::seclog::{self, Actor, Event};
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};

@@ -3,8 +3,8 @@
 use super::{
     abort, account_prefix, decode, encode, entry_key, flatten, netindex, Store, StoreError,
 };
+use crate::domain::model::WhitelistEntry;
 use crate::domain::Cidr;
-use crate::model::WhitelistEntry;
 use crate::seclog::{self, Actor, Event};
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};

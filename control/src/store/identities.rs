@@ -12,7 +12,7 @@
 use super::{
     abort, account_prefix, decode, encode, entry_key, flatten, Store, StoreError, TxResult,
 };
-use crate::model::{Identity, SecretKey};
+use crate::domain::model::{Identity, SecretKey};
 use crate::seclog::{self, Actor, Event};
 use serde::{Deserialize, Serialize};
 use serde_json::json;

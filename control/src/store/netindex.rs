@@ -10,8 +10,8 @@
 //! it is opened; `meta` says when it is complete.
 
 use super::{abort, Store, StoreError, TxResult};
+use crate::domain::model::WhitelistMode;
 use crate::domain::Cidr;
-use crate::model::WhitelistMode;
 use ipgate_config::net::parse_cidr;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use sled::transaction::TransactionalTree;

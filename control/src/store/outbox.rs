@@ -14,8 +14,8 @@ use super::flow_trees::FlowTrees;
 use super::mail_jobs::{MailJob, MailKind};
 use super::requests::{on_account, request_key, IpRequest, LinkRecord};
 use super::{abort, decode, encode, flatten, Store, StoreError, TxResult};
+use crate::domain::flow::{status_at, Status};
 use crate::domain::Timestamp;
-use crate::flow::{status_at, Status};
 use crate::seclog::{self, Actor, Event, LogKey};
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};
@@ -82,7 +82,7 @@ impl Store {
     /// hash goes into the links tree (bound to the job's email) and the
     /// attempt is counted, flushed before the token is handed out.
     pub async fn prepare_mail(&self, id: u64) -> Result<Prepared, StoreError> {
-        let (token, hash) = crate::users::new_api_token();
+        let (token, hash) = crate::domain::users::new_api_token();
         // Read outside the transaction (sled would deadlock on a plain read
         // inside one); the link page checks the address again when used.
         let current = self.recipient_on_account(id)?;

@@ -6,9 +6,9 @@
 use super::flow_trees::FlowTrees;
 use super::mail_jobs::{enqueue, MailKind};
 use super::{abort, decode, encode, entry_key, Store, StoreError, TxResult};
+use crate::domain::flow::{status_at, Status};
+use crate::domain::model::{Source, WhitelistEntry};
 use crate::domain::{AccountId, Cidr, Timestamp};
-use crate::flow::{status_at, Status};
-use crate::model::{Source, WhitelistEntry};
 use crate::seclog::{self, Actor, Event, LogKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -76,7 +76,7 @@ pub struct LinkView {
 
 /// `email` is one of `account`'s emails (ignoring ASCII case, as mail
 /// domains are).
-pub(crate) fn on_account(account: &crate::model::Account, email: &str) -> bool {
+pub(crate) fn on_account(account: &crate::domain::model::Account, email: &str) -> bool {
     account.emails.iter().any(|e| e.eq_ignore_ascii_case(email))
 }
 

@@ -4,10 +4,10 @@
 //! two logins racing), the session stored and the security log written.
 
 use super::{abort, decode, encode, flatten, Store, StoreError};
+use crate::domain::users::User;
 use crate::domain::{unix_seconds, AccountId, Timestamp};
-use crate::refusals::Summary;
+use crate::limits::refusals::Summary;
 use crate::seclog::{self, Actor, Event};
-use crate::users::User;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};

@@ -1,6 +1,6 @@
 use super::*;
+use crate::domain::model::{BlockEntry, Source, WhitelistEntry, WhitelistMode};
 use crate::domain::Timestamp;
-use crate::model::{BlockEntry, Source, WhitelistEntry, WhitelistMode};
 
 pub(crate) fn account(id: &str) -> Account {
     Account {

@@ -8,10 +8,10 @@
 //! scope, no expiry: what they allowed before) when the store is opened.
 
 use super::{abort, decode, encode, flatten, parse_sha256, Store, StoreError};
+use crate::domain::tokens::ApiToken;
+use crate::domain::users::User;
 use crate::domain::AccountId;
 use crate::seclog::{self, Actor, Event};
-use crate::tokens::ApiToken;
-use crate::users::User;
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};
 
@@ -185,10 +185,10 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use crate::domain::tokens::Scope;
+    use crate::domain::users::{token_hash, Role, User};
     use crate::domain::Timestamp;
     use crate::store::tests::{account, op, open};
-    use crate::tokens::Scope;
-    use crate::users::{token_hash, Role, User};
 
     fn alice() -> User {
         User {

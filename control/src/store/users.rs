@@ -1,8 +1,8 @@
 //! Portal users (their API tokens: `tokens.rs`).
 
 use super::{abort, decode, encode, flatten, Store, StoreError};
+use crate::domain::users::User;
 use crate::seclog::{self, Actor, Event};
-use crate::users::User;
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};
 

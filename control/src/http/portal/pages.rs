@@ -3,10 +3,10 @@
 //! tables of whitelisted IPs and of requests). The templates escape every
 //! value.
 
-use crate::flow::Status;
+use crate::domain::flow::Status;
+use crate::domain::model::WhitelistEntry;
 use crate::html::page;
 use crate::http::extract::Caller;
-use crate::model::WhitelistEntry;
 use crate::store::IpRequest;
 use maud::{html, Markup, PreEscaped};
 use std::time::Duration;
@@ -66,19 +66,19 @@ fn status_box(v: &WhitelistView) -> Markup {
         "off"
     };
     let feature = match c.account.whitelist {
-        crate::model::WhitelistMode::Enforce => "on (enforced)",
-        crate::model::WhitelistMode::Report => {
+        crate::domain::model::WhitelistMode::Enforce => "on (enforced)",
+        crate::domain::model::WhitelistMode::Report => {
             "on (report only: calls from other IPs are logged, not refused)"
         }
-        crate::model::WhitelistMode::Off => "off",
+        crate::domain::model::WhitelistMode::Off => "off",
     };
     let (class, can) = match v.why_not {
         None => ("ok", "You can request up to two IPv4 addresses below."),
         Some(why) => ("warn", why),
     };
     let role = match c.user.role {
-        crate::users::Role::Main => "main user",
-        crate::users::Role::Sub => "sub user",
+        crate::domain::users::Role::Main => "main user",
+        crate::domain::users::Role::Sub => "sub user",
     };
     html! {
         div class={ "box " (class) } id="status" {

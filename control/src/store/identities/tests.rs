@@ -1,7 +1,7 @@
 use super::*;
+use crate::domain::model::fingerprint;
 use crate::domain::Timestamp;
 use crate::hex;
-use crate::model::fingerprint;
 use crate::store::tests::{account, op, open};
 use sha2::{Digest, Sha256};
 

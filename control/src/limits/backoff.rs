@@ -3,7 +3,7 @@
 //! up to a cap. A success clears the key; a key that fails no more for a
 //! long while starts over. Keys live in a bounded table (see `bounded`).
 
-use crate::bounded::Bounded;
+use crate::limits::bounded::Bounded;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! The admin Bearer token check: constant-time, on a hash of both sides so
 //! neither the length nor the content of the token leaks through timing.
 
-use super::error::ApiError;
+use crate::api_error::ApiError;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;

@@ -1,9 +1,9 @@
 //! `GET /admin/v1/proxies`: the proxies that follow this control plane's
 //! sync feed, with the version each holds and how long ago it polled.
 
-use super::error::ErrorBody;
 use super::AdminState;
-use crate::sync::proxies::ProxyView;
+use crate::api_error::ErrorBody;
+use crate::http::sync::proxies::ProxyView;
 use axum::extract::State;
 use axum::Json;
 use serde::Serialize;

@@ -6,9 +6,9 @@
 //! minute, whatever its request rate. Tallies live in a bounded table (see
 //! `bounded`); a tally pushed out of it is summarised, not lost.
 
-use crate::bounded::Bounded;
 use crate::domain::Timestamp;
-use crate::ratelimit::{network_key, CAPACITY};
+use crate::limits::bounded::Bounded;
+use crate::limits::ratelimit::{network_key, CAPACITY};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Mutex;

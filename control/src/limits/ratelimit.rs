@@ -4,7 +4,7 @@
 //! one used least recently (see `bounded`), so a flood from many addresses
 //! costs the flood its own history, not everyone else their access.
 
-use crate::bounded::Bounded;
+use crate::limits::bounded::Bounded;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! nothing leaves the outbox unless the SMTP server accepted it, or refused
 //! it for good (a 5xx, an address that is not one), which is recorded.
 
-use crate::mail::{self, MailContext, Rendered};
+use crate::mail::compose::{self, MailContext, Rendered};
 use crate::metrics::FlowMetrics;
 use crate::store::{MailJob, Prepared, Store, StoreError};
 use ipgate_config::SmtpConfig;
@@ -168,8 +168,8 @@ impl Mailer {
             from_address: self.from.email.as_ref(),
         };
         let rendered = match job.kind {
-            crate::store::MailKind::Link => mail::link_mail(&request, &link, &ctx),
-            crate::store::MailKind::Notice => mail::notice_mail(&request, &ctx),
+            crate::store::MailKind::Link => compose::link_mail(&request, &link, &ctx),
+            crate::store::MailKind::Notice => compose::notice_mail(&request, &ctx),
         };
         let message = match self.message(&job, &rendered) {
             Ok(m) => m,

@@ -2,14 +2,14 @@
 //! by) and secret keys (kept as SHA-256 only; answers show a fingerprint).
 //! Each change is live in the proxy table before it is answered.
 
-use super::error::{ApiError, ApiJson, ErrorBody};
 use super::handlers::{check_remark, path_account};
 use super::AdminState;
+use crate::api_error::{ApiError, ApiJson, ErrorBody};
+use crate::domain::model::{fingerprint, Identity, SecretKey, SecretKeyView};
 use crate::domain::Timestamp;
 use crate::hex;
-use crate::model::{fingerprint, Identity, SecretKey, SecretKeyView};
-use crate::publish::Touched;
 use crate::seclog::Actor;
+use crate::service::publish::Touched;
 use crate::store::parse_sha256;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;

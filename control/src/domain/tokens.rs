@@ -3,8 +3,8 @@
 //! expires. `read` lets a token call the customer API's GET routes,
 //! `request` its POST routes (submit, cancel).
 
+use crate::domain::model::fingerprint;
 use crate::domain::{unix_seconds_opt, Timestamp};
-use crate::model::fingerprint;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;

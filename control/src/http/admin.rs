@@ -6,18 +6,17 @@
 //! input, one store change through the publisher, answer.
 
 mod auth;
-pub mod error;
 pub(crate) mod handlers;
 pub(crate) mod identities;
 pub(crate) mod proxies;
 pub(crate) mod tokens;
 pub(crate) mod users;
 
-use crate::openapi::ApiRouter;
-use crate::publish::Publisher;
+use crate::api_error::ApiError;
+use crate::http::openapi::ApiRouter;
+use crate::service::publish::Publisher;
 pub use auth::{bearer, AdminToken, MIN_TOKEN_LEN};
 use axum::Router;
-use error::ApiError;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -25,7 +24,7 @@ pub struct AdminState {
     pub publisher: Arc<Publisher>,
     pub token: Arc<AdminToken>,
     /// The sync feed, for the proxies it has seen.
-    pub feed: Arc<crate::sync::SyncFeed>,
+    pub feed: Arc<crate::http::sync::SyncFeed>,
 }
 
 /// The admin API's operations, each routed at the method and path of its

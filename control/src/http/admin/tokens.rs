@@ -1,13 +1,13 @@
 //! Admin routes for a user's customer API tokens: issue (the token is in
 //! that answer only), list (ids, scopes, expiry, fingerprints) and revoke.
 
-use super::error::{ApiError, ApiJson, ErrorBody};
 use super::AdminState;
+use crate::api_error::{ApiError, ApiJson, ErrorBody};
+use crate::domain::tokens::{self, ApiToken, ApiTokenView, Scope};
+use crate::domain::users;
 use crate::domain::Timestamp;
-use crate::publish::Touched;
 use crate::seclog::Actor;
-use crate::tokens::{self, ApiToken, ApiTokenView, Scope};
-use crate::users;
+use crate::service::publish::Touched;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::Json;

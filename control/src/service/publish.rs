@@ -3,8 +3,8 @@
 //! before the change is answered. Writers hold one async mutex, so the table's versions follow
 //! the store's order of changes.
 
+use crate::domain::model::{Account, SecretKey, WhitelistEntry};
 use crate::domain::Cidr;
-use crate::model::{Account, SecretKey, WhitelistEntry};
 use crate::store::{parse_sha256, Store, StoreError};
 use ipgate_policy::snapshot::{unix_seconds, Contents, Snapshot, SnapshotAccount};
 use ipgate_policy::{AccountPolicy, LiveTable, Table};
@@ -29,7 +29,7 @@ pub fn policy(account: &Account, entries: &[WhitelistEntry]) -> AccountPolicy {
 /// (`cargo bench --bench million`). Built directly rather than through
 /// [`snapshot`]: the snapshot holds a second copy of every network, which
 /// at a million entries cost 25 MB more RSS and 0.04 s more (before/after
-/// in docs/performance.md). `publish/snapshot_tests.rs` checks that both
+/// in docs/performance.md). `service/publish/snapshot_tests.rs` checks that both
 /// answer alike.
 pub fn load_table(store: &Store) -> Result<Table, StoreError> {
     let mut accounts = Vec::new();
@@ -194,8 +194,8 @@ mod snapshot_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::model::WhitelistMode;
     use crate::domain::Timestamp;
-    use crate::model::WhitelistMode;
     use crate::seclog::Actor;
     use crate::store::tests::entry_of;
     use ipgate_policy::ranges::RangeSet;
@@ -309,7 +309,7 @@ mod tests {
 
     #[tokio::test]
     async fn identities_and_keys_resolve_the_same_at_start_as_live() {
-        use crate::model::{fingerprint, Identity, SecretKey};
+        use crate::domain::model::{fingerprint, Identity, SecretKey};
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), crate::store::tests::test_key()).unwrap();
         let live = Arc::new(LiveTable::new(load_table(&store).unwrap()));

@@ -5,8 +5,8 @@
 //! their own address spends their own budget and cannot lock the real
 //! user out, whose address has its own.
 
-use crate::backoff::{Backoff, Rule};
-use crate::ratelimit::{client_key, RateLimit, CAPACITY};
+use crate::limits::backoff::{Backoff, Rule};
+use crate::limits::ratelimit::{client_key, RateLimit, CAPACITY};
 use std::net::IpAddr;
 use std::time::Duration;
 

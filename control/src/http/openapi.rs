@@ -32,31 +32,31 @@ use utoipa::{Modify, OpenApi};
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
-        crate::admin::handlers::create_account,
-        crate::admin::handlers::list_accounts,
-        crate::admin::handlers::get_account,
-        crate::admin::handlers::patch_account,
-        crate::admin::handlers::list_entries,
-        crate::admin::handlers::add_entry,
-        crate::admin::handlers::remove_entry,
-        crate::admin::identities::list_identities,
-        crate::admin::identities::add_identity,
-        crate::admin::identities::remove_identity,
-        crate::admin::identities::list_keys,
-        crate::admin::identities::add_key,
-        crate::admin::identities::remove_key,
-        crate::admin::handlers::list_blocks,
-        crate::admin::handlers::add_block,
-        crate::admin::handlers::remove_block,
-        crate::admin::users::create_user,
-        crate::admin::users::get_user,
-        crate::admin::users::enrol_totp,
-        crate::admin::tokens::issue_token,
-        crate::admin::tokens::list_tokens,
-        crate::admin::tokens::revoke_token,
-        crate::admin::handlers::security_log,
-        crate::admin::handlers::verify_security_log,
-        crate::admin::proxies::list_proxies,
+        crate::http::admin::handlers::create_account,
+        crate::http::admin::handlers::list_accounts,
+        crate::http::admin::handlers::get_account,
+        crate::http::admin::handlers::patch_account,
+        crate::http::admin::handlers::list_entries,
+        crate::http::admin::handlers::add_entry,
+        crate::http::admin::handlers::remove_entry,
+        crate::http::admin::identities::list_identities,
+        crate::http::admin::identities::add_identity,
+        crate::http::admin::identities::remove_identity,
+        crate::http::admin::identities::list_keys,
+        crate::http::admin::identities::add_key,
+        crate::http::admin::identities::remove_key,
+        crate::http::admin::handlers::list_blocks,
+        crate::http::admin::handlers::add_block,
+        crate::http::admin::handlers::remove_block,
+        crate::http::admin::users::create_user,
+        crate::http::admin::users::get_user,
+        crate::http::admin::users::enrol_totp,
+        crate::http::admin::tokens::issue_token,
+        crate::http::admin::tokens::list_tokens,
+        crate::http::admin::tokens::revoke_token,
+        crate::http::admin::handlers::security_log,
+        crate::http::admin::handlers::verify_security_log,
+        crate::http::admin::proxies::list_proxies,
         crate::http::customer_api::me,
         crate::http::customer_api::list_whitelist,
         crate::http::customer_api::get_entry,
@@ -66,7 +66,7 @@ use utoipa::{Modify, OpenApi};
         crate::http::customer_api::cancel,
     ),
     // Only referenced by name (issue_token's body is optional).
-    components(schemas(crate::admin::tokens::NewToken)),
+    components(schemas(crate::http::admin::tokens::NewToken)),
     tags(
         (name = "admin", description = "The operator's API on the admin listener (loopback by \
                                         default): accounts, whitelist entries, identities, \
@@ -210,7 +210,7 @@ fn method_of(m: &HttpMethod) -> (Method, MethodFilter) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::AdminToken;
+    use crate::http::admin::AdminToken;
     use serde::Serialize;
     use std::collections::{BTreeMap, BTreeSet};
     use std::sync::Arc;
@@ -273,7 +273,7 @@ mod tests {
 
     #[test]
     fn routers_and_document_have_the_same_operations() {
-        let admin = crate::admin::operations();
+        let admin = crate::http::admin::operations();
         let customer = crate::http::customer_api::operations();
         let documented = documented();
         let tagged = |tag: &str| -> BTreeSet<(String, String)> {
@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn each_handler_is_routed_under_its_own_operation() {
-        let admin = crate::admin::operations();
+        let admin = crate::http::admin::operations();
         let customer = crate::http::customer_api::operations();
         for r in admin.routed().iter().chain(customer.routed()) {
             assert_eq!(
@@ -365,10 +365,10 @@ mod tests {
     #[test]
     fn the_real_routers_serve_exactly_the_operations() {
         let token = Arc::new(AdminToken::new("0123456789abcdef-openapi").unwrap());
-        let admin = served(&crate::admin::app(token));
+        let admin = served(&crate::http::admin::app(token));
         assert_eq!(
             admin,
-            table(&crate::admin::operations()),
+            table(&crate::http::admin::operations()),
             "the admin listener's routes"
         );
 
@@ -467,12 +467,12 @@ mod tests {
 
     #[test]
     fn typed_answers_keep_the_json_they_had() {
-        use crate::admin::tokens::IssuedToken;
-        use crate::admin::users::TotpEnrolment;
+        use crate::domain::model::{Source, WhitelistMode};
+        use crate::domain::tokens::Scope;
+        use crate::domain::users::Role;
+        use crate::http::admin::tokens::IssuedToken;
+        use crate::http::admin::users::TotpEnrolment;
         use crate::http::customer_api::*;
-        use crate::model::{Source, WhitelistMode};
-        use crate::tokens::Scope;
-        use crate::users::Role;
         let s = |v: &str| v.to_string();
         let at = |v: &str| v.parse::<crate::domain::Timestamp>().unwrap();
         let acme = || "acme".parse::<crate::domain::AccountId>().unwrap();
@@ -518,7 +518,7 @@ mod tests {
             account: acme(),
             ips: vec![s("203.0.113.1"), s("203.0.113.2")],
             remark: s("prod"),
-            status: crate::flow::Status::Approved,
+            status: crate::domain::flow::Status::Approved,
             requested_by: s("alice"),
             requested_from: s("198.51.100.7"),
             user_agent: s("curl/8"),
@@ -549,7 +549,7 @@ mod tests {
             remark: s(""),
             requested_by: s("alice"),
             requested_from: s("203.0.113.2"),
-            status: crate::flow::Status::Pending,
+            status: crate::domain::flow::Status::Pending,
             user_agent: s("curl"),
         });
         keys_sorted(&IssuedToken {

@@ -1,12 +1,12 @@
 //! Admin API handlers. Each checks its input fully before any change, so a
 //! refused call changes nothing.
 
-use super::error::{ApiError, ApiJson, ErrorBody};
 use super::AdminState;
+use crate::api_error::{ApiError, ApiJson, ErrorBody};
+use crate::domain::model::{Account, BlockEntry, Source, WhitelistEntry, WhitelistMode};
 use crate::domain::{AccountId, Cidr, Timestamp};
-use crate::model::{Account, BlockEntry, Source, WhitelistEntry, WhitelistMode};
-use crate::publish::Touched;
 use crate::seclog::{Actor, SecRecord, Verification};
+use crate::service::publish::Touched;
 use crate::store::StoreError;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;

@@ -3,8 +3,8 @@
 //! through its bytes.
 
 use super::*;
+use crate::domain::model::{fingerprint, BlockEntry, Identity, WhitelistMode};
 use crate::domain::Timestamp;
-use crate::model::{fingerprint, BlockEntry, Identity, WhitelistMode};
 use crate::seclog::Actor;
 use crate::store::tests::{entry_of, open};
 use ipgate_config::UnknownAccount;

@@ -1,13 +1,13 @@
 //! Admin routes for portal users: create, enrol TOTP (API tokens: `tokens.rs`).
 //! Secrets are shown once in the answer and never logged.
 
-use super::error::{ApiError, ApiJson, ErrorBody};
 use super::handlers::path_account;
 use super::AdminState;
+use crate::api_error::{ApiError, ApiJson, ErrorBody};
+use crate::domain::users::{self, Role, User, UserView};
 use crate::domain::Timestamp;
-use crate::publish::Touched;
 use crate::seclog::Actor;
-use crate::users::{self, Role, User, UserView};
+use crate::service::publish::Touched;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::Json;

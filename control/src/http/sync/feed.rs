@@ -3,10 +3,10 @@
 //! ask for it).
 
 use super::proxies::{ProxyName, SeenProxies};
-use crate::admin::bearer;
-use crate::admin::error::ApiError;
-use crate::admin::AdminToken;
-use crate::publish::{snapshot, Publisher};
+use crate::api_error::ApiError;
+use crate::http::admin::bearer;
+use crate::http::admin::AdminToken;
+use crate::service::publish::{snapshot, Publisher};
 use crate::store::StoreError;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -17,6 +17,7 @@ use axum::routing::get;
 use axum::Router;
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use ipgate_policy::snapshot::Snapshot;
 use serde::Deserialize;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -113,11 +114,7 @@ impl SyncFeed {
             })
             .await;
         let (v, snap) = snap?;
-        let plain = snap.encode();
-        let mut gz = GzEncoder::new(Vec::with_capacity(plain.len() / 4), Compression::fast());
-        let gzip = gz
-            .write_all(&plain)
-            .and_then(|()| gz.finish())
+        let (plain, gzip) = wire_forms(&snap)
             .map_err(|e| StoreError::Corrupt(format!("compressing the snapshot: {e}")))?;
         let e = Arc::new(Encoded {
             version: v,
@@ -127,6 +124,17 @@ impl SyncFeed {
         *cache = Some(e.clone());
         Ok(e)
     }
+}
+
+/// A snapshot as the feed sends it: encoded, and that gzipped (fast
+/// level: the table is mostly digits and repeats, and a poll answered
+/// late costs more than a few bytes more on the wire).
+pub fn wire_forms(snap: &Snapshot) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    let plain = snap.encode();
+    let mut gz = GzEncoder::new(Vec::with_capacity(plain.len() / 4), Compression::fast());
+    gz.write_all(&plain)?;
+    let gzip = gz.finish()?;
+    Ok((plain, gzip))
 }
 
 /// The feed's one route, on the admin listener but outside the admin

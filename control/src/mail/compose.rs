@@ -1,0 +1,210 @@
+//! The mails: one review link per account email, and the outcome notice
+//! after a decision. Each is multipart text + HTML; every stored value is
+//! escaped in the HTML part (a `maud` template).
+
+use crate::html::table;
+use crate::store::IpRequest;
+use maud::{html, Markup};
+
+/// A rendered mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// What the mails need besides the request.
+pub struct MailContext<'a> {
+    pub account_name: &'a str,
+    /// The sender's address, for the address-book line.
+    pub from_address: &'a str,
+}
+
+/// What a request's mails and link pages show about it.
+pub fn request_details(r: &IpRequest) -> Vec<(&'static str, String)> {
+    vec![
+        ("Account", r.account.to_string()),
+        ("IP addresses", r.ips.join(", ")),
+        (
+            "Remark",
+            if r.remark.is_empty() {
+                "(none)".to_string()
+            } else {
+                r.remark.clone()
+            },
+        ),
+        ("Requested by", r.requested_by.clone()),
+        ("Requested at", r.created_at.to_string()),
+        ("Requested from", r.requested_from.clone()),
+        ("Browser / client", r.user_agent.clone()),
+        ("Link expires", r.expires_at.to_string()),
+    ]
+}
+
+fn text_table(rows: &[(&str, String)]) -> String {
+    rows.iter()
+        .map(|(k, v)| format!("  {k:<17} {v}\n"))
+        .collect()
+}
+
+fn address_book(ctx: &MailContext) -> (String, Markup) {
+    let line = format!(
+        "To be sure these security mails reach you, add {} to your address book.",
+        ctx.from_address
+    );
+    let html = html! { p style="color:#667" { (line) } };
+    (line, html)
+}
+
+/// The review mail for one email: its own link.
+pub fn link_mail(r: &IpRequest, link: &str, ctx: &MailContext) -> Rendered {
+    let subject = format!(
+        "Confirm IP whitelist request {} for {}",
+        r.id, ctx.account_name
+    );
+    let rows = request_details(r);
+    let (book, book_html) = address_book(ctx);
+    let intro = format!(
+        "{} asked to add {} to the API IP whitelist of {} ({}).",
+        r.requested_by,
+        r.ips.join(" and "),
+        ctx.account_name,
+        r.account
+    );
+    let text = format!(
+        "{intro}\n\n{table}\nReview it and approve or reject it here. This link is yours alone, works once and expires with the request:\n\n{link}\n\nOpening the link changes nothing: the addresses go live only when you press Approve.\nIf you do not know this request, press Reject or ignore this mail; it expires by itself.\n\n{book}\n",
+        table = text_table(&rows),
+    );
+    let html = html! {
+        p { (intro) }
+        (table(&rows))
+        p {
+            a href=(link) { "Review the request" }
+            " (this link is yours alone, works once and expires with the request)."
+        }
+        p {
+            "Opening the link changes nothing: the addresses go live only when you press Approve. \
+    If you do not know this request, press Reject or ignore this mail; it expires by itself."
+        }
+        (book_html)
+    }
+    .into_string();
+    Rendered {
+        subject,
+        text,
+        html,
+    }
+}
+
+/// The outcome notice sent to every account email after a decision.
+pub fn notice_mail(r: &IpRequest, ctx: &MailContext) -> Rendered {
+    let outcome = r.status.as_str();
+    let by = r.decided_by.clone().unwrap_or_default();
+    let from = r.decided_from.clone().unwrap_or_default();
+    let at = r.decided_at.map(|t| t.to_string()).unwrap_or_default();
+    let subject = format!(
+        "IP whitelist request {} for {} was {outcome}",
+        r.id, ctx.account_name
+    );
+    let effect = match r.status {
+        crate::domain::flow::Status::Approved => format!(
+            "{} {} whitelisted and live now.",
+            r.ips.join(" and "),
+            if r.ips.len() == 1 { "is" } else { "are" }
+        ),
+        _ => "Nothing was changed.".to_string(),
+    };
+    let summary = format!(
+        "Request {} was {outcome} by {by} from {from} at {at}. {effect}",
+        r.id
+    );
+    let mut rows = request_details(r);
+    rows.pop();
+    rows.push(("Decision", outcome.to_string()));
+    rows.push(("Decided by", by));
+    rows.push(("Decided from", from));
+    rows.push(("Decided at", at));
+    let (book, book_html) = address_book(ctx);
+    let text = format!(
+        "{summary}\n\n{table}\nIf this was not you or someone you trust, contact us at once.\n\n{book}\n",
+        table = text_table(&rows)
+    );
+    let html = html! {
+        p { (summary) }
+        (table(&rows))
+        p { "If this was not you or someone you trust, contact us at once." }
+        (book_html)
+    }
+    .into_string();
+    Rendered {
+        subject,
+        text,
+        html,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::flow::Status;
+
+    fn request() -> IpRequest {
+        IpRequest {
+            id: "7".into(),
+            account: "acme".parse().unwrap(),
+            ips: vec!["203.0.113.10".into()],
+            remark: "<b>prod</b>".into(),
+            status: Status::Pending,
+            requested_by: "alice".into(),
+            requested_from: "198.51.100.7".into(),
+            user_agent: "curl/8".into(),
+            created_at: "2026-11-24T10:00:00Z".parse().unwrap(),
+            expires_at: "2026-11-25T10:00:00Z".parse().unwrap(),
+            decided_by: None,
+            decided_from: None,
+            decided_at: None,
+        }
+    }
+
+    const CTX: MailContext = MailContext {
+        account_name: "Acme",
+        from_address: "security@example.com",
+    };
+
+    #[test]
+    fn the_link_mail_carries_the_details_and_its_link() {
+        let m = link_mail(&request(), "https://p.example/confirm/abc", &CTX);
+        for part in [&m.text, &m.html] {
+            for want in [
+                "203.0.113.10",
+                "alice",
+                "198.51.100.7",
+                "2026-11-25T10:00:00Z",
+                "https://p.example/confirm/abc",
+                "security@example.com to your address book",
+            ] {
+                assert!(part.contains(want), "{want} missing in {part}");
+            }
+        }
+        assert!(m.text.contains("<b>prod</b>"));
+        assert!(m.html.contains("&lt;b&gt;prod&lt;/b&gt;"));
+        assert!(!m.html.contains("<b>prod"));
+    }
+
+    #[test]
+    fn the_notice_says_who_decided_from_where_and_when() {
+        let mut r = request();
+        r.status = Status::Approved;
+        r.decided_by = Some("ops@acme.test".into());
+        r.decided_from = Some("192.0.2.9".into());
+        r.decided_at = Some("2026-11-24T10:05:00Z".parse().unwrap());
+        let m = notice_mail(&r, &CTX);
+        assert!(m.subject.contains("approved"));
+        assert!(m.text.contains(
+            "was approved by ops@acme.test from 192.0.2.9 at 2026-11-24T10:05:00Z. 203.0.113.10 is whitelisted and live now."
+        ));
+        r.status = Status::Rejected;
+        assert!(notice_mail(&r, &CTX).text.contains("Nothing was changed."));
+    }
+}

@@ -32,7 +32,7 @@ use ipgate_control::domain::users::token_hash;
 use ipgate_control::domain::Timestamp;
 use ipgate_control::http::sync::feed::wire_forms;
 use ipgate_control::seclog::{Actor, LogKey};
-use ipgate_control::service::publish::{load_table, snapshot, Publisher, Touched};
+use ipgate_control::service::publish::{load_table, snapshot, Publisher};
 use ipgate_control::store::{NewRequest, Prepared, Store, Verdict};
 use ipgate_policy::account::Caller;
 use ipgate_policy::snapshot::Snapshot;
@@ -191,7 +191,7 @@ async fn approval(publisher: &Publisher, account: &str, ip: Ipv4Addr) -> Duratio
     let started = Instant::now();
     let from = IpAddr::from([198, 51, 100, 7]);
     publisher
-        .change(Touched::Account(account), |st| async move {
+        .change(|st| async move {
             st.decide(&hash, Verdict::Approve, from, "bench").await
         })
         .await

@@ -144,6 +144,9 @@ pub struct Store {
     key_hashes: Tree,
     /// Keys the security log's chain; kept outside the store.
     log_key: Arc<LogKey>,
+    /// What committed changes touched of the proxy's table, until the
+    /// publisher takes it.
+    journal: Journal,
 }
 
 impl Store {
@@ -208,6 +211,7 @@ impl Store {
             names: db.open_tree("names")?,
             key_hashes: db.open_tree("key_hashes")?,
             log_key: Arc::new(log_key),
+            journal: Journal::default(),
             db,
         };
         store.ensure_log_key()?;
@@ -238,6 +242,16 @@ impl Store {
     async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
         Ok(())
+    }
+
+    /// What the changes committed since the last call touched of the
+    /// proxy's table, each once, in order.
+    pub fn take_touched(&self) -> Vec<Touch> {
+        self.journal.take()
+    }
+
+    fn touched(&self, touch: Touch) {
+        self.journal.note(touch);
     }
 
     fn next_id(&self) -> Result<u64, StoreError> {
@@ -285,6 +299,7 @@ impl Store {
             },
         ))?;
         self.flush().await?;
+        self.touched(Touch::Account(key.to_string()));
         Ok(account)
     }
 
@@ -320,6 +335,7 @@ impl Store {
             },
         ))?;
         self.flush().await?;
+        self.touched(Touch::Account(id.to_string()));
         Ok(updated)
     }
 
@@ -362,6 +378,9 @@ mod outbox;
 mod requests;
 mod sessions;
 mod settle;
+mod touched;
+use touched::Journal;
+pub use touched::Touch;
 mod tokens;
 mod users;
 pub use mail_jobs::{MailJob, MailKind};

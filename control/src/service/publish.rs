@@ -5,7 +5,7 @@
 
 use crate::domain::model::{Account, SecretKey, WhitelistEntry};
 use crate::domain::Cidr;
-use crate::store::{parse_sha256, Store, StoreError};
+use crate::store::{parse_sha256, Store, StoreError, Touch};
 use ipgate_policy::snapshot::{unix_seconds, Contents, Snapshot, SnapshotAccount};
 use ipgate_policy::{AccountPolicy, LiveTable, Table};
 use ipnet::IpNet;
@@ -118,6 +118,8 @@ pub struct Publisher {
 impl Publisher {
     pub fn new(store: Store, table: Arc<LiveTable>) -> Publisher {
         let version = table.load().version();
+        // The table was built from the store as it is now.
+        store.take_touched();
         Publisher {
             store,
             table,
@@ -138,54 +140,58 @@ impl Publisher {
         read(&self.store, self.table.load().version())
     }
 
-    /// Runs one store change and then republishes what it touched. The
-    /// change is on disk and live in the proxy when this returns `Ok`.
-    pub async fn change<T, F, Fut>(&self, touched: Touched<'_>, change: F) -> Result<T, StoreError>
+    /// Runs one store change and then republishes what it touched, as the
+    /// store noted it while writing (so no caller names it, or forgets to).
+    /// The change is on disk and live in the proxy when this returns `Ok`.
+    pub async fn change<T, F, Fut>(&self, change: F) -> Result<T, StoreError>
     where
         F: FnOnce(Store) -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>>,
     {
         let _writer = self.writer.lock().await;
-        let out = change(self.store.clone()).await?;
-        match touched {
-            Touched::Account(id) => {
-                let next = match self.store.account(id)? {
-                    Some(a) => Some(policy(&a, &self.store.entries(id)?)),
-                    None => None,
-                };
-                self.table.update(|t| t.with_account(id, next));
-            }
-            Touched::Name(value) => {
-                let owner = self.store.identity_owner(value)?;
-                self.table.update(|t| t.with_name(value, owner.as_deref()));
-            }
-            Touched::Key(sha256) => {
-                let owner = self.store.key_owner(&sha256)?;
-                self.table.update(|t| t.with_key(sha256, owner.as_deref()));
-            }
-            Touched::Nothing => return Ok(out),
-            Touched::Blocklist => {
-                let blocked = nets(self.store.blocklist()?.iter().map(|b| b.cidr));
-                self.table.update(|t| t.with_blocklist(&blocked));
+        let stray = self.store.take_touched();
+        if !stray.is_empty() {
+            // A write outside `change`: published now rather than never.
+            tracing::error!(touched = ?stray, "store changes made outside the publisher; republishing them");
+        }
+        let out = change(self.store.clone()).await;
+        let touched = [stray, self.store.take_touched()].concat();
+        // A change that failed after committing a part is republished too,
+        // so the table never differs from the store.
+        self.republish(&touched)?;
+        out
+    }
+
+    fn republish(&self, touched: &[Touch]) -> Result<(), StoreError> {
+        if touched.is_empty() {
+            return Ok(());
+        }
+        for touch in touched {
+            match touch {
+                Touch::Account(id) => {
+                    let next = match self.store.account(id)? {
+                        Some(a) => Some(policy(&a, &self.store.entries(id)?)),
+                        None => None,
+                    };
+                    self.table.update(|t| t.with_account(id, next));
+                }
+                Touch::Name(value) => {
+                    let owner = self.store.identity_owner(value)?;
+                    self.table.update(|t| t.with_name(value, owner.as_deref()));
+                }
+                Touch::Key(sha256) => {
+                    let owner = self.store.key_owner(sha256)?;
+                    self.table.update(|t| t.with_key(*sha256, owner.as_deref()));
+                }
+                Touch::Blocklist => {
+                    let blocked = nets(self.store.blocklist()?.iter().map(|b| b.cidr));
+                    self.table.update(|t| t.with_blocklist(&blocked));
+                }
             }
         }
         self.changed.send_replace(self.table.load().version());
-        Ok(out)
+        Ok(())
     }
-}
-
-/// What a change touched, so only that part of the table is rebuilt.
-#[derive(Debug, Clone, Copy)]
-pub enum Touched<'a> {
-    Account(&'a str),
-    Blocklist,
-    /// An identity value (added or removed): republished as the store now
-    /// has it, so a removal needs only the value it had.
-    Name(&'a str),
-    /// A key hash (added or removed), likewise.
-    Key([u8; 32]),
-    /// Users, tokens: nothing the proxy sees.
-    Nothing,
 }
 
 #[cfg(test)]
@@ -317,7 +323,7 @@ mod tests {
         let op = Actor::system();
         for id in ["acme", "Globex"] {
             let made = p
-                .change(Touched::Account(id), |st| async move {
+                .change(|st| async move {
                     st.create_account(account(id, WhitelistMode::Enforce), &Actor::system())
                         .await
                 })
@@ -334,11 +340,9 @@ mod tests {
             };
             let (p, op) = (&p, op.clone());
             async move {
-                p.change(Touched::Name(value), |st| async move {
-                    st.add_identity(identity, &op).await
-                })
-                .await
-                .unwrap()
+                p.change(|st| async move { st.add_identity(identity, &op).await })
+                    .await
+                    .unwrap()
             }
         };
         let add_key = |account: &'static str, hash: [u8; 32]| {
@@ -352,11 +356,9 @@ mod tests {
             };
             let (p, op) = (&p, op.clone());
             async move {
-                p.change(Touched::Key(hash), |st| async move {
-                    st.add_key(key, hash, &op).await
-                })
-                .await
-                .unwrap()
+                p.change(|st| async move { st.add_key(key, hash, &op).await })
+                    .await
+                    .unwrap()
             }
         };
         add_name("acme", "Sender-1").await;
@@ -365,16 +367,14 @@ mod tests {
         let gone = add_key("Globex", [2; 32]).await;
         add_key("Globex", [3; 32]).await;
         let removed = p
-            .change(Touched::Name("phone-1"), |st| async move {
+            .change(|st| async move {
                 st.remove_identity("Globex", &moved.id, &Actor::system())
                     .await
             })
             .await;
         assert!(removed.is_ok(), "{removed:?}");
         let removed = p
-            .change(Touched::Key([2; 32]), |st| async move {
-                st.remove_key("Globex", &gone.id, &Actor::system()).await
-            })
+            .change(|st| async move { st.remove_key("Globex", &gone.id, &Actor::system()).await })
             .await;
         assert!(removed.is_ok(), "{removed:?}");
         add_name("acme", "PHONE-1").await;
@@ -404,5 +404,110 @@ mod tests {
         assert_eq!(resolved(&start, &names, &keys), now_live);
         assert_eq!((start.identities(), start.keys()), (2, 2));
         assert_eq!((live.load().identities(), live.load().keys()), (2, 2));
+    }
+
+    fn allows(live: &LiveTable, account: &str, ip: &str) -> bool {
+        let ip = ip.parse().unwrap();
+        live.load()
+            .account(account)
+            .is_some_and(|v| v.allowed.contains(ip))
+    }
+
+    #[tokio::test]
+    async fn what_a_change_wrote_is_live_without_being_named() {
+        use crate::domain::model::BlockEntry;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), crate::store::tests::test_key()).unwrap();
+        let live = Arc::new(LiveTable::new(load_table(&store).unwrap()));
+        let p = Publisher::new(store.clone(), live.clone());
+        let mut versions = p.watch();
+        let before = live.load().version();
+        // One change, three writes of three kinds: all of them go live.
+        let done = p
+            .change(|st| async move {
+                let op = Actor::system();
+                for id in ["acme", "globex"] {
+                    st.create_account(account(id, WhitelistMode::Enforce), &op)
+                        .await?;
+                }
+                st.add_entries("acme", vec![entry_of("acme", "192.0.2.7/32")], &op)
+                    .await?;
+                st.add_entries("globex", vec![entry_of("globex", "198.51.100.0/24")], &op)
+                    .await?;
+                let block = BlockEntry {
+                    id: String::new(),
+                    cidr: "203.0.113.0/24".parse().unwrap(),
+                    remark: String::new(),
+                    created_at: Timestamp::now(),
+                };
+                st.add_block(block, &op).await
+            })
+            .await;
+        assert!(done.is_ok(), "{done:?}");
+        assert!(allows(&live, "acme", "192.0.2.7"));
+        assert!(allows(&live, "globex", "198.51.100.9"));
+        assert!(!allows(&live, "acme", "198.51.100.9"));
+        assert!(live.load().is_blocked("203.0.113.5".parse().unwrap()));
+        assert!(live.load().version() > before);
+        assert_eq!(*versions.borrow_and_update(), live.load().version());
+
+        // A change that writes nothing the proxy sees leaves the version.
+        let at = live.load().version();
+        let nothing = p.change(|st| async move { st.expire_due().await }).await;
+        assert!(nothing.is_ok(), "{nothing:?}");
+        assert_eq!(live.load().version(), at);
+        assert!(!versions.has_changed().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_write_that_bypassed_the_publisher_goes_live_with_the_next_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), crate::store::tests::test_key()).unwrap();
+        let op = Actor::system();
+        let made = store
+            .create_account(account("acme", WhitelistMode::Enforce), &op)
+            .await;
+        assert!(made.is_ok(), "{made:?}");
+        // Built after that write: it is in the table already.
+        let live = Arc::new(LiveTable::new(load_table(&store).unwrap()));
+        let p = Publisher::new(store.clone(), live.clone());
+        let at = live.load().version();
+        let nothing = p.change(|st| async move { st.expire_due().await }).await;
+        assert!(nothing.is_ok(), "{nothing:?}");
+        assert_eq!(live.load().version(), at, "nothing was republished twice");
+
+        let stray = store
+            .add_entries("acme", vec![entry_of("acme", "192.0.2.7/32")], &op)
+            .await;
+        assert!(stray.is_ok(), "{stray:?}");
+        assert!(!allows(&live, "acme", "192.0.2.7"));
+        let next = p.change(|st| async move { st.expire_due().await }).await;
+        assert!(next.is_ok(), "{next:?}");
+        assert!(allows(&live, "acme", "192.0.2.7"));
+    }
+
+    #[tokio::test]
+    async fn a_change_failing_after_a_first_write_still_publishes_that_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), crate::store::tests::test_key()).unwrap();
+        let live = Arc::new(LiveTable::new(load_table(&store).unwrap()));
+        let p = Publisher::new(store.clone(), live.clone());
+        let failed = p
+            .change(|st| async move {
+                let op = Actor::system();
+                st.create_account(account("acme", WhitelistMode::Enforce), &op)
+                    .await?;
+                st.add_entries("acme", vec![entry_of("acme", "192.0.2.7/32")], &op)
+                    .await?;
+                // A duplicate: refused, after the two writes above committed.
+                st.add_entries("acme", vec![entry_of("acme", "192.0.2.7/32")], &op)
+                    .await
+            })
+            .await;
+        assert!(
+            matches!(failed, Err(StoreError::Duplicate(_))),
+            "{failed:?}"
+        );
+        assert!(allows(&live, "acme", "192.0.2.7"));
     }
 }

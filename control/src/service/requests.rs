@@ -11,7 +11,7 @@ use crate::domain::model::{Account, WhitelistMode};
 use crate::domain::users::{Role, User};
 use crate::metrics::FlowMetrics;
 use crate::seclog::Actor;
-use crate::service::publish::{Publisher, Touched};
+use crate::service::publish::Publisher;
 use crate::store::{IpRequest, LinkView, NewRequest, StoreError, Verdict};
 use axum::http::StatusCode;
 use std::net::IpAddr;
@@ -125,9 +125,7 @@ impl Requests<'_> {
         };
         let req = self
             .publisher
-            .change(Touched::Nothing, |st| async move {
-                st.create_request(new, &actor).await
-            })
+            .change(|st| async move { st.create_request(new, &actor).await })
             .await?;
         self.metrics.count(Status::Pending, 1);
         self.mail_wake.notify_one();
@@ -144,9 +142,7 @@ impl Requests<'_> {
         let account = c.account.id.clone();
         let req = self
             .publisher
-            .change(Touched::Nothing, |st| async move {
-                st.cancel_request(account.as_str(), &id, &actor).await
-            })
+            .change(|st| async move { st.cancel_request(account.as_str(), &id, &actor).await })
             .await?;
         self.metrics.count(Status::Cancelled, 1);
         tracing::info!(account = %req.account, request = %req.id, "request cancelled");
@@ -165,13 +161,10 @@ impl Requests<'_> {
         ip: IpAddr,
         user_agent: &str,
     ) -> Result<IpRequest, StoreError> {
-        let account = view.request.account.clone();
         let (link_hash, ua) = (link_hash.to_string(), user_agent.to_string());
         let (r, _added) = self
             .publisher
-            .change(Touched::Account(account.as_str()), |st| async move {
-                st.decide(&link_hash, verdict, ip, &ua).await
-            })
+            .change(|st| async move { st.decide(&link_hash, verdict, ip, &ua).await })
             .await?;
         self.metrics.count(r.status, 1);
         self.mail_wake.notify_one();
@@ -184,7 +177,7 @@ impl Requests<'_> {
 /// publisher, and counts them.
 pub async fn expire_due(publisher: &Publisher, metrics: &FlowMetrics) {
     match publisher
-        .change(Touched::Nothing, |st| async move { st.expire_due().await })
+        .change(|st| async move { st.expire_due().await })
         .await
     {
         Ok(0) => {}

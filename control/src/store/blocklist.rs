@@ -1,6 +1,6 @@
 //! The global blocklist: networks refused for every account.
 
-use super::{abort, decode, encode, flatten, Store, StoreError};
+use super::{abort, decode, encode, flatten, Store, StoreError, Touch};
 use crate::domain::model::BlockEntry;
 use crate::seclog::{self, Actor, Event};
 use serde_json::json;
@@ -40,6 +40,7 @@ impl Store {
             },
         ))?;
         self.flush().await?;
+        self.touched(Touch::Blocklist);
         Ok(entry)
     }
 
@@ -63,6 +64,7 @@ impl Store {
             },
         ))?;
         self.flush().await?;
+        self.touched(Touch::Blocklist);
         Ok(removed)
     }
 }

@@ -1,7 +1,7 @@
 //! Accounts' whitelist entries, and the network index kept beside them.
 
 use super::{
-    abort, account_prefix, decode, encode, entry_key, flatten, netindex, Store, StoreError,
+    abort, account_prefix, decode, encode, entry_key, flatten, netindex, Store, StoreError, Touch,
 };
 use crate::domain::model::WhitelistEntry;
 use crate::domain::Cidr;
@@ -84,6 +84,7 @@ impl Store {
             },
         ))?;
         self.flush().await?;
+        self.touched(Touch::Account(account.to_string()));
         Ok(keyed.into_iter().map(|(_, e)| e).collect())
     }
 
@@ -114,6 +115,7 @@ impl Store {
             },
         ))?;
         self.flush().await?;
+        self.touched(Touch::Account(account.to_string()));
         Ok(removed)
     }
 }

@@ -10,7 +10,7 @@
 //! built from its accounts when it is opened; `meta` says when it is done.
 
 use super::{
-    abort, account_prefix, decode, encode, entry_key, flatten, Store, StoreError, TxResult,
+    abort, account_prefix, decode, encode, entry_key, flatten, Store, StoreError, Touch, TxResult,
 };
 use crate::domain::model::{Identity, SecretKey};
 use crate::seclog::{self, Actor, Event};
@@ -199,6 +199,7 @@ impl Store {
             Ok(())
         }))?;
         self.flush().await?;
+        self.touched(Touch::Name(identity.value.clone()));
         Ok(identity)
     }
 
@@ -228,6 +229,7 @@ impl Store {
             Ok(i)
         }))?;
         self.flush().await?;
+        self.touched(Touch::Name(removed.value.clone()));
         Ok(removed)
     }
 
@@ -268,6 +270,7 @@ impl Store {
             Ok(())
         }))?;
         self.flush().await?;
+        self.touched(Touch::Key(hash));
         Ok(key)
     }
 
@@ -299,6 +302,9 @@ impl Store {
             Ok(k)
         }))?;
         self.flush().await?;
+        if let Some(hash) = parse_sha256(&removed.sha256) {
+            self.touched(Touch::Key(hash));
+        }
         Ok(removed)
     }
 

@@ -5,7 +5,7 @@
 
 use super::flow_trees::FlowTrees;
 use super::mail_jobs::{enqueue, MailKind};
-use super::{abort, decode, encode, entry_key, Store, StoreError, TxResult};
+use super::{abort, decode, encode, entry_key, Store, StoreError, Touch, TxResult};
 use crate::domain::flow::{status_at, Status};
 use crate::domain::model::{Source, WhitelistEntry};
 use crate::domain::{AccountId, Cidr, Timestamp};
@@ -439,6 +439,9 @@ impl Store {
             Ok(r)
         })?;
         self.flush().await?;
+        if verdict == Verdict::Approve {
+            self.touched(Touch::Account(decided.account.to_string()));
+        }
         Ok((decided, new_entries.into_iter().map(|(_, e)| e).collect()))
     }
 

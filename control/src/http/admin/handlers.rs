@@ -6,7 +6,6 @@ use crate::api_error::{ApiError, ApiJson, ErrorBody};
 use crate::domain::model::{Account, BlockEntry, Source, WhitelistEntry, WhitelistMode};
 use crate::domain::{AccountId, Cidr, Timestamp};
 use crate::seclog::{Actor, SecRecord, Verification};
-use crate::service::publish::Touched;
 use crate::store::StoreError;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
@@ -172,7 +171,7 @@ pub async fn create_account(
     };
     let created = s
         .publisher
-        .change(Touched::Account(id.as_str()), |st| async move {
+        .change(|st| async move {
             st.create_account(account, &Actor::admin(Some(peer.ip())))
                 .await
         })
@@ -254,7 +253,7 @@ pub async fn patch_account(
     let account = id.clone();
     let updated = s
         .publisher
-        .change(Touched::Account(&id), |st| async move {
+        .change(|st| async move {
             st.update_account(
                 &account,
                 &Actor::admin(Some(peer.ip())),
@@ -359,7 +358,7 @@ pub async fn add_entry(
     let account = id.clone();
     let mut added = s
         .publisher
-        .change(Touched::Account(&id), |st| async move {
+        .change(|st| async move {
             st.add_entries(&account, vec![entry], &Actor::admin(Some(peer.ip())))
                 .await
         })
@@ -397,7 +396,7 @@ pub async fn remove_entry(
     let account = id.clone();
     let removed = s
         .publisher
-        .change(Touched::Account(&id), |st| async move {
+        .change(|st| async move {
             st.remove_entry(&account, &entry_id, &Actor::admin(Some(peer.ip())))
                 .await
         })
@@ -453,9 +452,7 @@ pub async fn add_block(
     };
     let added = s
         .publisher
-        .change(Touched::Blocklist, |st| async move {
-            st.add_block(entry, &Actor::admin(Some(peer.ip()))).await
-        })
+        .change(|st| async move { st.add_block(entry, &Actor::admin(Some(peer.ip()))).await })
         .await?;
     tracing::info!(cidr = %added.cidr, entry = %added.id, "admin: blocklist entry added");
     Ok((StatusCode::CREATED, Json(added)))
@@ -482,9 +479,7 @@ pub async fn remove_block(
 ) -> ApiResult<Json<BlockEntry>> {
     let removed = s
         .publisher
-        .change(Touched::Blocklist, |st| async move {
-            st.remove_block(&id, &Actor::admin(Some(peer.ip()))).await
-        })
+        .change(|st| async move { st.remove_block(&id, &Actor::admin(Some(peer.ip()))).await })
         .await?;
     tracing::info!(cidr = %removed.cidr, entry = %removed.id, "admin: blocklist entry removed");
     Ok(Json(removed))

@@ -9,7 +9,6 @@ use crate::domain::model::{fingerprint, Identity, SecretKey, SecretKeyView};
 use crate::domain::Timestamp;
 use crate::hex;
 use crate::seclog::Actor;
-use crate::service::publish::Touched;
 use crate::store::parse_sha256;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
@@ -146,7 +145,7 @@ pub async fn add_identity(
     };
     let added = s
         .publisher
-        .change(Touched::Name(&body.value), |st| async move {
+        .change(|st| async move {
             st.add_identity(identity, &Actor::admin(Some(peer.ip())))
                 .await
         })
@@ -175,7 +174,7 @@ pub async fn remove_identity(
     Path((id, identity_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Identity>> {
     check_account(&s, &id)?;
-    let Some(known) = s.publisher.store.identity(&id, &identity_id)? else {
+    if s.publisher.store.identity(&id, &identity_id)?.is_none() {
         return Err(ApiError::not_found(
             "id",
             format!("identity `{identity_id}` does not exist"),
@@ -183,7 +182,7 @@ pub async fn remove_identity(
     };
     let removed = s
         .publisher
-        .change(Touched::Name(&known.value), |st| async move {
+        .change(|st| async move {
             st.remove_identity(&id, &identity_id, &Actor::admin(Some(peer.ip())))
                 .await
         })
@@ -253,9 +252,7 @@ pub async fn add_key(
     };
     let added = s
         .publisher
-        .change(Touched::Key(hash), |st| async move {
-            st.add_key(key, hash, &Actor::admin(Some(peer.ip()))).await
-        })
+        .change(|st| async move { st.add_key(key, hash, &Actor::admin(Some(peer.ip()))).await })
         .await?;
     tracing::info!(account = %added.account, fingerprint = %added.fingerprint, key = %added.id, "admin: key added");
     Ok((StatusCode::CREATED, Json(SecretKeyView::from(&added))))
@@ -282,7 +279,7 @@ pub async fn remove_key(
 ) -> ApiResult<Json<SecretKeyView>> {
     check_account(&s, &id)?;
     let known = s.publisher.store.key(&id, &key_id)?;
-    let Some(hash) = known.and_then(|k| parse_sha256(&k.sha256)) else {
+    if known.and_then(|k| parse_sha256(&k.sha256)).is_none() {
         return Err(ApiError::not_found(
             "id",
             format!("key `{key_id}` does not exist"),
@@ -290,7 +287,7 @@ pub async fn remove_key(
     };
     let removed = s
         .publisher
-        .change(Touched::Key(hash), |st| async move {
+        .change(|st| async move {
             st.remove_key(&id, &key_id, &Actor::admin(Some(peer.ip())))
                 .await
         })

@@ -7,7 +7,6 @@ use crate::domain::tokens::{self, ApiToken, ApiTokenView, Scope};
 use crate::domain::users;
 use crate::domain::Timestamp;
 use crate::seclog::Actor;
-use crate::service::publish::Touched;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -111,9 +110,7 @@ pub async fn issue_token(
     let actor = Actor::admin(Some(peer.ip()));
     let issued = s
         .publisher
-        .change(Touched::Nothing, |st| async move {
-            st.issue_token(record, &hash, &actor).await
-        })
+        .change(|st| async move { st.issue_token(record, &hash, &actor).await })
         .await?;
     tracing::info!(user = %username, token = %issued.id, fingerprint = %issued.fingerprint, scopes = ?issued.scopes, "admin: API token issued");
     let view = ApiTokenView::of(&issued, Timestamp::now());
@@ -185,9 +182,7 @@ pub async fn revoke_token(
     let name = username.clone();
     let revoked = s
         .publisher
-        .change(Touched::Nothing, |st| async move {
-            st.revoke_token(&name, &id, &actor).await
-        })
+        .change(|st| async move { st.revoke_token(&name, &id, &actor).await })
         .await?;
     tracing::info!(user = %username, token = %revoked.id, fingerprint = %revoked.fingerprint, "admin: API token revoked");
     Ok(Json(ApiTokenView::of(&revoked, Timestamp::now())))

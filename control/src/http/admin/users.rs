@@ -7,7 +7,6 @@ use crate::api_error::{ApiError, ApiJson, ErrorBody};
 use crate::domain::users::{self, Role, User, UserView};
 use crate::domain::Timestamp;
 use crate::seclog::Actor;
-use crate::service::publish::Touched;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -101,9 +100,7 @@ pub async fn create_user(
     let actor = Actor::admin(Some(peer.ip()));
     let created = s
         .publisher
-        .change(Touched::Nothing, |st| async move {
-            st.create_user(user, &actor).await
-        })
+        .change(|st| async move { st.create_user(user, &actor).await })
         .await?;
     tracing::info!(user = %created.username, account = %created.account, role = ?created.role, "admin: user created");
     Ok((StatusCode::CREATED, Json(UserView::from(&created))))
@@ -160,7 +157,7 @@ pub async fn enrol_totp(
     let actor = Actor::admin(Some(peer.ip()));
     let name = username.clone();
     s.publisher
-        .change(Touched::Nothing, |st| async move {
+        .change(|st| async move {
             st.update_user(
                 &name,
                 &actor,

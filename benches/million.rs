@@ -191,9 +191,7 @@ async fn approval(publisher: &Publisher, account: &str, ip: Ipv4Addr) -> Duratio
     let started = Instant::now();
     let from = IpAddr::from([198, 51, 100, 7]);
     publisher
-        .change(|st| async move {
-            st.decide(&hash, Verdict::Approve, from, "bench").await
-        })
+        .change(|st| async move { st.decide(&hash, Verdict::Approve, from, "bench").await })
         .await
         .unwrap();
     while !allowed(&publisher.table, account, ip) {

@@ -2,10 +2,10 @@
 //! planes' sync feeds, on free loopback ports, with its snapshot file in
 //! its own temp dir.
 
-use super::{bin, ip, Upstream, SYNC_TOKEN};
+use super::{bin, free_port, ip, Upstream, SYNC_TOKEN};
 use ipgate_policy::snapshot::{Contents, Snapshot, SnapshotAccount};
 use ipgate_policy::Mode;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,8 +41,7 @@ impl FleetOpts {
 
     /// A control plane's URL nobody answers at.
     pub fn nobody() -> String {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
+        format!("http://127.0.0.1:{}", free_port())
     }
 }
 
@@ -90,14 +89,7 @@ impl FleetProxy {
     fn try_start(upstream: &Upstream, opts: FleetOpts) -> Result<FleetProxy, String> {
         let dir = tempfile::tempdir().unwrap();
         let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        let held: Vec<TcpListener> = (0..2)
-            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
-        let ports: Vec<u16> = held
-            .iter()
-            .map(|l| l.local_addr().map(|a| a.port()).unwrap_or(0))
-            .collect();
-        drop(held);
+        let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
         let (proxy, metrics) = (at(ports[0]), at(ports[1]));
         let urls: Vec<String> = opts
             .control_urls

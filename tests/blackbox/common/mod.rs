@@ -25,9 +25,21 @@ pub const SYNC_TOKEN: &str = "test-sync-token-0123456789abcdef";
 
 pub const LOG_KEY: &str = "test-log-key-0123456789abcdef-0123456789";
 
+/// A port no other test of this run is given, and below the kernel's
+/// ephemeral range (32768 and up), so neither `bind(0)` nor an outgoing
+/// connection takes it while a server restarts on it: a slice of 2,000
+/// ports per process, chosen by its pid, each port free when handed out.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("no free port: {e}"));
-    l.local_addr().map(|a| a.port()).unwrap()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = 20_000 + (std::process::id() % 6) * 2_000;
+    for _ in 0..2_000 {
+        let port = (base + NEXT.fetch_add(1, Ordering::Relaxed) % 2_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {base}..{}", base + 2_000);
 }
 
 pub fn ip(s: &str) -> IpAddr {
@@ -321,17 +333,7 @@ impl Server {
     fn try_start(upstream: &Upstream, opts: ServerOpts) -> Result<Server, String> {
         let dir = tempfile::tempdir().unwrap();
         let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        // Hold all listeners at once so one gate never gets a port twice.
-        let held: Vec<TcpListener> = (0..5)
-            .map(|_| {
-                TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("no free port: {e}"))
-            })
-            .collect();
-        let ports: Vec<u16> = held
-            .iter()
-            .map(|l| l.local_addr().map(|a| a.port()).unwrap_or(0))
-            .collect();
-        drop(held);
+        let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
         let (proxy, admin, metrics, portal) =
             (at(ports[0]), at(ports[1]), at(ports[2]), at(ports[3]));
         let tls = opts.tls.then(|| at(ports[4]));

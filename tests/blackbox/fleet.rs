@@ -542,3 +542,66 @@ fn the_fleet_follows_the_store_through_control_plane_crashes_during_changes() {
         "acme's calls answered wrongly during the crashes"
     );
 }
+
+/// A proxy in its own network namespace loses its link for 60 s (`ip link
+/// set down`: nothing passes, nobody is told) while its account loses the
+/// entry its caller needs; within 1 s of the link coming back the caller's
+/// answer flips to 403. Needs root; skipped with a line otherwise.
+#[test]
+fn a_proxy_cut_off_for_60_s_catches_up_within_a_second_of_the_link_coming_back() {
+    use crate::common::netns::{forward, NetNs};
+    let Some(ns) = NetNs::make(1) else { return };
+    let up = Upstream::start();
+    let control = Server::start(&up, ServerOpts::control_plane());
+    let caller = ns.host.to_string();
+    control.account("acme", "enforce", &[&format!("{caller}/32")]);
+    let on_link = |to: std::net::SocketAddr| forward((ns.host, 0).into(), to);
+    let proxy = FleetProxy::start(
+        &up,
+        FleetOpts {
+            within: Some(Within {
+                netns: ns.name.clone(),
+                listen: ns.inner,
+                upstream: on_link(up.addr),
+            }),
+            ..FleetOpts::following(&[format!("http://{}", on_link(control.admin))])
+        },
+    );
+    let call = || {
+        proxy
+            .get(&caller, "/sms/send", &[("X-Account-Id", "acme")])
+            .0
+    };
+    proxy.wait_until("the first table", 15, || call() == 200);
+
+    ns.cut();
+    let cut = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let (s, entries) = control.admin("GET", "/admin/v1/accounts/acme/whitelist", None);
+    assert_eq!(s, 200, "{entries}");
+    let id = entries[0]["id"].as_str().unwrap().to_string();
+    let (s, b) = control.admin(
+        "DELETE",
+        &format!("/admin/v1/accounts/acme/whitelist/{id}"),
+        None,
+    );
+    assert_eq!(s, 200, "{b}");
+    std::thread::sleep(Duration::from_secs(60).saturating_sub(cut.elapsed()));
+
+    ns.mend();
+    let mended = Instant::now();
+    while call() != 403 {
+        assert!(
+            mended.elapsed() < Duration::from_secs(1),
+            "not caught up within 1 s of the link coming back:\n{}",
+            proxy.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!(
+        "caught up {:.0} ms after the link came back",
+        mended.elapsed().as_secs_f64() * 1000.0
+    );
+    let m = proxy.metrics_text();
+    assert!(m.contains("ipgate_sync_connected 1"), "{m}");
+}

@@ -1,11 +1,15 @@
 //! The pause after a failed poll: exponential from [`MIN`] to [`MAX`],
 //! jittered (a random point in the upper half, never under [`MIN`]) so that a fleet of proxies
-//! does not come back to a restarted control plane in step.
+//! does not come back to a restarted control plane in step. The cap is
+//! short so that a proxy cut off catches up within about a second of its
+//! link coming back; a failed attempt costs a control plane one refused
+//! or unanswered connection, so even a thousand proxies probing a dead
+//! one send it only a few thousand SYNs a second.
 
 use std::time::Duration;
 
 pub const MIN: Duration = Duration::from_millis(100);
-pub const MAX: Duration = Duration::from_secs(5);
+pub const MAX: Duration = Duration::from_millis(500);
 
 /// Consecutive failures, and the pause the next one earns.
 #[derive(Debug, Default)]

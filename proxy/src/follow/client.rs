@@ -13,6 +13,11 @@ use std::time::Duration;
 /// The largest answer taken, compressed or not: the largest snapshot.
 pub const MAX_BODY: u64 = HEADER_LEN as u64 + MAX_PAYLOAD;
 
+/// How long a connection to a control plane may take. Short, so that a
+/// proxy whose link was cut retries soon after it is back: the SYN of an
+/// attempt begun just before is resent 1 s later, within this bound.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
+
 /// Added to `sync.poll_timeout` to bound one request whole.
 pub const MARGIN: Duration = Duration::from_secs(10);
 
@@ -75,7 +80,7 @@ impl Client {
         let timeout = poll_timeout + MARGIN;
         let http = reqwest::Client::builder()
             .no_proxy()
-            .connect_timeout(Duration::from_secs(5))
+            .connect_timeout(CONNECT_TIMEOUT)
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -24,6 +24,18 @@ pub struct FleetOpts {
     pub name: String,
     /// Written as the snapshot file before the first start.
     pub snapshot: Option<Vec<u8>>,
+    /// Run inside a network namespace (none: on the host's loopback).
+    pub within: Option<Within>,
+}
+
+/// A proxy inside a network namespace: it listens on the namespace's
+/// address and reaches its upstream at `upstream` (a forwarder on the
+/// host's end of the link).
+#[derive(Clone)]
+pub struct Within {
+    pub netns: String,
+    pub listen: std::net::Ipv4Addr,
+    pub upstream: SocketAddr,
 }
 
 impl FleetOpts {
@@ -36,6 +48,7 @@ impl FleetOpts {
             poll_timeout: "25s",
             name: "edge-1".to_string(),
             snapshot: None,
+            within: None,
         }
     }
 
@@ -68,6 +81,7 @@ pub struct FleetProxy {
     pub proxy: SocketAddr,
     pub metrics: SocketAddr,
     pub token: Option<String>,
+    netns: Option<String>,
 }
 
 impl FleetProxy {
@@ -88,7 +102,11 @@ impl FleetProxy {
 
     fn try_start(upstream: &Upstream, opts: FleetOpts) -> Result<FleetProxy, String> {
         let dir = tempfile::tempdir().unwrap();
-        let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let host = opts
+            .within
+            .as_ref()
+            .map_or(std::net::Ipv4Addr::LOCALHOST, |w| w.listen);
+        let at = |p: u16| SocketAddr::from((host, p));
         let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
         let (proxy, metrics) = (at(ports[0]), at(ports[1]));
         let urls: Vec<String> = opts
@@ -120,7 +138,7 @@ max_stale = "{max_stale}"
 poll_timeout = "{poll_timeout}"
 name = "{name}"
 "#,
-            up = upstream.addr,
+            up = opts.within.as_ref().map_or(upstream.addr, |w| w.upstream),
             urls = urls.join(", "),
             snapshot = dir.path().join("data/snapshot.bin").display(),
             max_stale = opts.max_stale,
@@ -136,6 +154,7 @@ name = "{name}"
             proxy,
             metrics,
             token: opts.token,
+            netns: opts.within.map(|w| w.netns),
         };
         if let Some(bytes) = &opts.snapshot {
             p.write_snapshot(bytes);
@@ -165,7 +184,14 @@ name = "{name}"
             .append(true)
             .open(self.dir.path().join("proxy.log"))
             .unwrap();
-        let mut cmd = Command::new(bin());
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin()]);
+                c
+            }
+            None => Command::new(bin()),
+        };
         cmd.args(["proxy", "--config"])
             .arg(&self.config)
             .env("RUST_LOG", "info")

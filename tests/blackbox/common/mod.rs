@@ -6,6 +6,7 @@ pub mod browser;
 pub mod fleet;
 pub mod fs;
 pub mod identities;
+pub mod netns;
 pub mod webdriver;
 
 use serde_json::Value;

@@ -605,3 +605,33 @@ fn a_proxy_cut_off_for_60_s_catches_up_within_a_second_of_the_link_coming_back()
     let m = proxy.metrics_text();
     assert!(m.contains("ipgate_sync_connected 1"), "{m}");
 }
+
+/// A snapshot file edited in place (an address changed, the length kept)
+/// fails its checksum: refused with a log line, never loaded.
+#[test]
+fn an_edited_snapshot_is_refused_by_its_checksum_and_never_loaded() {
+    let up = Upstream::start();
+    let mut bytes = snapshot(5, "acme", Mode::Enforce, &["127.0.0.9/32"]).encode();
+    let at = bytes
+        .windows(9)
+        .position(|w| w == b"127.0.0.9")
+        .expect("the address is in the file as text");
+    bytes[at + 8] = b'1';
+    let proxy = FleetProxy::start(
+        &up,
+        FleetOpts {
+            snapshot: Some(bytes),
+            ..FleetOpts::following(&[FleetOpts::nobody()])
+        },
+    );
+    let (status, body) = acme(&proxy, "127.0.0.1");
+    assert_eq!((status, code(&body).as_str()), (503, "no_table"), "{body}");
+    assert_eq!(up.hits(), 0);
+    let log = proxy.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("saved snapshot refused"))
+        .unwrap_or_else(|| panic!("no refusal line:\n{log}"));
+    assert!(line.contains("checksum"), "{line}");
+    assert!(proxy.metrics_text().contains("ipgate_sync_version 0"));
+}

@@ -92,6 +92,10 @@ pub enum AppError {
     NoSyncToken,
     #[error(transparent)]
     Follow(#[from] FollowError),
+    #[error("`--upgrade` is for `ipgate proxy` only: a process with a store cannot take over from one that holds it")]
+    UpgradeNeedsProxy,
+    #[error(transparent)]
+    UpgradeSock(#[from] crate::upgrade_sock::UpgradeSockError),
 }
 
 /// Binds now, so a taken port is a clear error before anything starts.
@@ -102,6 +106,42 @@ fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, AppError> {
     Ok(l)
 }
 
+/// The metrics listener: bound now, or, for a new process taking over
+/// with `--upgrade`, as soon as the old one lets its port go.
+enum MetricsBind {
+    Now(TcpListener),
+    Later(SocketAddr),
+}
+
+/// The metrics listener (taken once, when it starts), and what it shows.
+type MetricsParts = (
+    std::sync::Mutex<Option<MetricsBind>>,
+    Arc<Registry>,
+    Arc<LiveTable>,
+);
+
+/// How often a new process tries the old one's metrics port.
+const METRICS_RETRY: Duration = Duration::from_millis(50);
+
+impl MetricsBind {
+    async fn listener(self, mut stop: watch::Receiver<bool>) -> Option<TcpListener> {
+        let addr = match self {
+            MetricsBind::Now(l) => return Some(l),
+            MetricsBind::Later(addr) => addr,
+        };
+        loop {
+            if let Ok(l) = bind("metrics.listen", addr) {
+                tracing::info!(%addr, "metrics listener taken over from the old process");
+                return Some(l);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(METRICS_RETRY) => {}
+                _ = stop.wait_for(|s| *s) => return None,
+            }
+        }
+    }
+}
+
 /// A server assembled and ready to run.
 pub struct App {
     server: Server,
@@ -110,19 +150,31 @@ pub struct App {
     drain: Arc<Drain>,
     drain_timeout: Duration,
     control_stop: ControlStop,
+    /// `ipgate proxy`: the socket a SIGQUIT sends the listeners to.
+    hand_over_to: Option<std::path::PathBuf>,
 }
 
 impl App {
     /// Opens the store, loads the table, and assembles the halves asked
     /// for. `portal_extra`: routes only the demo adds to the portal
     /// listener (`/dev/mailbox`).
+    /// `upgrade`: take the listening sockets over from a running `ipgate
+    /// proxy` (sent when it gets SIGQUIT).
     pub fn build(
         config: Config,
         halves: Halves,
         secrets: Secrets,
         portal_extra: Option<axum::Router>,
+        upgrade: bool,
     ) -> Result<App, AppError> {
         crate::huge_pages::turn_off();
+        if upgrade && halves != Halves::ProxyOnly {
+            return Err(AppError::UpgradeNeedsProxy);
+        }
+        let upgrade_sock = match halves {
+            Halves::ProxyOnly => Some(crate::upgrade_sock::checked(&config)?),
+            _ => None,
+        };
         let registry = Registry::new();
         let mut control_parts = None;
         let mut follower = None;
@@ -174,18 +226,48 @@ impl App {
         let admin_listener = control_listen("control.admin_listen", config.control.admin_listen)?;
         let portal_listener = control_listen("control.listen", config.control.listen)?;
         let metrics_listener = match config.metrics.listen {
-            Some(a) => Some(bind("metrics.listen", a)?),
+            Some(a) => match bind("metrics.listen", a) {
+                Ok(l) => Some(MetricsBind::Now(l)),
+                // The process handing over holds it until it stops.
+                Err(AppError::Listen { error, .. })
+                    if upgrade && error.kind() == std::io::ErrorKind::AddrInUse =>
+                {
+                    Some(MetricsBind::Later(a))
+                }
+                Err(e) => return Err(e),
+            },
             None => None,
         };
 
+        let drain_timeout = config.proxy.drain_timeout.0;
         let conf = ServerConf {
             threads: config.proxy.threads,
             work_stealing: false,
-            grace_period_seconds: Some(0),
+            // A SIGTERM drains before Pingora hears of it. A hand-over
+            // cannot (the sockets go first), so Pingora's grace period
+            // bounds it; `hand_over` ends the process sooner.
+            grace_period_seconds: Some(match upgrade_sock {
+                Some(_) => drain_timeout.as_secs() + u64::from(drain_timeout.subsec_nanos() > 0),
+                None => 0,
+            }),
             graceful_shutdown_timeout_seconds: Some(2),
+            upgrade_sock: upgrade_sock
+                .as_ref()
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default(),
             ..Default::default()
         };
-        let mut server = Server::new_with_opt_and_conf(None, conf);
+        let opt = pingora::server::configuration::Opt {
+            upgrade,
+            ..Default::default()
+        };
+        let mut server = Server::new_with_opt_and_conf(opt, conf);
+        if upgrade {
+            tracing::info!(
+                socket = ?upgrade_sock.as_ref().map(|(p, _)| p),
+                "waiting for the running proxy's listening sockets: send it SIGQUIT now"
+            );
+        }
         server.bootstrap();
 
         let drain = Arc::new(Drain::default());
@@ -198,9 +280,20 @@ impl App {
                     drain: drain.clone(),
                     server_conf: &server.configuration,
                     introspect_token: secrets.introspect_token,
+                    upgrade,
                 },
             )?;
-            server.add_services(services);
+            server.add_services(services.services);
+            if halves == Halves::ProxyOnly {
+                server.add_service(background_service(
+                    "hand-over",
+                    crate::hand_over::HandOverEnd {
+                        drain: drain.clone(),
+                        connections: services.connections,
+                        timeout: drain_timeout,
+                    },
+                ));
+            }
         }
 
         let control = match control_parts {
@@ -229,7 +322,13 @@ impl App {
             admin: admin_listener.and_then(|l| Some((l, control.as_ref()?.admin_router()))),
             portal: portal_listener.and_then(|l| Some((l, control.as_ref()?.portal_router()))),
             portal_extra,
-            metrics: metrics_listener.map(|l| (l, Arc::new(registry), table.clone())),
+            metrics: metrics_listener.map(|l| {
+                (
+                    std::sync::Mutex::new(Some(l)),
+                    Arc::new(registry),
+                    table.clone(),
+                )
+            }),
             control,
             timeouts: Timeouts {
                 header: config.control.header_timeout.0,
@@ -260,8 +359,9 @@ impl App {
             server,
             jobs,
             drain,
-            drain_timeout: config.proxy.drain_timeout.0,
+            drain_timeout,
             control_stop,
+            hand_over_to: upgrade_sock.map(|(p, _)| p),
         })
     }
 
@@ -272,6 +372,7 @@ impl App {
                 drain: self.drain,
                 timeout: self.drain_timeout,
                 control: self.control_stop,
+                hand_over_to: self.hand_over_to,
             }),
         });
         // Every runtime has stopped (Pingora drops their tasks at once, so
@@ -313,7 +414,7 @@ struct Listeners {
     portal: Option<(TcpListener, axum::Router)>,
     /// Routes only the demo adds to the portal listener (`/dev/mailbox`).
     portal_extra: Option<axum::Router>,
-    metrics: Option<(TcpListener, Arc<Registry>, Arc<LiveTable>)>,
+    metrics: Option<MetricsParts>,
     /// None for a proxy on its own.
     control: Option<ControlPlane>,
     timeouts: Timeouts,
@@ -393,10 +494,15 @@ impl BackgroundService for Listeners {
             }
         };
         let metrics = async {
-            if let Some((l, registry, table)) = &self.metrics {
+            let Some((bind, registry, table)) = &self.metrics else {
+                return;
+            };
+            let bind = bind.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let Some(bind) = bind else { return };
+            if let Some(l) = bind.listener(shutdown.clone()).await {
                 serve(
                     "metrics",
-                    l,
+                    &l,
                     metrics_router(registry.clone(), table.clone()),
                     self.timeouts,
                     shutdown.clone(),

@@ -103,7 +103,7 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
         introspect_token: crate::secrets::introspect_token(&config)?,
         sync_token: crate::secrets::sync_token(&config)?,
     };
-    ipgate::app::App::build(config, Halves::Both, secrets, Some(mailbox))?.run();
+    ipgate::app::App::build(config, Halves::Both, secrets, Some(mailbox), false)?.run();
     drop(dir);
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,9 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+mod hand_over;
 mod hangup;
 mod huge_pages;
 mod listener;
 mod stop_signal;
+mod upgrade_sock;

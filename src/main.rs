@@ -59,6 +59,10 @@ enum Cmd {
     Proxy {
         #[arg(long, short)]
         config: PathBuf,
+        /// Take the listening sockets over from the running proxy: start
+        /// this, then send the running one SIGQUIT (docs/operations.md).
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Config file commands.
     Config {
@@ -116,9 +120,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}: ok ({} routes)", config.display(), c.proxy.routes.len());
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Serve { config } => serve(&config, ipgate::app::Halves::Both, cli.log_json),
-        Cmd::Control { config } => serve(&config, ipgate::app::Halves::ControlOnly, cli.log_json),
-        Cmd::Proxy { config } => serve(&config, ipgate::app::Halves::ProxyOnly, cli.log_json),
+        Cmd::Serve { config } => serve(&config, ipgate::app::Halves::Both, false, cli.log_json),
+        Cmd::Control { config } => serve(
+            &config,
+            ipgate::app::Halves::ControlOnly,
+            false,
+            cli.log_json,
+        ),
+        Cmd::Proxy { config, upgrade } => serve(
+            &config,
+            ipgate::app::Halves::ProxyOnly,
+            upgrade,
+            cli.log_json,
+        ),
         Cmd::Admin(args) => admin_cli::run(args),
         Cmd::CheckNetwork { config } => check_network::run(&Config::load(&config)?),
         Cmd::Certs { cmd } => certs::run(cmd),
@@ -132,6 +146,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn serve(
     path: &std::path::Path,
     halves: ipgate::app::Halves,
+    upgrade: bool,
     log_json: bool,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
@@ -150,6 +165,6 @@ fn serve(
         introspect_token: secrets::introspect_token(&config)?,
         sync_token: secrets::sync_token(&config)?,
     };
-    ipgate::app::App::build(config, halves, secrets, None)?.run();
+    ipgate::app::App::build(config, halves, secrets, None, upgrade)?.run();
     Ok(ExitCode::SUCCESS)
 }

@@ -1,17 +1,22 @@
 //! SIGTERM drains the proxy and then the control plane before Pingora
 //! stops: Pingora's own graceful stop tears its runtimes down as soon as
-//! the signal is broadcast (its grace period is a fixed sleep, here none),
-//! which would cut calls the upstream is already acting on, and admin,
-//! portal and sync calls half answered. So the signal is taken here, the
-//! proxy drains (`ipgate_proxy::drain`), then the control plane's
-//! listeners stop taking connections and finish the calls they hold (sync
-//! polls answer 304 at once), all within `proxy.drain_timeout`, and only
-//! then is the stop handed on. SIGINT stays a fast stop; SIGQUIT
-//! (a graceful `--upgrade` hand-over) is handed on as it comes.
+//! the signal is broadcast (its grace period is a fixed sleep), which
+//! would cut calls the upstream is already acting on, and admin, portal
+//! and sync calls half answered. So the signal is taken here, the proxy
+//! drains (`ipgate_proxy::drain`), then the control plane's listeners stop
+//! taking connections and finish the calls they hold (sync polls answer
+//! 304 at once), all within `proxy.drain_timeout`, and only then is the
+//! stop handed on. SIGINT stays a fast stop.
+//!
+//! SIGQUIT hands `ipgate proxy`'s listening sockets to a new process
+//! started with `--upgrade` (`crate::hand_over`). A process with a store
+//! cannot hand over (the new one could not open the store while this one
+//! holds it), so there SIGQUIT stops as SIGTERM does.
 
 use async_trait::async_trait;
 use ipgate_proxy::drain::{Drain, Drained};
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch, UnixShutdownSignalWatch};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -20,6 +25,10 @@ pub struct DrainOnTerm {
     pub drain: Arc<Drain>,
     pub timeout: Duration,
     pub control: ControlStop,
+    /// `ipgate proxy`: where a SIGQUIT sends the listening sockets. Its
+    /// Pingora grace period is then the hand-over's bound, so a SIGTERM's
+    /// stop (drained already) is handed on as a fast one.
+    pub hand_over_to: Option<PathBuf>,
 }
 
 /// How the control plane's listeners are stopped and seen stopped.
@@ -32,8 +41,23 @@ pub struct ControlStop {
 impl ShutdownSignalWatch for DrainOnTerm {
     async fn recv(&self) -> ShutdownSignal {
         let signal = UnixShutdownSignalWatch.recv().await;
-        if !matches!(signal, ShutdownSignal::GracefulTerminate) {
-            return signal;
+        match (&signal, &self.hand_over_to) {
+            (ShutdownSignal::FastShutdown, _) => return signal,
+            (ShutdownSignal::GracefulUpgrade, Some(sock)) => {
+                self.drain.hand_over();
+                tracing::info!(
+                    socket = %sock.display(),
+                    in_flight = self.drain.in_flight(),
+                    "SIGQUIT received: handing the listening sockets to the new process; \
+                     every answer from here on closes its connection"
+                );
+                return signal;
+            }
+            (ShutdownSignal::GracefulUpgrade, None) => tracing::warn!(
+                "SIGQUIT asks for a hand-over, which only `ipgate proxy` does (this process \
+                 holds the store): stopping as on SIGTERM"
+            ),
+            (ShutdownSignal::GracefulTerminate, _) => {}
         }
         let started = Instant::now();
         tracing::info!(
@@ -60,6 +84,9 @@ impl ShutdownSignalWatch for DrainOnTerm {
                 "proxy.drain_timeout passed before the control plane's calls ended; stopping anyway"
             ),
         }
-        signal
+        match self.hand_over_to {
+            Some(_) => ShutdownSignal::FastShutdown,
+            None => ShutdownSignal::GracefulTerminate,
+        }
     }
 }

@@ -52,6 +52,9 @@ pub struct ProxyConfig {
     /// On SIGTERM, the longest wait for calls already passed upstream to
     /// finish before the process stops anyway.
     pub drain_timeout: HumanDuration,
+    /// The Unix socket a new `ipgate proxy --upgrade` takes the listening
+    /// sockets over on; none: `upgrade.sock` beside `sync.snapshot_path`.
+    pub upgrade_sock: Option<PathBuf>,
     pub unknown_account: UnknownAccount,
     pub deny_unidentified: bool,
     pub access_log: bool,
@@ -87,6 +90,7 @@ impl Default for ProxyConfig {
             header_timeout: HumanDuration(Duration::from_secs(10)),
             max_connections: 10_000,
             drain_timeout: HumanDuration(Duration::from_secs(30)),
+            upgrade_sock: None,
             unknown_account: UnknownAccount::Deny,
             deny_unidentified: true,
             access_log: true,
@@ -247,6 +251,22 @@ pub struct SyncConfig {
     pub name: Option<String>,
     /// File holding the sync token; `IPGATE_SYNC_TOKEN` wins when set.
     pub token_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// `proxy.upgrade_sock`, or `upgrade.sock` beside `sync.snapshot_path`
+    /// (a directory only the proxy writes to).
+    pub fn upgrade_sock(&self) -> PathBuf {
+        match &self.proxy.upgrade_sock {
+            Some(p) => p.clone(),
+            None => self
+                .sync
+                .snapshot_path
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("upgrade.sock"),
+        }
+    }
 }
 
 impl Default for SyncConfig {

@@ -61,14 +61,21 @@ pub struct ProxyInputs<'a> {
     pub server_conf: &'a Arc<ServerConf>,
     /// Bearer token for `proxy.introspect_url`, when one is set.
     pub introspect_token: Option<String>,
+    /// The listening sockets come from the process this one replaces
+    /// (`--upgrade`): their ports are taken, by it.
+    pub upgrade: bool,
+}
+
+/// The proxy's listening services, and the count of their open client
+/// connections (a hand-over ends when it falls to zero).
+pub struct ProxyServices {
+    pub services: Vec<Box<dyn ServiceWithDependents>>,
+    pub connections: Arc<ConnLimit>,
 }
 
 /// The proxy's listening services: the TLS listener's (when set) and the
 /// plain listener's, each serving the raw path with Pingora's behind it.
-pub fn services(
-    config: &Config,
-    inputs: ProxyInputs<'_>,
-) -> Result<Vec<Box<dyn ServiceWithDependents>>, AssembleError> {
+pub fn services(config: &Config, inputs: ProxyInputs<'_>) -> Result<ProxyServices, AssembleError> {
     let p = &config.proxy;
     let routes = Routes::build(&p.routes)?;
     if routes.is_empty() {
@@ -110,14 +117,17 @@ pub fn services(
     // rest, with the same gate.
     let pingora_path = pingora_proxy::http_proxy(inputs.server_conf, SharedGate(gate.clone()));
     let limit = ConnLimit::register(inputs.registry, p.max_connections)?;
-    let app = RawPath::new(gate, pingora_path, p.header_timeout.0, limit);
+    let app = RawPath::new(gate, pingora_path, p.header_timeout.0, limit.clone());
+    let upgrade = inputs.upgrade;
     let mut services: Vec<Box<dyn ServiceWithDependents>> = Vec::new();
-    if let Some(addr) = p.listen {
+    if let Some(addr) = p.listen.filter(|_| !upgrade) {
         port_is_free("proxy.listen", addr)?;
     }
     if let (Some(addr), Some(cert), Some(key)) = (p.tls_listen, &p.tls_cert, &p.tls_key) {
         check_pair(cert, key)?;
-        port_is_free("proxy.tls_listen", addr)?;
+        if !upgrade {
+            port_is_free("proxy.tls_listen", addr)?;
+        }
         let cert = cert
             .to_str()
             .ok_or(AssembleError::NotUtf8("proxy.tls_cert"))?;
@@ -140,7 +150,10 @@ pub fn services(
     if services.is_empty() {
         return Err(AssembleError::NoListener);
     }
-    Ok(services)
+    Ok(ProxyServices {
+        services,
+        connections: limit,
+    })
 }
 
 /// Fails early and clearly if the port is taken: Pingora binds later.

@@ -6,6 +6,12 @@
 //! `proxy.drain_timeout`. Only then does Pingora tear its runtimes down,
 //! which drops whatever is still running.
 //!
+//! A hand-over (SIGQUIT, `ipgate proxy --upgrade`) is gentler: the new
+//! process takes the listening sockets, and this one refuses nothing. It
+//! serves each request still sent to it, answering with `Connection:
+//! close` so the client's next call opens a connection the new process
+//! accepts, and stops once its last connection has closed.
+//!
 //! A call enters by raising the count and then checking the flag; the stop
 //! sets the flag and then reads the count. Both in sequentially consistent
 //! order, so either the call sees the flag (and is refused) or the stop
@@ -19,6 +25,7 @@ use tokio::sync::Notify;
 #[derive(Default)]
 pub struct Drain {
     draining: AtomicBool,
+    handing_over: AtomicBool,
     in_flight: AtomicUsize,
     idle: Notify,
 }
@@ -58,6 +65,17 @@ impl Drain {
     /// current answer.
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
+    }
+
+    /// The listening sockets go to a new process: every answer from now
+    /// on closes its connection (nothing is refused).
+    pub fn hand_over(&self) {
+        self.handing_over.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a hand-over has begun: answer with `Connection: close`.
+    pub fn handing_over(&self) -> bool {
+        self.handing_over.load(Ordering::SeqCst)
     }
 
     /// Calls in flight now.
@@ -108,6 +126,15 @@ mod tests {
         drop(call);
         assert_eq!(waiter.await.ok(), Some(Drained::Idle));
         assert_eq!(d.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_hand_over_refuses_nothing() {
+        let d = Arc::new(Drain::default());
+        d.hand_over();
+        assert!(d.handing_over());
+        assert!(!d.draining());
+        assert!(d.enter().is_some(), "a hand-over lets calls through");
     }
 
     #[tokio::test]

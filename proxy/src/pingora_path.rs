@@ -270,6 +270,10 @@ impl ProxyHttp for SharedGate {
             return Ok(true);
         };
         ctx.in_flight = Some(in_flight);
+        if self.drain.handing_over() {
+            // The next call opens a connection the new process accepts.
+            session.set_keepalive(None);
+        }
         Ok(false)
     }
 

@@ -32,4 +32,5 @@ mod raw_path;
 mod security_log;
 mod soak;
 mod sync_feed;
+mod upgrade;
 mod users;

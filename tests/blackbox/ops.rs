@@ -499,3 +499,31 @@ fn sigterm_lets_calls_in_flight_finish_and_refuses_new_ones() {
     }
     assert_eq!(up.hits(), 2, "the late call reached the upstream");
 }
+
+/// SIGQUIT asks for a socket hand-over, which only `ipgate proxy` does:
+/// `ipgate serve` holds the store, which a new process could not open, so
+/// it says so and stops as on SIGTERM (exit 0), never sending its
+/// listening sockets anywhere.
+#[test]
+fn sigquit_to_serve_stops_it_as_sigterm_with_a_warning() {
+    let up = Upstream::start();
+    let mut gate = Server::start(&up, ServerOpts::default());
+    gate.account("acme", "enforce", &["127.0.0.1"]);
+    let pid = gate.pid().unwrap_or_else(|| panic!("no pid"));
+    let _ = Command::new("kill")
+        .args(["-QUIT", &pid.to_string()])
+        .status();
+    gate.wait_until("the process to end", 15, || {
+        !std::path::Path::new(&format!("/proc/{pid}/status")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .is_ok_and(|s| s.contains("State:\tZ"))
+    });
+    let log = gate.log();
+    assert!(
+        log.contains("SIGQUIT asks for a hand-over, which only `ipgate proxy` does"),
+        "{log}"
+    );
+    assert!(!log.contains("listener sockets sent"), "{log}");
+    let status = gate.stop();
+    assert!(status.success(), "{status}");
+}

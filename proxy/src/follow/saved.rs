@@ -1,6 +1,7 @@
 //! The snapshot file: the last table a proxy received, saved so that it
 //! can serve at once after a restart while its control plane is away
-//! (fail static). Saved atomically: written to `<path>.tmp` and synced,
+//! (fail static). Saved atomically: written to `<path>.tmp.<pid>` (its
+//! own, as an old and a new process both save during a hand-over) and synced,
 //! the current file kept as `<path>.prev`, the new one renamed into place
 //! and the directory synced, so a crash at any point leaves `<path>` or
 //! `<path>.prev` whole. Loaded whole or not at all: a damaged file is
@@ -127,7 +128,7 @@ pub enum Current {
 /// Saves `encoded` (a snapshot's bytes) at `path` atomically, keeping the
 /// current file as `<path>.prev` when it is whole.
 pub fn save(path: &Path, encoded: &[u8], current: Current) -> Result<(), SavedError> {
-    let tmp = sibling(path, ".tmp");
+    let tmp = tmp_path(path);
     let at = |p: &Path| {
         let p = p.to_path_buf();
         move |source| SavedError::Write { path: p, source }
@@ -161,6 +162,11 @@ pub fn save(path: &Path, encoded: &[u8], current: Current) -> Result<(), SavedEr
         .and_then(|d| d.sync_all())
         .map_err(at(&dir))?;
     Ok(())
+}
+
+/// This process's temp file beside `path`.
+fn tmp_path(path: &Path) -> PathBuf {
+    sibling(path, &format!(".tmp.{}", std::process::id()))
 }
 
 /// Marks the saved file as confirmed current now (a poll found nothing
@@ -210,7 +216,7 @@ mod tests {
         save(&path, &snapshot(4).encode(), Current::Keep).unwrap();
         assert_eq!(read(&path).unwrap().unwrap().version(), 4);
         assert_eq!(read(&prev_path(&path)).unwrap().unwrap().version(), 3);
-        assert!(!sibling(&path, ".tmp").exists());
+        assert!(!tmp_path(&path).exists());
     }
 
     #[test]

@@ -67,7 +67,10 @@ pub(super) enum End {
 impl<A> RawPath<A> {
     pub(super) async fn serve(&self, c: &mut Conn, shutdown: &ShutdownWatch) -> End {
         loop {
-            if *shutdown.borrow() {
+            // Pingora has stopped accepting. In a hand-over the request
+            // that may already be on its way here is still served (and
+            // answered with `Connection: close`).
+            if *shutdown.borrow() && !self.gate.drain.handing_over() {
                 return End::Close;
             }
             let mut introspected = false;

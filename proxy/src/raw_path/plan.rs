@@ -63,7 +63,7 @@ impl<A> RawPath<A> {
     pub(super) fn plan(&self, c: &mut Conn, introspected: bool) -> Step {
         let gate = &*self.gate;
         let mut headers = request::headers();
-        let p = match request::read(
+        let mut p = match request::read(
             &c.buf,
             &mut headers,
             gate.limits.max_bytes,
@@ -75,6 +75,9 @@ impl<A> RawPath<A> {
             Read::Other(reason) => return Step::Other(reason),
             Read::Ready(p) => p,
         };
+        // Handing the listeners to a new process: this answer closes the
+        // connection, so the next call goes to the new one.
+        p.close |= gate.drain.handing_over();
         let Some(peer) = c.peer else {
             return Step::Other(Handoff::NoPeer);
         };

@@ -26,6 +26,8 @@ pub struct FleetOpts {
     pub snapshot: Option<Vec<u8>>,
     /// Run inside a network namespace (none: on the host's loopback).
     pub within: Option<Within>,
+    /// More `[proxy]` keys, as TOML lines.
+    pub proxy_extra: &'static str,
 }
 
 /// A proxy inside a network namespace: it listens on the namespace's
@@ -49,6 +51,7 @@ impl FleetOpts {
             name: "edge-1".to_string(),
             snapshot: None,
             within: None,
+            proxy_extra: "",
         }
     }
 
@@ -120,6 +123,7 @@ impl FleetProxy {
 listen = "{proxy}"
 threads = 1
 unknown_account = "deny"
+{proxy_extra}
 
 [[proxy.route]]
 name = "sms"
@@ -144,6 +148,7 @@ name = "{name}"
             max_stale = opts.max_stale,
             poll_timeout = opts.poll_timeout,
             name = opts.name,
+            proxy_extra = opts.proxy_extra,
         );
         let config = dir.path().join("proxy.toml");
         std::fs::write(&config, text).unwrap();
@@ -178,7 +183,9 @@ name = "{name}"
         std::fs::write(self.snapshot_path(), bytes).unwrap();
     }
 
-    fn spawn(&mut self) -> Result<(), String> {
+    /// `ipgate proxy --config F` (and `extra` arguments), logging to
+    /// `proxy.log`.
+    fn command(&self, extra: &[&str]) -> Command {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -194,6 +201,7 @@ name = "{name}"
         };
         cmd.args(["proxy", "--config"])
             .arg(&self.config)
+            .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("IPGATE_ADMIN_TOKEN")
             .env_remove("IPGATE_LOG_KEY")
@@ -203,6 +211,38 @@ name = "{name}"
             Some(t) => cmd.env("IPGATE_SYNC_TOKEN", t),
             None => cmd.env_remove("IPGATE_SYNC_TOKEN"),
         };
+        cmd
+    }
+
+    /// A graceful binary upgrade: starts `ipgate proxy --upgrade` on the
+    /// same config, and once it waits on the hand-over socket, sends the
+    /// running process SIGQUIT. The new process becomes this proxy's; the
+    /// old one is returned, to be watched as it ends.
+    pub fn upgrade(&mut self) -> OldProxy {
+        let sock = self.dir.path().join("data/upgrade.sock");
+        assert!(!sock.exists(), "no hand-over socket before the upgrade");
+        let new = self.command(&["--upgrade"]).spawn().unwrap();
+        let old = self.child.replace(new).expect("proxy not running");
+        self.wait_until(
+            "the new process to wait on the hand-over socket",
+            10,
+            || sock.exists(),
+        );
+        let sent = Command::new("kill")
+            .args(["-QUIT", &old.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        OldProxy(old)
+    }
+
+    /// The running process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("proxy not running").id()
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let mut cmd = self.command(&[]);
         self.child = Some(cmd.spawn().unwrap());
         let deadline = Instant::now() + Duration::from_secs(30);
         let listening = |addr: SocketAddr| {
@@ -311,6 +351,17 @@ name = "{name}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// The process a graceful upgrade replaced; killed if still running
+/// when dropped.
+pub struct OldProxy(pub Child);
+
+impl Drop for OldProxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -1,7 +1,8 @@
 //! A graceful binary upgrade of `ipgate proxy`: a new process started
 //! with `--upgrade` takes the listening sockets over when the running one
-//! gets SIGQUIT. Under a steady load of kept-alive callers, callers that
-//! open a connection per call and a slow call in flight, no call is
+//! gets SIGQUIT. Under a steady load of kept-alive callers (on the raw
+//! path and on Pingora's), a caller that opens a connection per call and a
+//! slow call in flight, no call is
 //! refused or fails, the upstream sees each call exactly once, and the
 //! old process exits once its last connection has closed.
 
@@ -70,8 +71,24 @@ fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
     Ok(s)
 }
 
-fn post(id: &str, close: bool) -> Vec<u8> {
-    let connection = if close { "Connection: close\r\n" } else { "" };
+/// How a caller calls.
+#[derive(Clone, Copy)]
+enum Way {
+    /// On one kept-alive connection at a time (the raw path).
+    KeptAlive,
+    /// Kept alive with a `Connection` option the raw path hands to
+    /// Pingora's path.
+    KeptAlivePingora,
+    /// A new connection per call.
+    NewConnection,
+}
+
+fn post(id: &str, way: Way) -> Vec<u8> {
+    let connection = match way {
+        Way::KeptAlive => "",
+        Way::KeptAlivePingora => "Connection: keep-alive, x-trace\r\n",
+        Way::NewConnection => "Connection: close\r\n",
+    };
     format!(
         "POST /sms/send?id={id} HTTP/1.1\r\nHost: api\r\nX-Account-Id: acme\r\n\
          {connection}Content-Length: 5\r\n\r\nhello"
@@ -82,7 +99,8 @@ fn post(id: &str, close: bool) -> Vec<u8> {
 /// Calls until `stop`, on one kept-alive connection at a time (a new one
 /// when an answer says `Connection: close`), or on a new connection per
 /// call.
-fn caller(addr: SocketAddr, name: String, keep_alive: bool, stop: Arc<AtomicBool>) -> Calls {
+fn caller(addr: SocketAddr, name: String, way: Way, stop: Arc<AtomicBool>) -> Calls {
+    let keep_alive = !matches!(way, Way::NewConnection);
     let mut calls = Calls::default();
     let mut conn: Option<TcpStream> = None;
     let mut n = 0;
@@ -100,7 +118,7 @@ fn caller(addr: SocketAddr, name: String, keep_alive: bool, stop: Arc<AtomicBool
             },
         };
         let mut s = s;
-        match call(&mut s, &post(&id, !keep_alive)) {
+        match call(&mut s, &post(&id, way)) {
             Ok((200, close)) => {
                 calls.ok.push(id);
                 if keep_alive && !close {
@@ -144,13 +162,18 @@ fn a_proxy_upgrade_hands_its_sockets_over_without_a_failed_call() {
     );
     let addr = proxy.proxy;
     let stop = Arc::new(AtomicBool::new(false));
-    let callers: Vec<_> = [("kept-a", true), ("kept-b", true), ("new-a", false)]
-        .into_iter()
-        .map(|(name, keep)| {
-            let stop = stop.clone();
-            std::thread::spawn(move || caller(addr, name.to_string(), keep, stop))
-        })
-        .collect();
+    let callers: Vec<_> = [
+        ("kept-a", Way::KeptAlive),
+        ("kept-b", Way::KeptAlive),
+        ("pingora-a", Way::KeptAlivePingora),
+        ("new-a", Way::NewConnection),
+    ]
+    .into_iter()
+    .map(|(name, way)| {
+        let stop = stop.clone();
+        std::thread::spawn(move || caller(addr, name.to_string(), way, stop))
+    })
+    .collect();
     std::thread::sleep(Duration::from_millis(500));
     let before = seen.lock().unwrap().len();
     let old_pid = proxy.pid();
@@ -222,11 +245,23 @@ fn a_proxy_upgrade_hands_its_sockets_over_without_a_failed_call() {
     ] {
         assert!(log.contains(want), "{want:?} missing:\n{log}");
     }
+    assert!(
+        ok.iter().any(|id| id.starts_with("pingora-a-")),
+        "Pingora's path served calls too"
+    );
     // The new process serves, with its own metrics and readiness.
     assert_ne!(proxy.pid(), old_pid);
     assert_eq!(proxy.ops("/readyz").0, 200);
     let m = proxy.metrics_text();
     assert!(m.contains("ipgate_table_version 5"), "{m}");
+    // The new process too served the Pingora-path caller on its path.
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("ipgate_proxy_handoffs_total")
+                && l.contains("reason=\"connection_option\"")
+                && !l.ends_with(" 0")),
+        "{m}"
+    );
     let (status, _) = proxy.get(
         "127.0.0.1",
         "/sms/send?id=after",

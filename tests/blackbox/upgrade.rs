@@ -2,9 +2,9 @@
 //! with `--upgrade` takes the listening sockets over when the running one
 //! gets SIGQUIT. Under a steady load of kept-alive callers (on the raw
 //! path and on Pingora's), a caller that opens a connection per call and a
-//! slow call in flight, no call is
-//! refused or fails, the upstream sees each call exactly once, and the
-//! old process exits once its last connection has closed.
+//! slow call in flight, no call is refused or fails, the upstream sees
+//! each call exactly once, and the old process exits once its last
+//! connection has closed.
 
 use crate::common::fleet::*;
 use crate::common::*;

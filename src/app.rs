@@ -349,8 +349,8 @@ impl App {
         server.add_service(background_service("hang-up", crate::hangup::Hangup));
         tracing::info!(
             role = ?halves,
-            proxy = ?config.proxy.listen,
-            tls = ?config.proxy.tls_listen,
+            proxy = ?config.proxy.listen.filter(|_| halves.has_proxy()),
+            tls = ?config.proxy.tls_listen.filter(|_| halves.has_proxy()),
             admin = ?config.control.admin_listen.filter(|_| halves != Halves::ProxyOnly),
             metrics = ?config.metrics.listen,
             "ipgate starting"

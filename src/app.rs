@@ -113,31 +113,20 @@ enum MetricsBind {
     Later(SocketAddr),
 }
 
-/// The metrics listener (taken once, when it starts), and what it shows.
-type MetricsParts = (
-    std::sync::Mutex<Option<MetricsBind>>,
-    Arc<Registry>,
-    Arc<LiveTable>,
-);
-
 /// How often a new process tries the old one's metrics port.
 const METRICS_RETRY: Duration = Duration::from_millis(50);
 
-impl MetricsBind {
-    async fn listener(self, mut stop: watch::Receiver<bool>) -> Option<TcpListener> {
-        let addr = match self {
-            MetricsBind::Now(l) => return Some(l),
-            MetricsBind::Later(addr) => addr,
-        };
-        loop {
-            if let Ok(l) = bind("metrics.listen", addr) {
-                tracing::info!(%addr, "metrics listener taken over from the old process");
-                return Some(l);
-            }
-            tokio::select! {
-                () = tokio::time::sleep(METRICS_RETRY) => {}
-                _ = stop.wait_for(|s| *s) => return None,
-            }
+/// Binds `addr` once the process handing over lets it go; `None` if the
+/// server stops first.
+async fn bind_when_free(addr: SocketAddr, mut stop: watch::Receiver<bool>) -> Option<TcpListener> {
+    loop {
+        if let Ok(l) = bind("metrics.listen", addr) {
+            tracing::info!(%addr, "metrics listener taken over from the old process");
+            return Some(l);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(METRICS_RETRY) => {}
+            _ = stop.wait_for(|s| *s) => return None,
         }
     }
 }
@@ -151,7 +140,7 @@ pub struct App {
     drain_timeout: Duration,
     control_stop: ControlStop,
     /// `ipgate proxy`: the socket a SIGQUIT sends the listeners to.
-    hand_over_to: Option<std::path::PathBuf>,
+    hand_over_to: Option<String>,
 }
 
 impl App {
@@ -251,10 +240,7 @@ impl App {
                 None => 0,
             }),
             graceful_shutdown_timeout_seconds: Some(2),
-            upgrade_sock: upgrade_sock
-                .as_ref()
-                .map(|(_, s)| s.clone())
-                .unwrap_or_default(),
+            upgrade_sock: upgrade_sock.clone().unwrap_or_default(),
             ..Default::default()
         };
         let opt = pingora::server::configuration::Opt {
@@ -264,7 +250,7 @@ impl App {
         let mut server = Server::new_with_opt_and_conf(opt, conf);
         if upgrade {
             tracing::info!(
-                socket = ?upgrade_sock.as_ref().map(|(p, _)| p),
+                socket = upgrade_sock.as_deref().unwrap_or_default(),
                 "waiting for the running proxy's listening sockets: send it SIGQUIT now"
             );
         }
@@ -322,13 +308,7 @@ impl App {
             admin: admin_listener.and_then(|l| Some((l, control.as_ref()?.admin_router()))),
             portal: portal_listener.and_then(|l| Some((l, control.as_ref()?.portal_router()))),
             portal_extra,
-            metrics: metrics_listener.map(|l| {
-                (
-                    std::sync::Mutex::new(Some(l)),
-                    Arc::new(registry),
-                    table.clone(),
-                )
-            }),
+            metrics: metrics_listener.map(|l| (l, Arc::new(registry), table.clone())),
             control,
             timeouts: Timeouts {
                 header: config.control.header_timeout.0,
@@ -361,7 +341,7 @@ impl App {
             drain,
             drain_timeout,
             control_stop,
-            hand_over_to: upgrade_sock.map(|(p, _)| p),
+            hand_over_to: upgrade_sock,
         })
     }
 
@@ -414,7 +394,7 @@ struct Listeners {
     portal: Option<(TcpListener, axum::Router)>,
     /// Routes only the demo adds to the portal listener (`/dev/mailbox`).
     portal_extra: Option<axum::Router>,
-    metrics: Option<MetricsParts>,
+    metrics: Option<(MetricsBind, Arc<Registry>, Arc<LiveTable>)>,
     /// None for a proxy on its own.
     control: Option<ControlPlane>,
     timeouts: Timeouts,
@@ -497,18 +477,25 @@ impl BackgroundService for Listeners {
             let Some((bind, registry, table)) = &self.metrics else {
                 return;
             };
-            let bind = bind.lock().unwrap_or_else(|p| p.into_inner()).take();
-            let Some(bind) = bind else { return };
-            if let Some(l) = bind.listener(shutdown.clone()).await {
-                serve(
-                    "metrics",
-                    &l,
-                    metrics_router(registry.clone(), table.clone()),
-                    self.timeouts,
-                    shutdown.clone(),
-                )
-                .await;
-            }
+            let taken_over;
+            let l = match bind {
+                MetricsBind::Now(l) => l,
+                MetricsBind::Later(addr) => match bind_when_free(*addr, shutdown.clone()).await {
+                    Some(l) => {
+                        taken_over = l;
+                        &taken_over
+                    }
+                    None => return,
+                },
+            };
+            serve(
+                "metrics",
+                l,
+                metrics_router(registry.clone(), table.clone()),
+                self.timeouts,
+                shutdown.clone(),
+            )
+            .await;
         };
         let portal = async {
             if let Some((l, router)) = &self.portal {

@@ -16,7 +16,6 @@
 use async_trait::async_trait;
 use ipgate_proxy::drain::{Drain, Drained};
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch, UnixShutdownSignalWatch};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -28,7 +27,7 @@ pub struct DrainOnTerm {
     /// `ipgate proxy`: where a SIGQUIT sends the listening sockets. Its
     /// Pingora grace period is then the hand-over's bound, so a SIGTERM's
     /// stop (drained already) is handed on as a fast one.
-    pub hand_over_to: Option<PathBuf>,
+    pub hand_over_to: Option<String>,
 }
 
 /// How the control plane's listeners are stopped and seen stopped.
@@ -46,7 +45,7 @@ impl ShutdownSignalWatch for DrainOnTerm {
             (ShutdownSignal::GracefulUpgrade, Some(sock)) => {
                 self.drain.hand_over();
                 tracing::info!(
-                    socket = %sock.display(),
+                    socket = %sock,
                     in_flight = self.drain.in_flight(),
                     "SIGQUIT received: handing the listening sockets to the new process; \
                      every answer from here on closes its connection"

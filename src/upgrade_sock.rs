@@ -29,8 +29,8 @@ pub enum UpgradeSockError {
 /// Longest `sun_path` Linux takes, without its terminating zero.
 const MAX_LEN: usize = 107;
 
-/// The socket's path, checked, and as the string Pingora takes.
-pub fn checked(config: &Config) -> Result<(PathBuf, String), UpgradeSockError> {
+/// The socket's path, checked, as the string Pingora takes.
+pub fn checked(config: &Config) -> Result<String, UpgradeSockError> {
     let path = config.upgrade_sock();
     let text = path
         .to_str()
@@ -47,7 +47,7 @@ pub fn checked(config: &Config) -> Result<(PathBuf, String), UpgradeSockError> {
         _ => PathBuf::from("."),
     };
     private_dir(&dir)?;
-    Ok((path, text))
+    Ok(text)
 }
 
 fn private_dir(dir: &Path) -> Result<(), UpgradeSockError> {
@@ -84,9 +84,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let snap = dir.path().join("state/snapshot.bin");
         let c = config(&format!("[sync]\nsnapshot_path = {:?}\n", snap));
-        let (path, text) = checked(&c).unwrap();
-        assert_eq!(path, dir.path().join("state/upgrade.sock"));
-        assert_eq!(text, path.to_str().unwrap());
+        let path = checked(&c).unwrap();
+        assert_eq!(Path::new(&path), dir.path().join("state/upgrade.sock"));
         assert!(dir.path().join("state").is_dir(), "its directory is made");
     }
 

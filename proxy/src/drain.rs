@@ -68,14 +68,15 @@ impl Drain {
     }
 
     /// The listening sockets go to a new process: every answer from now
-    /// on closes its connection (nothing is refused).
+    /// on closes its connection (nothing is refused). A flag on its own,
+    /// read against no count, so relaxed order does.
     pub fn hand_over(&self) {
-        self.handing_over.store(true, Ordering::SeqCst);
+        self.handing_over.store(true, Ordering::Relaxed);
     }
 
     /// Whether a hand-over has begun: answer with `Connection: close`.
     pub fn handing_over(&self) -> bool {
-        self.handing_over.load(Ordering::SeqCst)
+        self.handing_over.load(Ordering::Relaxed)
     }
 
     /// Calls in flight now.

@@ -178,7 +178,7 @@ async fn approval(publisher: &Publisher, account: &str, ip: Ipv4Addr) -> Duratio
     };
     store.create_request(new, &Actor::system()).await.unwrap();
     let mut token = None;
-    for id in store.due_mail().unwrap_or_default() {
+    for id in store.due_mail().await.unwrap_or_default() {
         if let Ok(Prepared::Link(link)) = store.prepare_mail(id).await {
             store.mail_sent(&link.job).await.unwrap();
             token = Some(link.token);
@@ -207,9 +207,9 @@ async fn approval(publisher: &Publisher, account: &str, ip: Ipv4Addr) -> Duratio
 /// What the sync feed costs at this size: the snapshot built from the
 /// store (as the feed does, once per version), its wire forms, and on a
 /// proxy the checks and the table built from it.
-fn sync_feed(publisher: &Publisher) {
+fn sync_feed(rt: &tokio::runtime::Runtime, publisher: &Publisher) {
     let started = Instant::now();
-    let snap = snapshot(&publisher.store, 1).unwrap();
+    let snap = rt.block_on(snapshot(&publisher.store, 1)).unwrap();
     let build = started.elapsed();
     let started = Instant::now();
     let (plain, gzip) = wire_forms(&snap).unwrap();
@@ -298,7 +298,7 @@ fn main() {
     let open = opening.elapsed();
     let before_load = rss_mb();
     let started = Instant::now();
-    let table = load_table(&store).unwrap();
+    let table = rt.block_on(load_table(&store)).unwrap();
     let load = started.elapsed();
     let live = Arc::new(LiveTable::new(table));
     let after_load = rss_mb();
@@ -335,7 +335,7 @@ fn main() {
     let settled = rss_mb();
     // A restart builds the table from the store's network index: the
     // approvals must be in it too.
-    let restarted = LiveTable::new(load_table(&publisher.store).unwrap());
+    let restarted = LiveTable::new(rt.block_on(load_table(&publisher.store)).unwrap());
     for (acct, ip) in &approved {
         assert!(
             allowed(&restarted, acct, IpAddr::V4(*ip)),
@@ -379,7 +379,7 @@ fn main() {
         ms(first)
     );
     println!("  approvals over 5 ms:             {over} of {approvals}");
-    sync_feed(&publisher);
+    sync_feed(&rt, &publisher);
     drop(publisher);
     let _ = std::fs::remove_dir_all(&run_dir);
 }

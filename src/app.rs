@@ -69,6 +69,8 @@ pub struct ControlPlaneSecrets {
 /// Why the server could not be assembled.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    #[error("no runtime for the start-up: {0}")]
+    SetupRuntime(std::io::Error),
     #[error("opening the store")]
     OpenStore(#[source] StoreError),
     #[error("loading the table from the store")]
@@ -190,7 +192,7 @@ impl App {
                     .map_err(AppError::OpenStore)?;
             let started = std::time::Instant::now();
             let table = Arc::new(LiveTable::new(
-                load_table(&store).map_err(AppError::LoadTable)?,
+                setup(load_table(&store))?.map_err(AppError::LoadTable)?,
             ));
             {
                 let t = table.load();
@@ -202,7 +204,7 @@ impl App {
                     "whitelist table loaded from the store"
                 );
             }
-            verify_log(&store);
+            setup(verify_log(&store))?;
             control_parts = Some((store, cs.admin_token, cs.smtp_password));
             table
         };
@@ -283,7 +285,7 @@ impl App {
         }
 
         let control = match control_parts {
-            Some((store, admin_token, smtp_password)) => Some(ControlPlane::build(
+            Some((store, admin_token, smtp_password)) => Some(setup(ControlPlane::build(
                 &config,
                 store,
                 table.clone(),
@@ -293,7 +295,7 @@ impl App {
                     smtp_password,
                     sync_token: secrets.sync_token,
                 },
-            )?),
+            ))??),
             None => None,
         };
         let jobs = control.as_ref().map(|c| c.jobs.clone());
@@ -369,9 +371,19 @@ impl App {
     }
 }
 
+/// Runs one step of the start-up that reads or writes the store, before
+/// Pingora's runtimes exist, on a runtime of its own.
+fn setup<F: std::future::Future>(step: F) -> Result<F::Output, AppError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(AppError::SetupRuntime)?;
+    Ok(rt.block_on(step))
+}
+
 /// Checks the security log's chain at start, and says what it found.
-fn verify_log(store: &Store) {
-    match store.verify_security_log() {
+async fn verify_log(store: &Store) {
+    match store.verify_security_log().await {
         Ok(v) if v.ok => {
             tracing::info!(records = v.records, head = %v.head, key_id = %v.key_id, keyed_from = ?v.keyed_from, "security log verified")
         }

@@ -108,6 +108,11 @@ impl From<StoreError> for ApiError {
             StoreError::Open { .. }
             | StoreError::Locked { .. }
             | StoreError::Sled(_)
+            | StoreError::Unavailable(_)
+            | StoreError::Postgres(_)
+            | StoreError::Conflict(_)
+            | StoreError::PgConfig(_)
+            | StoreError::SchemaTooNew { .. }
             | StoreError::Corrupt(_)
             | StoreError::LogHead(_)
             | StoreError::LogKeyMismatch { .. } => {

@@ -66,7 +66,7 @@ impl ControlPlane {
     /// Assembles the control plane over `store`, publishing into `table`
     /// (the proxy's live table when both halves run in one process) and
     /// registering its metrics in `registry`.
-    pub fn build(
+    pub async fn build(
         config: &Config,
         store: Store,
         table: Arc<LiveTable>,
@@ -78,8 +78,11 @@ impl ControlPlane {
             smtp_password,
             sync_token,
         } = secrets;
-        let csrf_key = Arc::new(store.secret("csrf").map_err(BuildError::CsrfKey)?);
-        let generation = store.next_generation().map_err(BuildError::Generation)?;
+        let csrf_key = Arc::new(store.secret("csrf").await.map_err(BuildError::CsrfKey)?);
+        let generation = store
+            .next_generation()
+            .await
+            .map_err(BuildError::Generation)?;
         let sync_token = match sync_token.as_deref() {
             None => None,
             Some(t) => Some(AdminToken::new(t).ok_or(BuildError::SyncToken)?),

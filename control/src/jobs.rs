@@ -38,7 +38,7 @@ impl Jobs {
                 }
             }
             if ticks.is_multiple_of(60) {
-                match self.publisher.store.sweep_sessions() {
+                match self.publisher.store.sweep_sessions().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(sessions = n, "expired portal sessions removed"),
                     Err(e) => tracing::error!(error = %e, "sweeping sessions failed"),

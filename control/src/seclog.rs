@@ -16,7 +16,7 @@
 mod key;
 mod verify;
 pub use key::{LogKey, LogKeyError, MIN_KEY_LEN};
-pub use verify::{head_record, verify, Verification};
+pub use verify::{head_record, verify, verify_chain, Verification};
 
 use crate::domain::Timestamp;
 use crate::hex::encode;
@@ -104,10 +104,11 @@ impl SecRecord {
     }
 }
 
+/// The chain's newest record: its place and hash.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Head {
-    seq: u64,
-    hash: String,
+pub struct Head {
+    pub seq: u64,
+    pub hash: String,
 }
 
 /// An event to append.
@@ -116,6 +117,33 @@ pub struct Event<'a> {
     pub event: &'a str,
     pub account: Option<&'a str>,
     pub details: Value,
+}
+
+/// The record that follows `head` for `event`, keyed with `key` and
+/// hashed: what every backend appends.
+pub fn next_record(head: &Head, key: &LogKey, actor: &Actor, event: &Event<'_>) -> SecRecord {
+    let mut rec = SecRecord {
+        seq: head.seq + 1,
+        at: Timestamp::now().to_string(),
+        event: event.event.to_string(),
+        account: event.account.map(str::to_string),
+        actor: actor.who.clone(),
+        ip: actor.ip.map(|i| i.to_string()),
+        details: event.details.clone(),
+        key_id: Some(key.id().to_string()),
+        prev: head.hash.clone(),
+        hash: String::new(),
+    };
+    rec.hash = rec.compute_hash(key);
+    rec
+}
+
+/// The head before the first record.
+pub fn genesis() -> Head {
+    Head {
+        seq: 0,
+        hash: GENESIS.into(),
+    }
 }
 
 /// Appends `event` to the log tree inside a transaction, keyed with
@@ -136,24 +164,9 @@ pub fn append<E: From<CorruptHead>>(
                 CorruptHead("the head is missing but records exist".into()).into(),
             ))
         }
-        None => Head {
-            seq: 0,
-            hash: GENESIS.into(),
-        },
+        None => genesis(),
     };
-    let mut rec = SecRecord {
-        seq: head.seq + 1,
-        at: Timestamp::now().to_string(),
-        event: event.event.to_string(),
-        account: event.account.map(str::to_string),
-        actor: actor.who.clone(),
-        ip: actor.ip.map(|i| i.to_string()),
-        details: event.details.clone(),
-        key_id: Some(key.id().to_string()),
-        prev: head.hash,
-        hash: String::new(),
-    };
-    rec.hash = rec.compute_hash(key);
+    let rec = next_record(&head, key, actor, event);
     log.insert(
         &rec.seq.to_be_bytes(),
         serde_json::to_vec(&rec).unwrap_or_default(),

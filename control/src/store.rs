@@ -1,28 +1,55 @@
-//! The sled store: typed methods over its trees. Every change is one
-//! multi-tree transaction, flushed to disk before the method returns, so a
-//! caller that answers after it never answers for a change a crash can lose.
+//! The store interface: what the control plane's use cases need of their
+//! state (accounts, the whitelist and blocklist, identities and keys,
+//! requests and links, the mail outbox, users, sessions and tokens, the
+//! security log), grouped by use case, one trait per group. Every change is
+//! durable before its method returns, with its security-log record in the
+//! same atomic step, so a caller that answers after it never answers for a
+//! change a crash can lose.
+//!
+//! [`Store`] is the handle the rest of the control plane holds. Its
+//! implementation is [`sled::SledStore`], the embedded default.
 
-use crate::domain::model::Account;
-use crate::seclog::{self, Actor, Event, LogKey, SecRecord, Verification};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use serde_json::json;
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
+use crate::domain::model::{
+    Account, BlockEntry, Identity, SecretKey, WhitelistEntry, WhitelistMode,
 };
-use sled::{Db, Tree};
+use crate::domain::tokens::ApiToken;
+use crate::domain::users::User;
+use crate::limits::refusals::Summary;
+use crate::seclog::{Actor, Event, SecRecord, Verification};
+use async_trait::async_trait;
+use ipnet::IpNet;
 use std::path::Path;
 use std::sync::Arc;
+
+pub mod postgres;
+pub mod sled;
+mod touched;
+pub use self::sled::{
+    parse_sha256, IpRequest, LinkRecord, LinkToSend, LinkView, MailJob, MailKind, NewRequest,
+    Prepared, Session, Verdict, DEFAULT_CACHE_MB, LOCK_WAIT,
+};
+pub(crate) use touched::Journal;
+pub use touched::Touch;
 
 /// Why the store refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the store at {path} cannot be opened: {source}")]
-    Open { path: String, source: sled::Error },
+    Open { path: String, source: ::sled::Error },
     #[error("the store at {path} is in use by another process (is another ipgate running with this store.path?)")]
     Locked { path: String },
     #[error("the store failed: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(#[from] ::sled::Error),
+    #[error("the PostgreSQL store cannot be reached: {0}")]
+    Unavailable(String),
+    #[error("a PostgreSQL statement failed: {0}")]
+    Postgres(String),
+    #[error("the change lost a race with another and was not made: {0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PgConfig(String),
+    #[error("the PostgreSQL store is at schema version {found}, newer than this ipgate knows ({known}): run the newer ipgate, or restore a backup (nothing was changed)")]
+    SchemaTooNew { found: usize, known: usize },
     #[error("a stored record is corrupt: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -73,320 +100,298 @@ pub enum StoreError {
     },
 }
 
-pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
-
-pub(crate) fn abort<T>(e: StoreError) -> TxResult<T> {
-    Err(ConflictableTransactionError::Abort(e))
-}
-
-pub(crate) fn flatten<T>(r: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
-    r.map_err(|e| match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StoreError::Sled(e),
-    })
-}
-
-pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    // Serialising these plain structs to JSON cannot fail.
-    serde_json::to_vec(v).unwrap_or_default()
-}
-
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-pub(crate) fn entry_key(account: &str, id: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(account.len() + 9);
-    k.extend_from_slice(account.as_bytes());
-    k.push(0);
-    k.extend_from_slice(&id.to_be_bytes());
-    k
-}
-
-fn account_prefix(account: &str) -> Vec<u8> {
-    let mut k = account.as_bytes().to_vec();
-    k.push(0);
-    k
-}
-
-/// sled's page cache unless `store.cache_mb` says otherwise (sled's own
-/// default is 1 GiB).
-pub const DEFAULT_CACHE_MB: u64 = 64;
-
-/// How long [`Store::open`] waits for another holder to let go of the lock.
-pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// sled reports a held lock as an `Other` I/O error with this wording.
-fn is_lock_refusal(e: &sled::Error) -> bool {
-    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
-}
-
-/// The opened store.
-#[derive(Clone)]
-pub struct Store {
-    db: Db,
-    accounts: Tree,
-    entries: Tree,
-    nets: Tree,
-    blocklist: Tree,
-    seclog: Tree,
-    users: Tree,
-    tokens: Tree,
-    requests: Tree,
-    links: Tree,
-    pending: Tree,
-    outbox: Tree,
-    meta: Tree,
-    sessions: Tree,
-    identities: Tree,
-    keys: Tree,
-    names: Tree,
-    key_hashes: Tree,
-    /// Keys the security log's chain; kept outside the store.
-    log_key: Arc<LogKey>,
-    /// What committed changes touched of the proxy's table, until the
-    /// publisher takes it.
-    journal: Journal,
-}
-
-impl Store {
-    /// Opens (or creates) the store at `path`, its security log keyed with
-    /// `log_key` (a store whose log is keyed with another key is refused:
-    /// [`StoreError::LogKeyMismatch`]).
-    ///
-    /// sled locks its file for one process. A store dropped a moment ago in
-    /// this process can still hold that lock while sled's background writers
-    /// finish, so a lock refusal is retried for up to [`LOCK_WAIT`] before
-    /// it is reported as [`StoreError::Locked`].
-    pub fn open(path: &Path, log_key: LogKey) -> Result<Store, StoreError> {
-        Store::open_with_cache(path, DEFAULT_CACHE_MB, log_key)
-    }
-
-    /// [`Store::open`] with sled's page cache bounded to `cache_mb` MiB
-    /// (`store.cache_mb`).
-    pub fn open_with_cache(
-        path: &Path,
-        cache_mb: u64,
-        log_key: LogKey,
-    ) -> Result<Store, StoreError> {
-        let deadline = std::time::Instant::now() + LOCK_WAIT;
-        let config = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_mb.saturating_mul(1024 * 1024));
-        let db = loop {
-            match config.open() {
-                Ok(db) => break db,
-                Err(e) if is_lock_refusal(&e) => {
-                    if std::time::Instant::now() >= deadline {
-                        return Err(StoreError::Locked {
-                            path: path.display().to_string(),
-                        });
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(25));
-                }
-                Err(source) => {
-                    return Err(StoreError::Open {
-                        path: path.display().to_string(),
-                        source,
-                    })
-                }
-            }
-        };
-        let store = Store {
-            accounts: db.open_tree("accounts")?,
-            entries: db.open_tree("entries")?,
-            nets: db.open_tree("nets")?,
-            blocklist: db.open_tree("blocklist")?,
-            seclog: db.open_tree("seclog")?,
-            users: db.open_tree("users")?,
-            tokens: db.open_tree("tokens")?,
-            requests: db.open_tree("requests")?,
-            links: db.open_tree("links")?,
-            pending: db.open_tree("pending")?,
-            outbox: db.open_tree("outbox")?,
-            meta: db.open_tree("meta")?,
-            sessions: db.open_tree("sessions")?,
-            identities: db.open_tree("identities")?,
-            keys: db.open_tree("keys")?,
-            names: db.open_tree("names")?,
-            key_hashes: db.open_tree("key_hashes")?,
-            log_key: Arc::new(log_key),
-            journal: Journal::default(),
-            db,
-        };
-        store.ensure_log_key()?;
-        store.ensure_net_index()?;
-        store.ensure_name_index()?;
-        store.ensure_token_records()?;
-        store.settle()?;
-        Ok(store)
-    }
-
-    /// A 32-byte server secret (for CSRF values), made on first use.
-    pub fn secret(&self, name: &str) -> Result<[u8; 32], StoreError> {
-        let fresh: [u8; 32] = rand::random();
-        let key = format!("secret:{name}");
-        let _ =
-            self.meta
-                .compare_and_swap(key.as_bytes(), None as Option<&[u8]>, Some(&fresh[..]))?;
-        let stored = self.meta.get(key.as_bytes())?.unwrap_or_default();
-        let mut out = [0u8; 32];
-        if stored.len() != 32 {
-            return Err(StoreError::Corrupt(format!("secret {name}")));
-        }
-        out.copy_from_slice(&stored);
-        self.meta.flush()?;
-        Ok(out)
-    }
-
-    async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
-    }
-
-    /// What the changes committed since the last call touched of the
-    /// proxy's table, each once, in order.
-    pub fn take_touched(&self) -> Vec<Touch> {
-        self.journal.take()
-    }
-
-    fn touched(&self, touch: Touch) {
-        self.journal.note(touch);
-    }
-
-    fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()? + 1)
-    }
-
-    pub fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
-        self.accounts.get(id)?.map(|v| decode(&v)).transpose()
-    }
-
-    pub fn accounts(&self) -> Result<Vec<Account>, StoreError> {
-        self.accounts.iter().values().map(|v| decode(&v?)).collect()
-    }
-
+/// Accounts: their ids, names, emails and whitelist mode.
+#[async_trait]
+pub trait AccountStore {
+    async fn account(&self, id: &str) -> Result<Option<Account>, StoreError>;
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
     /// Creates an account; refuses an id that an account or identity
     /// already holds, ASCII case ignored.
-    pub async fn create_account(
-        &self,
-        account: Account,
-        actor: &Actor,
-    ) -> Result<Account, StoreError> {
-        let key = account.id.as_str();
-        let value = encode(&account);
-        let event = Event {
-            event: "account.created",
-            account: Some(key),
-            details: json!({"name": account.name, "emails": account.emails, "whitelist": account.whitelist}),
-        };
-        let trees = (&self.accounts, &self.seclog, &self.nets, &self.names);
-        flatten(trees.transaction(
-            |(tx, log, nets, names): &(
-                TransactionalTree,
-                TransactionalTree,
-                TransactionalTree,
-                TransactionalTree,
-            )| {
-                if tx.get(key.as_bytes())?.is_some() {
-                    return abort(StoreError::AccountExists(key.to_string()));
-                }
-                identities::claim_account_id(names, key)?;
-                tx.insert(key.as_bytes(), value.as_slice())?;
-                netindex::create(nets, key, account.whitelist)?;
-                seclog::append(log, &self.log_key, actor, &event)?;
-                Ok(())
-            },
-        ))?;
-        self.flush().await?;
-        self.touched(Touch::Account(key.to_string()));
-        Ok(account)
-    }
-
+    async fn create_account(&self, account: Account, actor: &Actor) -> Result<Account, StoreError>;
     /// Replaces an existing account with `f(old)`.
-    pub async fn update_account(
+    async fn update_account(
         &self,
         id: &str,
         actor: &Actor,
-        f: impl Fn(Account) -> Account,
-    ) -> Result<Account, StoreError> {
-        let updated = flatten((&self.accounts, &self.seclog, &self.nets).transaction(
-            |(tx, log, nets): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
-                let Some(old) = tx.get(id.as_bytes())? else {
-                    return abort(StoreError::NoAccount(id.to_string()));
-                };
-                let old: Account = match decode(&old) {
-                    Ok(a) => a,
-                    Err(e) => return abort(e),
-                };
-                let new = f(old.clone());
-                tx.insert(id.as_bytes(), encode(&new))?;
-                netindex::set_mode(nets, id, new.whitelist)?;
-                let event = Event {
-                    event: "account.changed",
-                    account: Some(id),
-                    details: json!({
-                        "before": {"name": old.name, "emails": old.emails, "whitelist": old.whitelist},
-                        "after": {"name": new.name, "emails": new.emails, "whitelist": new.whitelist},
-                    }),
-                };
-                seclog::append(log, &self.log_key, actor, &event)?;
-                Ok(new)
-            },
-        ))?;
-        self.flush().await?;
-        self.touched(Touch::Account(id.to_string()));
-        Ok(updated)
-    }
+        f: &(dyn Fn(Account) -> Account + Send + Sync),
+    ) -> Result<Account, StoreError>;
+}
 
-    /// Appends one security-log record that goes with no other change
-    /// (a link opened, a refused login), flushed before returning.
-    pub(crate) async fn record(&self, actor: &Actor, event: &Event<'_>) -> Result<(), StoreError> {
-        flatten(self.seclog.transaction(|log: &TransactionalTree| {
-            seclog::append(log, &self.log_key, actor, event)?;
-            Ok(())
-        }))?;
-        self.flush().await
-    }
-
-    /// Security-log records, oldest first.
-    pub fn security_log(&self, account: Option<&str>) -> Result<Vec<SecRecord>, StoreError> {
-        Ok(seclog::records(&self.seclog, account)?)
-    }
-
-    /// Walks the security log's hash chain, keyed records with the log key.
-    pub fn verify_security_log(&self) -> Result<Verification, StoreError> {
-        Ok(seclog::verify(&self.seclog, &self.log_key)?)
-    }
-
+/// The security log (`crate::seclog`): one hash chain.
+#[async_trait]
+pub trait LogStore {
+    /// Appends one record that goes with no other change (a link opened, a
+    /// refused login).
+    async fn record(&self, actor: &Actor, event: &Event<'_>) -> Result<(), StoreError>;
+    /// Records, oldest first, optionally only one account's.
+    async fn security_log(&self, account: Option<&str>) -> Result<Vec<SecRecord>, StoreError>;
+    /// Walks the chain, keyed records with the log key.
+    async fn verify_security_log(&self) -> Result<Verification, StoreError>;
     /// The id of the key the security log is keyed with.
-    pub fn log_key_id(&self) -> &str {
-        self.log_key.id()
+    fn log_key_id(&self) -> &str;
+}
+
+/// Server secrets, the table's generation and what changes touched.
+#[async_trait]
+pub trait MetaStore {
+    /// A 32-byte server secret (for CSRF values), made on first use.
+    async fn secret(&self, name: &str) -> Result<[u8; 32], StoreError>;
+    /// The next table generation, durable before it is returned.
+    async fn next_generation(&self) -> Result<u64, StoreError>;
+    /// What the changes committed since the last call touched of the
+    /// proxy's table, each once, in order.
+    fn take_touched(&self) -> Vec<Touch>;
+}
+
+/// Whitelist entries, and the table's view of every account.
+#[async_trait]
+pub trait EntryStore {
+    /// One account's entries, oldest first.
+    async fn entries(&self, account: &str) -> Result<Vec<WhitelistEntry>, StoreError>;
+    async fn add_entries(
+        &self,
+        account: &str,
+        new: Vec<WhitelistEntry>,
+        actor: &Actor,
+    ) -> Result<Vec<WhitelistEntry>, StoreError>;
+    async fn remove_entry(
+        &self,
+        account: &str,
+        id: &str,
+        actor: &Actor,
+    ) -> Result<WhitelistEntry, StoreError>;
+    /// Every account's mode and networks, for building the proxy's table.
+    async fn for_each_account_policy(
+        &self,
+        f: &mut (dyn for<'a, 'b> FnMut(&'a str, WhitelistMode, &'b [IpNet]) + Send),
+    ) -> Result<(), StoreError>;
+}
+
+/// The blocklist.
+#[async_trait]
+pub trait BlockStore {
+    async fn blocklist(&self) -> Result<Vec<BlockEntry>, StoreError>;
+    async fn add_block(&self, entry: BlockEntry, actor: &Actor) -> Result<BlockEntry, StoreError>;
+    async fn remove_block(&self, id: &str, actor: &Actor) -> Result<BlockEntry, StoreError>;
+}
+
+/// The identities and key hashes that name accounts to the proxy.
+#[async_trait]
+pub trait IdentityStore {
+    async fn identities(&self, account: &str) -> Result<Vec<Identity>, StoreError>;
+    async fn all_identities(&self) -> Result<Vec<Identity>, StoreError>;
+    async fn identity(&self, account: &str, id: &str) -> Result<Option<Identity>, StoreError>;
+    /// The account an identity value names, ASCII case ignored.
+    async fn identity_owner(&self, value: &str) -> Result<Option<String>, StoreError>;
+    async fn keys(&self, account: &str) -> Result<Vec<SecretKey>, StoreError>;
+    async fn all_keys(&self) -> Result<Vec<SecretKey>, StoreError>;
+    async fn key(&self, account: &str, id: &str) -> Result<Option<SecretKey>, StoreError>;
+    async fn key_owner(&self, sha256: &[u8; 32]) -> Result<Option<String>, StoreError>;
+    async fn add_identity(&self, identity: Identity, actor: &Actor)
+        -> Result<Identity, StoreError>;
+    async fn remove_identity(
+        &self,
+        account: &str,
+        id: &str,
+        actor: &Actor,
+    ) -> Result<Identity, StoreError>;
+    async fn add_key(
+        &self,
+        key: SecretKey,
+        hash: [u8; 32],
+        actor: &Actor,
+    ) -> Result<SecretKey, StoreError>;
+    async fn remove_key(
+        &self,
+        account: &str,
+        id: &str,
+        actor: &Actor,
+    ) -> Result<SecretKey, StoreError>;
+}
+
+/// Self-service requests and their emailed links.
+#[async_trait]
+pub trait RequestStore {
+    /// Saves a new pending request with one link mail per account email.
+    /// Refuses when one is already pending.
+    async fn create_request(&self, new: NewRequest, actor: &Actor)
+        -> Result<IpRequest, StoreError>;
+    /// One account's requests, newest first, statuses as of now.
+    async fn requests(&self, account: &str) -> Result<Vec<IpRequest>, StoreError>;
+    async fn request(&self, account: &str, id: &str) -> Result<IpRequest, StoreError>;
+    /// Cancels a pending request; its links stop working at once.
+    async fn cancel_request(
+        &self,
+        account: &str,
+        id: &str,
+        actor: &Actor,
+    ) -> Result<IpRequest, StoreError>;
+    /// Marks every pending request past its expiry as expired; how many.
+    async fn expire_due(&self) -> Result<usize, StoreError>;
+    /// A link (by its token's hash) and its request.
+    async fn link(&self, hash: &str) -> Result<Option<LinkView>, StoreError>;
+    /// Decides a pending request from one of its links, in one atomic
+    /// step: of two racing decisions exactly one wins.
+    async fn decide(
+        &self,
+        hash: &str,
+        verdict: Verdict,
+        actor_ip: std::net::IpAddr,
+        user_agent: &str,
+    ) -> Result<(IpRequest, Vec<WhitelistEntry>), StoreError>;
+    /// Records that a link page was opened (the only thing a GET changes).
+    async fn link_opened(
+        &self,
+        view: &LinkView,
+        result: &str,
+        ip: std::net::IpAddr,
+        user_agent: &str,
+    ) -> Result<(), StoreError>;
+}
+
+/// The durable mail outbox.
+#[async_trait]
+pub trait OutboxStore {
+    /// How many mails are queued.
+    async fn outbox_depth(&self) -> Result<usize, StoreError>;
+    /// Readies a due job for sending (a link mail gets a fresh token).
+    async fn prepare_mail(&self, id: u64) -> Result<Prepared, StoreError>;
+    async fn mail_sent(&self, job: &MailJob) -> Result<(), StoreError>;
+    async fn mail_dropped(&self, job: &MailJob, reason: &str) -> Result<(), StoreError>;
+    async fn mail_failed(&self, job: &MailJob, error: &str) -> Result<MailJob, StoreError>;
+    /// The ids of the jobs due now.
+    async fn due_mail(&self) -> Result<Vec<u64>, StoreError>;
+}
+
+/// Portal users.
+#[async_trait]
+pub trait UserStore {
+    async fn user(&self, username: &str) -> Result<Option<User>, StoreError>;
+    async fn create_user(&self, user: User, actor: &Actor) -> Result<User, StoreError>;
+    async fn update_user(
+        &self,
+        username: &str,
+        actor: &Actor,
+        event: &str,
+        details: serde_json::Value,
+        f: &(dyn Fn(User) -> User + Send + Sync),
+    ) -> Result<User, StoreError>;
+}
+
+/// Portal sessions and logins.
+#[async_trait]
+pub trait SessionStore {
+    async fn login(
+        &self,
+        user: &User,
+        step: Option<u64>,
+        session_hash: &str,
+        session: &Session,
+        actor: &Actor,
+    ) -> Result<(), StoreError>;
+    async fn login_failed(
+        &self,
+        username: &str,
+        account: Option<&str>,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<(), StoreError>;
+    async fn login_failed_summaries(&self, summaries: &[Summary]) -> Result<(), StoreError>;
+    async fn session(&self, hash: &str) -> Result<Option<Session>, StoreError>;
+    async fn end_session(&self, hash: &str, actor: &Actor) -> Result<(), StoreError>;
+    /// Removes expired sessions; how many.
+    async fn sweep_sessions(&self) -> Result<usize, StoreError>;
+}
+
+/// Customer API tokens.
+#[async_trait]
+pub trait TokenStore {
+    async fn issue_token(
+        &self,
+        token: ApiToken,
+        token_hash: &str,
+        actor: &Actor,
+    ) -> Result<ApiToken, StoreError>;
+    async fn token(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError>;
+    async fn tokens_of(&self, username: &str) -> Result<Vec<ApiToken>, StoreError>;
+    async fn revoke_token(
+        &self,
+        username: &str,
+        id: &str,
+        actor: &Actor,
+    ) -> Result<ApiToken, StoreError>;
+}
+
+/// Every use case's store: what a backend implements.
+pub trait Backend:
+    AccountStore
+    + LogStore
+    + MetaStore
+    + EntryStore
+    + BlockStore
+    + IdentityStore
+    + RequestStore
+    + OutboxStore
+    + UserStore
+    + SessionStore
+    + TokenStore
+    + Send
+    + Sync
+{
+}
+
+impl<T> Backend for T where
+    T: AccountStore
+        + LogStore
+        + MetaStore
+        + EntryStore
+        + BlockStore
+        + IdentityStore
+        + RequestStore
+        + OutboxStore
+        + UserStore
+        + SessionStore
+        + TokenStore
+        + Send
+        + Sync
+{
+}
+
+/// The store handle: cheap to clone, one backend behind it; its methods
+/// are the traits above.
+#[derive(Clone)]
+pub struct Store(Arc<dyn Backend>);
+
+impl std::ops::Deref for Store {
+    type Target = dyn Backend;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
     }
 }
 
-mod blocklist;
-mod entries;
-mod flow_trees;
-mod generation;
-mod identities;
-pub use identities::parse_sha256;
-mod keying;
-mod mail_jobs;
-mod netindex;
-mod outbox;
-mod requests;
-mod sessions;
-mod settle;
-mod touched;
-use touched::Journal;
-pub use touched::Touch;
-mod tokens;
-mod users;
-pub use mail_jobs::{MailJob, MailKind};
-pub use outbox::{LinkToSend, Prepared};
-pub use requests::{IpRequest, LinkRecord, LinkView, NewRequest, Verdict};
-pub use sessions::Session;
+impl Store {
+    /// Opens (or creates) the sled store at `path` (see [`SledStore::open`]).
+    pub fn open(path: &Path, log_key: crate::seclog::LogKey) -> Result<Store, StoreError> {
+        Ok(Store::from(sled::SledStore::open(path, log_key)?))
+    }
+
+    /// [`Store::open`] with sled's page cache bounded to `cache_mb` MiB.
+    pub fn open_with_cache(
+        path: &Path,
+        cache_mb: u64,
+        log_key: crate::seclog::LogKey,
+    ) -> Result<Store, StoreError> {
+        Ok(Store::from(sled::SledStore::open_with_cache(
+            path, cache_mb, log_key,
+        )?))
+    }
+}
+
+impl<B: Backend + 'static> From<B> for Store {
+    fn from(backend: B) -> Store {
+        Store(Arc::new(backend))
+    }
+}
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -21,19 +21,23 @@ pub(crate) struct Plane {
     pub dir: tempfile::TempDir,
 }
 
-fn plane() -> Plane {
-    plane_in(tempfile::tempdir().unwrap(), "", None)
+async fn plane() -> Plane {
+    plane_in(tempfile::tempdir().unwrap(), "", None).await
 }
 
 /// A control plane on a store in `dir`, with config `toml` and the sync
 /// feed on when `sync_token` is given; the table is loaded from the store
 /// as at a real start.
-pub(crate) fn plane_in(dir: tempfile::TempDir, toml: &str, sync_token: Option<&str>) -> Plane {
+pub(crate) async fn plane_in(
+    dir: tempfile::TempDir,
+    toml: &str,
+    sync_token: Option<&str>,
+) -> Plane {
     let config = Config::parse(toml, Vec::<(String, String)>::new()).unwrap();
     let key = crate::seclog::LogKey::new(b"in-process-log-key-0123456789abcdef").unwrap();
     let store = Store::open(dir.path(), key).unwrap();
     let table = Arc::new(LiveTable::new(
-        crate::service::publish::load_table(&store).unwrap(),
+        crate::service::publish::load_table(&store).await.unwrap(),
     ));
     let control = ControlPlane::build(
         &config,
@@ -46,6 +50,7 @@ pub(crate) fn plane_in(dir: tempfile::TempDir, toml: &str, sync_token: Option<&s
             sync_token: sync_token.map(str::to_owned),
         },
     )
+    .await
     .unwrap();
     Plane {
         control,
@@ -138,7 +143,7 @@ pub(crate) async fn create_acme(p: &Plane) {
 
 #[tokio::test]
 async fn the_admin_api_refuses_a_missing_or_wrong_token_and_changes_nothing() {
-    let p = plane();
+    let p = plane().await;
     let admin = p.control.admin_router();
     let body =
         json!({"id": "acme", "name": "Acme", "emails": ["ops@acme.test"], "whitelist": "enforce"});
@@ -161,7 +166,7 @@ async fn the_admin_api_refuses_a_missing_or_wrong_token_and_changes_nothing() {
 
 #[tokio::test]
 async fn an_entry_added_by_the_admin_api_is_live_when_the_call_is_answered() {
-    let p = plane();
+    let p = plane().await;
     create_acme(&p).await;
     assert!(matches!(
         verdict(&p.table, "acme", "203.0.113.7"),
@@ -189,7 +194,7 @@ async fn an_entry_added_by_the_admin_api_is_live_when_the_call_is_answered() {
 
 #[tokio::test]
 async fn bad_admin_input_is_400_per_field_and_changes_nothing() {
-    let p = plane();
+    let p = plane().await;
     create_acme(&p).await;
     let admin = p.control.admin_router();
     let a = call(
@@ -215,7 +220,7 @@ async fn bad_admin_input_is_400_per_field_and_changes_nothing() {
 
 #[tokio::test]
 async fn the_customer_api_refuses_a_call_without_a_token() {
-    let p = plane();
+    let p = plane().await;
     let a = call(
         &p.control.portal_router(),
         Method::GET,
@@ -243,7 +248,7 @@ async fn the_customer_api_refuses_a_call_without_a_token() {
 
 #[tokio::test]
 async fn a_request_queues_one_mail_per_account_email_and_puts_nothing_live() {
-    let p = plane();
+    let p = plane().await;
     create_acme(&p).await;
     let admin = p.control.admin_router();
     let user = json!({"username": "alice", "password": "a long passphrase here", "role": "main"});
@@ -287,7 +292,7 @@ async fn a_request_queues_one_mail_per_account_email_and_puts_nothing_live() {
     .await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
     assert_eq!(a.json()["status"], "pending");
-    let due = p.control.publisher.store.due_mail().unwrap();
+    let due = p.control.publisher.store.due_mail().await.unwrap();
     assert_eq!(due.len(), 2, "one link per account email");
     assert!(matches!(
         verdict(&p.table, "acme", "203.0.113.10"),
@@ -304,12 +309,12 @@ async fn a_request_queues_one_mail_per_account_email_and_puts_nothing_live() {
     )
     .await;
     assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
-    assert_eq!(p.control.publisher.store.due_mail().unwrap().len(), 2);
+    assert_eq!(p.control.publisher.store.due_mail().await.unwrap().len(), 2);
 }
 
 #[tokio::test]
 async fn a_login_without_its_csrf_value_is_refused() {
-    let p = plane();
+    let p = plane().await;
     let portal = p.control.portal_router();
     let page = call(&portal, Method::GET, "/login", None, None).await;
     assert_eq!(page.status, StatusCode::OK);
@@ -333,11 +338,11 @@ async fn a_login_without_its_csrf_value_is_refused() {
 
 #[tokio::test]
 async fn a_mangled_link_changes_nothing() {
-    let p = plane();
+    let p = plane().await;
     let portal = p.control.portal_router();
     for method in [Method::GET, Method::POST] {
         let a = call(&portal, method, "/confirm/not-a-real-token", None, None).await;
         assert!(a.status.is_client_error(), "{} {}", a.status, a.body);
     }
-    assert_eq!(p.control.publisher.store.due_mail().unwrap().len(), 0);
+    assert_eq!(p.control.publisher.store.due_mail().await.unwrap().len(), 0);
 }

@@ -227,7 +227,7 @@ async fn list_whitelist(
     State(s): State<CustomerState>,
     c: Caller,
 ) -> ApiResult<Json<Vec<CustomerEntry>>> {
-    let entries = s.publisher.store.entries(c.account.id.as_str())?;
+    let entries = s.publisher.store.entries(c.account.id.as_str()).await?;
     Ok(Json(entries.iter().map(entry_view).collect()))
 }
 
@@ -251,7 +251,7 @@ async fn get_entry(
     c: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CustomerEntry>> {
-    let entries = s.publisher.store.entries(c.account.id.as_str())?;
+    let entries = s.publisher.store.entries(c.account.id.as_str()).await?;
     entries
         .iter()
         .find(|e| e.id == id)
@@ -319,7 +319,7 @@ async fn list_requests(
     State(s): State<CustomerState>,
     c: Caller,
 ) -> ApiResult<Json<Vec<RequestView>>> {
-    let reqs = s.publisher.store.requests(c.account.id.as_str())?;
+    let reqs = s.publisher.store.requests(c.account.id.as_str()).await?;
     Ok(Json(reqs.iter().map(view).collect()))
 }
 
@@ -344,7 +344,10 @@ async fn get_request(
     Path(id): Path<String>,
 ) -> ApiResult<Json<RequestView>> {
     Ok(Json(view(
-        &s.publisher.store.request(c.account.id.as_str(), &id)?,
+        &s.publisher
+            .store
+            .request(c.account.id.as_str(), &id)
+            .await?,
     )))
 }
 

@@ -114,7 +114,8 @@ impl FromRequestParts<CustomerState> for Caller {
         })?;
         let store = &state.publisher.store;
         let record = store
-            .token(&users::token_hash(token))?
+            .token(&users::token_hash(token))
+            .await?
             .ok_or_else(|| unauthorized("this API token is not valid".into()))?;
         if record.expired(Timestamp::now()) {
             return Err(unauthorized(format!(
@@ -123,7 +124,8 @@ impl FromRequestParts<CustomerState> for Caller {
             )));
         }
         let user = store
-            .user(&record.username)?
+            .user(&record.username)
+            .await?
             .ok_or_else(|| unauthorized("this token's user no longer exists".into()))?;
         if user.role != Role::Main {
             return Err(ApiError::new(
@@ -136,7 +138,8 @@ impl FromRequestParts<CustomerState> for Caller {
             return Err(refusal);
         }
         let account = store
-            .account(user.account.as_str())?
+            .account(user.account.as_str())
+            .await?
             .ok_or_else(|| unauthorized("this token's account no longer exists".into()))?;
         let Visitor { ip, user_agent } = Visitor::from_request_parts(parts, state).await?;
         Ok(Caller {

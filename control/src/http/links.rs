@@ -198,7 +198,7 @@ async fn open(
     let store = &s.publisher.store;
     let hash = token_hash(&token);
     let view = if well_formed(&token) {
-        match store.link(&hash) {
+        match store.link(&hash).await {
             Ok(view) => view,
             Err(e) => return unavailable(&e),
         }
@@ -238,7 +238,7 @@ async fn open(
     if result != LinkResult::Opened {
         return ended_page(&view.request, &view.link.email);
     }
-    let name = match store.account(view.request.account.as_str()) {
+    let name = match store.account(view.request.account.as_str()).await {
         Ok(a) => a.map(|a| a.name).unwrap_or_default(),
         Err(e) => return unavailable(&e),
     };
@@ -280,7 +280,7 @@ async fn decide(
         Some("reject") => Some(Verdict::Reject),
         _ => None,
     };
-    let view = match store.link(&hash) {
+    let view = match store.link(&hash).await {
         Ok(Some(view)) => view,
         Ok(None) => {
             s.metrics.link(LinkResult::Invalid);
@@ -369,7 +369,7 @@ async fn decide(
             };
             message(StatusCode::OK, title, "ok", &text)
         }
-        Err(StoreError::NotPending { .. }) => match store.link(&hash) {
+        Err(StoreError::NotPending { .. }) => match store.link(&hash).await {
             Ok(Some(now)) => {
                 s.metrics.link(classify(Some(&now)));
                 let mut resp = ended_page(&now.request, "");

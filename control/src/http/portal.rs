@@ -85,7 +85,7 @@ impl FromRequestParts<CustomerState> for Portal {
         let v = Visitor::from_request_parts(parts, state)
             .await
             .map_err(|_| NotIn::Login)?;
-        portal_caller(state, &parts.headers, v)
+        portal_caller(state, &parts.headers, v).await
     }
 }
 
@@ -106,16 +106,22 @@ impl IntoResponse for NotIn {
 }
 
 /// The session behind the request's cookie.
-fn portal_caller(s: &CustomerState, headers: &HeaderMap, v: Visitor) -> Result<Portal, NotIn> {
+async fn portal_caller(
+    s: &CustomerState,
+    headers: &HeaderMap,
+    v: Visitor,
+) -> Result<Portal, NotIn> {
     let sid = cookie(headers, SESSION_COOKIE).ok_or(NotIn::Login)?;
     let session_hash = token_hash(&sid);
     let store = &s.publisher.store;
     let session = store
         .session(&session_hash)
+        .await
         .map_err(NotIn::Store)?
         .ok_or(NotIn::Login)?;
     let user = store
         .user(&session.username)
+        .await
         .map_err(NotIn::Store)?
         .ok_or(NotIn::Login)?;
     if user.totp_secret.is_some() && !session.two_factor {
@@ -123,6 +129,7 @@ fn portal_caller(s: &CustomerState, headers: &HeaderMap, v: Visitor) -> Result<P
     }
     let account = store
         .account(user.account.as_str())
+        .await
         .map_err(NotIn::Store)?
         .ok_or(NotIn::Login)?;
     Ok(Portal {
@@ -261,7 +268,7 @@ async fn login(
         who: username.clone(),
         ip: Some(v.ip),
     };
-    let user = match store.user(&username) {
+    let user = match store.user(&username).await {
         Ok(u) => u,
         Err(e) => return unavailable(&e),
     };
@@ -435,11 +442,11 @@ async fn render(
     note: pages::Note,
 ) -> Response {
     let store = &s.publisher.store;
-    let entries = match store.entries(p.caller.account.id.as_str()) {
+    let entries = match store.entries(p.caller.account.id.as_str()).await {
         Ok(e) => e,
         Err(e) => return unavailable(&e),
     };
-    let requests = match store.requests(p.caller.account.id.as_str()) {
+    let requests = match store.requests(p.caller.account.id.as_str()).await {
         Ok(r) => r,
         Err(e) => return unavailable(&e),
     };

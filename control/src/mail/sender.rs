@@ -106,13 +106,22 @@ impl Mailer {
         })
     }
 
+    /// Sets the outbox gauge to the store's queue (left as it was when the
+    /// store cannot say).
+    async fn report_depth(&self, store: &Store) {
+        match store.outbox_depth().await {
+            Ok(n) => self.metrics.set_outbox_depth(n),
+            Err(e) => tracing::warn!(error = %e, "cannot count the mail outbox"),
+        }
+    }
+
     /// Sends due mail until `shutdown` flips, waking every second or when poked.
     pub async fn run(&self, store: &Store, mut shutdown: watch::Receiver<bool>) {
         loop {
             // Before sending, so the gauge is right from the start (mail
             // left from before a restart) and while a batch goes out.
-            self.metrics.set_outbox_depth(store.outbox_depth());
-            match store.due_mail() {
+            self.report_depth(store).await;
+            match store.due_mail().await {
                 Ok(ids) => {
                     for id in ids {
                         if *shutdown.borrow() {
@@ -125,7 +134,7 @@ impl Mailer {
                 }
                 Err(e) => tracing::error!(error = %e, "cannot read the mail outbox"),
             }
-            self.metrics.set_outbox_depth(store.outbox_depth());
+            self.report_depth(store).await;
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -160,7 +169,8 @@ impl Mailer {
             Prepared::Notice { job, request } => (job, request, String::new()),
         };
         let name = store
-            .account(job.account.as_str())?
+            .account(job.account.as_str())
+            .await?
             .map(|a| a.name)
             .unwrap_or_else(|| job.account.to_string());
         let ctx = MailContext {
@@ -210,7 +220,7 @@ impl Mailer {
                 tracing::warn!(to = %job.to, kind = job.kind.as_str(), request = %job.request, attempt = job.attempts, error = %e, retry_at = next.next_attempt_at.unix(), "mail not sent; will retry");
             }
         }
-        self.metrics.set_outbox_depth(store.outbox_depth());
+        self.report_depth(store).await;
         Ok(())
     }
 }

@@ -84,10 +84,11 @@ impl Requests<'_> {
         let ips = flow::check_submission(ips, remark, self.limits)
             .map_err(|r| refusals(StatusCode::BAD_REQUEST, r))?;
         let store = &self.publisher.store;
-        let entries = store.entries(c.account.id.as_str())?;
+        let entries = store.entries(c.account.id.as_str()).await?;
         let nets: Vec<ipnet::IpNet> = entries.iter().map(|e| e.cidr.net()).collect();
         let pending = store
-            .requests(c.account.id.as_str())?
+            .requests(c.account.id.as_str())
+            .await?
             .iter()
             .any(|r| r.status == Status::Pending);
         let state = AccountState {

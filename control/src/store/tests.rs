@@ -1,6 +1,7 @@
 use super::*;
 use crate::domain::model::{BlockEntry, Source, WhitelistEntry, WhitelistMode};
 use crate::domain::Timestamp;
+use crate::seclog::LogKey;
 
 pub(crate) fn account(id: &str) -> Account {
     Account {
@@ -36,6 +37,11 @@ pub(crate) fn test_key() -> LogKey {
     LogKey::new(b"unit-test-log-key-0123456789abcdef").unwrap()
 }
 
+/// The sled store itself, for the tests that reach into its trees.
+pub(crate) fn open_sled(dir: &tempfile::TempDir) -> sled::SledStore {
+    sled::SledStore::open(dir.path(), test_key()).unwrap()
+}
+
 pub(crate) fn open(dir: &tempfile::TempDir) -> Store {
     Store::open(dir.path(), test_key()).unwrap()
 }
@@ -62,6 +68,7 @@ async fn changes_survive_reopening() {
     let s = open(&dir);
     let cidrs: Vec<String> = s
         .entries("acme")
+        .await
         .unwrap_or_default()
         .into_iter()
         .map(|e| e.cidr.to_string())
@@ -72,6 +79,7 @@ async fn changes_survive_reopening() {
     );
     let events: Vec<String> = s
         .security_log(None)
+        .await
         .unwrap_or_default()
         .into_iter()
         .map(|r| r.event)
@@ -83,7 +91,7 @@ async fn changes_survive_reopening() {
     // Opening writes to settle sled's log; a second reopen must still find
     // the same chained log and nothing added to it.
     drop(s);
-    let v = open(&dir).verify_security_log().unwrap();
+    let v = open(&dir).verify_security_log().await.unwrap();
     assert!(v.ok, "{v:?}");
     assert_eq!(v.records, 3);
 }
@@ -114,7 +122,7 @@ async fn refusals_change_nothing_and_log_nothing() {
         .await;
     assert!(matches!(dup, Err(StoreError::Duplicate(_))));
     assert_eq!(
-        s.entries("acme").unwrap_or_default().len(),
+        s.entries("acme").await.unwrap_or_default().len(),
         1,
         "a refused batch adds nothing"
     );
@@ -127,7 +135,7 @@ async fn refusals_change_nothing_and_log_nothing() {
         Err(StoreError::NoEntry(_))
     ));
     assert_eq!(
-        s.security_log(None).unwrap_or_default().len(),
+        s.security_log(None).await.unwrap_or_default().len(),
         2,
         "only the two changes were logged"
     );
@@ -142,7 +150,7 @@ async fn entries_of_one_account_do_not_leak_into_another_with_a_longer_name() {
     s.add_entries("acme2", vec![entry("203.0.113.10/32")], &op())
         .await
         .unwrap();
-    assert!(s.entries("acme").unwrap_or_default().is_empty());
+    assert!(s.entries("acme").await.unwrap_or_default().is_empty());
 }
 
 async fn logged_store(dir: &tempfile::TempDir) -> Store {
@@ -165,51 +173,19 @@ async fn logged_store(dir: &tempfile::TempDir) -> Store {
 async fn an_intact_log_verifies_and_exports_its_head() {
     let dir = tempfile::tempdir().unwrap();
     let s = logged_store(&dir).await;
-    let v = s.verify_security_log().unwrap();
+    let v = s.verify_security_log().await.unwrap();
     assert!(v.ok, "{v:?}");
     assert_eq!(v.records, 3);
     let last = s
         .security_log(None)
+        .await
         .unwrap_or_default()
         .pop()
         .map(|r| r.hash);
     assert_eq!(Some(v.head), last);
-    assert_eq!(s.security_log(Some("acme")).unwrap_or_default().len(), 2);
-}
-
-#[tokio::test]
-async fn an_edited_record_is_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = logged_store(&dir).await;
-    let key = 2u64.to_be_bytes();
-    let raw = s
-        .seclog
-        .get(key)
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| panic!("no record 2"));
-    let edited = String::from_utf8_lossy(&raw).replace("203.0.113.10/32", "0.0.0.0/0");
-    s.seclog.insert(key, edited.as_bytes()).unwrap();
-    let v = s.verify_security_log().unwrap();
-    assert!(!v.ok);
-    assert_eq!(v.broken_at, Some(2));
-}
-
-#[tokio::test]
-async fn a_dropped_or_truncated_record_is_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = logged_store(&dir).await;
-    s.seclog.remove(2u64.to_be_bytes()).unwrap();
-    let v = s.verify_security_log().unwrap();
-    assert_eq!((v.ok, v.broken_at), (false, Some(2)));
-
-    let dir = tempfile::tempdir().unwrap();
-    let s = logged_store(&dir).await;
-    s.seclog.remove(3u64.to_be_bytes()).unwrap();
-    let v = s.verify_security_log().unwrap();
-    assert!(
-        !v.ok,
-        "dropping the newest record while the head names it: {v:?}"
+    assert_eq!(
+        s.security_log(Some("acme")).await.unwrap_or_default().len(),
+        2
     );
 }
 
@@ -231,44 +207,12 @@ fn a_store_held_open_elsewhere_is_refused_with_a_reason() {
 }
 
 #[tokio::test]
-async fn an_unreadable_log_head_refuses_the_change_instead_of_restarting_the_chain() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
-    let made = s.create_account(account("acme"), &op()).await;
-    assert!(made.is_ok(), "{made:?}");
-    let first = s.seclog.get(1u64.to_be_bytes()).ok().flatten();
-    assert!(first.is_some());
-
-    for damage in [Some(&b"not json"[..]), None] {
-        match damage {
-            Some(bytes) => s.seclog.insert(b"head", bytes).map(drop),
-            None => s.seclog.remove(b"head").map(drop),
-        }
-        .unwrap();
-        let changed = s.create_account(account("beta"), &op()).await;
-        assert!(
-            matches!(changed, Err(StoreError::LogHead(_))),
-            "{damage:?}: {changed:?}"
-        );
-        assert_eq!(
-            s.seclog.get(1u64.to_be_bytes()).ok().flatten(),
-            first,
-            "record 1 kept"
-        );
-        assert!(
-            s.account("beta").ok().flatten().is_none(),
-            "nothing else changed"
-        );
-    }
-}
-
-#[tokio::test]
 async fn a_store_keyed_with_another_log_key_is_refused_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let head = {
         let s = open(&dir);
         s.create_account(account("acme"), &op()).await.unwrap();
-        s.verify_security_log().map(|v| v.head).ok()
+        s.verify_security_log().await.map(|v| v.head).ok()
     };
     let other = LogKey::new(&[b'x'; 40]).unwrap();
     match Store::open(dir.path(), other.clone()) {
@@ -283,7 +227,7 @@ async fn a_store_keyed_with_another_log_key_is_refused_unchanged() {
         Ok(_) => panic!("opened with another log key"),
     }
     let s = open(&dir);
-    let v = s.verify_security_log().unwrap();
+    let v = s.verify_security_log().await.unwrap();
     assert!(v.ok, "{v:?}");
     assert_eq!((Some(v.head), v.records), (head, 1), "nothing was appended");
 }

@@ -193,7 +193,7 @@ pub async fn create_account(
     security(("admin_token" = [])),
 )]
 pub async fn list_accounts(State(s): State<AdminState>) -> ApiResult<Json<Vec<Account>>> {
-    Ok(Json(s.publisher.store.accounts()?))
+    Ok(Json(s.publisher.store.accounts().await?))
 }
 
 /// One account
@@ -216,7 +216,8 @@ pub async fn get_account(
 ) -> ApiResult<Json<Account>> {
     s.publisher
         .store
-        .account(&id)?
+        .account(&id)
+        .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("account", format!("account `{id}` does not exist")))
 }
@@ -257,7 +258,7 @@ pub async fn patch_account(
             st.update_account(
                 &account,
                 &Actor::admin(Some(peer.ip())),
-                |mut a: Account| {
+                &|mut a: Account| {
                     if let Some(n) = &patch.name {
                         a.name = n.trim().to_string();
                     }
@@ -296,13 +297,13 @@ pub async fn list_entries(
     State(s): State<AdminState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<WhitelistEntry>>> {
-    if s.publisher.store.account(&id)?.is_none() {
+    if s.publisher.store.account(&id).await?.is_none() {
         return Err(ApiError::not_found(
             "account",
             format!("account `{id}` does not exist"),
         ));
     }
-    Ok(Json(s.publisher.store.entries(&id)?))
+    Ok(Json(s.publisher.store.entries(&id).await?))
 }
 
 /// Add a whitelist entry
@@ -418,7 +419,7 @@ pub async fn remove_entry(
     security(("admin_token" = [])),
 )]
 pub async fn list_blocks(State(s): State<AdminState>) -> ApiResult<Json<Vec<BlockEntry>>> {
-    Ok(Json(s.publisher.store.blocklist()?))
+    Ok(Json(s.publisher.store.blocklist().await?))
 }
 
 /// Add a blocklist entry
@@ -509,7 +510,9 @@ pub async fn security_log(
     State(s): State<AdminState>,
     Query(q): Query<LogQuery>,
 ) -> ApiResult<Json<Vec<SecRecord>>> {
-    Ok(Json(s.publisher.store.security_log(q.account.as_deref())?))
+    Ok(Json(
+        s.publisher.store.security_log(q.account.as_deref()).await?,
+    ))
 }
 
 /// Verify the security log's hash chain
@@ -525,7 +528,7 @@ pub async fn security_log(
     security(("admin_token" = [])),
 )]
 pub async fn verify_security_log(State(s): State<AdminState>) -> ApiResult<Json<Verification>> {
-    let v = s.publisher.store.verify_security_log()?;
+    let v = s.publisher.store.verify_security_log().await?;
     if v.ok {
         tracing::info!(records = v.records, head = %v.head, "security log verified");
     } else {

@@ -53,8 +53,8 @@ fn no_account(id: &str) -> ApiError {
     ApiError::not_found("account", format!("account `{id}` does not exist"))
 }
 
-fn check_account(s: &AdminState, id: &str) -> ApiResult<()> {
-    match s.publisher.store.account(id)? {
+async fn check_account(s: &AdminState, id: &str) -> ApiResult<()> {
+    match s.publisher.store.account(id).await? {
         Some(_) => Ok(()),
         None => Err(no_account(id)),
     }
@@ -99,8 +99,8 @@ pub async fn list_identities(
     State(s): State<AdminState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<Identity>>> {
-    check_account(&s, &id)?;
-    Ok(Json(s.publisher.store.identities(&id)?))
+    check_account(&s, &id).await?;
+    Ok(Json(s.publisher.store.identities(&id).await?))
 }
 
 /// Add an identity
@@ -173,8 +173,13 @@ pub async fn remove_identity(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((id, identity_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Identity>> {
-    check_account(&s, &id)?;
-    if s.publisher.store.identity(&id, &identity_id)?.is_none() {
+    check_account(&s, &id).await?;
+    if s.publisher
+        .store
+        .identity(&id, &identity_id)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::not_found(
             "id",
             format!("identity `{identity_id}` does not exist"),
@@ -209,8 +214,8 @@ pub async fn list_keys(
     State(s): State<AdminState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<SecretKeyView>>> {
-    check_account(&s, &id)?;
-    let keys = s.publisher.store.keys(&id)?;
+    check_account(&s, &id).await?;
+    let keys = s.publisher.store.keys(&id).await?;
     Ok(Json(keys.iter().map(SecretKeyView::from).collect()))
 }
 
@@ -277,8 +282,8 @@ pub async fn remove_key(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((id, key_id)): Path<(String, String)>,
 ) -> ApiResult<Json<SecretKeyView>> {
-    check_account(&s, &id)?;
-    let known = s.publisher.store.key(&id, &key_id)?;
+    check_account(&s, &id).await?;
+    let known = s.publisher.store.key(&id, &key_id).await?;
     if known.and_then(|k| parse_sha256(&k.sha256)).is_none() {
         return Err(ApiError::not_found(
             "id",

@@ -49,8 +49,8 @@ pub struct IssuedToken {
     pub username: String,
 }
 
-fn check_user(s: &AdminState, username: &str) -> ApiResult<()> {
-    match s.publisher.store.user(username)? {
+async fn check_user(s: &AdminState, username: &str) -> ApiResult<()> {
+    match s.publisher.store.user(username).await? {
         Some(_) => Ok(()),
         None => Err(ApiError::not_found(
             "username",
@@ -148,9 +148,9 @@ pub async fn list_tokens(
     State(s): State<AdminState>,
     Path(username): Path<String>,
 ) -> ApiResult<Json<Vec<ApiTokenView>>> {
-    check_user(&s, &username)?;
+    check_user(&s, &username).await?;
     let now = Timestamp::now();
-    let list = s.publisher.store.tokens_of(&username)?;
+    let list = s.publisher.store.tokens_of(&username).await?;
     Ok(Json(
         list.iter().map(|t| ApiTokenView::of(t, now)).collect(),
     ))
@@ -177,7 +177,7 @@ pub async fn revoke_token(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((username, id)): Path<(String, String)>,
 ) -> ApiResult<Json<ApiTokenView>> {
-    check_user(&s, &username)?;
+    check_user(&s, &username).await?;
     let actor = Actor::admin(Some(peer.ip()));
     let name = username.clone();
     let revoked = s

@@ -126,7 +126,8 @@ pub async fn get_user(
 ) -> ApiResult<Json<UserView>> {
     s.publisher
         .store
-        .user(&username)?
+        .user(&username)
+        .await?
         .map(|u| Json(UserView::from(&u)))
         .ok_or_else(|| ApiError::not_found("username", format!("user `{username}` does not exist")))
 }
@@ -163,7 +164,7 @@ pub async fn enrol_totp(
                 &actor,
                 "user.totp_enrolled",
                 json!({"username": name}),
-                |mut u| {
+                &|mut u: User| {
                     u.totp_secret = Some(stored.clone());
                     u.totp_last_step = None;
                     u.updated_at = Timestamp::now();

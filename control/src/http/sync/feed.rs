@@ -108,9 +108,9 @@ impl SyncFeed {
         let version = self.version;
         let snap = self
             .publisher
-            .read_at_rest(|store, table_version| {
+            .read_at_rest(|store, table_version| async move {
                 let v = version.of(table_version);
-                snapshot(store, v).map(|s| (v, s))
+                snapshot(&store, v).await.map(|s| (v, s))
             })
             .await;
         let (v, snap) = snap?;

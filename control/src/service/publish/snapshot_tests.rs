@@ -25,20 +25,30 @@ fn account(id: &str, whitelist: WhitelistMode) -> Account {
 
 /// The table straight from the store's data, written out here so the test
 /// does not lean on `load_table`, which does the same.
-fn direct(store: &Store) -> Table {
+async fn direct(store: &Store) -> Table {
     let mut accounts = Vec::new();
-    let found = store.for_each_account_policy(|id, mode, nets| {
+    let mut visit = |id: &str, mode: WhitelistMode, nets: &[IpNet]| {
         accounts.push((id.to_string(), AccountPolicy::new(mode.into(), nets)));
-    });
+    };
+    let found = store.for_each_account_policy(&mut visit).await;
     assert!(found.is_ok(), "{found:?}");
-    let blocked = nets(store.blocklist().unwrap_or_default().iter().map(|b| b.cidr));
+    let blocked = nets(
+        store
+            .blocklist()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|b| b.cidr),
+    );
     let identities = store
         .all_identities()
+        .await
         .unwrap_or_default()
         .into_iter()
         .map(|i| (i.value, String::from(i.account)));
     let keys: Vec<([u8; 32], String)> = store
         .all_keys()
+        .await
         .unwrap_or_default()
         .into_iter()
         .filter_map(|k| Some((stored_hash(&k)?, String::from(k.account))))
@@ -124,7 +134,7 @@ async fn the_snapshot_table_answers_as_load_table_does() {
         assert!(added.is_ok(), "{added:?}");
     }
 
-    let snap = snapshot(&s, 1).unwrap();
+    let snap = snapshot(&s, 1).await.unwrap();
     let c = snap.contents();
     assert_eq!(
         (
@@ -164,8 +174,8 @@ async fn the_snapshot_table_answers_as_load_table_does() {
         "acme", "ACME", "globex", "bare", "zeta", "sender-1", "PHONE-9", "nobody",
     ];
     let keys = [[1; 32], [2; 32], [3; 32]];
-    let want = answers(&direct(&s), &names, &keys, &ips);
-    let loaded = load_table(&s).unwrap();
+    let want = answers(&direct(&s).await, &names, &keys, &ips);
+    let loaded = load_table(&s).await.unwrap();
     assert_eq!(answers(&loaded, &names, &keys, &ips), want);
     assert_eq!(answers(&snap.to_table(), &names, &keys, &ips), want);
     assert_eq!(answers(&decoded.to_table(), &names, &keys, &ips), want);

@@ -14,9 +14,9 @@ use tower::ServiceExt;
 
 const SYNC: &str = "in-process-sync-token-0123456789";
 
-fn feed_plane(poll: &str) -> Plane {
+async fn feed_plane(poll: &str) -> Plane {
     let toml = format!("[sync]\npoll_timeout = \"{poll}\"\n");
-    plane_in(tempfile::tempdir().unwrap(), &toml, Some(SYNC))
+    plane_in(tempfile::tempdir().unwrap(), &toml, Some(SYNC)).await
 }
 
 struct Polled {
@@ -75,7 +75,7 @@ async fn poll(router: &Router, query: &str, token: Option<&str>, gzip: bool) -> 
 
 #[tokio::test]
 async fn only_the_sync_token_opens_the_feed() {
-    let p = feed_plane("1s");
+    let p = feed_plane("1s").await;
     let r = p.control.admin_router();
     assert_eq!(
         poll(&r, "", None, false).await.status,
@@ -100,7 +100,7 @@ async fn only_the_sync_token_opens_the_feed() {
 
 #[tokio::test]
 async fn without_a_sync_token_the_feed_is_off_and_says_so() {
-    let p = plane_in(tempfile::tempdir().unwrap(), "", None);
+    let p = plane_in(tempfile::tempdir().unwrap(), "", None).await;
     let polled = poll(&p.control.admin_router(), "", Some(SYNC), false).await;
     assert_eq!(polled.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(String::from_utf8_lossy(&polled.body).contains("IPGATE_SYNC_TOKEN"));
@@ -108,7 +108,7 @@ async fn without_a_sync_token_the_feed_is_off_and_says_so() {
 
 #[tokio::test]
 async fn a_bad_query_is_400() {
-    let p = feed_plane("1s");
+    let p = feed_plane("1s").await;
     let r = p.control.admin_router();
     for q in ["?after=-1", "?after=x", "?other=1", "?proxy=has%20space"] {
         assert_eq!(
@@ -121,7 +121,7 @@ async fn a_bad_query_is_400() {
 
 #[tokio::test]
 async fn the_whole_table_comes_checksummed_at_the_version_it_names() {
-    let p = feed_plane("1s");
+    let p = feed_plane("1s").await;
     create_acme(&p).await;
     let admin = p.control.admin_router();
     let a = call(
@@ -158,7 +158,7 @@ async fn the_whole_table_comes_checksummed_at_the_version_it_names() {
 
 #[tokio::test]
 async fn a_poll_at_the_current_version_waits_then_answers_304() {
-    let p = feed_plane("1s");
+    let p = feed_plane("1s").await;
     let r = p.control.admin_router();
     let v = poll(&r, "", Some(SYNC), false).await.version();
     let started = std::time::Instant::now();
@@ -174,7 +174,7 @@ async fn a_poll_at_the_current_version_waits_then_answers_304() {
 
 #[tokio::test]
 async fn a_change_ends_a_waiting_poll_with_the_new_table() {
-    let p = feed_plane("30s");
+    let p = feed_plane("30s").await;
     create_acme(&p).await;
     let r = p.control.admin_router();
     let v = poll(&r, "", Some(SYNC), false).await.version();
@@ -234,7 +234,7 @@ async fn a_change_ends_a_waiting_poll_with_the_new_table() {
 
 #[tokio::test]
 async fn stopping_ends_waiting_polls_at_once() {
-    let p = feed_plane("30s");
+    let p = feed_plane("30s").await;
     let r = p.control.admin_router();
     let v = poll(&r, "", Some(SYNC), false).await.version();
     let waiting = {
@@ -253,12 +253,12 @@ async fn stopping_ends_waiting_polls_at_once() {
 #[tokio::test]
 async fn versions_only_grow_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let p = plane_in(dir, "", Some(SYNC));
+    let p = plane_in(dir, "", Some(SYNC)).await;
     create_acme(&p).await;
     let before = p.control.feed.current();
     let Plane { control, dir, .. } = p;
     drop(control);
-    let p = plane_in(dir, "", Some(SYNC));
+    let p = plane_in(dir, "", Some(SYNC)).await;
     let after = p.control.feed.current();
     assert!(after > before, "{after} after a restart, {before} before");
     // The restarted plane serves the same data under its new version.

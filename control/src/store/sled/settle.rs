@@ -9,7 +9,7 @@
 //! tiny writes, each flushed, at open, takes that cost before the store
 //! serves anyone (`cargo bench --bench million` prints both).
 
-use super::{Store, StoreError};
+use super::{SledStore, StoreError};
 use crate::domain::Timestamp;
 
 /// Flushed writes made at open. In the bench the slow ones were all among
@@ -20,7 +20,7 @@ const ROUNDS: u64 = 16;
 /// big-endian), the only thing these writes change.
 const OPENED: &[u8] = b"opened";
 
-impl Store {
+impl SledStore {
     pub(super) fn settle(&self) -> Result<(), StoreError> {
         let opened = Timestamp::now().unix().to_be_bytes();
         for _ in 0..ROUNDS {

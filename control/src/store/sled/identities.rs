@@ -10,10 +10,13 @@
 //! built from its accounts when it is opened; `meta` says when it is done.
 
 use super::{
-    abort, account_prefix, decode, encode, entry_key, flatten, Store, StoreError, Touch, TxResult,
+    abort, account_prefix, decode, encode, entry_key, flatten, SledStore, StoreError, Touch,
+    TxResult,
 };
 use crate::domain::model::{Identity, SecretKey};
 use crate::seclog::{self, Actor, Event};
+use crate::store::IdentityStore;
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};
@@ -85,7 +88,7 @@ pub fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-impl Store {
+impl SledStore {
     /// Indexes every account id (and identity) unless the index is
     /// complete. Runs at open, before anything else can write.
     pub(crate) fn ensure_name_index(&self) -> Result<(), StoreError> {
@@ -94,7 +97,7 @@ impl Store {
         }
         tracing::info!("indexing the store's account ids and identities (once)");
         self.names.clear()?;
-        for a in self.accounts()? {
+        for a in self.read_accounts()? {
             let owner = Owner {
                 account: a.id.to_string(),
                 id: None,
@@ -114,23 +117,34 @@ impl Store {
         Ok(())
     }
 
+    /// Drops the `names` index, as a store made before it existed would be.
+    #[cfg(test)]
+    pub(crate) fn forget_name_index(&self) -> Result<(), StoreError> {
+        self.meta.remove(READY)?;
+        self.names.clear()?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl IdentityStore for SledStore {
     /// An account's identities, oldest first.
-    pub fn identities(&self, account: &str) -> Result<Vec<Identity>, StoreError> {
+    async fn identities(&self, account: &str) -> Result<Vec<Identity>, StoreError> {
         scan(&self.identities, Some(account))
     }
 
     /// Every identity of every account.
-    pub fn all_identities(&self) -> Result<Vec<Identity>, StoreError> {
+    async fn all_identities(&self) -> Result<Vec<Identity>, StoreError> {
         scan(&self.identities, None)
     }
 
-    pub fn identity(&self, account: &str, id: &str) -> Result<Option<Identity>, StoreError> {
+    async fn identity(&self, account: &str, id: &str) -> Result<Option<Identity>, StoreError> {
         get(&self.identities, account, id)
     }
 
     /// The account an identity value (case ignored) names, if it is an
     /// identity (not an account id).
-    pub fn identity_owner(&self, value: &str) -> Result<Option<String>, StoreError> {
+    async fn identity_owner(&self, value: &str) -> Result<Option<String>, StoreError> {
         match self.names.get(folded(value))? {
             Some(v) => {
                 let o: Owner = decode(&v)?;
@@ -141,21 +155,21 @@ impl Store {
     }
 
     /// An account's secret keys (hashes), oldest first.
-    pub fn keys(&self, account: &str) -> Result<Vec<SecretKey>, StoreError> {
+    async fn keys(&self, account: &str) -> Result<Vec<SecretKey>, StoreError> {
         scan(&self.keys, Some(account))
     }
 
     /// Every secret key (hash) of every account.
-    pub fn all_keys(&self) -> Result<Vec<SecretKey>, StoreError> {
+    async fn all_keys(&self) -> Result<Vec<SecretKey>, StoreError> {
         scan(&self.keys, None)
     }
 
-    pub fn key(&self, account: &str, id: &str) -> Result<Option<SecretKey>, StoreError> {
+    async fn key(&self, account: &str, id: &str) -> Result<Option<SecretKey>, StoreError> {
         get(&self.keys, account, id)
     }
 
     /// The account whose key hashes to `sha256`.
-    pub fn key_owner(&self, sha256: &[u8; 32]) -> Result<Option<String>, StoreError> {
+    async fn key_owner(&self, sha256: &[u8; 32]) -> Result<Option<String>, StoreError> {
         match self.key_hashes.get(sha256)? {
             Some(v) => Ok(Some(decode::<Owner>(&v)?.account)),
             None => Ok(None),
@@ -164,7 +178,7 @@ impl Store {
 
     /// Gives `identity.value` to `identity.account`; refuses a value any
     /// account id or identity already holds (case ignored).
-    pub async fn add_identity(
+    async fn add_identity(
         &self,
         mut identity: Identity,
         actor: &Actor,
@@ -203,7 +217,7 @@ impl Store {
         Ok(identity)
     }
 
-    pub async fn remove_identity(
+    async fn remove_identity(
         &self,
         account: &str,
         id: &str,
@@ -235,7 +249,7 @@ impl Store {
 
     /// Registers a key's hash for `key.account`; refuses a hash already
     /// registered to any account.
-    pub async fn add_key(
+    async fn add_key(
         &self,
         mut key: SecretKey,
         hash: [u8; 32],
@@ -274,7 +288,7 @@ impl Store {
         Ok(key)
     }
 
-    pub async fn remove_key(
+    async fn remove_key(
         &self,
         account: &str,
         id: &str,
@@ -306,14 +320,6 @@ impl Store {
             self.touched(Touch::Key(hash));
         }
         Ok(removed)
-    }
-
-    /// Drops the `names` index, as a store made before it existed would be.
-    #[cfg(test)]
-    pub(crate) fn forget_name_index(&self) -> Result<(), StoreError> {
-        self.meta.remove(READY)?;
-        self.names.clear()?;
-        Ok(())
     }
 }
 

@@ -4,14 +4,16 @@
 //! security-log record.
 //!
 //! A store made before token records mapped the hash to the username
-//! alone; [`Store::ensure_token_records`] turns those into records (full
+//! alone; [`SledStore::ensure_token_records`] turns those into records (full
 //! scope, no expiry: what they allowed before) when the store is opened.
 
-use super::{abort, decode, encode, flatten, parse_sha256, Store, StoreError};
+use super::{abort, decode, encode, flatten, parse_sha256, SledStore, StoreError};
 use crate::domain::tokens::ApiToken;
 use crate::domain::users::User;
 use crate::domain::AccountId;
 use crate::seclog::{self, Actor, Event};
+use crate::store::TokenStore;
+use async_trait::async_trait;
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};
 
@@ -19,7 +21,7 @@ use sled::transaction::{Transactional, TransactionalTree};
 const READY: &[u8] = b"token-records";
 const VERSION: &[u8] = b"1";
 
-impl Store {
+impl SledStore {
     /// Gives every token from before token records a record. Runs at
     /// open, before anything else can write.
     pub(crate) fn ensure_token_records(&self) -> Result<(), StoreError> {
@@ -58,9 +60,40 @@ impl Store {
         Ok(())
     }
 
+    /// A user's tokens, oldest first, with the hash each is stored under.
+    fn tokens_with_hashes(&self, username: &str) -> Result<Vec<(Vec<u8>, ApiToken)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tokens.iter() {
+            let (k, v) = item?;
+            let t: ApiToken = decode(&v)?;
+            if t.username == username {
+                out.push((k.to_vec(), t));
+            }
+        }
+        out.sort_by_key(|(_, t)| t.id.parse::<u64>().unwrap_or(u64::MAX));
+        Ok(out)
+    }
+
+    /// Stores `username` under `token_hash` the way ipgate did before token
+    /// records, and forgets that the records were made.
+    #[cfg(test)]
+    pub(crate) fn add_legacy_token(
+        &self,
+        token_hash: &str,
+        username: &str,
+    ) -> Result<(), StoreError> {
+        self.tokens
+            .insert(token_hash.as_bytes(), username.as_bytes())?;
+        self.meta.remove(READY)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TokenStore for SledStore {
     /// Stores `token` (its id assigned here) under `token_hash` for its
     /// user, who must exist.
-    pub async fn issue_token(
+    async fn issue_token(
         &self,
         mut token: ApiToken,
         token_hash: &str,
@@ -95,29 +128,15 @@ impl Store {
     }
 
     /// The record of the token hashing to `token_hash` (hex).
-    pub fn token(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError> {
+    async fn token(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError> {
         self.tokens
             .get(token_hash.as_bytes())?
             .map(|v| decode(&v))
             .transpose()
     }
 
-    /// A user's tokens, oldest first, with the hash each is stored under.
-    fn tokens_with_hashes(&self, username: &str) -> Result<Vec<(Vec<u8>, ApiToken)>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.tokens.iter() {
-            let (k, v) = item?;
-            let t: ApiToken = decode(&v)?;
-            if t.username == username {
-                out.push((k.to_vec(), t));
-            }
-        }
-        out.sort_by_key(|(_, t)| t.id.parse::<u64>().unwrap_or(u64::MAX));
-        Ok(out)
-    }
-
     /// A user's tokens, oldest first.
-    pub fn tokens_of(&self, username: &str) -> Result<Vec<ApiToken>, StoreError> {
+    async fn tokens_of(&self, username: &str) -> Result<Vec<ApiToken>, StoreError> {
         Ok(self
             .tokens_with_hashes(username)?
             .into_iter()
@@ -126,7 +145,7 @@ impl Store {
     }
 
     /// Revokes token `id` of `username`: the token stops working at once.
-    pub async fn revoke_token(
+    async fn revoke_token(
         &self,
         username: &str,
         id: &str,
@@ -167,20 +186,6 @@ impl Store {
         self.flush().await?;
         Ok(removed)
     }
-
-    /// Stores `username` under `token_hash` the way ipgate did before token
-    /// records, and forgets that the records were made.
-    #[cfg(test)]
-    pub(crate) fn add_legacy_token(
-        &self,
-        token_hash: &str,
-        username: &str,
-    ) -> Result<(), StoreError> {
-        self.tokens
-            .insert(token_hash.as_bytes(), username.as_bytes())?;
-        self.meta.remove(READY)?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -189,6 +194,7 @@ mod tests {
     use crate::domain::users::{token_hash, Role, User};
     use crate::domain::Timestamp;
     use crate::store::tests::{account, op, open};
+    use crate::store::{AccountStore, UserStore};
 
     fn alice() -> User {
         User {
@@ -208,7 +214,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let old = token_hash("an old token");
         {
-            let s = open(&dir);
+            let s = crate::store::tests::open_sled(&dir);
             s.create_account(account("acme"), &op()).await.unwrap();
             s.create_user(alice(), &op()).await.unwrap();
             s.add_legacy_token(&old, "alice").unwrap();
@@ -216,20 +222,21 @@ mod tests {
         let s = open(&dir);
         let t = s
             .token(&old)
+            .await
             .unwrap()
             .unwrap_or_else(|| panic!("the old token is gone"));
         assert_eq!(t.username, "alice");
         assert_eq!(t.scopes, Scope::ALL.to_vec());
         assert_eq!((t.expires_at, t.created_at), (None, None));
         assert!(!t.id.is_empty());
-        let listed = s.tokens_of("alice").unwrap_or_default();
+        let listed = s.tokens_of("alice").await.unwrap_or_default();
         assert_eq!(listed, vec![t.clone()]);
         let revoked = s.revoke_token("alice", &t.id, &op()).await;
         assert_eq!(revoked.ok(), Some(t));
-        assert_eq!(s.token(&old).ok().flatten(), None);
+        assert_eq!(s.token(&old).await.ok().flatten(), None);
         drop(s);
         // Reopening converts nothing twice.
         let s = open(&dir);
-        assert!(s.tokens_of("alice").unwrap_or_default().is_empty());
+        assert!(s.tokens_of("alice").await.unwrap_or_default().is_empty());
     }
 }

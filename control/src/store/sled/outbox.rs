@@ -13,10 +13,12 @@
 use super::flow_trees::FlowTrees;
 use super::mail_jobs::{MailJob, MailKind};
 use super::requests::{on_account, request_key, IpRequest, LinkRecord};
-use super::{abort, decode, encode, flatten, Store, StoreError, TxResult};
+use super::{abort, decode, encode, flatten, SledStore, StoreError, TxResult};
 use crate::domain::flow::{status_at, Status};
 use crate::domain::Timestamp;
 use crate::seclog::{self, Actor, Event, LogKey};
+use crate::store::OutboxStore;
+use async_trait::async_trait;
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};
 
@@ -72,16 +74,50 @@ fn end_job(
     Ok(())
 }
 
-impl Store {
+impl SledStore {
+    /// Job `id`'s recipient is still one of its request's account's emails
+    /// (true when any of them is gone: the transaction sees to that).
+    fn recipient_on_account(&self, id: u64) -> Result<bool, StoreError> {
+        let Some(raw) = self.outbox.get(id.to_be_bytes())? else {
+            return Ok(true);
+        };
+        let job: MailJob = decode(&raw)?;
+        let Some(raw) = self.requests.get(request_key(&job.request)?)? else {
+            return Ok(true);
+        };
+        let req: IpRequest = decode(&raw)?;
+        Ok(match self.read_account(req.account.as_str())? {
+            Some(a) => on_account(&a, &job.to),
+            None => true,
+        })
+    }
+
+    async fn finish_mail(
+        &self,
+        job: &MailJob,
+        event: &str,
+        extra: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        flatten((&self.outbox, &self.seclog).transaction(
+            |(outbox, log): &(TransactionalTree, TransactionalTree)| {
+                end_job(outbox, log, &self.log_key, job, event, extra.clone())
+            },
+        ))?;
+        self.flush().await
+    }
+}
+
+#[async_trait]
+impl OutboxStore for SledStore {
     /// How many mails are waiting.
-    pub fn outbox_depth(&self) -> usize {
-        self.outbox.len()
+    async fn outbox_depth(&self) -> Result<usize, StoreError> {
+        Ok(self.outbox.len())
     }
 
     /// Readies a due job for sending. A link job mints its token here: the
     /// hash goes into the links tree (bound to the job's email) and the
     /// attempt is counted, flushed before the token is handed out.
-    pub async fn prepare_mail(&self, id: u64) -> Result<Prepared, StoreError> {
+    async fn prepare_mail(&self, id: u64) -> Result<Prepared, StoreError> {
         let (token, hash) = crate::domain::users::new_api_token();
         // Read outside the transaction (sled would deadlock on a plain read
         // inside one); the link page checks the address again when used.
@@ -159,51 +195,20 @@ impl Store {
         Ok(prepared)
     }
 
-    /// Job `id`'s recipient is still one of its request's account's emails
-    /// (true when any of them is gone: the transaction sees to that).
-    fn recipient_on_account(&self, id: u64) -> Result<bool, StoreError> {
-        let Some(raw) = self.outbox.get(id.to_be_bytes())? else {
-            return Ok(true);
-        };
-        let job: MailJob = decode(&raw)?;
-        let Some(raw) = self.requests.get(request_key(&job.request)?)? else {
-            return Ok(true);
-        };
-        let req: IpRequest = decode(&raw)?;
-        Ok(match self.account(req.account.as_str())? {
-            Some(a) => on_account(&a, &job.to),
-            None => true,
-        })
-    }
-
     /// The mail left: the job is done.
-    pub async fn mail_sent(&self, job: &MailJob) -> Result<(), StoreError> {
+    async fn mail_sent(&self, job: &MailJob) -> Result<(), StoreError> {
         self.finish_mail(job, "mail.sent", json!({})).await
     }
 
     /// The mail can never be delivered (a bad address, a permanent SMTP
     /// refusal): the job ends with a `mail.dropped` record.
-    pub async fn mail_dropped(&self, job: &MailJob, reason: &str) -> Result<(), StoreError> {
+    async fn mail_dropped(&self, job: &MailJob, reason: &str) -> Result<(), StoreError> {
         self.finish_mail(job, "mail.dropped", json!({ "reason": reason }))
             .await
     }
 
-    async fn finish_mail(
-        &self,
-        job: &MailJob,
-        event: &str,
-        extra: serde_json::Value,
-    ) -> Result<(), StoreError> {
-        flatten((&self.outbox, &self.seclog).transaction(
-            |(outbox, log): &(TransactionalTree, TransactionalTree)| {
-                end_job(outbox, log, &self.log_key, job, event, extra.clone())
-            },
-        ))?;
-        self.flush().await
-    }
-
     /// The mail did not leave: try again after the backoff.
-    pub async fn mail_failed(&self, job: &MailJob, error: &str) -> Result<MailJob, StoreError> {
+    async fn mail_failed(&self, job: &MailJob, error: &str) -> Result<MailJob, StoreError> {
         let mut next = job.clone();
         next.next_attempt_at = Timestamp::now().plus_secs(backoff_secs(job.attempts));
         next.last_error = Some(error.chars().take(300).collect());
@@ -226,7 +231,7 @@ impl Store {
     }
 
     /// Ids of jobs whose next attempt is due, oldest first.
-    pub fn due_mail(&self) -> Result<Vec<u64>, StoreError> {
+    async fn due_mail(&self) -> Result<Vec<u64>, StoreError> {
         let now = Timestamp::now();
         let mut due = Vec::new();
         for v in self.outbox.iter().values() {

@@ -2,7 +2,7 @@
 //! transaction over all of them that creating, cancelling, expiring and
 //! deciding a request, and readying its mail, each run in.
 
-use super::{flatten, Store, StoreError, TxResult};
+use super::{flatten, SledStore, StoreError, TxResult};
 use sled::transaction::{Transactional, TransactionalTree};
 
 /// The request flow's trees inside one transaction.
@@ -23,7 +23,7 @@ pub(crate) struct FlowTrees<'a> {
     pub nets: &'a TransactionalTree,
 }
 
-impl Store {
+impl SledStore {
     /// Runs `f` as one transaction over the request flow's trees (sled may
     /// run it again on a conflict). Never read a plain tree inside `f`:
     /// sled deadlocks.

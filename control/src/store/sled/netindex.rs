@@ -9,7 +9,7 @@
 //! A store without the index (made by an older ipgate) gets it built when
 //! it is opened; `meta` says when it is complete.
 
-use super::{abort, Store, StoreError, TxResult};
+use super::{abort, SledStore, StoreError, TxResult};
 use crate::domain::model::WhitelistMode;
 use crate::domain::Cidr;
 use ipgate_config::net::parse_cidr;
@@ -167,7 +167,7 @@ pub(crate) fn remove(tx: &TransactionalTree, account: &str, cidr: Cidr) -> TxRes
     Ok(())
 }
 
-impl Store {
+impl SledStore {
     /// Builds the index from the accounts and entries unless it is
     /// complete. Runs at open, before anything else can write.
     pub(crate) fn ensure_net_index(&self) -> Result<(), StoreError> {
@@ -182,7 +182,7 @@ impl Store {
             }
         })?;
         self.nets.clear()?;
-        for a in self.accounts()? {
+        for a in self.read_accounts()? {
             let nets = by_account.remove(a.id.as_str()).unwrap_or_default();
             self.nets
                 .insert(a.id.as_bytes(), pack(a.whitelist, &nets))?;
@@ -192,11 +192,21 @@ impl Store {
         Ok(())
     }
 
+    /// Drops the index, as a store made before it existed would be.
+    #[cfg(test)]
+    pub(crate) fn forget_net_index(&self) -> Result<(), StoreError> {
+        self.meta.remove(READY)?;
+        self.nets.clear()?;
+        Ok(())
+    }
+}
+
+impl SledStore {
     /// Every account's mode and networks, in id order, for building the
     /// table at start. `f` gets the account id, mode and networks.
-    pub fn for_each_account_policy(
+    pub(crate) fn account_policies(
         &self,
-        mut f: impl FnMut(&str, WhitelistMode, &[IpNet]),
+        f: &mut (dyn for<'a, 'b> FnMut(&'a str, WhitelistMode, &'b [IpNet]) + Send),
     ) -> Result<(), StoreError> {
         let mut nets = Vec::new();
         for kv in self.nets.iter() {
@@ -207,14 +217,6 @@ impl Store {
             let mode = unpack_into(&v, &mut nets)?;
             f(id, mode, &nets);
         }
-        Ok(())
-    }
-
-    /// Drops the index, as a store made before it existed would be.
-    #[cfg(test)]
-    pub(crate) fn forget_net_index(&self) -> Result<(), StoreError> {
-        self.meta.remove(READY)?;
-        self.nets.clear()?;
         Ok(())
     }
 }

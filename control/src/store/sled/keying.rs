@@ -4,12 +4,12 @@
 //! keyed `log.keyed` record at once: its `prev` pins every older record
 //! under the key, so from then on they cannot be rewritten unseen.
 
-use super::{flatten, Store, StoreError};
+use super::{flatten, SledStore, StoreError};
 use crate::seclog::{self, Actor, Event};
 use serde_json::json;
 use sled::transaction::TransactionalTree;
 
-impl Store {
+impl SledStore {
     pub(super) fn ensure_log_key(&self) -> Result<(), StoreError> {
         let Some(head) = seclog::head_record(&self.seclog)? else {
             // Empty, or a head the start-up verification will report.

@@ -1,17 +1,20 @@
 //! Accounts' whitelist entries, and the network index kept beside them.
 
 use super::{
-    abort, account_prefix, decode, encode, entry_key, flatten, netindex, Store, StoreError, Touch,
+    abort, account_prefix, decode, encode, entry_key, flatten, netindex, SledStore, StoreError,
+    Touch,
 };
-use crate::domain::model::WhitelistEntry;
+use crate::domain::model::{WhitelistEntry, WhitelistMode};
 use crate::domain::Cidr;
 use crate::seclog::{self, Actor, Event};
+use crate::store::EntryStore;
+use async_trait::async_trait;
+use ipnet::IpNet;
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};
 
-impl Store {
-    /// An account's whitelist entries, oldest first.
-    pub fn entries(&self, account: &str) -> Result<Vec<WhitelistEntry>, StoreError> {
+impl SledStore {
+    pub(crate) fn read_entries(&self, account: &str) -> Result<Vec<WhitelistEntry>, StoreError> {
         self.entries
             .scan_prefix(account_prefix(account))
             .values()
@@ -41,10 +44,25 @@ impl Store {
         }
         Ok(())
     }
+}
+
+#[async_trait]
+impl EntryStore for SledStore {
+    async fn for_each_account_policy(
+        &self,
+        f: &mut (dyn for<'a, 'b> FnMut(&'a str, WhitelistMode, &'b [IpNet]) + Send),
+    ) -> Result<(), StoreError> {
+        self.account_policies(f)
+    }
+
+    /// An account's whitelist entries, oldest first.
+    async fn entries(&self, account: &str) -> Result<Vec<WhitelistEntry>, StoreError> {
+        self.read_entries(account)
+    }
 
     /// Adds entries to an account in one transaction. Refuses the whole
     /// batch if the account is missing or any network is already on it.
-    pub async fn add_entries(
+    async fn add_entries(
         &self,
         account: &str,
         new: Vec<WhitelistEntry>,
@@ -56,7 +74,12 @@ impl Store {
             e.id = id.to_string();
             keyed.push((entry_key(account, id), e));
         }
-        let existing: Vec<Cidr> = self.entries(account)?.into_iter().map(|e| e.cidr).collect();
+        let existing: Vec<Cidr> = self
+            .entries(account)
+            .await?
+            .into_iter()
+            .map(|e| e.cidr)
+            .collect();
         flatten((&self.accounts, &self.entries, &self.seclog, &self.nets).transaction(
             |(accounts, entries, log, nets): &(
                 TransactionalTree,
@@ -88,7 +111,7 @@ impl Store {
         Ok(keyed.into_iter().map(|(_, e)| e).collect())
     }
 
-    pub async fn remove_entry(
+    async fn remove_entry(
         &self,
         account: &str,
         id: &str,

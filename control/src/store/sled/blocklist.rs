@@ -1,13 +1,16 @@
 //! The global blocklist: networks refused for every account.
 
-use super::{abort, decode, encode, flatten, Store, StoreError, Touch};
+use super::{abort, decode, encode, flatten, SledStore, StoreError, Touch};
 use crate::domain::model::BlockEntry;
 use crate::seclog::{self, Actor, Event};
+use crate::store::BlockStore;
+use async_trait::async_trait;
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};
 
-impl Store {
-    pub fn blocklist(&self) -> Result<Vec<BlockEntry>, StoreError> {
+#[async_trait]
+impl BlockStore for SledStore {
+    async fn blocklist(&self) -> Result<Vec<BlockEntry>, StoreError> {
         self.blocklist
             .iter()
             .values()
@@ -15,14 +18,14 @@ impl Store {
             .collect()
     }
 
-    pub async fn add_block(
+    async fn add_block(
         &self,
         mut entry: BlockEntry,
         actor: &Actor,
     ) -> Result<BlockEntry, StoreError> {
         let id = self.next_id()?;
         entry.id = id.to_string();
-        let existing = self.blocklist()?;
+        let existing = self.blocklist().await?;
         if existing.iter().any(|b| b.cidr == entry.cidr) {
             return Err(StoreError::Duplicate(entry.cidr.to_string()));
         }
@@ -44,7 +47,7 @@ impl Store {
         Ok(entry)
     }
 
-    pub async fn remove_block(&self, id: &str, actor: &Actor) -> Result<BlockEntry, StoreError> {
+    async fn remove_block(&self, id: &str, actor: &Actor) -> Result<BlockEntry, StoreError> {
         let n: u64 = id
             .parse()
             .map_err(|_| StoreError::NoEntry(id.to_string()))?;

@@ -3,13 +3,13 @@
 //! table versions are built on it, so they only grow across restarts even
 //! though the live table counts its versions from 1 at every start.
 
-use super::{Store, StoreError};
+use super::{SledStore, StoreError};
 
 const KEY: &[u8] = b"table_generation";
 
-impl Store {
+impl SledStore {
     /// The next generation, on disk when this returns.
-    pub fn next_generation(&self) -> Result<u64, StoreError> {
+    pub(crate) fn bump_generation(&self) -> Result<u64, StoreError> {
         loop {
             let old = self.meta.get(KEY)?;
             let current = match &old {
@@ -41,17 +41,17 @@ impl Store {
 mod tests {
     use crate::store::tests::open;
 
-    #[test]
-    fn each_start_gets_a_larger_generation_even_after_reopening() {
+    #[tokio::test]
+    async fn each_start_gets_a_larger_generation_even_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let first = {
             let s = open(&dir);
-            let a = s.next_generation().unwrap();
-            let b = s.next_generation().unwrap();
+            let a = s.next_generation().await.unwrap();
+            let b = s.next_generation().await.unwrap();
             assert!(b > a);
             b
         };
         let s = open(&dir);
-        assert!(s.next_generation().unwrap() > first);
+        assert!(s.next_generation().await.unwrap() > first);
     }
 }

@@ -5,11 +5,14 @@
 
 use super::flow_trees::FlowTrees;
 use super::mail_jobs::{enqueue, MailKind};
-use super::{abort, decode, encode, entry_key, Store, StoreError, Touch, TxResult};
+use super::{abort, decode, encode, entry_key, SledStore, StoreError, Touch, TxResult};
 use crate::domain::flow::{status_at, Status};
 use crate::domain::model::{Source, WhitelistEntry};
 use crate::domain::{AccountId, Cidr, Timestamp};
 use crate::seclog::{self, Actor, Event, LogKey};
+use crate::store::LogStore;
+use crate::store::RequestStore;
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -132,14 +135,17 @@ fn end_request(
     Ok(())
 }
 
-impl Store {
+impl SledStore {
     fn next_request_id(&self) -> Result<u64, StoreError> {
         Ok(self.db.generate_id()? + 1)
     }
+}
 
+#[async_trait]
+impl RequestStore for SledStore {
     /// Saves a new pending request. Refuses when one is already pending
     /// (a pending one past its expiry is first marked expired).
-    pub async fn create_request(
+    async fn create_request(
         &self,
         new: NewRequest,
         actor: &Actor,
@@ -204,7 +210,7 @@ impl Store {
     }
 
     /// One account's requests, newest first, statuses as of now.
-    pub fn requests(&self, account: &str) -> Result<Vec<IpRequest>, StoreError> {
+    async fn requests(&self, account: &str) -> Result<Vec<IpRequest>, StoreError> {
         let mut out = Vec::new();
         for v in self.requests.iter().values().rev() {
             let r: IpRequest = decode(&v?)?;
@@ -216,7 +222,7 @@ impl Store {
     }
 
     /// One request of an account.
-    pub fn request(&self, account: &str, id: &str) -> Result<IpRequest, StoreError> {
+    async fn request(&self, account: &str, id: &str) -> Result<IpRequest, StoreError> {
         let key = request_key(id)?;
         match self.requests.get(key)? {
             Some(v) => {
@@ -232,7 +238,7 @@ impl Store {
     }
 
     /// Cancels a pending request of `account`; its links stop working at once.
-    pub async fn cancel_request(
+    async fn cancel_request(
         &self,
         account: &str,
         id: &str,
@@ -265,7 +271,7 @@ impl Store {
     }
 
     /// Marks every pending request past its expiry as expired; returns how many.
-    pub async fn expire_due(&self) -> Result<usize, StoreError> {
+    async fn expire_due(&self) -> Result<usize, StoreError> {
         let now = Timestamp::now();
         let mut due = Vec::new();
         for item in self.pending.iter() {
@@ -301,11 +307,9 @@ impl Store {
         }
         Ok(n)
     }
-}
 
-impl Store {
     /// A link (by its token's hash) and its request, statuses as of now.
-    pub fn link(&self, hash: &str) -> Result<Option<LinkView>, StoreError> {
+    async fn link(&self, hash: &str) -> Result<Option<LinkView>, StoreError> {
         let Some(raw) = self.links.get(hash.as_bytes())? else {
             return Ok(None);
         };
@@ -314,7 +318,7 @@ impl Store {
             Some(r) => {
                 let request = decode::<IpRequest>(&r)?.current();
                 let address_current = self
-                    .account(request.account.as_str())?
+                    .read_account(request.account.as_str())?
                     .is_some_and(|a| on_account(&a, &link.email));
                 Ok(Some(LinkView {
                     request,
@@ -331,23 +335,23 @@ impl Store {
     /// wins), the new entries on approval, the end of every other link, the
     /// security-log records and an outcome notice to every account email.
     /// Run it under the publisher so the entries go live before it answers.
-    pub async fn decide(
+    async fn decide(
         &self,
         hash: &str,
         verdict: Verdict,
         actor_ip: std::net::IpAddr,
         user_agent: &str,
     ) -> Result<(IpRequest, Vec<WhitelistEntry>), StoreError> {
-        let view = self.link(hash)?.ok_or(StoreError::NoLink)?;
+        let view = self.link(hash).await?.ok_or(StoreError::NoLink)?;
         let account = self
-            .account(view.request.account.as_str())?
+            .read_account(view.request.account.as_str())?
             .ok_or_else(|| StoreError::NoAccount(view.request.account.to_string()))?;
         // Writers are serialised by the publisher, so the account is current.
         if !on_account(&account, &view.link.email) {
             return Err(StoreError::LinkAddressRemoved);
         }
         let existing: Vec<Cidr> = self
-            .entries(account.id.as_str())?
+            .read_entries(account.id.as_str())?
             .into_iter()
             .map(|e| e.cidr)
             .collect();
@@ -446,7 +450,7 @@ impl Store {
     }
 
     /// Records that a link page was opened (the only thing a GET changes).
-    pub async fn link_opened(
+    async fn link_opened(
         &self,
         view: &LinkView,
         result: &str,

@@ -2,7 +2,7 @@
 //! own transaction (a submitted request, a decision), so a crash can delay
 //! a mail but never lose it. The outbox (`outbox`) sends them.
 
-use super::{encode, Store, StoreError, TxResult};
+use super::{encode, SledStore, StoreError, TxResult};
 use crate::domain::{unix_seconds, AccountId, Timestamp};
 use serde::{Deserialize, Serialize};
 use sled::transaction::TransactionalTree;
@@ -66,7 +66,7 @@ pub(crate) fn enqueue(
     Ok(())
 }
 
-impl Store {
+impl SledStore {
     /// Ids for `n` new mail jobs (taken before the transaction that queues them).
     pub(crate) fn mail_ids(&self, n: usize) -> Result<Vec<u64>, StoreError> {
         (0..n).map(|_| self.next_id()).collect()

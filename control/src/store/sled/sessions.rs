@@ -3,11 +3,14 @@
 //! transaction: the TOTP step is consumed (so a code works once, even for
 //! two logins racing), the session stored and the security log written.
 
-use super::{abort, decode, encode, flatten, Store, StoreError};
+use super::{abort, decode, encode, flatten, SledStore, StoreError};
 use crate::domain::users::User;
 use crate::domain::{unix_seconds, AccountId, Timestamp};
 use crate::limits::refusals::Summary;
 use crate::seclog::{self, Actor, Event};
+use crate::store::LogStore;
+use crate::store::SessionStore;
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};
@@ -30,10 +33,11 @@ pub struct Session {
     pub two_factor: bool,
 }
 
-impl Store {
+#[async_trait]
+impl SessionStore for SledStore {
     /// Logs `user` in: consumes the TOTP `step` (if the user has 2FA),
     /// stores the session under `session_hash`, and logs it.
-    pub async fn login(
+    async fn login(
         &self,
         user: &User,
         step: Option<u64>,
@@ -68,7 +72,7 @@ impl Store {
     }
 
     /// Records a refused login (no secrets: the reason only).
-    pub async fn login_failed(
+    async fn login_failed(
         &self,
         username: &str,
         account: Option<&str>,
@@ -87,7 +91,7 @@ impl Store {
     /// one by one (see `refusals`): one `login.failed_summary` each, in
     /// one transaction. The actor is the system, with the last address
     /// seen from the source.
-    pub async fn login_failed_summaries(&self, summaries: &[Summary]) -> Result<(), StoreError> {
+    async fn login_failed_summaries(&self, summaries: &[Summary]) -> Result<(), StoreError> {
         if summaries.is_empty() {
             return Ok(());
         }
@@ -117,7 +121,7 @@ impl Store {
     }
 
     /// The live session stored under `hash`, if any.
-    pub fn session(&self, hash: &str) -> Result<Option<Session>, StoreError> {
+    async fn session(&self, hash: &str) -> Result<Option<Session>, StoreError> {
         match self.sessions.get(hash.as_bytes())? {
             Some(raw) => {
                 let s: Session = decode(&raw)?;
@@ -128,7 +132,7 @@ impl Store {
     }
 
     /// Ends a session (logout), logged.
-    pub async fn end_session(&self, hash: &str, actor: &Actor) -> Result<(), StoreError> {
+    async fn end_session(&self, hash: &str, actor: &Actor) -> Result<(), StoreError> {
         flatten((&self.sessions, &self.seclog).transaction(
             |(sessions, log): &(TransactionalTree, TransactionalTree)| {
                 if let Some(raw) = sessions.remove(hash.as_bytes())? {
@@ -147,7 +151,7 @@ impl Store {
     }
 
     /// Drops expired sessions; returns how many.
-    pub fn sweep_sessions(&self) -> Result<usize, StoreError> {
+    async fn sweep_sessions(&self) -> Result<usize, StoreError> {
         let now = Timestamp::now();
         let mut n = 0;
         for item in self.sessions.iter() {

@@ -3,10 +3,20 @@ use crate::domain::model::fingerprint;
 use crate::domain::Timestamp;
 use crate::hex;
 use crate::store::tests::{account, op, open};
+use crate::store::*;
 use sha2::{Digest, Sha256};
 
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
+}
+
+/// [`store_with`] as the sled store itself, for reaching into its trees.
+async fn sled_with(dir: &tempfile::TempDir, ids: &[&str]) -> SledStore {
+    let s = crate::store::tests::open_sled(dir);
+    for id in ids {
+        s.create_account(account(id), &op()).await.unwrap();
+    }
+    s
 }
 
 async fn store_with(dir: &tempfile::TempDir, ids: &[&str]) -> Store {
@@ -38,8 +48,8 @@ fn key_of(account: &str, hash: &[u8; 32]) -> SecretKey {
     }
 }
 
-fn events(s: &Store) -> Vec<String> {
-    let log = s.security_log(None).unwrap_or_default();
+async fn events(s: &Store) -> Vec<String> {
+    let log = s.security_log(None).await.unwrap_or_default();
     log.into_iter().map(|r| r.event).collect()
 }
 
@@ -49,7 +59,10 @@ async fn identities_are_unique_over_all_identities_and_account_ids_ignoring_case
     let s = store_with(&dir, &["acme", "globex"]).await;
     let first = s.add_identity(identity("acme", "Sender-1"), &op()).await;
     let first = first.unwrap();
-    assert_eq!(s.identity_owner("SENDER-1").ok(), Some(Some("acme".into())));
+    assert_eq!(
+        s.identity_owner("SENDER-1").await.ok(),
+        Some(Some("acme".into()))
+    );
     for (account, value, owner) in [
         ("globex", "sender-1", "an identity of account `acme`"),
         ("acme", "SENDER-1", "an identity of account `acme`"),
@@ -77,11 +90,11 @@ async fn identities_are_unique_over_all_identities_and_account_ids_ignoring_case
         );
     }
     assert_eq!(
-        s.identity_owner("globex").ok(),
+        s.identity_owner("globex").await.ok(),
         Some(None),
         "an id, not an identity"
     );
-    assert_eq!(events(&s).len(), 3, "refusals log nothing");
+    assert_eq!(events(&s).await.len(), 3, "refusals log nothing");
 
     // Once removed, the value is free for another account, and only then.
     let gone = s.remove_identity("acme", &first.id, &op()).await;
@@ -90,30 +103,31 @@ async fn identities_are_unique_over_all_identities_and_account_ids_ignoring_case
         s.remove_identity("acme", &first.id, &op()).await,
         Err(StoreError::NoIdentity(_))
     ));
-    assert_eq!(s.identity_owner("sender-1").ok(), Some(None));
+    assert_eq!(s.identity_owner("sender-1").await.ok(), Some(None));
     let moved = s.add_identity(identity("globex", "SENDER-1"), &op()).await;
     assert!(moved.is_ok(), "{moved:?}");
     assert_eq!(
         s.identities("globex")
+            .await
             .unwrap_or_default()
             .iter()
             .map(|i| i.value.as_str())
             .collect::<Vec<_>>(),
         vec!["SENDER-1"]
     );
-    assert!(s.identities("acme").unwrap_or_default().is_empty());
+    assert!(s.identities("acme").await.unwrap_or_default().is_empty());
 }
 
 #[tokio::test]
 async fn a_key_is_kept_only_as_its_hash_and_belongs_to_one_account() {
     let dir = tempdir();
-    let s = store_with(&dir, &["acme", "globex"]).await;
+    let s = sled_with(&dir, &["acme", "globex"]).await;
     let secret = "live_sk_4f1d2c3b-very-secret";
     let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
     let added = s.add_key(key_of("acme", &hash), hash, &op()).await;
     let added = added.unwrap();
     assert_eq!(added.sha256, hex::encode(&hash));
-    assert_eq!(s.key_owner(&hash).ok(), Some(Some("acme".into())));
+    assert_eq!(s.key_owner(&hash).await.ok(), Some(Some("acme".into())));
     match s.add_key(key_of("globex", &hash), hash, &op()).await {
         Err(e @ StoreError::KeyTaken { .. }) => {
             assert!(e.to_string().contains(&added.fingerprint), "{e}")
@@ -140,7 +154,8 @@ async fn a_key_is_kept_only_as_its_hash_and_belongs_to_one_account() {
             }
         }
     }
-    let log = serde_json::to_string(&s.security_log(None).unwrap_or_default()).unwrap_or_default();
+    let log =
+        serde_json::to_string(&s.security_log(None).await.unwrap_or_default()).unwrap_or_default();
     assert!(
         !log.contains(&hex::encode(&hash)),
         "the log holds the full hash: {log}"
@@ -149,7 +164,7 @@ async fn a_key_is_kept_only_as_its_hash_and_belongs_to_one_account() {
 
     let removed = s.remove_key("acme", &added.id, &op()).await;
     assert!(removed.is_ok(), "{removed:?}");
-    assert_eq!(s.key_owner(&hash).ok(), Some(None));
+    assert_eq!(s.key_owner(&hash).await.ok(), Some(None));
     assert!(matches!(
         s.remove_key("acme", &added.id, &op()).await,
         Err(StoreError::NoKey(_))
@@ -160,7 +175,7 @@ async fn a_key_is_kept_only_as_its_hash_and_belongs_to_one_account() {
     ));
     let again = s.add_key(key_of("globex", &hash), hash, &op()).await;
     assert!(again.is_ok(), "{again:?}");
-    assert_eq!(s.keys("globex").map(|k| k.len()).ok(), Some(1));
+    assert_eq!(s.keys("globex").await.map(|k| k.len()).ok(), Some(1));
 }
 
 #[tokio::test]
@@ -179,7 +194,7 @@ async fn each_change_is_one_logged_transaction_that_survives_reopening() {
     }
     let s = open(&dir);
     assert_eq!(
-        events(&s),
+        events(&s).await,
         vec![
             "account.created",
             "identity.added",
@@ -188,16 +203,16 @@ async fn each_change_is_one_logged_transaction_that_survives_reopening() {
             "identity.added"
         ]
     );
-    let log = s.security_log(Some("acme")).unwrap_or_default();
+    let log = s.security_log(Some("acme")).await.unwrap_or_default();
     assert_eq!(log[1].details["value"], "phone-1234");
     assert_eq!(log[2].details["fingerprint"], fingerprint(&hash));
     assert_eq!(log[3].details["value"], "phone-1234");
-    let v = s.verify_security_log().unwrap();
+    let v = s.verify_security_log().await.unwrap();
     assert!(v.ok && v.records == 5, "{v:?}");
-    assert_eq!(s.all_identities().map(|i| i.len()).ok(), Some(1));
-    assert_eq!(s.key_owner(&hash).ok(), Some(Some("acme".into())));
+    assert_eq!(s.all_identities().await.map(|i| i.len()).ok(), Some(1));
+    assert_eq!(s.key_owner(&hash).await.ok(), Some(Some("acme".into())));
     assert_eq!(
-        s.identity_owner("PHONE-5678").ok(),
+        s.identity_owner("PHONE-5678").await.ok(),
         Some(Some("acme".into()))
     );
 }
@@ -206,7 +221,7 @@ async fn each_change_is_one_logged_transaction_that_survives_reopening() {
 async fn an_older_store_gets_its_account_ids_indexed_when_opened() {
     let dir = tempdir();
     {
-        let s = store_with(&dir, &["acme"]).await;
+        let s = sled_with(&dir, &["acme"]).await;
         s.add_identity(identity("acme", "sender-1"), &op())
             .await
             .unwrap();
@@ -222,7 +237,10 @@ async fn an_older_store_gets_its_account_ids_indexed_when_opened() {
             "{id}"
         );
     }
-    assert_eq!(s.identity_owner("SENDER-1").ok(), Some(Some("acme".into())));
+    assert_eq!(
+        s.identity_owner("SENDER-1").await.ok(),
+        Some(Some("acme".into()))
+    );
 }
 
 #[test]

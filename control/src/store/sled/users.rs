@@ -1,18 +1,21 @@
 //! Portal users (their API tokens: `tokens.rs`).
 
-use super::{abort, decode, encode, flatten, Store, StoreError};
+use super::{abort, decode, encode, flatten, SledStore, StoreError};
 use crate::domain::users::User;
 use crate::seclog::{self, Actor, Event};
+use crate::store::UserStore;
+use async_trait::async_trait;
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};
 
-impl Store {
-    pub fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
+#[async_trait]
+impl UserStore for SledStore {
+    async fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
         self.users.get(username)?.map(|v| decode(&v)).transpose()
     }
 
     /// Adds a user to an existing account.
-    pub async fn create_user(&self, user: User, actor: &Actor) -> Result<User, StoreError> {
+    async fn create_user(&self, user: User, actor: &Actor) -> Result<User, StoreError> {
         let value = encode(&user);
         let event = Event {
             event: "user.created",
@@ -37,13 +40,13 @@ impl Store {
     }
 
     /// Changes a user with `f`, logging `event` (no secrets in `details`).
-    pub async fn update_user(
+    async fn update_user(
         &self,
         username: &str,
         actor: &Actor,
         event: &str,
         details: serde_json::Value,
-        f: impl Fn(User) -> User,
+        f: &(dyn Fn(User) -> User + Send + Sync),
     ) -> Result<User, StoreError> {
         let updated = flatten((&self.users, &self.seclog).transaction(
             |(users, log): &(TransactionalTree, TransactionalTree)| {

@@ -394,4 +394,6 @@ impl<B: Backend + 'static> From<B> for Store {
 }
 
 #[cfg(test)]
+mod conformance;
+#[cfg(test)]
 pub(crate) mod tests;

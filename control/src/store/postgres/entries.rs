@@ -32,12 +32,16 @@ pub(super) async fn networks_of(w: &Change<'_>, account: &str) -> Result<Vec<Cid
     Ok(out)
 }
 
-/// Inserts `e` (its id already given) inside a change.
-pub(super) async fn insert_entry(w: &Change<'_>, e: &WhitelistEntry) -> Result<(), StoreError> {
+/// Inserts `e` (its id already given) on `account` inside a change.
+pub(super) async fn insert_entry(
+    w: &Change<'_>,
+    account: &str,
+    e: &WhitelistEntry,
+) -> Result<(), StoreError> {
     let id = parse_id(&e.id).ok_or_else(|| StoreError::Corrupt(format!("entry id {}", e.id)))?;
     w.tx.execute(
         "INSERT INTO ipgate_entries (id, account, cidr, doc) VALUES ($1, $2, $3, $4)",
-        &[&id, &e.account.as_str(), &e.cidr.to_string(), &doc(e)],
+        &[&id, &account, &e.cidr.to_string(), &doc(e)],
     )
     .await
     .map_err(pg_error)?;
@@ -79,7 +83,7 @@ impl EntryStore for PgStore {
                     }
                     let mut e = e.clone();
                     e.id = PgStore::next_id(&w).await?.to_string();
-                    insert_entry(&w, &e).await?;
+                    insert_entry(&w, account, &e).await?;
                     let event = Event {
                         event: "whitelist.added",
                         account: Some(account),

@@ -3,7 +3,7 @@
 
 use crate::domain::model::BlockEntry;
 use crate::domain::Timestamp;
-use crate::store::tests::{account, entry_of, op, open_sled};
+use crate::store::tests::{account, entry_of, op, open, open_sled, test_key};
 use crate::store::*;
 
 async fn logged_store(dir: &tempfile::TempDir) -> sled::SledStore {
@@ -88,4 +88,21 @@ async fn an_unreadable_log_head_refuses_the_change_instead_of_restarting_the_cha
             "nothing else changed"
         );
     }
+}
+
+#[test]
+fn a_store_held_open_elsewhere_is_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = open(&dir);
+    match Store::open(dir.path(), test_key()) {
+        Err(e @ StoreError::Locked { .. }) => {
+            assert!(e.to_string().contains("in use by another process"), "{e}")
+        }
+        Err(e) => panic!("expected Locked, got {e}"),
+        Ok(_) => panic!("a second open of a held store succeeded"),
+    }
+    drop(held);
+    // Once the holder is gone, the store opens again (waiting out sled's
+    // background writers if needed).
+    let _ = open(&dir);
 }

@@ -1,0 +1,285 @@
+//! The conformance suite: what every store backend must do alike. Each
+//! test is written once against [`Backing`] and runs on a sled store in a
+//! temporary directory and on a PostgreSQL database made for it on the
+//! server `DATABASE_URL` names (`scripts/test` starts a throw-away one).
+//! Without `DATABASE_URL` the PostgreSQL runs are skipped, unless
+//! `IPGATE_REQUIRE_POSTGRES` is set: then they fail.
+
+use super::postgres::{PgOptions, PgStore};
+use super::sled::SledStore;
+use super::tests::{account, entry_of, op, test_key};
+use super::*;
+use crate::domain::model::{BlockEntry, WhitelistEntry};
+use crate::domain::Timestamp;
+use crate::seclog::LogKey;
+
+/// The use cases written so far on both backends.
+pub(crate) trait Written:
+    AccountStore + EntryStore + BlockStore + LogStore + MetaStore + Send + Sync
+{
+}
+impl<T: AccountStore + EntryStore + BlockStore + LogStore + MetaStore + Send + Sync> Written for T {}
+
+/// Where a test's store lives; each `open` opens the same store again.
+#[async_trait]
+pub(crate) trait Backing: Send + Sync {
+    type S: Written;
+    async fn open_with(&self, key: LogKey) -> Result<Self::S, StoreError>;
+    async fn open(&self) -> Self::S {
+        match self.open_with(test_key()).await {
+            Ok(s) => s,
+            Err(e) => panic!("opening the test store: {e}"),
+        }
+    }
+}
+
+pub(crate) struct SledBacking(tempfile::TempDir);
+
+#[async_trait]
+impl Backing for SledBacking {
+    type S = SledStore;
+    async fn open_with(&self, key: LogKey) -> Result<SledStore, StoreError> {
+        SledStore::open(self.0.path(), key)
+    }
+}
+
+pub(crate) struct PgBacking(PgOptions);
+
+#[async_trait]
+impl Backing for PgBacking {
+    type S = PgStore;
+    async fn open_with(&self, key: LogKey) -> Result<PgStore, StoreError> {
+        PgStore::open(&self.0, key).await
+    }
+}
+
+/// A new, empty database on the `DATABASE_URL` server, as the store
+/// options to reach it (the password apart from the URL, as ipgate takes
+/// it). None (the test is skipped) without `DATABASE_URL`.
+pub(crate) async fn fresh_pg() -> Option<PgOptions> {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        assert!(
+            std::env::var_os("IPGATE_REQUIRE_POSTGRES").is_none(),
+            "IPGATE_REQUIRE_POSTGRES is set but DATABASE_URL is not"
+        );
+        eprintln!(
+            "skipped on PostgreSQL: no DATABASE_URL (scripts/test starts a throw-away server)"
+        );
+        return None;
+    };
+    let config: tokio_postgres::Config = url.parse().expect("DATABASE_URL");
+    let (client, conn) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connecting to DATABASE_URL");
+    tokio::spawn(conn);
+    let name = format!("ipgate_t_{:016x}", rand::random::<u64>());
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("creating a test database");
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("postgres");
+    let password = config
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned());
+    Some(PgOptions::new(
+        &format!("postgres://{user}@{host}:{port}/{name}"),
+        password,
+    ))
+}
+
+/// Runs each named test on both backends.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod on_sled {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::SledBacking(tempfile::tempdir().unwrap())).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(options) = super::fresh_pg().await {
+                        super::$name(super::PgBacking(options)).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both!(
+    changes_survive_reopening,
+    refusals_change_nothing_and_log_nothing,
+    entries_of_one_account_do_not_leak_into_another_with_a_longer_name,
+    an_intact_log_verifies_and_exports_its_head,
+    a_store_keyed_with_another_log_key_is_refused_unchanged,
+);
+
+fn entry(cidr: &str) -> WhitelistEntry {
+    entry_of("acme", cidr)
+}
+
+async fn changes_survive_reopening<B: Backing>(b: B) {
+    {
+        let s = b.open().await;
+        s.create_account(account("acme"), &op()).await.unwrap();
+        let added = s
+            .add_entries(
+                "acme",
+                vec![entry("203.0.113.10/32"), entry("2001:db8::/64")],
+                &op(),
+            )
+            .await;
+        assert_eq!(added.map(|v| v.len()).ok(), Some(2));
+    }
+    let s = b.open().await;
+    let cidrs: Vec<String> = s
+        .entries("acme")
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e.cidr.to_string())
+        .collect();
+    assert_eq!(
+        cidrs,
+        vec!["203.0.113.10/32".to_string(), "2001:db8::/64".to_string()]
+    );
+    let events: Vec<String> = s
+        .security_log(None)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.event)
+        .collect();
+    assert_eq!(
+        events,
+        vec!["account.created", "whitelist.added", "whitelist.added"]
+    );
+    // Opening writes to settle sled's log; a second reopen must still find
+    // the same chained log and nothing added to it.
+    drop(s);
+    let v = b.open().await.verify_security_log().await.unwrap();
+    assert!(v.ok, "{v:?}");
+    assert_eq!(v.records, 3);
+}
+
+async fn refusals_change_nothing_and_log_nothing<B: Backing>(b: B) {
+    let s = b.open().await;
+    assert!(matches!(
+        s.add_entries("ghost", vec![entry("203.0.113.10/32")], &op())
+            .await,
+        Err(StoreError::NoAccount(_))
+    ));
+    s.create_account(account("acme"), &op()).await.unwrap();
+    assert!(matches!(
+        s.create_account(account("acme"), &op()).await,
+        Err(StoreError::AccountExists(_))
+    ));
+    s.add_entries("acme", vec![entry("203.0.113.10/32")], &op())
+        .await
+        .unwrap();
+    let dup = s
+        .add_entries(
+            "acme",
+            vec![entry("198.51.100.1/32"), entry("203.0.113.10/32")],
+            &op(),
+        )
+        .await;
+    assert!(matches!(dup, Err(StoreError::Duplicate(_))));
+    assert_eq!(
+        s.entries("acme").await.unwrap_or_default().len(),
+        1,
+        "a refused batch adds nothing"
+    );
+    assert!(matches!(
+        s.remove_entry("acme", "999", &op()).await,
+        Err(StoreError::NoEntry(_))
+    ));
+    assert!(matches!(
+        s.remove_entry("acme", "x", &op()).await,
+        Err(StoreError::NoEntry(_))
+    ));
+    assert_eq!(
+        s.security_log(None).await.unwrap_or_default().len(),
+        2,
+        "only the two changes were logged"
+    );
+}
+
+async fn entries_of_one_account_do_not_leak_into_another_with_a_longer_name<B: Backing>(b: B) {
+    let s = b.open().await;
+    s.create_account(account("acme"), &op()).await.unwrap();
+    s.create_account(account("acme2"), &op()).await.unwrap();
+    s.add_entries("acme2", vec![entry("203.0.113.10/32")], &op())
+        .await
+        .unwrap();
+    assert!(s.entries("acme").await.unwrap_or_default().is_empty());
+}
+
+async fn logged_store<B: Backing>(b: &B) -> B::S {
+    let s = b.open().await;
+    s.create_account(account("acme"), &op()).await.unwrap();
+    s.add_entries("acme", vec![entry("203.0.113.10/32")], &op())
+        .await
+        .unwrap();
+    let b = BlockEntry {
+        id: String::new(),
+        cidr: "192.0.2.0/24".parse().unwrap(),
+        remark: String::new(),
+        created_at: Timestamp::now(),
+    };
+    s.add_block(b, &op()).await.unwrap();
+    s
+}
+
+async fn an_intact_log_verifies_and_exports_its_head<B: Backing>(b: B) {
+    let s = logged_store(&b).await;
+    let v = s.verify_security_log().await.unwrap();
+    assert!(v.ok, "{v:?}");
+    assert_eq!(v.records, 3);
+    let last = s
+        .security_log(None)
+        .await
+        .unwrap_or_default()
+        .pop()
+        .map(|r| r.hash);
+    assert_eq!(Some(v.head), last);
+    assert_eq!(
+        s.security_log(Some("acme")).await.unwrap_or_default().len(),
+        2
+    );
+}
+
+async fn a_store_keyed_with_another_log_key_is_refused_unchanged<B: Backing>(b: B) {
+    let head = {
+        let s = b.open().await;
+        s.create_account(account("acme"), &op()).await.unwrap();
+        s.verify_security_log().await.map(|v| v.head).ok()
+    };
+    let other = LogKey::new(&[b'x'; 40]).unwrap();
+    match b.open_with(other.clone()).await {
+        Err(e @ StoreError::LogKeyMismatch { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(test_key().id()) && text.contains(other.id()),
+                "{text}"
+            );
+        }
+        Err(e) => panic!("expected LogKeyMismatch, got {e}"),
+        Ok(_) => panic!("opened with another log key"),
+    }
+    let s = b.open().await;
+    let v = s.verify_security_log().await.unwrap();
+    assert!(v.ok, "{v:?}");
+    assert_eq!((Some(v.head), v.records), (head, 1), "nothing was appended");
+}

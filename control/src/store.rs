@@ -21,13 +21,15 @@ use ipnet::IpNet;
 use std::path::Path;
 use std::sync::Arc;
 
+pub(crate) mod mail_job;
 pub mod postgres;
 pub mod sled;
 mod touched;
 pub use self::sled::{
-    parse_sha256, IpRequest, LinkRecord, LinkToSend, LinkView, MailJob, MailKind, NewRequest,
-    Prepared, Session, Verdict, DEFAULT_CACHE_MB, LOCK_WAIT,
+    parse_sha256, IpRequest, LinkRecord, LinkToSend, LinkView, NewRequest, Prepared, Session,
+    Verdict, DEFAULT_CACHE_MB, LOCK_WAIT,
 };
+pub use mail_job::{MailJob, MailKind};
 pub(crate) use touched::Journal;
 pub use touched::Touch;
 

@@ -43,6 +43,14 @@ pub struct Account {
     pub updated_at: Timestamp,
 }
 
+impl Account {
+    /// `email` is one of the account's emails (ignoring ASCII case, as mail
+    /// domains are).
+    pub fn has_email(&self, email: &str) -> bool {
+        self.emails.iter().any(|e| e.eq_ignore_ascii_case(email))
+    }
+}
+
 /// Who put an entry in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -161,7 +161,7 @@ impl Mailer {
 
     async fn send_one(&self, store: &Store, id: u64) -> Result<(), StoreError> {
         let (job, request, link) = match store.prepare_mail(id).await? {
-            Prepared::Dropped => return Ok(()),
+            Prepared::Dropped | Prepared::Elsewhere => return Ok(()),
             Prepared::Link(l) => {
                 let link = format!("{}/confirm/{}", self.public_url, l.token);
                 (l.job, l.request, link)

@@ -15,10 +15,31 @@ use crate::seclog::LogKey;
 
 /// The use cases written so far on both backends.
 pub(crate) trait Written:
-    AccountStore + EntryStore + BlockStore + LogStore + MetaStore + Send + Sync
+    AccountStore
+    + EntryStore
+    + BlockStore
+    + LogStore
+    + MetaStore
+    + RequestStore
+    + OutboxStore
+    + Send
+    + Sync
+    + 'static
 {
 }
-impl<T: AccountStore + EntryStore + BlockStore + LogStore + MetaStore + Send + Sync> Written for T {}
+impl<T> Written for T where
+    T: AccountStore
+        + EntryStore
+        + BlockStore
+        + LogStore
+        + MetaStore
+        + RequestStore
+        + OutboxStore
+        + Send
+        + Sync
+        + 'static
+{
+}
 
 /// Where a test's store lives; each `open` opens the same store again.
 #[async_trait]
@@ -100,7 +121,8 @@ macro_rules! on_both {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::$name(super::SledBacking(tempfile::tempdir().unwrap())).await;
+                    let b = $crate::store::conformance::SledBacking(tempfile::tempdir().unwrap());
+                    super::$name(b).await;
                 }
             )*
         }
@@ -108,14 +130,16 @@ macro_rules! on_both {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    if let Some(options) = super::fresh_pg().await {
-                        super::$name(super::PgBacking(options)).await;
+                    if let Some(options) = $crate::store::conformance::fresh_pg().await {
+                        super::$name($crate::store::conformance::PgBacking(options)).await;
                     }
                 }
             )*
         }
     };
 }
+
+mod requests;
 
 on_both!(
     changes_survive_reopening,

@@ -24,6 +24,8 @@ mod accounts;
 mod blocklist;
 mod entries;
 mod log;
+mod outbox;
+mod requests;
 mod schema;
 
 /// Where the database is and how to reach it.
@@ -65,12 +67,13 @@ pub struct PgStore {
 /// connection lost) is [`StoreError::Unavailable`], a lost serialisation
 /// race [`StoreError::Conflict`], anything else [`StoreError::Postgres`].
 pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
+    let why = describe(&e);
     match e.code() {
         Some(c)
             if *c == SqlState::T_R_SERIALIZATION_FAILURE
                 || *c == SqlState::T_R_DEADLOCK_DETECTED =>
         {
-            StoreError::Conflict(e.to_string())
+            StoreError::Conflict(why)
         }
         Some(c)
             if *c == SqlState::ADMIN_SHUTDOWN
@@ -79,11 +82,32 @@ pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
                 || *c == SqlState::QUERY_CANCELED
                 || *c == SqlState::TOO_MANY_CONNECTIONS =>
         {
-            StoreError::Unavailable(e.to_string())
+            StoreError::Unavailable(why)
         }
-        Some(_) => StoreError::Postgres(e.to_string()),
-        None => StoreError::Unavailable(e.to_string()),
+        Some(_) => StoreError::Postgres(why),
+        None => StoreError::Unavailable(why),
     }
+}
+
+/// The server's own words for a failure (its message, code and detail),
+/// or the client's with its causes.
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut out = format!("{} ({})", db.message(), db.code().code());
+        if let Some(d) = db.detail() {
+            out.push_str(": ");
+            out.push_str(d);
+        }
+        return out;
+    }
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
@@ -285,3 +309,6 @@ impl Change<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -341,7 +341,6 @@ mod sessions;
 mod settle;
 mod tokens;
 mod users;
-pub use mail_jobs::{MailJob, MailKind};
 pub use outbox::{LinkToSend, Prepared};
 pub use requests::{IpRequest, LinkRecord, LinkView, NewRequest, Verdict};
 pub use sessions::Session;

@@ -11,13 +11,14 @@
 //! The jobs themselves, and queueing one inside a change, are `mail_jobs`.
 
 use super::flow_trees::FlowTrees;
-use super::mail_jobs::{MailJob, MailKind};
-use super::requests::{on_account, request_key, IpRequest, LinkRecord};
+use super::requests::{request_key, IpRequest, LinkRecord};
 use super::{abort, decode, encode, flatten, SledStore, StoreError, TxResult};
 use crate::domain::flow::{status_at, Status};
 use crate::domain::Timestamp;
-use crate::seclog::{self, Actor, Event, LogKey};
+use crate::seclog::{self, Actor, LogKey};
+use crate::store::mail_job::{backoff_secs, job_event};
 use crate::store::OutboxStore;
+use crate::store::{MailJob, MailKind};
 use async_trait::async_trait;
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};
@@ -38,26 +39,9 @@ pub enum Prepared {
     },
     /// The job was dropped (its request is no longer pending, or gone).
     Dropped,
-}
-
-/// Seconds to wait after `attempts` failed tries: 1, 2, 4 ... capped at 60.
-fn backoff_secs(attempts: u32) -> u64 {
-    1u64.checked_shl(attempts.saturating_sub(1))
-        .unwrap_or(u64::MAX)
-        .min(60)
-}
-
-fn job_event<'a>(event: &'a str, job: &'a MailJob, extra: serde_json::Value) -> Event<'a> {
-    let mut details =
-        json!({"request": job.request, "to": job.to, "kind": job.kind, "attempt": job.attempts});
-    if let (Some(d), Some(e)) = (details.as_object_mut(), extra.as_object()) {
-        d.extend(e.clone());
-    }
-    Event {
-        event,
-        account: Some(job.account.as_str()),
-        details,
-    }
+    /// Another control plane's sender holds the job now (PostgreSQL):
+    /// nothing to do with it here.
+    Elsewhere,
 }
 
 /// Removes a job from the outbox with its security-log record, inside a transaction.
@@ -87,7 +71,7 @@ impl SledStore {
         };
         let req: IpRequest = decode(&raw)?;
         Ok(match self.read_account(req.account.as_str())? {
-            Some(a) => on_account(&a, &job.to),
+            Some(a) => a.has_email(&job.to),
             None => true,
         })
     }

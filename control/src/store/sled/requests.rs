@@ -4,13 +4,14 @@
 //! mails), flushed before returning.
 
 use super::flow_trees::FlowTrees;
-use super::mail_jobs::{enqueue, MailKind};
+use super::mail_jobs::enqueue;
 use super::{abort, decode, encode, entry_key, SledStore, StoreError, Touch, TxResult};
 use crate::domain::flow::{status_at, Status};
 use crate::domain::model::{Source, WhitelistEntry};
 use crate::domain::{AccountId, Cidr, Timestamp};
 use crate::seclog::{self, Actor, Event, LogKey};
 use crate::store::LogStore;
+use crate::store::MailKind;
 use crate::store::RequestStore;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -75,12 +76,6 @@ pub struct LinkView {
     /// The link's address is still one of the account's emails: a link
     /// works only as long as the address it was sent to is on the account.
     pub address_current: bool,
-}
-
-/// `email` is one of `account`'s emails (ignoring ASCII case, as mail
-/// domains are).
-pub(crate) fn on_account(account: &crate::domain::model::Account, email: &str) -> bool {
-    account.emails.iter().any(|e| e.eq_ignore_ascii_case(email))
 }
 
 /// A link's stored form, keyed by the token's hash.
@@ -319,7 +314,7 @@ impl RequestStore for SledStore {
                 let request = decode::<IpRequest>(&r)?.current();
                 let address_current = self
                     .read_account(request.account.as_str())?
-                    .is_some_and(|a| on_account(&a, &link.email));
+                    .is_some_and(|a| a.has_email(&link.email));
                 Ok(Some(LinkView {
                     request,
                     link,
@@ -347,7 +342,7 @@ impl RequestStore for SledStore {
             .read_account(view.request.account.as_str())?
             .ok_or_else(|| StoreError::NoAccount(view.request.account.to_string()))?;
         // Writers are serialised by the publisher, so the account is current.
-        if !on_account(&account, &view.link.email) {
+        if !account.has_email(&view.link.email) {
             return Err(StoreError::LinkAddressRemoved);
         }
         let existing: Vec<Cidr> = self

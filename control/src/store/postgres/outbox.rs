@@ -1,0 +1,249 @@
+//! The durable mail outbox in PostgreSQL. Jobs are queued inside the
+//! change they report. Several control planes may send from one outbox: a
+//! sender claims a due job (`FOR UPDATE SKIP LOCKED`) and leases it for
+//! [`LEASE_SECS`], sends it outside any transaction, then records the
+//! outcome. A sender that dies mid-send leaves the lease to run out, and
+//! the job is sent again: at least once.
+
+use super::{doc, parse_id, pg_error, read, Change, PgStore};
+use crate::domain::flow::{status_at, Status};
+use crate::domain::model::Account;
+use crate::domain::{AccountId, Timestamp};
+use crate::seclog::Actor;
+use crate::store::mail_job::{backoff_secs, job_event};
+use crate::store::{
+    IpRequest, LinkRecord, LinkToSend, MailJob, MailKind, OutboxStore, Prepared, StoreError,
+};
+use async_trait::async_trait;
+use serde_json::json;
+
+/// How long a claimed job is its sender's: longer than a send may take.
+pub const LEASE_SECS: i64 = 120;
+
+fn unix(t: Timestamp) -> i64 {
+    i64::try_from(t.unix()).unwrap_or(i64::MAX)
+}
+
+/// Queues one mail inside a change.
+pub(super) async fn enqueue(
+    w: &Change<'_>,
+    id: u64,
+    kind: MailKind,
+    to: &str,
+    account: &AccountId,
+    request: &str,
+) -> Result<(), StoreError> {
+    let job = MailJob {
+        id,
+        kind,
+        to: to.to_string(),
+        account: account.clone(),
+        request: request.to_string(),
+        attempts: 0,
+        next_attempt_at: Timestamp::EPOCH,
+        last_error: None,
+        created_at: Timestamp::now(),
+    };
+    let id = i64::try_from(id).map_err(|_| StoreError::Corrupt(format!("mail id {id}")))?;
+    w.tx.execute(
+        "INSERT INTO ipgate_outbox (id, due_unix, doc) VALUES ($1, 0, $2)",
+        &[&id, &doc(&job)],
+    )
+    .await
+    .map_err(pg_error)?;
+    Ok(())
+}
+
+/// Removes a job with its security-log record, inside a change.
+async fn end_job(
+    w: &mut Change<'_>,
+    job: &MailJob,
+    event: &str,
+    extra: serde_json::Value,
+) -> Result<(), StoreError> {
+    let id = i64::try_from(job.id).unwrap_or(i64::MAX);
+    w.tx.execute("DELETE FROM ipgate_outbox WHERE id = $1", &[&id])
+        .await
+        .map_err(pg_error)?;
+    w.log(&Actor::system(), &job_event(event, job, extra)).await
+}
+
+impl PgStore {
+    async fn finish_mail(
+        &self,
+        job: &MailJob,
+        event: &str,
+        extra: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.retrying(|| async {
+            let mut c = self.client().await?;
+            let mut w = self.begin(&mut c).await?;
+            end_job(&mut w, job, event, extra.clone()).await?;
+            w.commit().await
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl OutboxStore for PgStore {
+    async fn outbox_depth(&self) -> Result<usize, StoreError> {
+        let c = self.client().await?;
+        let row = c
+            .query_one("SELECT count(*) FROM ipgate_outbox", &[])
+            .await
+            .map_err(pg_error)?;
+        let n: i64 = row.try_get(0).map_err(pg_error)?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    async fn prepare_mail(&self, id: u64) -> Result<Prepared, StoreError> {
+        let Ok(n) = i64::try_from(id) else {
+            return Ok(Prepared::Dropped);
+        };
+        let (token, hash) = crate::domain::users::new_api_token();
+        self.retrying(|| async {
+            let now = Timestamp::now();
+            let mut c = self.client().await?;
+            let mut w = self.begin(&mut c).await?;
+            let row = w
+                .tx
+                .query_opt(
+                    "SELECT doc, lease_until_unix FROM ipgate_outbox WHERE id = $1 FOR UPDATE SKIP LOCKED",
+                    &[&n],
+                )
+                .await
+                .map_err(pg_error)?;
+            let Some(row) = row else {
+                return Ok(Prepared::Dropped);
+            };
+            let lease: i64 = row.try_get(1).map_err(pg_error)?;
+            if lease > unix(now) {
+                return Ok(Prepared::Elsewhere);
+            }
+            let mut job: MailJob = read(&row, 0)?;
+            let req = match parse_id(&job.request) {
+                Some(rid) => w
+                    .tx
+                    .query_opt("SELECT doc FROM ipgate_requests WHERE id = $1", &[&rid])
+                    .await
+                    .map_err(pg_error)?
+                    .map(|r| read::<IpRequest>(&r, 0))
+                    .transpose()?,
+                None => None,
+            };
+            let Some(req) = req else {
+                end_job(&mut w, &job, "mail.dropped", json!({"reason": "request not found"}))
+                    .await?;
+                w.commit().await?;
+                return Ok(Prepared::Dropped);
+            };
+            job.attempts += 1;
+            if job.kind == MailKind::Link {
+                let status = status_at(req.status, req.expires_at, now);
+                let account = w
+                    .tx
+                    .query_opt(
+                        "SELECT doc FROM ipgate_accounts WHERE id = $1",
+                        &[&req.account.as_str()],
+                    )
+                    .await
+                    .map_err(pg_error)?
+                    .map(|r| read::<Account>(&r, 0))
+                    .transpose()?;
+                // An address removed from the account since the request
+                // was made gets no link either.
+                let current = account.is_none_or(|a| a.has_email(&job.to));
+                let dropped = if status != Status::Pending {
+                    Some(format!("request is {}", status.as_str()))
+                } else if !current {
+                    Some("address no longer on the account".to_string())
+                } else {
+                    None
+                };
+                if let Some(reason) = dropped {
+                    end_job(&mut w, &job, "mail.dropped", json!({ "reason": reason })).await?;
+                    w.commit().await?;
+                    return Ok(Prepared::Dropped);
+                }
+                let link = LinkRecord {
+                    request: req.id.clone(),
+                    email: job.to.clone(),
+                };
+                let rid = parse_id(&req.id).unwrap_or(0);
+                w.tx.execute(
+                    "INSERT INTO ipgate_links (hash, request, doc) VALUES ($1, $2, $3)",
+                    &[&hash, &rid, &doc(&link)],
+                )
+                .await
+                .map_err(pg_error)?;
+            }
+            w.tx.execute(
+                "UPDATE ipgate_outbox SET doc = $2, lease_until_unix = $3 WHERE id = $1",
+                &[&n, &doc(&job), &(unix(now) + LEASE_SECS)],
+            )
+            .await
+            .map_err(pg_error)?;
+            w.commit().await?;
+            Ok(match job.kind {
+                MailKind::Notice => Prepared::Notice { job, request: req },
+                MailKind::Link => Prepared::Link(LinkToSend {
+                    job,
+                    request: req,
+                    token: token.clone(),
+                }),
+            })
+        })
+        .await
+    }
+
+    async fn mail_sent(&self, job: &MailJob) -> Result<(), StoreError> {
+        self.finish_mail(job, "mail.sent", json!({})).await
+    }
+
+    async fn mail_dropped(&self, job: &MailJob, reason: &str) -> Result<(), StoreError> {
+        self.finish_mail(job, "mail.dropped", json!({ "reason": reason }))
+            .await
+    }
+
+    async fn mail_failed(&self, job: &MailJob, error: &str) -> Result<MailJob, StoreError> {
+        let mut next = job.clone();
+        next.next_attempt_at = Timestamp::now().plus_secs(backoff_secs(job.attempts));
+        next.last_error = Some(error.chars().take(300).collect());
+        let id = i64::try_from(job.id).unwrap_or(i64::MAX);
+        self.retrying(|| async {
+            let mut c = self.client().await?;
+            let mut w = self.begin(&mut c).await?;
+            w.tx.execute(
+                "UPDATE ipgate_outbox SET doc = $2, due_unix = $3, lease_until_unix = 0 WHERE id = $1",
+                &[&id, &doc(&next), &unix(next.next_attempt_at)],
+            )
+            .await
+            .map_err(pg_error)?;
+            let e = job_event(
+                "mail.failed",
+                job,
+                json!({"error": next.last_error, "retry_in_secs": backoff_secs(job.attempts)}),
+            );
+            w.log(&Actor::system(), &e).await?;
+            w.commit().await
+        })
+        .await?;
+        Ok(next)
+    }
+
+    async fn due_mail(&self) -> Result<Vec<u64>, StoreError> {
+        let now = unix(Timestamp::now());
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT id FROM ipgate_outbox WHERE due_unix <= $1 AND lease_until_unix <= $1 ORDER BY id",
+                &[&now],
+            )
+            .await
+            .map_err(pg_error)?;
+        rows.iter()
+            .map(|r| r.try_get::<_, i64>(0).map(super::as_id).map_err(pg_error))
+            .collect()
+    }
+}

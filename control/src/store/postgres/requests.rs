@@ -1,0 +1,403 @@
+//! Self-service requests and their links in PostgreSQL: create (queueing
+//! one link mail per account email), list, cancel, decide from a link,
+//! expiry. Each transition is one change with its security-log records
+//! and mails. A decision reads the link, its request (locked) and the
+//! account inside the change, so of two decisions racing on any number of
+//! control planes exactly one finds the request pending.
+
+use super::accounts::locked_account;
+use super::entries::{insert_entry, networks_of};
+use super::outbox::enqueue;
+use super::{doc, parse_id, pg_error, read, Change, PgStore};
+use crate::domain::flow::{status_at, Status};
+use crate::domain::model::{Account, Source, WhitelistEntry};
+use crate::domain::{Cidr, Timestamp};
+use crate::seclog::{Actor, Event};
+use crate::store::{
+    IpRequest, LinkRecord, LinkView, LogStore, MailKind, NewRequest, RequestStore, StoreError,
+    Touch, Verdict,
+};
+use async_trait::async_trait;
+use serde_json::json;
+
+/// Saves `req` as it now is, inside a change.
+async fn save(w: &Change<'_>, req: &IpRequest) -> Result<(), StoreError> {
+    let id = parse_id(&req.id).ok_or_else(|| StoreError::NoRequest(req.id.clone()))?;
+    let expires = i64::try_from(req.expires_at.unix()).unwrap_or(i64::MAX);
+    w.tx.execute(
+        "INSERT INTO ipgate_requests (id, account, status, expires_unix, doc) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, doc = EXCLUDED.doc",
+        &[&id, &req.account.as_str(), &req.status.as_str(), &expires, &doc(req)],
+    )
+    .await
+    .map_err(pg_error)?;
+    Ok(())
+}
+
+/// Request `id` inside a change, locked for it.
+async fn locked_request(w: &Change<'_>, id: i64) -> Result<Option<IpRequest>, StoreError> {
+    let row =
+        w.tx.query_opt(
+            "SELECT doc FROM ipgate_requests WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await
+        .map_err(pg_error)?;
+    row.map(|r| read(&r, 0)).transpose()
+}
+
+/// Ends a pending request inside a change: its status and its log record.
+/// Its links stay (hashes only) so a later visit can say what happened;
+/// they work only while their request is pending.
+async fn end_request(
+    w: &mut Change<'_>,
+    req: &mut IpRequest,
+    status: Status,
+    actor: &Actor,
+) -> Result<(), StoreError> {
+    req.status = status;
+    save(w, req).await?;
+    let event = match status {
+        Status::Cancelled => "request.cancelled",
+        Status::Expired => "request.expired",
+        Status::Approved => "request.approved",
+        Status::Rejected => "request.rejected",
+        Status::Pending => "request.pending",
+    };
+    let e = Event {
+        event,
+        account: Some(req.account.as_str()),
+        details: json!({"request": req.id}),
+    };
+    w.log(actor, &e).await
+}
+
+impl PgStore {
+    /// The link and its request as the link page sees them.
+    async fn view(
+        &self,
+        c: &tokio_postgres::Client,
+        hash: &str,
+    ) -> Result<Option<LinkView>, StoreError> {
+        let Some(row) = c
+            .query_opt("SELECT doc FROM ipgate_links WHERE hash = $1", &[&hash])
+            .await
+            .map_err(pg_error)?
+        else {
+            return Ok(None);
+        };
+        let link: LinkRecord = read(&row, 0)?;
+        let Some(id) = parse_id(&link.request) else {
+            return Ok(None);
+        };
+        let Some(row) = c
+            .query_opt("SELECT doc FROM ipgate_requests WHERE id = $1", &[&id])
+            .await
+            .map_err(pg_error)?
+        else {
+            return Ok(None);
+        };
+        let request = read::<IpRequest>(&row, 0)?.current();
+        let account = c
+            .query_opt(
+                "SELECT doc FROM ipgate_accounts WHERE id = $1",
+                &[&request.account.as_str()],
+            )
+            .await
+            .map_err(pg_error)?;
+        let address_current = match account {
+            Some(r) => read::<Account>(&r, 0)?.has_email(&link.email),
+            None => false,
+        };
+        Ok(Some(LinkView {
+            link,
+            request,
+            address_current,
+        }))
+    }
+}
+
+#[async_trait]
+impl RequestStore for PgStore {
+    async fn create_request(
+        &self,
+        new: NewRequest,
+        actor: &Actor,
+    ) -> Result<IpRequest, StoreError> {
+        self.retrying(|| async {
+            let now = Timestamp::now();
+            let mut c = self.client().await?;
+            let mut w = self.begin(&mut c).await?;
+            let pending = w
+                .tx
+                .query_opt(
+                    "SELECT doc FROM ipgate_requests WHERE account = $1 AND status = 'pending' FOR UPDATE",
+                    &[&new.account.as_str()],
+                )
+                .await
+                .map_err(pg_error)?;
+            if let Some(row) = pending {
+                let mut old: IpRequest = read(&row, 0)?;
+                if status_at(old.status, old.expires_at, now) == Status::Pending {
+                    return Err(StoreError::PendingExists);
+                }
+                end_request(&mut w, &mut old, Status::Expired, &Actor::system()).await?;
+            }
+            let id = PgStore::next_id(&w).await?.to_string();
+            let req = IpRequest {
+                id: id.clone(),
+                account: new.account.clone(),
+                ips: new.ips.clone(),
+                remark: new.remark.clone(),
+                status: Status::Pending,
+                requested_by: new.requested_by.clone(),
+                requested_from: new.requested_from.clone(),
+                user_agent: new.user_agent.clone(),
+                created_at: now,
+                expires_at: now.plus_secs(new.ttl_secs),
+                decided_by: None,
+                decided_from: None,
+                decided_at: None,
+            };
+            save(&w, &req).await?;
+            for email in &new.emails {
+                let mail_id = PgStore::next_id(&w).await?;
+                enqueue(&w, mail_id, MailKind::Link, email, &new.account, &id).await?;
+            }
+            let e = Event {
+                event: "request.submitted",
+                account: Some(new.account.as_str()),
+                details: json!({
+                    "request": id, "ips": req.ips, "remark": req.remark, "user_agent": req.user_agent,
+                    "emails": new.emails, "expires_at": req.expires_at,
+                }),
+            };
+            w.log(actor, &e).await?;
+            w.commit().await?;
+            Ok(req)
+        })
+        .await
+    }
+
+    async fn requests(&self, account: &str) -> Result<Vec<IpRequest>, StoreError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT doc FROM ipgate_requests WHERE account = $1 ORDER BY id DESC",
+                &[&account],
+            )
+            .await
+            .map_err(pg_error)?;
+        rows.iter()
+            .map(|r| read::<IpRequest>(r, 0).map(IpRequest::current))
+            .collect()
+    }
+
+    async fn request(&self, account: &str, id: &str) -> Result<IpRequest, StoreError> {
+        let n = parse_id(id).ok_or_else(|| StoreError::NoRequest(id.to_string()))?;
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                "SELECT doc FROM ipgate_requests WHERE id = $1 AND account = $2",
+                &[&n, &account],
+            )
+            .await
+            .map_err(pg_error)?
+            .ok_or_else(|| StoreError::NoRequest(id.to_string()))?;
+        Ok(read::<IpRequest>(&row, 0)?.current())
+    }
+
+    async fn cancel_request(
+        &self,
+        account: &str,
+        id: &str,
+        actor: &Actor,
+    ) -> Result<IpRequest, StoreError> {
+        let n = parse_id(id).ok_or_else(|| StoreError::NoRequest(id.to_string()))?;
+        self.retrying(|| async {
+            let now = Timestamp::now();
+            let mut c = self.client().await?;
+            let mut w = self.begin(&mut c).await?;
+            let mut r = match locked_request(&w, n).await? {
+                Some(r) if r.account == account => r,
+                _ => return Err(StoreError::NoRequest(id.to_string())),
+            };
+            let status = status_at(r.status, r.expires_at, now);
+            if status != Status::Pending {
+                return Err(StoreError::NotPending {
+                    id: id.to_string(),
+                    status,
+                });
+            }
+            r.decided_at = Some(now);
+            end_request(&mut w, &mut r, Status::Cancelled, actor).await?;
+            w.commit().await?;
+            Ok(r)
+        })
+        .await
+    }
+
+    async fn expire_due(&self) -> Result<usize, StoreError> {
+        let now = Timestamp::now();
+        let due: Vec<i64> = {
+            let c = self.client().await?;
+            let rows = c
+                .query(
+                    "SELECT id FROM ipgate_requests WHERE status = 'pending' AND expires_unix <= $1 ORDER BY id",
+                    &[&i64::try_from(now.unix()).unwrap_or(i64::MAX)],
+                )
+                .await
+                .map_err(pg_error)?;
+            rows.iter()
+                .map(|r| r.try_get(0).map_err(pg_error))
+                .collect::<Result<_, _>>()?
+        };
+        let mut n = 0;
+        for id in due {
+            let ended = self
+                .retrying(|| async {
+                    let mut c = self.client().await?;
+                    let mut w = self.begin(&mut c).await?;
+                    let Some(mut r) = locked_request(&w, id).await? else {
+                        return Ok(false);
+                    };
+                    if r.status != Status::Pending || now < r.expires_at {
+                        return Ok(false);
+                    }
+                    end_request(&mut w, &mut r, Status::Expired, &Actor::system()).await?;
+                    w.commit().await?;
+                    Ok(true)
+                })
+                .await?;
+            n += usize::from(ended);
+        }
+        Ok(n)
+    }
+
+    async fn link(&self, hash: &str) -> Result<Option<LinkView>, StoreError> {
+        let c = self.client().await?;
+        self.view(&c, hash).await
+    }
+
+    async fn decide(
+        &self,
+        hash: &str,
+        verdict: Verdict,
+        actor_ip: std::net::IpAddr,
+        user_agent: &str,
+    ) -> Result<(IpRequest, Vec<WhitelistEntry>), StoreError> {
+        let decided = self
+            .retrying(|| async {
+                let now = Timestamp::now();
+                let mut c = self.client().await?;
+                let mut w = self.begin(&mut c).await?;
+                let row = w
+                    .tx
+                    .query_opt("SELECT doc FROM ipgate_links WHERE hash = $1", &[&hash])
+                    .await
+                    .map_err(pg_error)?
+                    .ok_or(StoreError::NoLink)?;
+                let link: LinkRecord = read(&row, 0)?;
+                let id = parse_id(&link.request).ok_or(StoreError::NoLink)?;
+                let mut r = locked_request(&w, id).await?.ok_or(StoreError::NoLink)?;
+                let account = locked_account(&w, r.account.as_str())
+                    .await?
+                    .ok_or_else(|| StoreError::NoAccount(r.account.to_string()))?;
+                if !account.has_email(&link.email) {
+                    return Err(StoreError::LinkAddressRemoved);
+                }
+                let status = status_at(r.status, r.expires_at, now);
+                if status != Status::Pending {
+                    return Err(StoreError::NotPending {
+                        id: r.id.clone(),
+                        status,
+                    });
+                }
+                let actor = Actor {
+                    who: link.email.clone(),
+                    ip: Some(actor_ip),
+                };
+                let mut added = Vec::new();
+                if verdict == Verdict::Approve {
+                    let existing = networks_of(&w, account.id.as_str()).await?;
+                    for ip in &r.ips {
+                        let cidr =
+                            Cidr::parse(ip).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        if existing.contains(&cidr) || added.iter().any(|e: &WhitelistEntry| e.cidr == cidr) {
+                            continue;
+                        }
+                        let remark = match r.remark.as_str() {
+                            "" => format!("request {}", r.id),
+                            rm => format!("request {}: {rm}", r.id),
+                        };
+                        let e = WhitelistEntry {
+                            id: PgStore::next_id(&w).await?.to_string(),
+                            account: account.id.clone(),
+                            cidr,
+                            remark: remark.chars().take(200).collect(),
+                            tags: Vec::new(),
+                            source: Source::Request,
+                            created_at: now,
+                            updated_at: now,
+                        };
+                        insert_entry(&w, account.id.as_str(), &e).await?;
+                        let event = Event {
+                            event: "whitelist.added",
+                            account: Some(r.account.as_str()),
+                            details: json!({"entry": e.id, "cidr": e.cidr, "remark": e.remark, "source": e.source, "request": r.id}),
+                        };
+                        w.log(&actor, &event).await?;
+                        added.push(e);
+                    }
+                }
+                r.decided_by = Some(link.email.clone());
+                r.decided_from = Some(actor_ip.to_string());
+                r.decided_at = Some(now);
+                let (status, event) = match verdict {
+                    Verdict::Approve => (Status::Approved, "link.approved"),
+                    Verdict::Reject => (Status::Rejected, "link.rejected"),
+                };
+                let e = Event {
+                    event,
+                    account: Some(r.account.as_str()),
+                    details: json!({"request": r.id, "email": link.email, "user_agent": user_agent}),
+                };
+                w.log(&actor, &e).await?;
+                end_request(&mut w, &mut r, status, &actor).await?;
+                for email in &account.emails {
+                    let mail_id = PgStore::next_id(&w).await?;
+                    enqueue(&w, mail_id, MailKind::Notice, email, &r.account, &r.id).await?;
+                }
+                w.commit().await?;
+                Ok((r, added))
+            })
+            .await?;
+        if verdict == Verdict::Approve {
+            self.touched(Touch::Account(decided.0.account.to_string()));
+        }
+        Ok(decided)
+    }
+
+    async fn link_opened(
+        &self,
+        view: &LinkView,
+        result: &str,
+        ip: std::net::IpAddr,
+        user_agent: &str,
+    ) -> Result<(), StoreError> {
+        let actor = Actor {
+            who: view.link.email.clone(),
+            ip: Some(ip),
+        };
+        let e = Event {
+            event: "link.opened",
+            account: Some(view.request.account.as_str()),
+            details: json!({
+                "request": view.request.id,
+                "result": result,
+                "user_agent": user_agent,
+            }),
+        };
+        self.record(&actor, &e).await
+    }
+}

@@ -11,7 +11,13 @@ start_throwaway_postgres() {
   local bindir
   bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
   if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
-    ensure_packages pg_virtualenv:postgresql
+    # No server binaries: install Debian's (the check is initdb, not a
+    # command on PATH, so ensure_packages cannot tell).
+    echo "installing: postgresql" >&2
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
     bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
   fi
   IPGATE_PG_DIR=$(mktemp -d /tmp/ipgate-pg.XXXXXX)

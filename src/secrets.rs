@@ -26,20 +26,35 @@ pub fn admin_token(config: &Config) -> anyhow::Result<AdminToken> {
 
 /// `IPGATE_SMTP_PASSWORD`, else the file named by `smtp.password_file`, else none.
 pub fn smtp_password(config: &Config) -> anyhow::Result<Option<String>> {
-    if let Ok(v) = std::env::var("IPGATE_SMTP_PASSWORD") {
+    password(
+        "IPGATE_SMTP_PASSWORD",
+        "smtp.password_file",
+        config.smtp.password_file.as_deref(),
+    )
+}
+
+/// `IPGATE_STORE_PASSWORD`, else the file named by `store.password_file`,
+/// else none: the PostgreSQL store's password.
+pub fn store_password(config: &Config) -> anyhow::Result<Option<String>> {
+    password(
+        "IPGATE_STORE_PASSWORD",
+        "store.password_file",
+        config.store.password_file.as_deref(),
+    )
+}
+
+/// A password from `env`, else from `file` (config key `key`) without its
+/// line end, else none.
+fn password(env: &str, key: &str, file: Option<&Path>) -> anyhow::Result<Option<String>> {
+    if let Ok(v) = std::env::var(env) {
         if !v.is_empty() {
             return Ok(Some(v));
         }
     }
-    match &config.smtp.password_file {
+    match file {
         Some(path) => Ok(Some(
             std::fs::read_to_string(path)
-                .with_context(|| {
-                    format!(
-                        "config key `smtp.password_file`: cannot read {}",
-                        path.display()
-                    )
-                })?
+                .with_context(|| format!("config key `{key}`: cannot read {}", path.display()))?
                 .trim_end_matches(['\r', '\n'])
                 .to_string(),
         )),

@@ -200,7 +200,20 @@ impl Default for SmtpConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    /// The sled store's directory (when `url` is not set).
     pub path: PathBuf,
+    /// A PostgreSQL store instead of sled: `postgres://user@host:port/db`,
+    /// without a password (that comes from `IPGATE_STORE_PASSWORD` or
+    /// `password_file`). Several control planes may share it.
+    pub url: Option<String>,
+    /// File holding the PostgreSQL password; `IPGATE_STORE_PASSWORD` wins
+    /// when set.
+    pub password_file: Option<PathBuf>,
+    /// PostgreSQL connections kept open at most.
+    pub pool_size: usize,
+    /// Bounds connecting to PostgreSQL, waiting for a free connection, and
+    /// each statement.
+    pub timeout: HumanDuration,
     /// sled's page cache, in MiB (sled's own default is 1 GiB).
     pub cache_mb: u64,
     /// File holding the key of the security log's HMAC chain (kept outside
@@ -212,6 +225,10 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             path: PathBuf::from("data/ipgate"),
+            url: None,
+            password_file: None,
+            pool_size: 16,
+            timeout: HumanDuration(Duration::from_secs(5)),
             cache_mb: 64,
             log_key_file: None,
         }

@@ -64,6 +64,18 @@ fn bad_values_name_their_key() {
     );
     assert_eq!(key_of(parse("[store]\ncache_mb = 0\n")), "store.cache_mb");
     assert_eq!(key_of(parse("[store]\ncache_mb = -1\n")), "store.cache_mb");
+    for bad in [
+        "url = \"mysql://db/x\"",
+        "url = \"postgres://ipgate:hunter2@db:5432/ipgate\"",
+        "pool_size = 0",
+        "timeout = \"1ms\"",
+    ] {
+        assert_eq!(
+            key_of(parse(&format!("[store]\n{bad}\n"))),
+            format!("store.{}", bad.split(' ').next().unwrap()),
+            "{bad}"
+        );
+    }
     assert_eq!(
         key_of(parse("[proxy]\nunknown_account = \"maybe\"\n")),
         "proxy.unknown_account"

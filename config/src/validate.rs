@@ -12,6 +12,41 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+fn check_store(c: &Config) -> Result<(), ConfigError> {
+    if let Some(url) = &c.store.url {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(invalid(
+                "store.url",
+                "must start with postgres:// or postgresql:// (leave it out for the sled store at store.path)",
+            ));
+        }
+        // The password stays out of the URL, which shows in logs and
+        // process listings: `postgres://user:password@...` is refused.
+        let authority = url.split_once("://").map_or("", |(_, rest)| rest);
+        let authority = authority.split(['/', '?']).next().unwrap_or("");
+        if authority
+            .rsplit_once('@')
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+        {
+            return Err(invalid(
+                "store.url",
+                "carries a password: give it in IPGATE_STORE_PASSWORD or store.password_file instead",
+            ));
+        }
+    }
+    if !(1..=256).contains(&c.store.pool_size) {
+        return Err(invalid(
+            "store.pool_size",
+            format!("{} is out of range 1..=256", c.store.pool_size),
+        ));
+    }
+    let t = c.store.timeout.0;
+    if t < Duration::from_millis(100) || t > Duration::from_secs(300) {
+        return Err(invalid("store.timeout", "must be between 100ms and 300s"));
+    }
+    Ok(())
+}
+
 pub fn check(c: &Config) -> Result<(), ConfigError> {
     check_proxy(c)?;
     check_control(c)?;
@@ -28,6 +63,7 @@ pub fn check(c: &Config) -> Result<(), ConfigError> {
             format!("{} is out of range 4..=65536", c.store.cache_mb),
         ));
     }
+    check_store(c)?;
     for (i, url) in c.sync.control_urls.iter().enumerate() {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(invalid(

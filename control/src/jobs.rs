@@ -2,7 +2,9 @@
 //! pending requests past their expiry become expired (and the table is
 //! republished); every 5 s the summaries of refused logins whose window is
 //! over are written; every minute expired portal sessions are removed. At
-//! the stop, `finish` writes the refusal windows still open.
+//! the stop, `finish` writes the refusal windows still open. Beside them,
+//! the changes other control planes make to a shared store are
+//! republished as the store learns of them.
 
 use crate::limits::refusals::Refusals;
 use crate::metrics::FlowMetrics;
@@ -21,7 +23,35 @@ pub struct Jobs {
 
 impl Jobs {
     /// Runs until `stop` turns true.
-    pub async fn run(&self, mut stop: watch::Receiver<bool>) {
+    pub async fn run(&self, stop: watch::Receiver<bool>) {
+        tokio::join!(self.timed(stop.clone()), self.follow_store(stop));
+    }
+
+    /// Republishes what other control planes sharing the store change, as
+    /// the store learns of it (never, for a store of this plane alone).
+    async fn follow_store(&self, mut stop: watch::Receiver<bool>) {
+        let store = self.publisher.store.clone();
+        loop {
+            let noted = tokio::select! {
+                n = store.watch_changes() => n,
+                _ = stop.changed() => return,
+            };
+            let caught_up = match noted {
+                Ok(false) => continue,
+                Ok(true) => self.publisher.catch_up().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = caught_up {
+                tracing::warn!(error = %e, "cannot follow the other control planes' changes; the table stays as it is and is caught up when the store answers");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
+
+    async fn timed(&self, mut stop: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut ticks: u64 = 0;
         loop {

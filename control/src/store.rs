@@ -31,7 +31,7 @@ pub use self::sled::{
 };
 pub use mail_job::{MailJob, MailKind};
 pub(crate) use touched::Journal;
-pub use touched::Touch;
+pub use touched::{Noted, Touch};
 
 /// Why the store refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -141,8 +141,16 @@ pub trait MetaStore {
     /// The next table generation, durable before it is returned.
     async fn next_generation(&self) -> Result<u64, StoreError>;
     /// What the changes committed since the last call touched of the
-    /// proxy's table, each once, in order.
-    fn take_touched(&self) -> Vec<Touch>;
+    /// proxy's table, each once, in order (with, for a shared store, the
+    /// changes other control planes made, and the version they reach).
+    fn take_touched(&self) -> Noted;
+    /// Puts back touches taken but not republished (the store failed
+    /// while the publisher read it), so the next republish has them.
+    fn untake_touched(&self, touches: Vec<Touch>);
+    /// Waits until other control planes sharing the store have changed
+    /// the table, and notes what they touched; true when anything was
+    /// noted. A store of one control plane never returns.
+    async fn watch_changes(&self) -> Result<bool, StoreError>;
 }
 
 /// Whitelist entries, and the table's view of every account.

@@ -5,7 +5,7 @@
 
 use crate::domain::model::{Account, SecretKey, WhitelistEntry};
 use crate::domain::Cidr;
-use crate::store::{parse_sha256, Store, StoreError, Touch};
+use crate::store::{parse_sha256, Noted, Store, StoreError, Touch};
 use ipgate_policy::snapshot::{unix_seconds, Contents, Snapshot, SnapshotAccount};
 use ipgate_policy::{AccountPolicy, LiveTable, Table};
 use ipnet::IpNet;
@@ -121,19 +121,42 @@ pub struct Publisher {
     /// The table's version after each change, for those waiting on one
     /// (the sync feed's long polls).
     changed: tokio::sync::watch::Sender<u64>,
+    /// A shared store's version the table holds (every change up to it is
+    /// in); `None` for a store of this control plane alone.
+    store_version: std::sync::Mutex<Option<u64>>,
 }
 
 impl Publisher {
     pub fn new(store: Store, table: Arc<LiveTable>) -> Publisher {
         let version = table.load().version();
-        // The table was built from the store as it is now.
-        store.take_touched();
+        // The table was built from the store as it is now, which holds at
+        // least every change up to the version noted before it was read.
+        let noted = store.take_touched();
         Publisher {
             store,
             table,
             writer: tokio::sync::Mutex::new(()),
             changed: tokio::sync::watch::Sender::new(version),
+            store_version: std::sync::Mutex::new(noted.version),
         }
+    }
+
+    /// A shared store's version the table holds now; `None` for a store of
+    /// this control plane alone. Read it under [`Publisher::read_at_rest`]
+    /// to have the version of what is read.
+    pub fn store_version(&self) -> Option<u64> {
+        *self
+            .store_version
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Republishes what other control planes sharing the store changed
+    /// (noted by [`crate::store::MetaStore::watch_changes`]).
+    pub async fn catch_up(&self) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        let noted = self.store.take_touched();
+        self.republish(noted).await
     }
 
     /// Sees the table's version after every change.
@@ -162,46 +185,65 @@ impl Publisher {
     {
         let _writer = self.writer.lock().await;
         let stray = self.store.take_touched();
-        if !stray.is_empty() {
+        if !stray.touches.is_empty() && stray.version.is_none() {
             // A write outside `change`: published now rather than never.
-            tracing::error!(touched = ?stray, "store changes made outside the publisher; republishing them");
+            tracing::error!(touched = ?stray.touches, "store changes made outside the publisher; republishing them");
         }
         let out = change(self.store.clone()).await;
-        let touched = [stray, self.store.take_touched()].concat();
+        let mut noted = self.store.take_touched();
+        noted.touches = [stray.touches, noted.touches].concat();
+        noted.version = noted.version.max(stray.version);
         // A change that failed after committing a part is republished too,
         // so the table never differs from the store.
-        self.republish(&touched).await?;
+        self.republish(noted).await?;
         out
     }
 
-    async fn republish(&self, touched: &[Touch]) -> Result<(), StoreError> {
-        if touched.is_empty() {
-            return Ok(());
-        }
-        for touch in touched {
-            match touch {
-                Touch::Account(id) => {
-                    let next = match self.store.account(id).await? {
-                        Some(a) => Some(policy(&a, &self.store.entries(id).await?)),
-                        None => None,
-                    };
-                    self.table.update(|t| t.with_account(id, next));
-                }
-                Touch::Name(value) => {
-                    let owner = self.store.identity_owner(value).await?;
-                    self.table.update(|t| t.with_name(value, owner.as_deref()));
-                }
-                Touch::Key(sha256) => {
-                    let owner = self.store.key_owner(sha256).await?;
-                    self.table.update(|t| t.with_key(*sha256, owner.as_deref()));
-                }
-                Touch::Blocklist => {
-                    let blocked = nets(self.store.blocklist().await?.iter().map(|b| b.cidr));
-                    self.table.update(|t| t.with_blocklist(&blocked));
-                }
+    /// Republishes `noted`; on a store failure what was not republished is
+    /// put back for the next time.
+    async fn republish(&self, noted: Noted) -> Result<(), StoreError> {
+        let Noted { touches, version } = noted;
+        for (i, touch) in touches.iter().enumerate() {
+            if let Err(e) = self.republish_one(touch).await {
+                self.store.untake_touched(touches[i..].to_vec());
+                return Err(e);
             }
         }
-        self.changed.send_replace(self.table.load().version());
+        if let Some(v) = version {
+            let mut held = self
+                .store_version
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *held = Some(held.map_or(v, |h| h.max(v)));
+        }
+        if !touches.is_empty() {
+            self.changed.send_replace(self.table.load().version());
+        }
+        Ok(())
+    }
+
+    async fn republish_one(&self, touch: &Touch) -> Result<(), StoreError> {
+        match touch {
+            Touch::Account(id) => {
+                let next = match self.store.account(id).await? {
+                    Some(a) => Some(policy(&a, &self.store.entries(id).await?)),
+                    None => None,
+                };
+                self.table.update(|t| t.with_account(id, next));
+            }
+            Touch::Name(value) => {
+                let owner = self.store.identity_owner(value).await?;
+                self.table.update(|t| t.with_name(value, owner.as_deref()));
+            }
+            Touch::Key(sha256) => {
+                let owner = self.store.key_owner(sha256).await?;
+                self.table.update(|t| t.with_key(*sha256, owner.as_deref()));
+            }
+            Touch::Blocklist => {
+                let blocked = nets(self.store.blocklist().await?.iter().map(|b| b.cidr));
+                self.table.update(|t| t.with_blocklist(&blocked));
+            }
+        }
         Ok(())
     }
 }

@@ -22,6 +22,7 @@ use tokio_postgres::error::SqlState;
 
 mod accounts;
 mod blocklist;
+mod changes;
 mod entries;
 mod log;
 mod outbox;
@@ -61,6 +62,10 @@ pub struct PgStore {
     pool: Pool,
     log_key: Arc<LogKey>,
     journal: Journal,
+    /// To open the connection that listens for other control planes'
+    /// changes.
+    config: tokio_postgres::Config,
+    listener: Arc<tokio::sync::Mutex<Option<changes::Listener>>>,
 }
 
 /// A failed statement as a store error: the server unreachable (or the
@@ -169,7 +174,7 @@ impl PgStore {
                 ms = options.timeout.as_millis()
             ));
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             tokio_postgres::NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -183,24 +188,24 @@ impl PgStore {
             .recycle_timeout(Some(options.timeout))
             .build()
             .map_err(|e| StoreError::PgConfig(e.to_string()))?;
-        let store = PgStore {
+        let mut store = PgStore {
             pool,
             log_key: Arc::new(log_key),
             journal: Journal::default(),
+            config,
+            listener: Arc::default(),
         };
         let mut client = store.client().await?;
         schema::migrate(&mut client).await?;
         drop(client);
         store.check_log_key().await?;
+        // The table about to be loaded holds at least every change so far.
+        store.journal = Journal::shared(store.newest_change().await?);
         Ok(store)
     }
 
     pub(crate) async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(pool_error)
-    }
-
-    fn touched(&self, touch: Touch) {
-        self.journal.note(touch);
     }
 
     /// Runs `body` (one change: [`Change`] begun, written, committed) again
@@ -244,6 +249,8 @@ impl PgStore {
             head,
             moved: false,
             key: self.log_key.clone(),
+            touches: Vec::new(),
+            journal: self.journal.clone(),
         })
     }
 
@@ -258,12 +265,15 @@ impl PgStore {
     }
 }
 
-/// One change under way: its transaction and the log's head as it moves.
+/// One change under way: its transaction, the log's head as it moves,
+/// and what it touches of the proxy's table.
 pub(crate) struct Change<'c> {
     pub tx: deadpool_postgres::Transaction<'c>,
     head: Head,
     moved: bool,
     key: Arc<LogKey>,
+    touches: Vec<Touch>,
+    journal: Journal,
 }
 
 impl Change<'_> {
@@ -288,9 +298,27 @@ impl Change<'_> {
         Ok(())
     }
 
-    /// Moves the head and commits. A commit the connection died under may
-    /// have happened: that is [`StoreError::Unavailable`], never retried.
+    /// Notes that the change alters `touch` of the proxy's table.
+    pub fn touch(&mut self, touch: Touch) {
+        if !self.touches.contains(&touch) {
+            self.touches.push(touch);
+        }
+    }
+
+    /// Moves the head and commits. A change that touches the table is
+    /// recorded in the change feed at its last record's place (and
+    /// announced to the other control planes); the changes others made
+    /// before it are read first, so once it is noted here the journal
+    /// holds every change up to it. A commit the connection died under
+    /// may have happened: that is [`StoreError::Unavailable`], never
+    /// retried.
     pub async fn commit(self) -> Result<(), StoreError> {
+        let mut noted = Vec::new();
+        let touched = !self.touches.is_empty() && self.moved;
+        if touched {
+            noted = changes::since(&*self.tx, self.journal.version()).await?.1;
+            changes::record(&*self.tx, self.head.seq, &self.touches).await?;
+        }
         if self.moved {
             let seq = i64::try_from(self.head.seq).unwrap_or(i64::MAX);
             self.tx
@@ -306,7 +334,16 @@ impl Change<'_> {
             other => StoreError::Unavailable(format!(
                 "the commit's outcome is unknown ({other}); check before repeating the change"
             )),
-        })
+        })?;
+        if touched {
+            noted.extend(self.touches);
+            self.journal.note_up_to(noted, self.head.seq);
+        } else {
+            for t in self.touches {
+                self.journal.note(t);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -209,8 +209,18 @@ impl MetaStore for SledStore {
 
     /// What the changes committed since the last call touched of the
     /// proxy's table, each once, in order.
-    fn take_touched(&self) -> Vec<Touch> {
+    fn take_touched(&self) -> crate::store::Noted {
         self.journal.take()
+    }
+
+    fn untake_touched(&self, touches: Vec<Touch>) {
+        for t in touches {
+            self.journal.note(t);
+        }
+    }
+
+    async fn watch_changes(&self) -> Result<bool, StoreError> {
+        std::future::pending().await
     }
 
     async fn next_generation(&self) -> Result<u64, StoreError> {

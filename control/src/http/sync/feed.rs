@@ -30,23 +30,34 @@ pub const SNAPSHOT_TYPE: &str = "application/vnd.ipgate.snapshot";
 /// The header that carries the version of the snapshot answered.
 pub const VERSION_HEADER: &str = "x-ipgate-version";
 
-/// Feed versions: the store's generation (one more at every start of a
-/// control plane on it) in the high 32 bits, the live table's version in
-/// the low 32. The table counts from 1 at every start, the generation
-/// never goes back, so the feed's versions only grow.
+/// Feed versions. A store of one control plane (sled): the store's
+/// generation (one more at every start of a control plane on it) in the
+/// high 32 bits, the live table's version in the low 32; the table counts
+/// from 1 at every start, the generation never goes back, so the feed's
+/// versions only grow. A store shared by several control planes
+/// (PostgreSQL): [`SHARED_BASE`] plus the store's own version, the same on
+/// every control plane for the same changes, so a proxy may poll any of
+/// them; the base keeps it above any version a sled store gave.
 #[derive(Debug, Clone, Copy)]
 pub struct FeedVersion {
     generation: u64,
 }
+
+/// Where a shared store's feed versions start.
+pub const SHARED_BASE: u64 = 1 << 62;
 
 impl FeedVersion {
     pub fn new(generation: u64) -> FeedVersion {
         FeedVersion { generation }
     }
 
-    /// The feed version of the live table's `table_version`.
-    pub fn of(self, table_version: u64) -> u64 {
-        (self.generation << 32) | table_version.min(u64::from(u32::MAX))
+    /// The feed version of the live table at `table_version` holding a
+    /// shared store's `store_version` (none for a store of one plane).
+    pub fn of(self, table_version: u64, store_version: Option<u64>) -> u64 {
+        match store_version {
+            Some(v) => SHARED_BASE.saturating_add(v),
+            None => (self.generation << 32) | table_version.min(u64::from(u32::MAX)),
+        }
     }
 }
 
@@ -90,7 +101,10 @@ impl SyncFeed {
 
     /// The feed version of the live table now.
     pub fn current(&self) -> u64 {
-        self.version.of(self.publisher.table.load().version())
+        self.version.of(
+            self.publisher.table.load().version(),
+            self.publisher.store_version(),
+        )
     }
 
     /// Ends the polls held open (each answers 304 at once).
@@ -109,7 +123,7 @@ impl SyncFeed {
         let snap = self
             .publisher
             .read_at_rest(|store, table_version| async move {
-                let v = version.of(table_version);
+                let v = version.of(table_version, self.publisher.store_version());
                 snapshot(&store, v).await.map(|s| (v, s))
             })
             .await;

@@ -107,7 +107,7 @@ async fn a_request_goes_live_through_one_link_and_every_email_is_told<B: Backing
         .collect();
     assert_eq!(live, ["203.0.113.10/32", "198.51.100.7/32"]);
     assert_eq!(
-        s.take_touched().last(),
+        s.take_touched().touches.last(),
         Some(&Touch::Account("acme".into()))
     );
 

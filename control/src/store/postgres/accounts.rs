@@ -99,10 +99,10 @@ impl AccountStore for PgStore {
             .await
             .map_err(pg_error)?;
             w.log(actor, &event).await?;
+            w.touch(Touch::Account(id.to_string()));
             w.commit().await
         })
         .await?;
-        self.touched(Touch::Account(id.to_string()));
         Ok(account)
     }
 
@@ -135,11 +135,11 @@ impl AccountStore for PgStore {
                     }),
                 };
                 w.log(actor, &event).await?;
+                w.touch(Touch::Account(id.to_string()));
                 w.commit().await?;
                 Ok(new)
             })
             .await?;
-        self.touched(Touch::Account(id.to_string()));
         Ok(updated)
     }
 }

@@ -49,11 +49,11 @@ impl BlockStore for PgStore {
                     details: json!({"entry": entry.id, "cidr": entry.cidr, "remark": entry.remark}),
                 };
                 w.log(actor, &event).await?;
+                w.touch(Touch::Blocklist);
                 w.commit().await?;
                 Ok(entry)
             })
             .await?;
-        self.touched(Touch::Blocklist);
         Ok(added)
     }
 
@@ -78,11 +78,11 @@ impl BlockStore for PgStore {
                     details: json!({"entry": b.id, "cidr": b.cidr}),
                 };
                 w.log(actor, &event).await?;
+                w.touch(Touch::Blocklist);
                 w.commit().await?;
                 Ok(b)
             })
             .await?;
-        self.touched(Touch::Blocklist);
         Ok(removed)
     }
 }

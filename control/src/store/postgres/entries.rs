@@ -92,11 +92,11 @@ impl EntryStore for PgStore {
                     w.log(actor, &event).await?;
                     added.push(e);
                 }
+                w.touch(Touch::Account(account.to_string()));
                 w.commit().await?;
                 Ok(added)
             })
             .await?;
-        self.touched(Touch::Account(account.to_string()));
         Ok(added)
     }
 
@@ -126,11 +126,11 @@ impl EntryStore for PgStore {
                     details: json!({"entry": e.id, "cidr": e.cidr}),
                 };
                 w.log(actor, &event).await?;
+                w.touch(Touch::Account(account.to_string()));
                 w.commit().await?;
                 Ok(e)
             })
             .await?;
-        self.touched(Touch::Account(account.to_string()));
         Ok(removed)
     }
 

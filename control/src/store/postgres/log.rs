@@ -152,7 +152,17 @@ impl MetaStore for PgStore {
         Ok(super::as_id(n))
     }
 
-    fn take_touched(&self) -> Vec<Touch> {
+    fn take_touched(&self) -> crate::store::Noted {
         self.journal.take()
+    }
+
+    fn untake_touched(&self, touches: Vec<Touch>) {
+        for t in touches {
+            self.journal.note(t);
+        }
+    }
+
+    async fn watch_changes(&self) -> Result<bool, StoreError> {
+        self.follow_changes().await
     }
 }

@@ -368,13 +368,13 @@ impl RequestStore for PgStore {
                     let mail_id = PgStore::next_id(&w).await?;
                     enqueue(&w, mail_id, MailKind::Notice, email, &r.account, &r.id).await?;
                 }
+                if verdict == Verdict::Approve {
+                    w.touch(Touch::Account(r.account.to_string()));
+                }
                 w.commit().await?;
                 Ok((r, added))
             })
             .await?;
-        if verdict == Verdict::Approve {
-            self.touched(Touch::Account(decided.0.account.to_string()));
-        }
         Ok(decided)
     }
 

@@ -14,7 +14,8 @@ use super::{pg_error, StoreError};
 const MIGRATION_LOCK: i64 = 0x6970_6761_7465;
 
 /// The migrations, in order; a store at version `n` has run the first `n`.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE ipgate_meta (
     key text PRIMARY KEY,
     value bytea NOT NULL
@@ -111,7 +112,17 @@ CREATE TABLE ipgate_outbox (
     doc jsonb NOT NULL
 );
 CREATE INDEX ipgate_outbox_due ON ipgate_outbox (due_unix, id);
-"#];
+"#,
+    r#"
+-- What each change touched of the proxy's table, at its last security-log
+-- record's place: how every control plane learns what the others changed.
+CREATE TABLE ipgate_changes (
+    seq bigint PRIMARY KEY,
+    touches jsonb NOT NULL,
+    at timestamptz NOT NULL DEFAULT now()
+);
+"#,
+];
 
 /// Runs the missing migrations under the advisory lock; the version the
 /// store is at afterwards. A store from a newer ipgate (more migrations

@@ -146,7 +146,12 @@ async fn control_planes_starting_together_migrate_once() {
         .await
         .unwrap();
     let (n, v): (i64, i32) = (row.get(0), row.get(1));
-    assert_eq!((n, v as usize), (1, super::schema::MIGRATIONS.len()));
+    let all = super::schema::MIGRATIONS.len();
+    assert_eq!(
+        (n as usize, v as usize),
+        (all, all),
+        "each migration ran once"
+    );
 }
 
 #[tokio::test]
@@ -253,4 +258,51 @@ async fn a_wrong_password_is_refused_with_the_servers_reason() {
         Err(e) => assert!(e.to_string().contains("password"), "{e}"),
         Ok(_) => panic!("opened with a wrong password"),
     }
+}
+
+/// What one control plane changes reaches another on the same database
+/// through the change feed, at the same store version; and a change made
+/// on a plane that has not yet followed first takes in what came before.
+#[tokio::test]
+async fn a_change_on_one_store_reaches_the_other_at_the_same_version() {
+    let Some(o) = fresh_pg().await else { return };
+    let (a, b) = (open(&o).await, open(&o).await);
+    let before = b.take_touched();
+    assert!(before.touches.is_empty());
+    let watching = {
+        let b = b.clone();
+        tokio::spawn(async move { b.watch_changes().await })
+    };
+    a.create_account(account("acme"), &op()).await.unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(10), watching)
+        .await
+        .expect("the change reached the other store")
+        .unwrap();
+    assert!(matches!(seen, Ok(true)), "{seen:?}");
+    let (on_a, on_b) = (a.take_touched(), b.take_touched());
+    assert_eq!(on_b.touches, [Touch::Account("acme".into())]);
+    assert_eq!(on_b.version, on_a.version);
+    assert!(on_a.version > before.version);
+
+    // b has not followed a's next change when it makes its own.
+    let entry = crate::store::tests::entry_of("acme", "203.0.113.10/32");
+    a.add_entries("acme", vec![entry], &op()).await.unwrap();
+    let block = crate::domain::model::BlockEntry {
+        id: String::new(),
+        cidr: "192.0.2.0/24".parse().unwrap(),
+        remark: String::new(),
+        created_at: crate::domain::Timestamp::now(),
+    };
+    b.add_block(block, &op()).await.unwrap();
+    let on_b = b.take_touched();
+    assert_eq!(
+        on_b.touches,
+        [Touch::Account("acme".into()), Touch::Blocklist],
+        "a's change first, then b's own"
+    );
+    // a learns of b's change, and both stand at one version.
+    assert!(matches!(a.watch_changes().await, Ok(true)));
+    let on_a = a.take_touched();
+    assert!(on_a.touches.contains(&Touch::Blocklist));
+    assert_eq!(on_a.version, on_b.version);
 }

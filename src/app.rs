@@ -17,6 +17,7 @@ use ipgate_control::http::admin::AdminToken;
 use ipgate_control::jobs::Jobs;
 use ipgate_control::seclog::LogKey;
 use ipgate_control::service::publish::load_table;
+use ipgate_control::store::postgres::PgOptions;
 use ipgate_control::store::{Store, StoreError};
 use ipgate_policy::LiveTable;
 use ipgate_proxy::assemble::{self, AssembleError, ProxyInputs};
@@ -64,6 +65,8 @@ pub struct ControlPlaneSecrets {
     pub admin_token: AdminToken,
     pub log_key: LogKey,
     pub smtp_password: Option<String>,
+    /// The PostgreSQL store's password (`store.url`).
+    pub store_password: Option<String>,
 }
 
 /// Why the server could not be assembled.
@@ -187,9 +190,18 @@ impl App {
             table
         } else {
             let cs = secrets.control.ok_or(AppError::NoControlSecrets)?;
-            let store =
-                Store::open_with_cache(&config.store.path, config.store.cache_mb, cs.log_key)
-                    .map_err(AppError::OpenStore)?;
+            let store = match &config.store.url {
+                Some(url) => {
+                    let mut options = PgOptions::new(url, cs.store_password);
+                    options.pool_size = config.store.pool_size;
+                    options.timeout = config.store.timeout.0;
+                    setup(Store::open_postgres(&options, cs.log_key))?
+                }
+                None => {
+                    Store::open_with_cache(&config.store.path, config.store.cache_mb, cs.log_key)
+                }
+            }
+            .map_err(AppError::OpenStore)?;
             let started = std::time::Instant::now();
             let table = Arc::new(LiveTable::new(
                 setup(load_table(&store))?.map_err(AppError::LoadTable)?,

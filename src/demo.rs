@@ -99,6 +99,7 @@ pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
             admin_token,
             log_key,
             smtp_password: None,
+            store_password: None,
         }),
         introspect_token: crate::secrets::introspect_token(&config)?,
         sync_token: crate::secrets::sync_token(&config)?,

@@ -158,6 +158,7 @@ fn serve(
             admin_token: secrets::admin_token(&config)?,
             log_key: secrets::log_key(&config)?,
             smtp_password: secrets::smtp_password(&config)?,
+            store_password: secrets::store_password(&config)?,
         }),
     };
     let secrets = ipgate::app::Secrets {

@@ -397,6 +397,16 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Opens the PostgreSQL store `options` name (see [`PgStore::open`]).
+    pub async fn open_postgres(
+        options: &postgres::PgOptions,
+        log_key: crate::seclog::LogKey,
+    ) -> Result<Store, StoreError> {
+        Ok(Store::from(postgres::PgStore::open(options, log_key).await?))
+    }
+}
+
 impl<B: Backend + 'static> From<B> for Store {
     fn from(backend: B) -> Store {
         Store(Arc::new(backend))

@@ -27,6 +27,7 @@ mod identities_cli;
 mod identity;
 mod ops;
 mod portal;
+mod postgres;
 mod proxy;
 mod raw_path;
 mod security_log;

@@ -250,6 +250,8 @@ pub struct ServerOpts {
     pub control_extra: String,
     /// The subcommand: `serve`, or `control` (no proxy listener).
     pub command: &'static str,
+    /// More environment for the process (e.g. a PostgreSQL store).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for ServerOpts {
@@ -261,6 +263,7 @@ impl Default for ServerOpts {
             extra: String::new(),
             control_extra: String::new(),
             command: "serve",
+            env: Vec::new(),
         }
     }
 }
@@ -308,6 +311,7 @@ pub struct Server {
     pub log_key: Option<String>,
     /// `serve` or `control`.
     pub command: &'static str,
+    pub env: Vec<(String, String)>,
 }
 
 pub fn bin() -> &'static str {
@@ -425,6 +429,7 @@ listen = "{metrics}"
             mail,
             log_key: Some(LOG_KEY.to_string()),
             command: opts.command,
+            env: opts.env,
         };
         gate.spawn()?;
         Ok(gate)
@@ -438,6 +443,7 @@ listen = "{metrics}"
             .env("IPGATE_ADMIN_TOKEN", TOKEN)
             .env("IPGATE_SYNC_TOKEN", SYNC_TOKEN)
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log);
         match &self.log_key {

@@ -403,7 +403,9 @@ impl Store {
         options: &postgres::PgOptions,
         log_key: crate::seclog::LogKey,
     ) -> Result<Store, StoreError> {
-        Ok(Store::from(postgres::PgStore::open(options, log_key).await?))
+        Ok(Store::from(
+            postgres::PgStore::open(options, log_key).await?,
+        ))
     }
 }
 

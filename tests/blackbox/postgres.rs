@@ -117,7 +117,10 @@ fn new_links(a: &Server, b: &Server, seen: &mut Vec<String>, n: usize) -> Vec<St
 
 /// `link` as served by `gate`'s portal (any plane serves every link).
 fn on(gate: &Server, link: &str) -> String {
-    let path = link.split_once("/confirm/").map(|(_, t)| t).unwrap_or_default();
+    let path = link
+        .split_once("/confirm/")
+        .map(|(_, t)| t)
+        .unwrap_or_default();
     format!("http://{}/confirm/{path}", gate.portal)
 }
 
@@ -154,7 +157,9 @@ fn changes_on_either_control_plane_are_live_on_both_proxies() {
         let v = answer.headers().get("x-ipgate-version").cloned();
         v.and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
     };
-    a.wait_until("one version on both planes", 10, || version(&a) == version(&b));
+    a.wait_until("one version on both planes", 10, || {
+        version(&a) == version(&b)
+    });
     let (s, v) = a.admin("GET", "/admin/v1/security-log/verify", None);
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["ok"], true, "{v}");
@@ -177,7 +182,11 @@ fn two_decisions_on_two_control_planes_exactly_one_wins() {
     let mut seen = Vec::new();
     for round in 0..20u8 {
         let ip = format!("127.0.1.{}", round + 1);
-        let (s, req) = submit_request(if round % 2 == 0 { &a } else { &b }, &alice, json!({"ips": [ip]}));
+        let (s, req) = submit_request(
+            if round % 2 == 0 { &a } else { &b },
+            &alice,
+            json!({"ips": [ip]}),
+        );
         assert_eq!(s, 202, "{req}");
         let links = new_links(&a, &b, &mut seen, 2);
         let forms: Vec<(String, String)> = [on(&a, &links[0]), on(&b, &links[1])]
@@ -195,7 +204,11 @@ fn two_decisions_on_two_control_planes_exactly_one_wins() {
                 let barrier = barrier.clone();
                 std::thread::spawn(move || {
                     barrier.wait();
-                    let form = [("csrf", token.as_str()), ("confirm", "yes"), ("decision", decision)];
+                    let form = [
+                        ("csrf", token.as_str()),
+                        ("confirm", "yes"),
+                        ("decision", decision),
+                    ];
                     (decision, Browser::new("").post(&link, &form).status)
                 })
             })
@@ -203,9 +216,16 @@ fn two_decisions_on_two_control_planes_exactly_one_wins() {
         let results: Vec<(&str, u16)> = racing.into_iter().map(|t| t.join().unwrap()).collect();
         let winners: Vec<&str> = results.iter().filter(|r| r.1 == 200).map(|r| r.0).collect();
         assert_eq!(winners.len(), 1, "round {round}: {results:?}");
-        assert!(results.iter().any(|r| r.1 == 409), "round {round}: {results:?}");
+        assert!(
+            results.iter().any(|r| r.1 == 409),
+            "round {round}: {results:?}"
+        );
         let id = req["id"].as_str().unwrap_or_default();
-        let want = if winners[0] == "approve" { "approved" } else { "rejected" };
+        let want = if winners[0] == "approve" {
+            "approved"
+        } else {
+            "rejected"
+        };
         assert_eq!(request(&b, &alice, id)["status"], want, "round {round}");
         let live = if winners[0] == "approve" { 200 } else { 403 };
         for gate in [&a, &b] {

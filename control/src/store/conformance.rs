@@ -4,6 +4,9 @@
 //! server `DATABASE_URL` names (`scripts/test` starts a throw-away one).
 //! Without `DATABASE_URL` the PostgreSQL runs are skipped, unless
 //! `IPGATE_REQUIRE_POSTGRES` is set: then they fail.
+//!
+//! The tests of identities and keys are in `identities`, of users,
+//! sessions and tokens in `users`, each with its own `on_both!` list.
 
 use super::postgres::{PgOptions, PgStore};
 use super::sled::SledStore;
@@ -13,33 +16,9 @@ use crate::domain::model::{BlockEntry, WhitelistEntry};
 use crate::domain::Timestamp;
 use crate::seclog::LogKey;
 
-/// The use cases written so far on both backends.
-pub(crate) trait Written:
-    AccountStore
-    + EntryStore
-    + BlockStore
-    + LogStore
-    + MetaStore
-    + RequestStore
-    + OutboxStore
-    + Send
-    + Sync
-    + 'static
-{
-}
-impl<T> Written for T where
-    T: AccountStore
-        + EntryStore
-        + BlockStore
-        + LogStore
-        + MetaStore
-        + RequestStore
-        + OutboxStore
-        + Send
-        + Sync
-        + 'static
-{
-}
+/// Every use case of a store: what both backends are tested for.
+pub(crate) trait Written: Backend + 'static {}
+impl<T: Backend + 'static> Written for T {}
 
 /// Where a test's store lives; each `open` opens the same store again.
 #[async_trait]
@@ -52,6 +31,9 @@ pub(crate) trait Backing: Send + Sync {
             Err(e) => panic!("opening the test store: {e}"),
         }
     }
+    /// Whether anything the store keeps (any record, index or log, in any
+    /// form) holds `needle`.
+    async fn holds(&self, s: &Self::S, needle: &str) -> bool;
 }
 
 pub(crate) struct SledBacking(tempfile::TempDir);
@@ -62,6 +44,9 @@ impl Backing for SledBacking {
     async fn open_with(&self, key: LogKey) -> Result<SledStore, StoreError> {
         SledStore::open(self.0.path(), key)
     }
+    async fn holds(&self, s: &SledStore, needle: &str) -> bool {
+        s.holds_bytes(needle.as_bytes()).await.unwrap()
+    }
 }
 
 pub(crate) struct PgBacking(PgOptions);
@@ -71,6 +56,9 @@ impl Backing for PgBacking {
     type S = PgStore;
     async fn open_with(&self, key: LogKey) -> Result<PgStore, StoreError> {
         PgStore::open(&self.0, key).await
+    }
+    async fn holds(&self, s: &PgStore, needle: &str) -> bool {
+        s.holds_text(needle).await.unwrap()
     }
 }
 
@@ -139,7 +127,9 @@ macro_rules! on_both {
     };
 }
 
+mod identities;
 mod requests;
+mod users;
 
 on_both!(
     changes_survive_reopening,

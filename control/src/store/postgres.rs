@@ -24,10 +24,14 @@ mod accounts;
 mod blocklist;
 mod changes;
 mod entries;
+mod identities;
 mod log;
 mod outbox;
 mod requests;
 mod schema;
+mod sessions;
+mod tokens;
+mod users;
 
 /// Where the database is and how to reach it.
 #[derive(Debug, Clone)]
@@ -252,6 +256,37 @@ impl PgStore {
             touches: Vec::new(),
             journal: self.journal.clone(),
         })
+    }
+
+    /// Whether any row of any `ipgate_*` table holds `needle` in its text
+    /// (byte strings as their hex, as PostgreSQL writes them).
+    #[cfg(test)]
+    pub(crate) async fn holds_text(&self, needle: &str) -> Result<bool, StoreError> {
+        let c = self.client().await?;
+        let tables = c
+            .query(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'ipgate\\_%'",
+                &[],
+            )
+            .await
+            .map_err(pg_error)?;
+        let hex = crate::hex::encode(needle.as_bytes());
+        for t in &tables {
+            let table: String = t.try_get(0).map_err(pg_error)?;
+            let row = c
+                .query_one(
+                    &format!(
+                        "SELECT EXISTS (SELECT 1 FROM {table} t WHERE strpos(t::text, $1) > 0 OR strpos(t::text, $2) > 0)"
+                    ),
+                    &[&needle, &hex],
+                )
+                .await
+                .map_err(pg_error)?;
+            if row.try_get(0).map_err(pg_error)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// A fresh id for a record (entries, requests, mails...).

@@ -186,6 +186,26 @@ impl SledStore {
     fn next_id(&self) -> Result<u64, StoreError> {
         Ok(self.db.generate_id()? + 1)
     }
+
+    /// Whether any key or value of any tree holds `needle`, once every
+    /// change is on disk.
+    #[cfg(test)]
+    pub(crate) async fn holds_bytes(&self, needle: &[u8]) -> Result<bool, StoreError> {
+        self.flush().await?;
+        for name in self.db.tree_names() {
+            let tree = self.db.open_tree(&name)?;
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                if [&k[..], &v[..]]
+                    .iter()
+                    .any(|b| b.windows(needle.len()).any(|w| w == needle))
+                {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
 }
 
 #[async_trait]

@@ -384,12 +384,24 @@ impl App {
 }
 
 /// Runs one step of the start-up that reads or writes the store, before
-/// Pingora's runtimes exist, on a runtime of its own.
+/// Pingora's runtimes exist, on the start-up runtime. That runtime lives as
+/// long as the process, with a worker of its own: a PostgreSQL store's
+/// connections made in these steps are driven by tasks on it, and stay
+/// usable from every other runtime afterwards.
 fn setup<F: std::future::Future>(step: F) -> Result<F::Output, AppError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(AppError::SetupRuntime)?;
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    let rt = match RUNTIME.get() {
+        Some(rt) => rt,
+        None => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("ipgate-startup")
+                .enable_all()
+                .build()
+                .map_err(AppError::SetupRuntime)?;
+            RUNTIME.get_or_init(|| rt)
+        }
+    };
     Ok(rt.block_on(step))
 }
 

@@ -10,6 +10,15 @@ use ipgate_devmail::Mail;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
+/// The tests here take turns: one of them stops the server itself.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A new database on the `DATABASE_URL` server, as the environment that
 /// points ipgate at it: `IPGATE_STORE__URL` (no password in it) and
 /// `IPGATE_STORE_PASSWORD`.
@@ -126,6 +135,7 @@ fn on(gate: &Server, link: &str) -> String {
 
 #[test]
 fn changes_on_either_control_plane_are_live_on_both_proxies() {
+    let _turn = turn();
     let Some(db) = database() else { return };
     let (_up, a, b) = two_planes(&db);
     let (s, v) = a.admin(
@@ -137,7 +147,7 @@ fn changes_on_either_control_plane_are_live_on_both_proxies() {
     let (s, v) = b.admin(
         "POST",
         "/admin/v1/accounts/acme/whitelist",
-        Some(json!({"cidrs": ["127.0.0.31"]})),
+        Some(json!({"cidr": "127.0.0.31"})),
     );
     assert_eq!(s, 201, "{v}");
     for gate in [&a, &b] {
@@ -170,6 +180,7 @@ fn changes_on_either_control_plane_are_live_on_both_proxies() {
 /// exactly one wins every round, and both proxies then agree.
 #[test]
 fn two_decisions_on_two_control_planes_exactly_one_wins() {
+    let _turn = turn();
     let Some(db) = database() else { return };
     let (_up, a, b) = two_planes(&db);
     let (s, v) = a.admin(
@@ -180,7 +191,9 @@ fn two_decisions_on_two_control_planes_exactly_one_wins() {
     assert_eq!(s, 201, "{v}");
     let (alice, _) = user(&a, "acme", "alice", "main", true);
     let mut seen = Vec::new();
-    for round in 0..20u8 {
+    // 12 rounds: each plane counts 2 link visits a round for the account,
+    // under its 30 a minute (the in-process store test runs 100).
+    for round in 0..12u8 {
         let ip = format!("127.0.1.{}", round + 1);
         let (s, req) = submit_request(
             if round % 2 == 0 { &a } else { &b },
@@ -189,10 +202,13 @@ fn two_decisions_on_two_control_planes_exactly_one_wins() {
         );
         assert_eq!(s, 202, "{req}");
         let links = new_links(&a, &b, &mut seen, 2);
+        // Each round's reviewers from their own address: the link pages
+        // limit visits per address.
+        let reviewer = format!("127.0.2.{}", round + 1);
         let forms: Vec<(String, String)> = [on(&a, &links[0]), on(&b, &links[1])]
             .into_iter()
             .map(|l| {
-                let token = csrf(&Browser::new("").get(&l).body);
+                let token = csrf(&Browser::from_address("", &reviewer).get(&l).body);
                 (l, token)
             })
             .collect();
@@ -202,6 +218,7 @@ fn two_decisions_on_two_control_planes_exactly_one_wins() {
             .zip(["approve", "reject"])
             .map(|((link, token), decision)| {
                 let barrier = barrier.clone();
+                let reviewer = reviewer.clone();
                 std::thread::spawn(move || {
                     barrier.wait();
                     let form = [
@@ -209,7 +226,8 @@ fn two_decisions_on_two_control_planes_exactly_one_wins() {
                         ("confirm", "yes"),
                         ("decision", decision),
                     ];
-                    (decision, Browser::new("").post(&link, &form).status)
+                    let page = Browser::from_address("", &reviewer).post(&link, &form);
+                    (decision, page.status)
                 })
             })
             .collect();
@@ -233,5 +251,234 @@ fn two_decisions_on_two_control_planes_exactly_one_wins() {
         }
     }
     let (_, v) = b.admin("GET", "/admin/v1/security-log/verify", None);
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+/// Runs `pg_ctl` on the throw-away cluster `scripts/test` started (as its
+/// owner, nobody, when we are root).
+fn pg_ctl(args: &[&str]) {
+    let bin = std::env::var("IPGATE_PG_BIN").unwrap_or_default();
+    let data = std::env::var("IPGATE_PG_DATA").unwrap_or_default();
+    let pg_ctl = format!("{bin}/pg_ctl");
+    let mut cmd = if is_root() {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "nobody", "--", &pg_ctl]);
+        c
+    } else {
+        std::process::Command::new(&pg_ctl)
+    };
+    let out = cmd.args(["-D", &data, "-w"]).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "pg_ctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// The database stops (as at a crash) for two seconds while an operator
+/// keeps adding entries: every change tried meanwhile is refused with a
+/// clear 503, the proxy keeps judging calls with the table it has, the
+/// changes resume once the server is back, and every change answered 201
+/// is in the store, the log chain whole.
+#[test]
+fn a_database_down_refuses_changes_clearly_and_they_resume() {
+    let _turn = turn();
+    let Some(db) = database() else { return };
+    if std::env::var_os("IPGATE_PG_DATA").is_none() {
+        eprintln!(
+            "skipped: not the throw-away cluster (IPGATE_PG_DATA unset), which this test stops"
+        );
+        return;
+    }
+    let up = Upstream::start();
+    let gate = Server::start(
+        &up,
+        ServerOpts {
+            env: db,
+            ..ServerOpts::default()
+        },
+    );
+    gate.account("acme", "enforce", &["127.0.0.51"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let admin = gate.admin;
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap();
+            let mut answers = Vec::new();
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let cidr = format!("10.{}.{}.0/24", i / 256, i % 256);
+                let r = client
+                    .post(format!("http://{admin}/admin/v1/accounts/acme/whitelist"))
+                    .bearer_auth(TOKEN)
+                    .json(&json!({"cidr": cidr}))
+                    .send()
+                    .unwrap();
+                let status = r.status().as_u16();
+                answers.push((cidr, status, r.text().unwrap_or_default()));
+                i += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            answers
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    pg_ctl(&["-m", "immediate", "stop"]);
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_secs(2) {
+        assert_eq!(
+            calls_from(&gate, "127.0.0.51"),
+            200,
+            "the proxy keeps its table"
+        );
+        assert_eq!(calls_from(&gate, "127.0.0.52"), 403);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    pg_ctl(&[
+        "-l",
+        &format!(
+            "{}/server.log",
+            std::env::var("IPGATE_PG_DATA").unwrap_or_default()
+        ),
+        "start",
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answers = writer.join().unwrap();
+    let refused: Vec<&(String, u16, String)> = answers.iter().filter(|a| a.1 != 201).collect();
+    assert!(
+        !refused.is_empty(),
+        "some changes were tried while the database was down"
+    );
+    for (cidr, status, body) in &refused {
+        assert_eq!(*status, 503, "{cidr}: {body}");
+        assert!(body.contains("nothing was saved"), "{cidr}: {body}");
+    }
+    let tail = &answers[answers.len().saturating_sub(5)..];
+    assert!(
+        tail.iter().all(|a| a.1 == 201),
+        "changes resumed: {tail:?}\n{}",
+        gate.log()
+    );
+    let (s, v) = gate.admin("GET", "/admin/v1/accounts/acme/whitelist", None);
+    assert_eq!(s, 200, "{v}");
+    let stored: Vec<String> = v
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["cidr"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (cidr, status, _) in &answers {
+        if *status == 201 {
+            assert!(
+                stored.contains(cidr),
+                "{cidr} was answered 201 but is not stored"
+            );
+        }
+    }
+    // What is stored is live in the proxy too.
+    assert_eq!(calls_from(&gate, "127.0.0.51"), 200);
+    let (_, v) = gate.admin("GET", "/admin/v1/security-log/verify", None);
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+/// One control plane is killed (`kill -9`) and restarted over and over
+/// while the other takes changes and requests: the other answers every
+/// change, nothing it answered is lost, every link mail arrives (a mail
+/// the killed plane held goes out once its lease runs out), and the log
+/// chain verifies.
+#[test]
+fn kill_9_of_one_control_plane_loses_nothing() {
+    let _turn = turn();
+    let Some(db) = database() else { return };
+    let (_up, mut a, b) = two_planes(&db);
+    let rounds = 5;
+    let mut tokens = Vec::new();
+    for n in 0..rounds {
+        let (s, v) = b.admin(
+            "POST",
+            "/admin/v1/accounts",
+            Some(json!({"id": format!("acme{n}"), "name": "Acme", "emails": ["ops@acme.test", "cto@acme.test"], "whitelist": "enforce"})),
+        );
+        assert_eq!(s, 201, "{v}");
+        tokens.push(user(&b, &format!("acme{n}"), &format!("alice{n}"), "main", true).0);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let admin = b.admin;
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::new();
+            let mut answers = Vec::new();
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let cidr = format!("10.{}.{}.0/24", i / 256, i % 256);
+                let r = client
+                    .post(format!("http://{admin}/admin/v1/accounts/acme0/whitelist"))
+                    .bearer_auth(TOKEN)
+                    .json(&json!({"cidr": cidr}))
+                    .send()
+                    .unwrap();
+                answers.push((cidr, r.status().as_u16()));
+                i += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            answers
+        })
+    };
+    for (round, token) in tokens.iter().enumerate() {
+        let (s, req) = submit_request(
+            &b,
+            token,
+            json!({"ips": [format!("127.0.3.{}", round + 1)]}),
+        );
+        assert_eq!(s, 202, "{req}");
+        std::thread::sleep(Duration::from_millis(100));
+        a.kill_and_restart();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answers = writer.join().unwrap();
+    assert!(answers.len() > 20);
+    let refused: Vec<_> = answers.iter().filter(|a| a.1 != 201).collect();
+    assert!(
+        refused.is_empty(),
+        "the surviving plane refused: {refused:?}\n{}",
+        b.log()
+    );
+    let (s, v) = a.admin("GET", "/admin/v1/accounts/acme0/whitelist", None);
+    assert_eq!(s, 200, "{v}");
+    let stored = v.as_array().map(Vec::len).unwrap_or(0);
+    assert_eq!(stored, answers.len(), "every answered change is stored");
+    // Both link mails of every request arrive, from one plane or the other
+    // (at least once: a mail may come twice).
+    let arrived = || {
+        let mails = all_mail(&a, &b);
+        (0..rounds).all(|n| {
+            ["ops@acme.test", "cto@acme.test"].iter().all(|to| {
+                mails.iter().any(|m| {
+                    m.subject.starts_with("Confirm")
+                        && m.to.iter().any(|t| t == to)
+                        && m.text
+                            .as_deref()
+                            .is_some_and(|t| t.contains(&format!("127.0.3.{}", n + 1)))
+                })
+            })
+        })
+    };
+    a.wait_until("every link mail", 150, arrived);
+    let (_, v) = a.admin("GET", "/admin/v1/security-log/verify", None);
     assert_eq!(v["ok"], true, "{v}");
 }

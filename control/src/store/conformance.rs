@@ -132,6 +132,7 @@ mod requests;
 mod users;
 
 on_both!(
+    the_tables_view_holds_every_account_with_its_networks,
     changes_survive_reopening,
     refusals_change_nothing_and_log_nothing,
     entries_of_one_account_do_not_leak_into_another_with_a_longer_name,
@@ -296,4 +297,41 @@ async fn a_store_keyed_with_another_log_key_is_refused_unchanged<B: Backing>(b: 
     let v = s.verify_security_log().await.unwrap();
     assert!(v.ok, "{v:?}");
     assert_eq!((Some(v.head), v.records), (head, 1), "nothing was appended");
+}
+
+async fn the_tables_view_holds_every_account_with_its_networks<B: Backing>(b: B) {
+    let s = b.open().await;
+    // Accounts without entries before, between and after those with them.
+    for id in ["a0", "b1", "c2", "d3", "e4"] {
+        s.create_account(account(id), &op()).await.unwrap();
+    }
+    for (id, cidr) in [
+        ("b1", "203.0.113.0/24"),
+        ("b1", "2001:db8::/64"),
+        ("d3", "198.51.100.7/32"),
+    ] {
+        s.add_entries(id, vec![entry_of(id, cidr)], &op())
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut visit =
+        |id: &str, _mode: crate::domain::model::WhitelistMode, nets: &[ipnet::IpNet]| {
+            seen.push((
+                id.to_string(),
+                nets.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            ));
+        };
+    s.for_each_account_policy(&mut visit).await.unwrap();
+    let want: Vec<(String, Vec<String>)> = vec![
+        ("a0".into(), vec![]),
+        (
+            "b1".into(),
+            vec!["203.0.113.0/24".into(), "2001:db8::/64".into()],
+        ),
+        ("c2".into(), vec![]),
+        ("d3".into(), vec!["198.51.100.7/32".into()]),
+        ("e4".into(), vec![]),
+    ];
+    assert_eq!(seen, want);
 }

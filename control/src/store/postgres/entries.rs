@@ -166,19 +166,24 @@ impl EntryStore for PgStore {
             .map_err(pg_error)?;
         let mut entries = std::pin::pin!(entries);
         let mut pending: Option<(String, String)> = None;
+        // A row stream is not polled again once it has ended.
+        let mut ended = false;
         let mut nets = Vec::new();
         for row in &accounts {
             let a: Account = read(row, 0)?;
             let id = a.id.as_str();
             nets.clear();
             loop {
-                if pending.is_none() {
+                if pending.is_none() && !ended {
                     pending = match entries.try_next().await.map_err(pg_error)? {
                         Some(r) => Some((
                             r.try_get(0).map_err(pg_error)?,
                             r.try_get(1).map_err(pg_error)?,
                         )),
-                        None => None,
+                        None => {
+                            ended = true;
+                            None
+                        }
                     };
                 }
                 match &pending {

@@ -14,6 +14,7 @@ mod logging;
 mod mailbox;
 mod proxy_env;
 mod secrets;
+mod store_copy;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -77,11 +78,23 @@ enum Cmd {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Store commands.
+    Store {
+        #[command(subcommand)]
+        cmd: StoreCmd,
+    },
     /// Development TLS certificates.
     Certs {
         #[command(subcommand)]
         cmd: certs::CertsCmd,
     },
+}
+
+#[derive(Subcommand)]
+enum StoreCmd {
+    /// Copies a sled store into a new PostgreSQL store, verifying the
+    /// security log's chain after the copy.
+    Copy(store_copy::CopyArgs),
 }
 
 #[derive(Subcommand)]
@@ -136,6 +149,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Admin(args) => admin_cli::run(args),
         Cmd::CheckNetwork { config } => check_network::run(&Config::load(&config)?),
         Cmd::Certs { cmd } => certs::run(cmd),
+        Cmd::Store {
+            cmd: StoreCmd::Copy(args),
+        } => store_copy::run(args).map(|()| ExitCode::SUCCESS),
         Cmd::Demo(args) => {
             logging::init(cli.log_json, ipgate_config::LogFormat::Human);
             demo::run(args)

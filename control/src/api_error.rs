@@ -113,6 +113,7 @@ impl From<StoreError> for ApiError {
             | StoreError::Conflict(_)
             | StoreError::PgConfig(_)
             | StoreError::SchemaTooNew { .. }
+            | StoreError::NotEmpty
             | StoreError::Corrupt(_)
             | StoreError::LogHead(_)
             | StoreError::LogKeyMismatch { .. } => {

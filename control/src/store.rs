@@ -21,6 +21,7 @@ use ipnet::IpNet;
 use std::path::Path;
 use std::sync::Arc;
 
+pub mod dump;
 pub(crate) mod mail_job;
 pub mod postgres;
 pub mod sled;
@@ -52,6 +53,8 @@ pub enum StoreError {
     PgConfig(String),
     #[error("the PostgreSQL store is at schema version {found}, newer than this ipgate knows ({known}): run the newer ipgate, or restore a backup (nothing was changed)")]
     SchemaTooNew { found: usize, known: usize },
+    #[error("the store to copy into is not empty (it has accounts, users or log records): copy only into a new one; nothing was changed")]
+    NotEmpty,
     #[error("a stored record is corrupt: {0}")]
     Corrupt(String),
     #[error(transparent)]

@@ -482,3 +482,101 @@ fn kill_9_of_one_control_plane_loses_nothing() {
     let (_, v) = a.admin("GET", "/admin/v1/security-log/verify", None);
     assert_eq!(v["ok"], true, "{v}");
 }
+
+/// A sled store with accounts, entries, a user, a token and a pending
+/// request is copied into a new PostgreSQL database: a control plane on
+/// the copy serves it all (the proxy allows what it did, the token works,
+/// the request's link still decides), the log verifies to the same head,
+/// and a second copy into the same database is refused unchanged.
+#[test]
+fn a_sled_store_copied_to_postgresql_serves_the_same() {
+    let _turn = turn();
+    let Some(db) = database() else { return };
+    let up = Upstream::start();
+    let mut old = Server::start(&up, ServerOpts::self_service(""));
+    let (s, v) = old.admin(
+        "POST",
+        "/admin/v1/accounts",
+        Some(json!({"id": "acme", "name": "Acme", "emails": ["ops@acme.test"], "whitelist": "enforce"})),
+    );
+    assert_eq!(s, 201, "{v}");
+    for cidr in ["127.0.0.61", "10.9.0.0/16"] {
+        let (s, v) = old.admin(
+            "POST",
+            "/admin/v1/accounts/acme/whitelist",
+            Some(json!({"cidr": cidr})),
+        );
+        assert_eq!(s, 201, "{v}");
+    }
+    let (alice, _) = user(&old, "acme", "alice", "main", true);
+    let (s, req) = submit_request(&old, &alice, json!({"ips": ["127.0.0.62"]}));
+    assert_eq!(s, 202, "{req}");
+    let mails = old.mail.wait_for(1, Duration::from_secs(20));
+    let link = mails
+        .iter()
+        .find_map(|m| m.links().into_iter().find(|l| l.contains("/confirm/")))
+        .expect("a link mail");
+    let (_, before) = old.admin("GET", "/admin/v1/security-log/verify", None);
+    old.stop();
+
+    let env: Vec<(String, String)> = db.clone();
+    let url = env[0].1.clone();
+    let copy = |url: &str| {
+        std::process::Command::new(bin())
+            .args(["store", "copy", "--from"])
+            .arg(format!("sled:{}", old.dir.path().join("store").display()))
+            .args(["--to", url])
+            .env("IPGATE_LOG_KEY", LOG_KEY)
+            .envs(env.iter().skip(1).map(|(k, v)| (k, v)))
+            .output()
+            .unwrap()
+    };
+    let out = copy(&url);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("copied 2/2 entries"), "progress: {said}");
+    assert!(
+        said.contains(before["head"].as_str().unwrap_or("?")),
+        "{said}"
+    );
+
+    let new = Server::start(
+        &up,
+        ServerOpts {
+            env: db.clone(),
+            ..ServerOpts::self_service("")
+        },
+    );
+    let (_, after) = new.admin("GET", "/admin/v1/security-log/verify", None);
+    assert_eq!(after["ok"], true, "{after}");
+    assert_eq!(after["head"], before["head"]);
+    assert_eq!(calls_from(&new, "127.0.0.61"), 200);
+    assert_eq!(calls_from(&new, "127.0.0.62"), 403);
+    assert_eq!(
+        request(&new, &alice, req["id"].as_str().unwrap_or_default())["status"],
+        "pending"
+    );
+    let page = Browser::new("").get(&on(&new, &link));
+    let token = csrf(&page.body);
+    let decided = Browser::new("").post(
+        &on(&new, &link),
+        &[
+            ("csrf", &token),
+            ("confirm", "yes"),
+            ("decision", "approve"),
+        ],
+    );
+    assert_eq!(decided.status, 200, "{}", decided.body);
+    new.wait_until("the approved IP is live", 10, || {
+        calls_from(&new, "127.0.0.62") == 200
+    });
+
+    let again = copy(&url);
+    assert!(!again.status.success());
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(said.contains("not empty"), "{said}");
+}

@@ -25,6 +25,7 @@ mod blocklist;
 mod changes;
 mod entries;
 mod identities;
+mod import;
 mod log;
 mod outbox;
 mod requests;

@@ -358,6 +358,7 @@ impl LogStore for SledStore {
 
 mod blocklist;
 mod entries;
+mod export;
 mod flow_trees;
 mod generation;
 mod identities;

@@ -487,9 +487,11 @@ fn kill_9_of_one_control_plane_loses_nothing() {
 /// request is copied into a new PostgreSQL database: a control plane on
 /// the copy serves it all (the proxy allows what it did, the token works,
 /// the request's link still decides), the log verifies to the same head,
-/// and a second copy into the same database is refused unchanged.
+/// and a second copy into the same database is refused unchanged. Then
+/// the PostgreSQL store is copied back into a new sled store, which a
+/// gate serves with the approval made on PostgreSQL, and goes on.
 #[test]
-fn a_sled_store_copied_to_postgresql_serves_the_same() {
+fn a_store_copied_to_postgresql_and_back_serves_the_same() {
     let _turn = turn();
     let Some(db) = database() else { return };
     let up = Upstream::start();
@@ -579,4 +581,46 @@ fn a_sled_store_copied_to_postgresql_serves_the_same() {
     assert!(!again.status.success());
     let said = String::from_utf8_lossy(&again.stderr);
     assert!(said.contains("not empty"), "{said}");
+
+    // And back: the PostgreSQL store, approval and all, into a new sled
+    // store that a gate then serves.
+    let (_, on_pg) = new.admin("GET", "/admin/v1/security-log/verify", None);
+    let mut back = Server::start(&up, ServerOpts::self_service(""));
+    back.stop();
+    let store = back.dir.path().join("store");
+    std::fs::remove_dir_all(&store).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["store", "copy", "--from", &url, "--to"])
+        .arg(format!("sled:{}", store.display()))
+        .env("IPGATE_LOG_KEY", LOG_KEY)
+        .envs(env.iter().skip(1).map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    back.restart();
+    let (_, v) = back.admin("GET", "/admin/v1/security-log/verify", None);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["head"], on_pg["head"]);
+    for ip in ["127.0.0.61", "127.0.0.62"] {
+        assert_eq!(calls_from(&back, ip), 200, "{ip}");
+    }
+    assert_eq!(
+        request(&back, &alice, req["id"].as_str().unwrap_or_default())["status"],
+        "approved"
+    );
+    // The copied store goes on: a change, logged on the same chain.
+    let (s, v) = back.admin(
+        "POST",
+        "/admin/v1/accounts/acme/whitelist",
+        Some(json!({"cidr": "127.0.0.63"})),
+    );
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(calls_from(&back, "127.0.0.63"), 200);
+    let (_, v) = back.admin("GET", "/admin/v1/security-log/verify", None);
+    assert_eq!(v["ok"], true, "{v}");
 }

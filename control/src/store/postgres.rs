@@ -24,6 +24,7 @@ mod accounts;
 mod blocklist;
 mod changes;
 mod entries;
+mod export;
 mod identities;
 mod import;
 mod log;

@@ -120,10 +120,23 @@ impl SledStore {
     /// Drops the `names` index, as a store made before it existed would be.
     #[cfg(test)]
     pub(crate) fn forget_name_index(&self) -> Result<(), StoreError> {
-        self.meta.remove(READY)?;
-        self.names.clear()?;
-        Ok(())
+        forget_names(self)
     }
+}
+
+/// Drops the `names` index and marks it unbuilt: the next open builds it.
+pub(crate) fn forget_names(store: &SledStore) -> Result<(), StoreError> {
+    store.meta.remove(READY)?;
+    store.names.clear()?;
+    Ok(())
+}
+
+/// What the `key_hashes` index holds for `key`'s hash: its owner.
+pub(crate) fn key_owner_record(key: &SecretKey) -> Vec<u8> {
+    encode(&Owner {
+        account: key.account.to_string(),
+        id: Some(key.id.clone()),
+    })
 }
 
 #[async_trait]

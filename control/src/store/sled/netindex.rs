@@ -167,6 +167,13 @@ pub(crate) fn remove(tx: &TransactionalTree, account: &str, cidr: Cidr) -> TxRes
     Ok(())
 }
 
+/// Drops the index and marks it unbuilt: the next open builds it.
+pub(crate) fn forget(store: &SledStore) -> Result<(), StoreError> {
+    store.meta.remove(READY)?;
+    store.nets.clear()?;
+    Ok(())
+}
+
 impl SledStore {
     /// Builds the index from the accounts and entries unless it is
     /// complete. Runs at open, before anything else can write.
@@ -195,9 +202,7 @@ impl SledStore {
     /// Drops the index, as a store made before it existed would be.
     #[cfg(test)]
     pub(crate) fn forget_net_index(&self) -> Result<(), StoreError> {
-        self.meta.remove(READY)?;
-        self.nets.clear()?;
-        Ok(())
+        forget(self)
     }
 }
 

@@ -234,6 +234,30 @@ impl PgStore {
         }
     }
 
+    /// Runs `job` unless another control plane runs the job `key` now
+    /// (`pg_try_advisory_lock`, held on one connection while it runs);
+    /// `None` when another does.
+    pub(crate) async fn alone<T, F, Fut>(&self, key: i64, job: F) -> Result<Option<T>, StoreError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let holder = self.client().await?;
+        let row = holder
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+            .await
+            .map_err(pg_error)?;
+        if !row.try_get::<_, bool>(0).map_err(pg_error)? {
+            return Ok(None);
+        }
+        let out = job().await;
+        // Released with the session if this fails.
+        let _ = holder
+            .execute("SELECT pg_advisory_unlock($1)", &[&key])
+            .await;
+        out.map(Some)
+    }
+
     /// Begins a change on `client`: a transaction holding the security
     /// log's head row.
     pub(crate) async fn begin<'c>(&self, client: &'c mut Object) -> Result<Change<'c>, StoreError> {

@@ -20,6 +20,9 @@ use crate::store::{
 use async_trait::async_trait;
 use serde_json::json;
 
+/// The advisory lock key of the expiry job.
+pub(super) const EXPIRY_LOCK: i64 = 0x0069_7067_6174_6501;
+
 /// Saves `req` as it now is, inside a change.
 async fn save(w: &Change<'_>, req: &IpRequest) -> Result<(), StoreError> {
     let id = parse_id(&req.id).ok_or_else(|| StoreError::NoRequest(req.id.clone()))?;
@@ -73,6 +76,43 @@ async fn end_request(
 }
 
 impl PgStore {
+    async fn expire_now(&self) -> Result<usize, StoreError> {
+        let now = Timestamp::now();
+        let due: Vec<i64> = {
+            let c = self.client().await?;
+            let rows = c
+                .query(
+                    "SELECT id FROM ipgate_requests WHERE status = 'pending' AND expires_unix <= $1 ORDER BY id",
+                    &[&i64::try_from(now.unix()).unwrap_or(i64::MAX)],
+                )
+                .await
+                .map_err(pg_error)?;
+            rows.iter()
+                .map(|r| r.try_get(0).map_err(pg_error))
+                .collect::<Result<_, _>>()?
+        };
+        let mut n = 0;
+        for id in due {
+            let ended = self
+                .retrying(|| async {
+                    let mut c = self.client().await?;
+                    let mut w = self.begin(&mut c).await?;
+                    let Some(mut r) = locked_request(&w, id).await? else {
+                        return Ok(false);
+                    };
+                    if r.status != Status::Pending || now < r.expires_at {
+                        return Ok(false);
+                    }
+                    end_request(&mut w, &mut r, Status::Expired, &Actor::system()).await?;
+                    w.commit().await?;
+                    Ok(true)
+                })
+                .await?;
+            n += usize::from(ended);
+        }
+        Ok(n)
+    }
+
     /// The link and its request as the link page sees them.
     async fn view(
         &self,
@@ -238,40 +278,10 @@ impl RequestStore for PgStore {
     }
 
     async fn expire_due(&self) -> Result<usize, StoreError> {
-        let now = Timestamp::now();
-        let due: Vec<i64> = {
-            let c = self.client().await?;
-            let rows = c
-                .query(
-                    "SELECT id FROM ipgate_requests WHERE status = 'pending' AND expires_unix <= $1 ORDER BY id",
-                    &[&i64::try_from(now.unix()).unwrap_or(i64::MAX)],
-                )
-                .await
-                .map_err(pg_error)?;
-            rows.iter()
-                .map(|r| r.try_get(0).map_err(pg_error))
-                .collect::<Result<_, _>>()?
-        };
-        let mut n = 0;
-        for id in due {
-            let ended = self
-                .retrying(|| async {
-                    let mut c = self.client().await?;
-                    let mut w = self.begin(&mut c).await?;
-                    let Some(mut r) = locked_request(&w, id).await? else {
-                        return Ok(false);
-                    };
-                    if r.status != Status::Pending || now < r.expires_at {
-                        return Ok(false);
-                    }
-                    end_request(&mut w, &mut r, Status::Expired, &Actor::system()).await?;
-                    w.commit().await?;
-                    Ok(true)
-                })
-                .await?;
-            n += usize::from(ended);
-        }
-        Ok(n)
+        // One control plane at a time runs it (each expiry checks again
+        // that its request is still pending, so two would do no harm).
+        let ran = self.alone(EXPIRY_LOCK, || self.expire_now()).await?;
+        Ok(ran.unwrap_or(0))
     }
 
     async fn link(&self, hash: &str) -> Result<Option<LinkView>, StoreError> {

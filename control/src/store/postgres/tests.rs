@@ -306,3 +306,40 @@ async fn a_change_on_one_store_reaches_the_other_at_the_same_version() {
     assert!(on_a.touches.contains(&Touch::Blocklist));
     assert_eq!(on_a.version, on_b.version);
 }
+
+/// Expiry runs on one control plane at a time: while another holds the
+/// job's lock, a plane expires nothing; once it lets go, the plane does.
+#[tokio::test]
+async fn expiry_runs_on_one_control_plane_at_a_time() {
+    let Some(o) = fresh_pg().await else { return };
+    let (a, b) = (open(&o).await, open(&o).await);
+    let mut acme = account("acme");
+    acme.emails = vec!["ops@acme.test".into()];
+    a.create_account(acme, &op()).await.unwrap();
+    let mut due = request();
+    due.ttl_secs = 0;
+    a.create_request(due, &op()).await.unwrap();
+    let (held_tx, held_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let holder = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            b.alone(super::requests::EXPIRY_LOCK, || async {
+                let _ = held_tx.send(());
+                let _ = release_rx.await;
+                Ok(())
+            })
+            .await
+        })
+    };
+    held_rx.await.unwrap();
+    assert_eq!(
+        a.expire_due().await.unwrap(),
+        0,
+        "another plane runs the job"
+    );
+    release_tx.send(()).unwrap();
+    assert!(matches!(holder.await.unwrap(), Ok(Some(()))));
+    assert_eq!(a.expire_due().await.unwrap(), 1);
+    assert_eq!(b.expire_due().await.unwrap(), 0);
+}

@@ -440,6 +440,21 @@ fn check(gate: &Server, client: &Client, model: &mut Model) {
 
 #[test]
 fn killed_at_random_moments_nothing_decided_is_lost() {
+    crash_cycles("sled", Vec::new());
+}
+
+/// The same on a PostgreSQL store: a kill may cut a commit off, never
+/// half-apply one.
+#[test]
+fn killed_at_random_moments_nothing_decided_is_lost_on_postgresql() {
+    let _turn = crate::postgres::turn();
+    let Some(db) = crate::postgres::database() else {
+        return;
+    };
+    crash_cycles("PostgreSQL", db);
+}
+
+fn crash_cycles(backend: &str, env: Vec<(String, String)>) {
     let cycles: usize = std::env::var("IPGATE_CRASH_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -448,12 +463,15 @@ fn killed_at_random_moments_nothing_decided_is_lost() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(rand::random);
-    eprintln!("crash test: {cycles} cycles, IPGATE_CRASH_SEED={seed}");
+    eprintln!("crash test on {backend}: {cycles} cycles, IPGATE_CRASH_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let up = Upstream::start();
     let mut gate = Server::start(
         &up,
-        ServerOpts::self_service("max_entries_per_account = 100000"),
+        ServerOpts {
+            env,
+            ..ServerOpts::self_service("max_entries_per_account = 100000")
+        },
     );
     let (s, b) = gate.admin(
         "POST",
@@ -496,7 +514,7 @@ fn killed_at_random_moments_nothing_decided_is_lost() {
     }
     let decided = model.requests.values().filter(|s| s.is_some()).count();
     eprintln!(
-        "crash test done: {} kills, {} operations ({} cut off by the kill), {} requests ({decided} ended), {} admin addresses, {} mails, {:.1?}",
+        "crash test on {backend} done: {} kills, {} operations ({} cut off by the kill), {} requests ({decided} ended), {} admin addresses, {} mails, {:.1?}",
         model.kills,
         model.ops,
         model.lost_answers,

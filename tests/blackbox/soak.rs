@@ -82,6 +82,20 @@ fn expected(changes: &[Change], sent: Instant, done: Instant) -> Option<bool> {
 
 #[test]
 fn under_load_with_a_changing_table_every_answer_is_right_and_memory_stays_flat() {
+    soak("sled", Vec::new());
+}
+
+/// The same with the store on PostgreSQL.
+#[test]
+fn under_load_on_postgresql_every_answer_is_right_and_memory_stays_flat() {
+    let _turn = crate::postgres::turn();
+    let Some(db) = crate::postgres::database() else {
+        return;
+    };
+    soak("PostgreSQL", db);
+}
+
+fn soak(backend: &str, env: Vec<(String, String)>) {
     let secs: u64 = std::env::var("IPGATE_SOAK_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -89,7 +103,10 @@ fn under_load_with_a_changing_table_every_answer_is_right_and_memory_stays_flat(
     let up = Upstream::start();
     let gate = Server::start(
         &up,
-        ServerOpts::self_service("max_entries_per_account = 100000"),
+        ServerOpts {
+            env,
+            ..ServerOpts::self_service("max_entries_per_account = 100000")
+        },
     );
     let (s, b) = gate.admin(
         "POST",
@@ -286,7 +303,7 @@ fn under_load_with_a_changing_table_every_answer_is_right_and_memory_stays_flat(
         let data = stored_at(3).saturating_sub(stored_at(1));
         let last_quarter_peak = rss[rss.len() * 3 / 4..].iter().copied().max().unwrap_or(0);
         eprintln!(
-            "soak: {secs}s, {calls} calls ({:.0}/s), {ops} table changes, {approved} approvals; \
+            "soak on {backend}: {secs}s, {calls} calls ({:.0}/s), {ops} table changes, {approved} approvals; \
              RSS {} MB at 25%, {} MB at 75% (store grew {} MB meanwhile), {} MB at the end after load alone",
             calls as f64 / secs as f64,
             warm / 1024,

@@ -72,6 +72,9 @@ pub struct PgStore {
     /// changes.
     config: tokio_postgres::Config,
     listener: Arc<tokio::sync::Mutex<Option<changes::Listener>>>,
+    /// This store's mark on the mail it leases; alive while its listening
+    /// connection holds the advisory lock of the same number.
+    holder: i32,
 }
 
 /// A failed statement as a store error: the server unreachable (or the
@@ -200,6 +203,7 @@ impl PgStore {
             journal: Journal::default(),
             config,
             listener: Arc::default(),
+            holder: rand::random::<i32>() & i32::MAX,
         };
         let mut client = store.client().await?;
         schema::migrate(&mut client).await?;

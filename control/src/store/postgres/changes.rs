@@ -110,8 +110,10 @@ impl PgStore {
     }
 
     /// The listening connection's wake-up, connecting it first if it is
-    /// not (or no longer) open.
-    async fn listening(&self) -> Result<Arc<Notify>, StoreError> {
+    /// not (or no longer) open. The same connection holds this store's
+    /// holder lock (see `outbox`): while it is open, the mail this store
+    /// leased is known to be its.
+    pub(super) async fn listening(&self) -> Result<Arc<Notify>, StoreError> {
         let mut held = self.listener.lock().await;
         if let Some(l) = held.as_ref().filter(|l| !l.client.is_closed()) {
             return Ok(l.woken.clone());
@@ -140,6 +142,13 @@ impl PgStore {
         });
         client
             .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .await
+            .map_err(pg_error)?;
+        client
+            .execute(
+                "SELECT pg_advisory_lock($1::int4, $2::int4)",
+                &[&super::outbox::HOLDERS, &self.holder],
+            )
             .await
             .map_err(pg_error)?;
         *held = Some(Listener {

@@ -1,9 +1,12 @@
 //! The durable mail outbox in PostgreSQL. Jobs are queued inside the
 //! change they report. Several control planes may send from one outbox: a
 //! sender claims a due job (`FOR UPDATE SKIP LOCKED`) and leases it for
-//! [`LEASE_SECS`], sends it outside any transaction, then records the
-//! outcome. A sender that dies mid-send leaves the lease to run out, and
-//! the job is sent again: at least once.
+//! [`LEASE_SECS`] under its holder mark, sends it outside any transaction,
+//! then records the outcome. Each plane holds the advisory lock
+//! ([`HOLDERS`], its mark) on a connection of its own for as long as it
+//! runs: a lease whose holder's lock is gone (the plane died, or lost its
+//! database connection) is over at once, and the job is sent again: at
+//! least once.
 
 use super::{doc, parse_id, pg_error, read, Change, PgStore};
 use crate::domain::flow::{status_at, Status};
@@ -19,6 +22,22 @@ use serde_json::json;
 
 /// How long a claimed job is its sender's: longer than a send may take.
 pub const LEASE_SECS: i64 = 120;
+
+/// The advisory-lock class of the holders' marks ("ipgm").
+pub const HOLDERS: i32 = 0x6970_676d;
+
+/// The SQL that a job `o` is free: never leased, its lease over, or its
+/// holder gone (no session holds the holder's lock in this database). `$1`
+/// is now.
+fn free() -> String {
+    format!(
+        "(o.lease_until_unix <= $1 OR NOT EXISTS (
+            SELECT 1 FROM pg_locks l
+            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND l.classid = {HOLDERS}::oid AND l.objid = o.lease_holder::oid))"
+    )
+}
 
 fn unix(t: Timestamp) -> i64 {
     i64::try_from(t.unix()).unwrap_or(i64::MAX)
@@ -102,6 +121,11 @@ impl OutboxStore for PgStore {
             return Ok(Prepared::Dropped);
         };
         let (token, hash) = crate::domain::users::new_api_token();
+        // The lease about to be taken is known to be this plane's while
+        // its holder lock is held.
+        if let Err(e) = self.listening().await {
+            tracing::warn!(error = %e, "cannot hold this control plane's mail holder lock; its leases may be taken over");
+        }
         self.retrying(|| async {
             let now = Timestamp::now();
             let mut c = self.client().await?;
@@ -109,16 +133,20 @@ impl OutboxStore for PgStore {
             let row = w
                 .tx
                 .query_opt(
-                    "SELECT doc, lease_until_unix FROM ipgate_outbox WHERE id = $1 FOR UPDATE SKIP LOCKED",
-                    &[&n],
+                    &format!(
+                        "SELECT doc, {} OR o.lease_holder = $3 FROM ipgate_outbox o
+                         WHERE o.id = $2 FOR UPDATE SKIP LOCKED",
+                        free()
+                    ),
+                    &[&unix(now), &n, &self.holder],
                 )
                 .await
                 .map_err(pg_error)?;
             let Some(row) = row else {
                 return Ok(Prepared::Dropped);
             };
-            let lease: i64 = row.try_get(1).map_err(pg_error)?;
-            if lease > unix(now) {
+            let free: bool = row.try_get(1).map_err(pg_error)?;
+            if !free {
                 return Ok(Prepared::Elsewhere);
             }
             let mut job: MailJob = read(&row, 0)?;
@@ -179,8 +207,8 @@ impl OutboxStore for PgStore {
                 .map_err(pg_error)?;
             }
             w.tx.execute(
-                "UPDATE ipgate_outbox SET doc = $2, lease_until_unix = $3 WHERE id = $1",
-                &[&n, &doc(&job), &(unix(now) + LEASE_SECS)],
+                "UPDATE ipgate_outbox SET doc = $2, lease_until_unix = $3, lease_holder = $4 WHERE id = $1",
+                &[&n, &doc(&job), &(unix(now) + LEASE_SECS), &self.holder],
             )
             .await
             .map_err(pg_error)?;
@@ -237,7 +265,10 @@ impl OutboxStore for PgStore {
         let c = self.client().await?;
         let rows = c
             .query(
-                "SELECT id FROM ipgate_outbox WHERE due_unix <= $1 AND lease_until_unix <= $1 ORDER BY id",
+                &format!(
+                    "SELECT o.id FROM ipgate_outbox o WHERE o.due_unix <= $1 AND {} ORDER BY o.id",
+                    free()
+                ),
                 &[&now],
             )
             .await

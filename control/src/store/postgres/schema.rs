@@ -122,6 +122,11 @@ CREATE TABLE ipgate_changes (
     at timestamptz NOT NULL DEFAULT now()
 );
 "#,
+    r#"
+-- Who leased a mail: a control plane's mark, alive while that plane holds
+-- the advisory lock (outbox holders, mark).
+ALTER TABLE ipgate_outbox ADD COLUMN lease_holder integer NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Runs the missing migrations under the advisory lock; the version the

@@ -126,6 +126,39 @@ async fn a_leased_mail_waits_for_its_lease() {
     assert_eq!(a.outbox_depth().await.unwrap(), 0);
 }
 
+/// A plane that dies holding a lease (its connections gone) leaves the
+/// job free at once, not when the lease would have run out.
+#[tokio::test]
+async fn a_mail_leased_by_a_plane_that_died_is_free_at_once() {
+    let Some(o) = fresh_pg().await else { return };
+    let (a, b) = (open(&o).await, open(&o).await);
+    let mut acme = account("acme");
+    acme.emails = vec!["ops@acme.test".into()];
+    a.create_account(acme, &op()).await.unwrap();
+    let mut one = request();
+    one.emails.truncate(1);
+    a.create_request(one, &op()).await.unwrap();
+    let due = a.due_mail().await.unwrap();
+    assert!(matches!(
+        a.prepare_mail(due[0]).await.unwrap(),
+        Prepared::Link(_)
+    ));
+    assert!(matches!(
+        b.prepare_mail(due[0]).await.unwrap(),
+        Prepared::Elsewhere
+    ));
+    drop(a);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.due_mail().await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the dead plane's lease held on");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let Prepared::Link(again) = b.prepare_mail(due[0]).await.unwrap() else {
+        panic!("a link mail again")
+    };
+    assert_eq!(again.job.attempts, 2);
+}
+
 /// Control planes starting at once on an empty database: one runs the
 /// migrations, the others wait for it and find nothing to do.
 #[tokio::test]

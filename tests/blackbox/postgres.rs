@@ -5,6 +5,7 @@
 //! it these tests are skipped, unless `IPGATE_REQUIRE_POSTGRES` is set.
 
 use crate::common::browser::{csrf, Browser};
+use crate::common::fleet::{FleetOpts, FleetProxy};
 use crate::common::*;
 use ipgate_devmail::Mail;
 use serde_json::json;
@@ -156,6 +157,30 @@ fn changes_on_either_control_plane_are_live_on_both_proxies() {
         });
         assert_eq!(calls_from(gate, "127.0.0.32"), 403);
     }
+    // Two `ipgate proxy` processes, each following both planes (in turn,
+    // each starting with another).
+    let (ua, ub) = (format!("http://{}", a.admin), format!("http://{}", b.admin));
+    let proxies = [
+        FleetProxy::start(&_up, FleetOpts::following(&[ua.clone(), ub.clone()])),
+        FleetProxy::start(&_up, FleetOpts::following(&[ub, ua])),
+    ];
+    for p in &proxies {
+        p.wait_until("the fleet proxy allows the entry", 15, || {
+            p.get("127.0.0.31", "/sms/send?username=acme", &[]).0 == 200
+        });
+        assert_eq!(p.get("127.0.0.32", "/sms/send?username=acme", &[]).0, 403);
+    }
+    let (s, v) = a.admin(
+        "POST",
+        "/admin/v1/accounts/acme/whitelist",
+        Some(json!({"cidr": "127.0.0.32"})),
+    );
+    assert_eq!(s, 201, "{v}");
+    for p in &proxies {
+        p.wait_until("the next change reaches every proxy", 15, || {
+            p.get("127.0.0.32", "/sms/send?username=acme", &[]).0 == 200
+        });
+    }
     // Both feeds stand at one version for the same changes.
     let version = |gate: &Server| {
         let answer = reqwest::blocking::Client::new()
@@ -173,31 +198,37 @@ fn changes_on_either_control_plane_are_live_on_both_proxies() {
     let (s, v) = a.admin("GET", "/admin/v1/security-log/verify", None);
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["ok"], true, "{v}");
-    assert_eq!(v["records"], 2, "{v}");
+    assert_eq!(v["records"], 3, "{v}");
 }
 
 /// Two decisions of one request, one on each control plane, at once:
-/// exactly one wins every round, and both proxies then agree.
+/// exactly one wins every round of 100, and both planes' proxies then
+/// agree.
 #[test]
 fn two_decisions_on_two_control_planes_exactly_one_wins() {
     let _turn = turn();
     let Some(db) = database() else { return };
     let (_up, a, b) = two_planes(&db);
-    let (s, v) = a.admin(
-        "POST",
-        "/admin/v1/accounts",
-        Some(json!({"id": "acme", "name": "Acme", "emails": ["ops@acme.test", "cto@acme.test"], "whitelist": "enforce"})),
-    );
-    assert_eq!(s, 201, "{v}");
-    let (alice, _) = user(&a, "acme", "alice", "main", true);
+    // 100 rounds over 10 accounts: each plane counts 2 link visits a round
+    // for the account, 20 per account, under its 30 a minute.
+    let mut tokens = Vec::new();
+    for n in 0..10 {
+        let (s, v) = a.admin(
+            "POST",
+            "/admin/v1/accounts",
+            Some(json!({"id": format!("acme{n}"), "name": "Acme", "emails": ["ops@acme.test", "cto@acme.test"], "whitelist": "enforce"})),
+        );
+        assert_eq!(s, 201, "{v}");
+        tokens.push(user(&a, &format!("acme{n}"), &format!("alice{n}"), "main", true).0);
+    }
     let mut seen = Vec::new();
-    // 12 rounds: each plane counts 2 link visits a round for the account,
-    // under its 30 a minute (the in-process store test runs 100).
-    for round in 0..12u8 {
+    for round in 0..100u8 {
+        let n = usize::from(round % 10);
+        let alice = &tokens[n];
         let ip = format!("127.0.1.{}", round + 1);
         let (s, req) = submit_request(
             if round % 2 == 0 { &a } else { &b },
-            &alice,
+            alice,
             json!({"ips": [ip]}),
         );
         assert_eq!(s, 202, "{req}");
@@ -244,10 +275,13 @@ fn two_decisions_on_two_control_planes_exactly_one_wins() {
         } else {
             "rejected"
         };
-        assert_eq!(request(&b, &alice, id)["status"], want, "round {round}");
+        assert_eq!(request(&b, alice, id)["status"], want, "round {round}");
         let live = if winners[0] == "approve" { 200 } else { 403 };
+        let account = format!("/sms/send?username=acme{n}");
         for gate in [&a, &b] {
-            gate.wait_until("both proxies agree", 10, || calls_from(gate, &ip) == live);
+            gate.wait_until("both proxies agree", 10, || {
+                gate.get(&ip, &account, &[]).0 == live
+            });
         }
     }
     let (_, v) = b.admin("GET", "/admin/v1/security-log/verify", None);
@@ -267,7 +301,11 @@ fn pg_ctl(args: &[&str]) {
     } else {
         std::process::Command::new(&pg_ctl)
     };
-    let out = cmd.args(["-D", &data, "-w"]).args(args).output().unwrap();
+    let out = cmd
+        .args(["-D", &data, "-w", "-t", "300"])
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "pg_ctl {args:?}: {}",
@@ -284,7 +322,8 @@ fn is_root() -> bool {
 
 /// The database stops (as at a crash) for two seconds while an operator
 /// keeps adding entries: every change tried meanwhile is refused with a
-/// clear 503, the proxy keeps judging calls with the table it has, the
+/// clear 503, the proxy keeps judging calls with the table it has and
+/// the sync feed serves its last snapshot, the
 /// changes resume once the server is back, and every change answered 201
 /// is in the store, the log chain whole.
 #[test]
@@ -333,7 +372,16 @@ fn a_database_down_refuses_changes_clearly_and_they_resume() {
             answers
         })
     };
+    let feed = |gate: &Server| {
+        reqwest::blocking::Client::new()
+            .get(format!("http://{}/sync/v1/snapshot", gate.admin))
+            .bearer_auth(SYNC_TOKEN)
+            .send()
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
     std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(feed(&gate), 200);
     pg_ctl(&["-m", "immediate", "stop"]);
     let down = Instant::now();
     while down.elapsed() < Duration::from_secs(2) {
@@ -343,6 +391,7 @@ fn a_database_down_refuses_changes_clearly_and_they_resume() {
             "the proxy keeps its table"
         );
         assert_eq!(calls_from(&gate, "127.0.0.52"), 403);
+        assert_eq!(feed(&gate), 200, "the feed serves the last snapshot");
         std::thread::sleep(Duration::from_millis(100));
     }
     pg_ctl(&[

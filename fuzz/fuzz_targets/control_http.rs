@@ -148,7 +148,11 @@ fn world() -> &'static World {
         let table = Arc::new(LiveTable::new(Table::empty()));
         let config = ipgate_config::Config::parse("", Vec::<(String, String)>::new())
             .unwrap_or_else(|e| panic!("{e}"));
-        let mut control = ControlPlane::build(
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut control = rt.block_on(ControlPlane::build(
             &config,
             store.clone(),
             table,
@@ -158,7 +162,7 @@ fn world() -> &'static World {
                 smtp_password: None,
                 sync_token: None,
             },
-        )
+        ))
         .unwrap_or_else(|e| panic!("{e}"));
         // Limits high enough that inputs reach the handlers.
         control.portal.link_limit = Arc::new(RateLimit::new(u32::MAX, Duration::from_secs(60)));
@@ -176,10 +180,6 @@ fn world() -> &'static World {
         ));
         let admin = control.admin_router();
         let customer = control.portal_router();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
         let (api_token, session_cookie, csrf) = rt.block_on(async {
             let (s, _, b) = call(
                 &admin,
@@ -321,7 +321,7 @@ fuzz_target!(|input: Input| {
         "500 for {method} {path}: {text}"
     );
     if RUNS.fetch_add(1, Ordering::Relaxed) % 500 == 0 {
-        match w.store.verify_security_log() {
+        match w.rt.block_on(w.store.verify_security_log()) {
             Ok(v) => assert!(v.broken_at.is_none(), "security log broken: {:?}", v.reason),
             Err(e) => panic!("verify failed: {e}"),
         }

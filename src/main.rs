@@ -92,8 +92,8 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum StoreCmd {
-    /// Copies a sled store into a new PostgreSQL store, verifying the
-    /// security log's chain after the copy.
+    /// Copies a whole store between sled and PostgreSQL (either way) into
+    /// a new one, verifying the security log's chain after the copy.
     Copy(store_copy::CopyArgs),
 }
 

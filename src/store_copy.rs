@@ -51,8 +51,19 @@ pub fn run(args: CopyArgs) -> anyhow::Result<()> {
         options.timeout = std::time::Duration::from_secs(300);
         options
     };
+    for url in [&args.from, &args.to]
+        .into_iter()
+        .filter(|u| is_postgres(u))
+    {
+        // Refused before anything is read or made.
+        pg(url).parsed_url()?;
+    }
     match (args.from.strip_prefix("sled:"), args.to.strip_prefix("sled:")) {
         (Some(path), None) if is_postgres(&args.to) => {
+            // sled would make an empty store where there is none.
+            if !Path::new(path).join("db").is_file() {
+                bail!("there is no sled store at {path}");
+            }
             let source = SledStore::open(Path::new(path), key.clone())
                 .with_context(|| format!("opening the sled store at {path}"))?;
             rt.block_on(async {

@@ -626,6 +626,19 @@ fn a_store_copied_to_postgresql_and_back_serves_the_same() {
         calls_from(&new, "127.0.0.62") == 200
     });
 
+    // No store where the source should be: refused, and none is made.
+    let missing = old.dir.path().join("no-store-here");
+    let out = std::process::Command::new(bin())
+        .args(["store", "copy", "--from"])
+        .arg(format!("sled:{}", missing.display()))
+        .args(["--to", &url])
+        .env("IPGATE_LOG_KEY", LOG_KEY)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no sled store"));
+    assert!(!missing.exists());
+
     let again = copy(&url);
     assert!(!again.status.success());
     let said = String::from_utf8_lossy(&again.stderr);

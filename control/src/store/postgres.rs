@@ -49,6 +49,21 @@ pub struct PgOptions {
 }
 
 impl PgOptions {
+    /// The URL parsed, refusing one that carries a password (it would show
+    /// wherever the URL does).
+    pub fn parsed_url(&self) -> Result<tokio_postgres::Config, StoreError> {
+        let config: tokio_postgres::Config = self
+            .url
+            .parse()
+            .map_err(|e| StoreError::PgConfig(format!("store.url is not a PostgreSQL URL: {e}")))?;
+        if config.get_password().is_some() {
+            return Err(StoreError::PgConfig(
+                "store.url carries a password: give it in IPGATE_STORE_PASSWORD or store.password_file instead (it would show wherever the URL does)".into(),
+            ));
+        }
+        Ok(config)
+    }
+
     pub fn new(url: &str, password: Option<String>) -> PgOptions {
         PgOptions {
             url: url.to_string(),
@@ -162,15 +177,7 @@ impl PgStore {
     /// log's key: a store whose log is keyed with another key is refused
     /// ([`StoreError::LogKeyMismatch`]).
     pub async fn open(options: &PgOptions, log_key: LogKey) -> Result<PgStore, StoreError> {
-        let mut config: tokio_postgres::Config = options
-            .url
-            .parse()
-            .map_err(|e| StoreError::PgConfig(format!("store.url is not a PostgreSQL URL: {e}")))?;
-        if config.get_password().is_some() {
-            return Err(StoreError::PgConfig(
-                "store.url carries a password: give it in IPGATE_STORE_PASSWORD or store.password_file instead (it would show wherever the URL does)".into(),
-            ));
-        }
+        let mut config = options.parsed_url()?;
         if let Some(p) = &options.password {
             config.password(p.as_bytes());
         }

@@ -19,28 +19,25 @@
 // A bench may unwrap: a panic is how it fails.
 #![allow(clippy::unwrap_used)]
 
-use ipgate_config::UnknownAccount;
 use ipgate_control::domain::model::{Account, Source, WhitelistEntry, WhitelistMode};
-use ipgate_control::domain::users::token_hash;
 use ipgate_control::domain::Timestamp;
 use ipgate_control::seclog::{Actor, LogKey};
 use ipgate_control::service::publish::{load_table, Publisher};
 use ipgate_control::store::dump::Dump;
 use ipgate_control::store::postgres::{PgOptions, PgStore};
-use ipgate_control::store::{NewRequest, Prepared, Store, Verdict};
-use ipgate_policy::account::Caller;
-use ipgate_policy::{decide, Decision, LiveTable, Policy};
-use std::net::{IpAddr, Ipv4Addr};
+use ipgate_control::store::Store;
+use ipgate_policy::LiveTable;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[path = "common/approval.rs"]
+mod approval;
+use approval::approval;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const POLICY: Policy = Policy {
-    unknown_account: UnknownAccount::Deny,
-    deny_unidentified: true,
-};
 const ACCOUNTS_FOR_APPROVALS: u32 = 100;
 
 fn key() -> LogKey {
@@ -57,57 +54,6 @@ fn account(i: u32) -> Account {
         created_at: Timestamp::now(),
         updated_at: Timestamp::now(),
     }
-}
-
-fn allowed(table: &LiveTable, account: &str, ip: IpAddr) -> bool {
-    let table = table.load();
-    let caller = table
-        .account(account)
-        .map_or(Caller::Unknown, Caller::Account);
-    matches!(decide(&table, POLICY, ip, true, caller), Decision::Allow(_))
-}
-
-/// One whole approval; the time from Approve until the table allows it.
-async fn approval(publisher: &Publisher, account: &str, ip: Ipv4Addr) -> Duration {
-    let store = &publisher.store;
-    let new = NewRequest {
-        account: account.parse().unwrap(),
-        ips: vec![ip.to_string()],
-        remark: "bench".into(),
-        requested_by: "alice".into(),
-        requested_from: "198.51.100.7".into(),
-        user_agent: "bench".into(),
-        ttl_secs: 86_400,
-        emails: vec![format!("ops@{account}.test")],
-    };
-    store.create_request(new, &Actor::system()).await.unwrap();
-    let mut token = None;
-    for id in store.due_mail().await.unwrap() {
-        match store.prepare_mail(id).await.unwrap() {
-            Prepared::Link(link) => {
-                store.mail_sent(&link.job).await.unwrap();
-                token = Some(link.token);
-            }
-            Prepared::Notice { job, .. } => store.mail_sent(&job).await.unwrap(),
-            _ => {}
-        }
-    }
-    let hash = token_hash(&token.unwrap_or_else(|| panic!("no link was made")));
-    let ip = IpAddr::V4(ip);
-    let started = Instant::now();
-    let from = IpAddr::from([198, 51, 100, 7]);
-    publisher
-        .change(|st| async move { st.decide(&hash, Verdict::Approve, from, "bench").await })
-        .await
-        .unwrap();
-    while !allowed(&publisher.table, account, ip) {
-        std::hint::spin_loop();
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "never went live"
-        );
-    }
-    started.elapsed()
 }
 
 fn ms(d: Duration) -> f64 {

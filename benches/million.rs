@@ -26,22 +26,23 @@
 // A bench may unwrap: a panic is how it fails.
 #![allow(clippy::unwrap_used)]
 
-use ipgate_config::UnknownAccount;
 use ipgate_control::domain::model::{Account, Source, WhitelistEntry, WhitelistMode};
-use ipgate_control::domain::users::token_hash;
 use ipgate_control::domain::Timestamp;
 use ipgate_control::http::sync::feed::wire_forms;
 use ipgate_control::seclog::{Actor, LogKey};
 use ipgate_control::service::publish::{load_table, snapshot, Publisher};
-use ipgate_control::store::{NewRequest, Prepared, Store, Verdict};
-use ipgate_policy::account::Caller;
+use ipgate_control::store::Store;
 use ipgate_policy::snapshot::Snapshot;
-use ipgate_policy::{decide, Decision, LiveTable, Policy};
+use ipgate_policy::LiveTable;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[path = "common/approval.rs"]
+mod approval;
+use approval::{allowed, approval};
 
 #[path = "../tests/blackbox/common/fs.rs"]
 mod fs;
@@ -55,10 +56,6 @@ const PER_ACCOUNT: u32 = 10;
 const APPROVALS: usize = 50;
 /// Each approval gets its own IP in 203.0.0.0/16.
 const MAX_APPROVALS: usize = 10_000;
-const POLICY: Policy = Policy {
-    unknown_account: UnknownAccount::Deny,
-    deny_unidentified: true,
-};
 
 fn rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -153,55 +150,6 @@ async fn populate(dir: &Path, accounts: u32) {
         accounts * PER_ACCOUNT,
         started.elapsed().as_secs_f64()
     );
-}
-
-fn allowed(table: &LiveTable, account: &str, ip: IpAddr) -> bool {
-    let table = table.load();
-    let caller = table
-        .account(account)
-        .map_or(Caller::Unknown, Caller::Account);
-    matches!(decide(&table, POLICY, ip, true, caller), Decision::Allow(_))
-}
-
-/// One approval through the link, timed until the proxy allows the IP.
-async fn approval(publisher: &Publisher, account: &str, ip: Ipv4Addr) -> Duration {
-    let store = &publisher.store;
-    let new = NewRequest {
-        account: account.parse().unwrap(),
-        ips: vec![ip.to_string()],
-        remark: "bench".into(),
-        requested_by: "alice".into(),
-        requested_from: "198.51.100.7".into(),
-        user_agent: "bench".into(),
-        ttl_secs: 86_400,
-        emails: vec![format!("ops@{account}.test")],
-    };
-    store.create_request(new, &Actor::system()).await.unwrap();
-    let mut token = None;
-    for id in store.due_mail().await.unwrap_or_default() {
-        if let Ok(Prepared::Link(link)) = store.prepare_mail(id).await {
-            store.mail_sent(&link.job).await.unwrap();
-            token = Some(link.token);
-        }
-    }
-    let hash = token_hash(&token.unwrap_or_else(|| panic!("no link was made")));
-    let ip = IpAddr::V4(ip);
-    assert!(!allowed(&publisher.table, account, ip));
-
-    let started = Instant::now();
-    let from = IpAddr::from([198, 51, 100, 7]);
-    publisher
-        .change(|st| async move { st.decide(&hash, Verdict::Approve, from, "bench").await })
-        .await
-        .unwrap();
-    while !allowed(&publisher.table, account, ip) {
-        std::hint::spin_loop();
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "never went live"
-        );
-    }
-    started.elapsed()
 }
 
 /// What the sync feed costs at this size: the snapshot built from the

@@ -22,6 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub mod dump;
+pub(crate) mod events;
 pub(crate) mod mail_job;
 pub mod postgres;
 pub mod sled;
@@ -125,9 +126,13 @@ pub trait AccountStore {
 /// The security log (`crate::seclog`): one hash chain.
 #[async_trait]
 pub trait LogStore {
-    /// Appends one record that goes with no other change (a link opened, a
-    /// refused login).
-    async fn record(&self, actor: &Actor, event: &Event<'_>) -> Result<(), StoreError>;
+    /// Appends records that go with no other change (a link opened, a
+    /// refused login), in one atomic step.
+    async fn record_all(&self, records: &[(Actor, Event<'_>)]) -> Result<(), StoreError>;
+    /// Appends one such record.
+    async fn record(&self, actor: &Actor, event: &Event<'_>) -> Result<(), StoreError> {
+        self.record_all(&[(actor.clone(), event.clone())]).await
+    }
     /// Records, oldest first, optionally only one account's.
     async fn security_log(&self, account: Option<&str>) -> Result<Vec<SecRecord>, StoreError>;
     /// Walks the chain, keyed records with the log key.
@@ -224,7 +229,7 @@ pub trait IdentityStore {
 
 /// Self-service requests and their emailed links.
 #[async_trait]
-pub trait RequestStore {
+pub trait RequestStore: LogStore + Sync {
     /// Saves a new pending request with one link mail per account email.
     /// Refuses when one is already pending.
     async fn create_request(&self, new: NewRequest, actor: &Actor)
@@ -259,7 +264,14 @@ pub trait RequestStore {
         result: &str,
         ip: std::net::IpAddr,
         user_agent: &str,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let actor = Actor {
+            who: view.link.email.clone(),
+            ip: Some(ip),
+        };
+        self.record(&actor, &events::link_opened(view, result, user_agent))
+            .await
+    }
 }
 
 /// The durable mail outbox.
@@ -293,7 +305,7 @@ pub trait UserStore {
 
 /// Portal sessions and logins.
 #[async_trait]
-pub trait SessionStore {
+pub trait SessionStore: LogStore + Sync {
     async fn login(
         &self,
         user: &User,
@@ -302,14 +314,28 @@ pub trait SessionStore {
         session: &Session,
         actor: &Actor,
     ) -> Result<(), StoreError>;
+    /// Records a refused login (no secrets: the reason only).
     async fn login_failed(
         &self,
         username: &str,
         account: Option<&str>,
         reason: &str,
         actor: &Actor,
-    ) -> Result<(), StoreError>;
-    async fn login_failed_summaries(&self, summaries: &[Summary]) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.record(actor, &events::login_failed(username, account, reason))
+            .await
+    }
+    /// Records the refused logins that were counted instead of recorded
+    /// one by one (see `refusals`): one `login.failed_summary` each, in
+    /// one atomic step.
+    async fn login_failed_summaries(&self, summaries: &[Summary]) -> Result<(), StoreError> {
+        if summaries.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<(Actor, Event<'_>)> =
+            summaries.iter().map(events::login_failed_summary).collect();
+        self.record_all(&records).await
+    }
     async fn session(&self, hash: &str) -> Result<Option<Session>, StoreError>;
     async fn end_session(&self, hash: &str, actor: &Actor) -> Result<(), StoreError>;
     /// Removes expired sessions; how many.

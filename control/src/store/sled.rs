@@ -310,14 +310,7 @@ impl AccountStore for SledStore {
                 let new = f(old.clone());
                 tx.insert(id.as_bytes(), encode(&new))?;
                 netindex::set_mode(nets, id, new.whitelist)?;
-                let event = Event {
-                    event: "account.changed",
-                    account: Some(id),
-                    details: json!({
-                        "before": {"name": old.name, "emails": old.emails, "whitelist": old.whitelist},
-                        "after": {"name": new.name, "emails": new.emails, "whitelist": new.whitelist},
-                    }),
-                };
+                let event = super::events::account_changed(id, &old, &new);
                 seclog::append(log, &self.log_key, actor, &event)?;
                 Ok(new)
             },
@@ -330,11 +323,14 @@ impl AccountStore for SledStore {
 
 #[async_trait]
 impl LogStore for SledStore {
-    /// Appends one security-log record that goes with no other change
-    /// (a link opened, a refused login), flushed before returning.
-    async fn record(&self, actor: &Actor, event: &Event<'_>) -> Result<(), StoreError> {
+    /// Appends security-log records that go with no other change (a link
+    /// opened, a refused login) in one transaction, flushed before
+    /// returning.
+    async fn record_all(&self, records: &[(Actor, Event<'_>)]) -> Result<(), StoreError> {
         flatten(self.seclog.transaction(|log: &TransactionalTree| {
-            seclog::append(log, &self.log_key, actor, event)?;
+            for (actor, event) in records {
+                seclog::append(log, &self.log_key, actor, event)?;
+            }
             Ok(())
         }))?;
         self.flush().await

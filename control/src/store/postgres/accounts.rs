@@ -4,7 +4,7 @@
 use super::{doc, pg_error, read, Change, PgStore};
 use crate::domain::model::Account;
 use crate::seclog::{Actor, Event};
-use crate::store::{AccountStore, StoreError, Touch};
+use crate::store::{events, AccountStore, StoreError, Touch};
 use async_trait::async_trait;
 use serde_json::json;
 
@@ -126,15 +126,8 @@ impl AccountStore for PgStore {
                 )
                 .await
                 .map_err(pg_error)?;
-                let event = Event {
-                    event: "account.changed",
-                    account: Some(id),
-                    details: json!({
-                        "before": {"name": old.name, "emails": old.emails, "whitelist": old.whitelist},
-                        "after": {"name": new.name, "emails": new.emails, "whitelist": new.whitelist},
-                    }),
-                };
-                w.log(actor, &event).await?;
+                w.log(actor, &events::account_changed(id, &old, &new))
+                    .await?;
                 w.touch(Touch::Account(id.to_string()));
                 w.commit().await?;
                 Ok(new)

@@ -38,11 +38,13 @@ impl PgStore {
 
 #[async_trait]
 impl LogStore for PgStore {
-    async fn record(&self, actor: &Actor, event: &Event<'_>) -> Result<(), StoreError> {
+    async fn record_all(&self, records: &[(Actor, Event<'_>)]) -> Result<(), StoreError> {
         self.retrying(|| async {
             let mut c = self.client().await?;
             let mut w = self.begin(&mut c).await?;
-            w.log(actor, event).await?;
+            for (actor, event) in records {
+                w.log(actor, event).await?;
+            }
             w.commit().await
         })
         .await

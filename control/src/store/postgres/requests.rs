@@ -14,8 +14,7 @@ use crate::domain::model::{Account, Source, WhitelistEntry};
 use crate::domain::{Cidr, Timestamp};
 use crate::seclog::{Actor, Event};
 use crate::store::{
-    IpRequest, LinkRecord, LinkView, LogStore, MailKind, NewRequest, RequestStore, StoreError,
-    Touch, Verdict,
+    IpRequest, LinkRecord, LinkView, MailKind, NewRequest, RequestStore, StoreError, Touch, Verdict,
 };
 use async_trait::async_trait;
 use serde_json::json;
@@ -60,19 +59,8 @@ async fn end_request(
 ) -> Result<(), StoreError> {
     req.status = status;
     save(w, req).await?;
-    let event = match status {
-        Status::Cancelled => "request.cancelled",
-        Status::Expired => "request.expired",
-        Status::Approved => "request.approved",
-        Status::Rejected => "request.rejected",
-        Status::Pending => "request.pending",
-    };
-    let e = Event {
-        event,
-        account: Some(req.account.as_str()),
-        details: json!({"request": req.id}),
-    };
-    w.log(actor, &e).await
+    w.log(actor, &crate::store::events::request_ended(req, status))
+        .await
 }
 
 impl PgStore {
@@ -386,28 +374,5 @@ impl RequestStore for PgStore {
             })
             .await?;
         Ok(decided)
-    }
-
-    async fn link_opened(
-        &self,
-        view: &LinkView,
-        result: &str,
-        ip: std::net::IpAddr,
-        user_agent: &str,
-    ) -> Result<(), StoreError> {
-        let actor = Actor {
-            who: view.link.email.clone(),
-            ip: Some(ip),
-        };
-        let e = Event {
-            event: "link.opened",
-            account: Some(view.request.account.as_str()),
-            details: json!({
-                "request": view.request.id,
-                "result": result,
-                "user_agent": user_agent,
-            }),
-        };
-        self.record(&actor, &e).await
     }
 }

@@ -9,9 +9,8 @@ use super::users::locked_user;
 use super::{doc, pg_error, read, PgStore};
 use crate::domain::users::User;
 use crate::domain::Timestamp;
-use crate::limits::refusals::Summary;
 use crate::seclog::{Actor, Event};
-use crate::store::{LogStore, Session, SessionStore, StoreError};
+use crate::store::{Session, SessionStore, StoreError};
 use async_trait::async_trait;
 use serde_json::json;
 
@@ -63,57 +62,6 @@ impl SessionStore for PgStore {
             .await
             .map_err(pg_error)?;
             w.log(actor, &e).await?;
-            w.commit().await
-        })
-        .await
-    }
-
-    /// Records a refused login (no secrets: the reason only).
-    async fn login_failed(
-        &self,
-        username: &str,
-        account: Option<&str>,
-        reason: &str,
-        actor: &Actor,
-    ) -> Result<(), StoreError> {
-        let e = Event {
-            event: "login.failed",
-            account,
-            details: json!({"username": username.chars().take(64).collect::<String>(), "reason": reason}),
-        };
-        self.record(actor, &e).await
-    }
-
-    /// Records the refused logins that were counted instead of recorded
-    /// one by one (see `refusals`): one `login.failed_summary` each, in
-    /// one change. The actor is the system, with the last address seen
-    /// from the source.
-    async fn login_failed_summaries(&self, summaries: &[Summary]) -> Result<(), StoreError> {
-        if summaries.is_empty() {
-            return Ok(());
-        }
-        self.retrying(|| async {
-            let mut c = self.client().await?;
-            let mut w = self.begin(&mut c).await?;
-            for s in summaries {
-                let actor = Actor {
-                    who: "system".into(),
-                    ip: Some(s.ip),
-                };
-                let e = Event {
-                    event: "login.failed_summary",
-                    account: s.account.as_deref(),
-                    details: json!({
-                        "source": s.source,
-                        "suppressed": s.suppressed,
-                        "reasons": s.reasons,
-                        "usernames": s.usernames,
-                        "window_start": s.window_start,
-                        "window_secs": s.window_secs,
-                    }),
-                };
-                w.log(&actor, &e).await?;
-            }
             w.commit().await
         })
         .await

@@ -10,7 +10,6 @@ use crate::domain::flow::{status_at, Status};
 use crate::domain::model::{Source, WhitelistEntry};
 use crate::domain::{AccountId, Cidr, Timestamp};
 use crate::seclog::{self, Actor, Event, LogKey};
-use crate::store::LogStore;
 use crate::store::MailKind;
 use crate::store::RequestStore;
 use async_trait::async_trait;
@@ -114,18 +113,7 @@ fn end_request(
         }
     }
     requests.insert(&request_key(&req.id).or_else(abort)?, encode(req))?;
-    let event = match status {
-        Status::Cancelled => "request.cancelled",
-        Status::Expired => "request.expired",
-        Status::Approved => "request.approved",
-        Status::Rejected => "request.rejected",
-        Status::Pending => "request.pending",
-    };
-    let e = Event {
-        event,
-        account: Some(req.account.as_str()),
-        details: json!({"request": req.id}),
-    };
+    let e = crate::store::events::request_ended(req, status);
     seclog::append(log, key, actor, &e)?;
     Ok(())
 }
@@ -442,30 +430,6 @@ impl RequestStore for SledStore {
             self.touched(Touch::Account(decided.account.to_string()));
         }
         Ok((decided, new_entries.into_iter().map(|(_, e)| e).collect()))
-    }
-
-    /// Records that a link page was opened (the only thing a GET changes).
-    async fn link_opened(
-        &self,
-        view: &LinkView,
-        result: &str,
-        ip: std::net::IpAddr,
-        user_agent: &str,
-    ) -> Result<(), StoreError> {
-        let actor = Actor {
-            who: view.link.email.clone(),
-            ip: Some(ip),
-        };
-        let e = Event {
-            event: "link.opened",
-            account: Some(view.request.account.as_str()),
-            details: json!({
-                "request": view.request.id,
-                "result": result,
-                "user_agent": user_agent,
-            }),
-        };
-        self.record(&actor, &e).await
     }
 }
 

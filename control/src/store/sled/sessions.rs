@@ -6,9 +6,7 @@
 use super::{abort, decode, encode, flatten, SledStore, StoreError};
 use crate::domain::users::User;
 use crate::domain::{unix_seconds, AccountId, Timestamp};
-use crate::limits::refusals::Summary;
 use crate::seclog::{self, Actor, Event};
-use crate::store::LogStore;
 use crate::store::SessionStore;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -68,55 +66,6 @@ impl SessionStore for SledStore {
                 Ok(())
             },
         ))?;
-        self.flush().await
-    }
-
-    /// Records a refused login (no secrets: the reason only).
-    async fn login_failed(
-        &self,
-        username: &str,
-        account: Option<&str>,
-        reason: &str,
-        actor: &Actor,
-    ) -> Result<(), StoreError> {
-        let e = Event {
-            event: "login.failed",
-            account,
-            details: json!({"username": username.chars().take(64).collect::<String>(), "reason": reason}),
-        };
-        self.record(actor, &e).await
-    }
-
-    /// Records the refused logins that were counted instead of recorded
-    /// one by one (see `refusals`): one `login.failed_summary` each, in
-    /// one transaction. The actor is the system, with the last address
-    /// seen from the source.
-    async fn login_failed_summaries(&self, summaries: &[Summary]) -> Result<(), StoreError> {
-        if summaries.is_empty() {
-            return Ok(());
-        }
-        flatten(self.seclog.transaction(|log: &TransactionalTree| {
-            for s in summaries {
-                let actor = Actor {
-                    who: "system".into(),
-                    ip: Some(s.ip),
-                };
-                let e = Event {
-                    event: "login.failed_summary",
-                    account: s.account.as_deref(),
-                    details: json!({
-                        "source": s.source,
-                        "suppressed": s.suppressed,
-                        "reasons": s.reasons,
-                        "usernames": s.usernames,
-                        "window_start": s.window_start,
-                        "window_secs": s.window_secs,
-                    }),
-                };
-                seclog::append(log, &self.log_key, &actor, &e)?;
-            }
-            Ok(())
-        }))?;
         self.flush().await
     }
 

@@ -89,50 +89,14 @@ async fn approvals(name: &str, store: Store, n: usize) {
     );
 }
 
-/// A database `name` on the `DATABASE_URL` server (made when missing), as
-/// store options.
+#[path = "../tests/blackbox/common/pg.rs"]
+mod pg;
+
+/// Database `name` on the `DATABASE_URL` server (made new when `fresh`,
+/// else when missing), as store options.
 async fn database(name: &str, fresh: bool) -> Option<PgOptions> {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        assert!(
-            std::env::var_os("IPGATE_REQUIRE_POSTGRES").is_none(),
-            "IPGATE_REQUIRE_POSTGRES is set but DATABASE_URL is not"
-        );
-        println!("  PostgreSQL: skipped (no DATABASE_URL)");
-        return None;
-    };
-    let config: tokio_postgres::Config = url.parse().unwrap();
-    let (client, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
-    let exists = client
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await
-        .unwrap()
-        .is_some();
-    if exists && fresh {
-        client
-            .batch_execute(&format!("DROP DATABASE {name}"))
-            .await
-            .unwrap();
-    }
-    if !exists || fresh {
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-    }
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "127.0.0.1".into(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let user = config.get_user().unwrap_or("postgres");
-    let password = config
-        .get_password()
-        .map(|p| String::from_utf8_lossy(p).into_owned());
-    Some(PgOptions::new(
-        &format!("postgres://{user}@{host}:{port}/{name}"),
-        password,
-    ))
+    let (url, password) = pg::database(name, fresh).await?;
+    Some(PgOptions::new(&url, password))
 }
 
 /// The bench's accounts: 8 IPv4 hosts, one IPv4 /28 and one IPv6 /64 each.

@@ -24,44 +24,15 @@ pub fn turn() -> std::sync::MutexGuard<'static, ()> {
 /// points ipgate at it: `IPGATE_STORE__URL` (no password in it) and
 /// `IPGATE_STORE_PASSWORD`.
 pub fn database() -> Option<Vec<(String, String)>> {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        assert!(
-            std::env::var_os("IPGATE_REQUIRE_POSTGRES").is_none(),
-            "IPGATE_REQUIRE_POSTGRES is set but DATABASE_URL is not"
-        );
-        eprintln!("skipped: no DATABASE_URL");
-        return None;
-    };
-    let config: tokio_postgres::Config = url.parse().expect("DATABASE_URL");
     let name = format!("ipgate_bb_{:016x}", rand_u64());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        let (client, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-    });
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "127.0.0.1".into(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let user = config.get_user().unwrap_or("postgres");
-    let password = config
-        .get_password()
-        .map(|p| String::from_utf8_lossy(p).into_owned())
-        .unwrap_or_default();
+    let (url, password) = rt.block_on(crate::common::pg::database(&name, true))?;
     Some(vec![
-        (
-            "IPGATE_STORE__URL".into(),
-            format!("postgres://{user}@{host}:{port}/{name}"),
-        ),
-        ("IPGATE_STORE_PASSWORD".into(), password),
+        ("IPGATE_STORE__URL".into(), url),
+        ("IPGATE_STORE_PASSWORD".into(), password.unwrap_or_default()),
     ])
 }
 

@@ -62,44 +62,15 @@ impl Backing for PgBacking {
     }
 }
 
+#[path = "../../../tests/blackbox/common/pg.rs"]
+mod pg;
+
 /// A new, empty database on the `DATABASE_URL` server, as the store
-/// options to reach it (the password apart from the URL, as ipgate takes
-/// it). None (the test is skipped) without `DATABASE_URL`.
+/// options to reach it. None (the test is skipped) without `DATABASE_URL`.
 pub(crate) async fn fresh_pg() -> Option<PgOptions> {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        assert!(
-            std::env::var_os("IPGATE_REQUIRE_POSTGRES").is_none(),
-            "IPGATE_REQUIRE_POSTGRES is set but DATABASE_URL is not"
-        );
-        eprintln!(
-            "skipped on PostgreSQL: no DATABASE_URL (scripts/test starts a throw-away server)"
-        );
-        return None;
-    };
-    let config: tokio_postgres::Config = url.parse().expect("DATABASE_URL");
-    let (client, conn) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("connecting to DATABASE_URL");
-    tokio::spawn(conn);
     let name = format!("ipgate_t_{:016x}", rand::random::<u64>());
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("creating a test database");
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "127.0.0.1".into(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let user = config.get_user().unwrap_or("postgres");
-    let password = config
-        .get_password()
-        .map(|p| String::from_utf8_lossy(p).into_owned());
-    Some(PgOptions::new(
-        &format!("postgres://{user}@{host}:{port}/{name}"),
-        password,
-    ))
+    let (url, password) = pg::database(&name, true).await?;
+    Some(PgOptions::new(&url, password))
 }
 
 /// Runs each named test on both backends.

@@ -41,6 +41,38 @@ pub struct MailJob {
     pub created_at: Timestamp,
 }
 
+impl MailJob {
+    /// A job queued now, due at once.
+    pub fn queued(
+        id: u64,
+        kind: MailKind,
+        to: &str,
+        account: &AccountId,
+        request: &str,
+    ) -> MailJob {
+        MailJob {
+            id,
+            kind,
+            to: to.to_string(),
+            account: account.clone(),
+            request: request.to_string(),
+            attempts: 0,
+            next_attempt_at: Timestamp::EPOCH,
+            last_error: None,
+            created_at: Timestamp::now(),
+        }
+    }
+
+    /// The job after this attempt failed with `error`: due again after
+    /// the backoff, the error (cut to 300 characters) kept.
+    pub fn failed(&self, error: &str) -> MailJob {
+        let mut next = self.clone();
+        next.next_attempt_at = Timestamp::now().plus_secs(backoff_secs(self.attempts));
+        next.last_error = Some(error.chars().take(300).collect());
+        next
+    }
+}
+
 /// Seconds to wait after `attempts` failed tries: 1, 2, 4 ... capped at 60.
 pub(crate) fn backoff_secs(attempts: u32) -> u64 {
     1u64.checked_shl(attempts.saturating_sub(1))

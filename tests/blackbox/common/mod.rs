@@ -7,6 +7,7 @@ pub mod fleet;
 pub mod fs;
 pub mod identities;
 pub mod netns;
+pub mod pg;
 pub mod webdriver;
 
 use serde_json::Value;

@@ -52,17 +52,7 @@ pub(super) async fn enqueue(
     account: &AccountId,
     request: &str,
 ) -> Result<(), StoreError> {
-    let job = MailJob {
-        id,
-        kind,
-        to: to.to_string(),
-        account: account.clone(),
-        request: request.to_string(),
-        attempts: 0,
-        next_attempt_at: Timestamp::EPOCH,
-        last_error: None,
-        created_at: Timestamp::now(),
-    };
+    let job = MailJob::queued(id, kind, to, account, request);
     let id = i64::try_from(id).map_err(|_| StoreError::Corrupt(format!("mail id {id}")))?;
     w.tx.execute(
         "INSERT INTO ipgate_outbox (id, due_unix, doc) VALUES ($1, 0, $2)",
@@ -235,9 +225,7 @@ impl OutboxStore for PgStore {
     }
 
     async fn mail_failed(&self, job: &MailJob, error: &str) -> Result<MailJob, StoreError> {
-        let mut next = job.clone();
-        next.next_attempt_at = Timestamp::now().plus_secs(backoff_secs(job.attempts));
-        next.last_error = Some(error.chars().take(300).collect());
+        let next = job.failed(error);
         let id = i64::try_from(job.id).unwrap_or(i64::MAX);
         self.retrying(|| async {
             let mut c = self.client().await?;

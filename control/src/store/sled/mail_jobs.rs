@@ -3,7 +3,7 @@
 //! a mail but never lose it. The outbox (`outbox`) sends them.
 
 use super::{encode, SledStore, StoreError, TxResult};
-use crate::domain::{AccountId, Timestamp};
+use crate::domain::AccountId;
 use crate::store::{MailJob, MailKind};
 use sled::transaction::TransactionalTree;
 
@@ -16,17 +16,7 @@ pub(crate) fn enqueue(
     account: &AccountId,
     request: &str,
 ) -> TxResult<()> {
-    let job = MailJob {
-        id,
-        kind,
-        to: to.to_string(),
-        account: account.clone(),
-        request: request.to_string(),
-        attempts: 0,
-        next_attempt_at: Timestamp::EPOCH,
-        last_error: None,
-        created_at: Timestamp::now(),
-    };
+    let job = MailJob::queued(id, kind, to, account, request);
     outbox.insert(&id.to_be_bytes(), encode(&job))?;
     Ok(())
 }

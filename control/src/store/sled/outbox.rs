@@ -193,9 +193,7 @@ impl OutboxStore for SledStore {
 
     /// The mail did not leave: try again after the backoff.
     async fn mail_failed(&self, job: &MailJob, error: &str) -> Result<MailJob, StoreError> {
-        let mut next = job.clone();
-        next.next_attempt_at = Timestamp::now().plus_secs(backoff_secs(job.attempts));
-        next.last_error = Some(error.chars().take(300).collect());
+        let next = job.failed(error);
         flatten((&self.outbox, &self.seclog).transaction(
             |(outbox, log): &(TransactionalTree, TransactionalTree)| {
                 if outbox.get(job.id.to_be_bytes())?.is_some() {

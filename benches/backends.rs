@@ -122,6 +122,8 @@ fn filled(accounts: u32) -> Dump {
                 source: Source::Admin,
                 created_at: Timestamp::now(),
                 updated_at: Timestamp::now(),
+                expires_at: None,
+                reminded: 0,
             };
             d.entries.push((aid.clone(), e));
         }

@@ -100,6 +100,8 @@ fn entry(account: &str, cidr: String) -> WhitelistEntry {
         source: Source::Admin,
         created_at: Timestamp::now(),
         updated_at: Timestamp::now(),
+        expires_at: None,
+        reminded: 0,
     }
 }
 

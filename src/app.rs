@@ -340,6 +340,12 @@ impl App {
         if let Some(f) = follower {
             server.add_service(background_service("sync follower", f));
         }
+        server.add_service(background_service(
+            "entry expiry",
+            ipgate_proxy::expiry::EndEntries {
+                table: table.clone(),
+            },
+        ));
         server.add_service(background_service("hang-up", crate::hangup::Hangup));
         tracing::info!(
             role = ?halves,

@@ -153,6 +153,8 @@ fn seed(
             source: Source::Admin,
             created_at: Timestamp::now(),
             updated_at: Timestamp::now(),
+            expires_at: None,
+            reminded: 0,
         };
         store.add_entries("acme", vec![entry], &seed).await?;
         // What the upstreams authenticate: the SMS user names, the WhatsApp

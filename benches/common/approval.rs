@@ -35,6 +35,7 @@ pub async fn approval(publisher: &Publisher, account: &str, ip: Ipv4Addr) -> Dur
         requested_from: "198.51.100.7".into(),
         user_agent: "bench".into(),
         ttl_secs: 86_400,
+        valid_for_secs: None,
         emails: vec![format!("ops@{account}.test")],
     };
     store.create_request(new, &Actor::system()).await.unwrap();

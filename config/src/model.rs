@@ -159,6 +159,10 @@ pub struct ControlConfig {
     pub header_timeout: HumanDuration,
     /// A request body not in this long after its head: 408.
     pub body_timeout: HumanDuration,
+    /// How long before a time-bound entry ends each reminder mail goes to
+    /// every account email (an entry created after a reminder's time skips
+    /// that one).
+    pub expiry_reminders: Vec<HumanDuration>,
 }
 
 impl Default for ControlConfig {
@@ -174,6 +178,10 @@ impl Default for ControlConfig {
             admin_token_file: None,
             header_timeout: HumanDuration(Duration::from_secs(10)),
             body_timeout: HumanDuration(Duration::from_secs(10)),
+            expiry_reminders: vec![
+                HumanDuration(Duration::from_secs(3 * 86_400)),
+                HumanDuration(Duration::from_secs(86_400)),
+            ],
         }
     }
 }

@@ -125,3 +125,38 @@ fn environment_overrides_win_and_are_checked() {
     let vars = vec![("IPGATE_PROXY__THREADS".to_string(), "lots".to_string())];
     assert_eq!(key_of(Config::parse("", vars)), "proxy.threads");
 }
+
+#[test]
+fn expiry_reminders_default_to_three_days_and_one_day_and_are_checked() {
+    let secs = |c: &Config| -> Vec<u64> {
+        c.control
+            .expiry_reminders
+            .iter()
+            .map(|d| d.0.as_secs())
+            .collect()
+    };
+    assert_eq!(
+        parse("").ok().map(|c| secs(&c)),
+        Some(vec![259_200, 86_400])
+    );
+    let c = parse("[control]\nexpiry_reminders = [\"8s\", \"4s\"]\n");
+    assert_eq!(c.ok().map(|c| secs(&c)), Some(vec![8, 4]));
+    assert_eq!(
+        parse("[control]\nexpiry_reminders = []\n")
+            .ok()
+            .map(|c| secs(&c)),
+        Some(vec![])
+    );
+    for bad in [
+        "[\"0s\"]",
+        "[\"1500ms\"]",
+        "[\"367d\"]",
+        "[\"1d\", \"2d\", \"3d\", \"4d\", \"5d\"]",
+    ] {
+        assert_eq!(
+            key_of(parse(&format!("[control]\nexpiry_reminders = {bad}\n"))),
+            "control.expiry_reminders",
+            "{bad}"
+        );
+    }
+}

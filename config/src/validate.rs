@@ -247,6 +247,21 @@ fn check_control(c: &Config) -> Result<(), ConfigError> {
             return Err(invalid(key, "must be more than zero and at most 300s"));
         }
     }
+    if k.expiry_reminders.len() > 4 {
+        return Err(invalid("control.expiry_reminders", "at most 4 reminders"));
+    }
+    for r in &k.expiry_reminders {
+        let d = r.0;
+        if d.as_secs() < 1
+            || d.subsec_nanos() != 0
+            || d > std::time::Duration::from_secs(366 * 86_400)
+        {
+            return Err(invalid(
+                "control.expiry_reminders",
+                "each is whole seconds, from 1s to 366d before the end",
+            ));
+        }
+    }
     if k.link_ttl.0.as_secs() < 1 {
         return Err(invalid("control.link_ttl", "must be at least 1s"));
     }

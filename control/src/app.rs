@@ -134,6 +134,14 @@ impl ControlPlane {
             publisher: publisher.clone(),
             metrics,
             refusals: Some(login_refusals),
+            reminders: crate::service::entry_ends::offsets(
+                &config
+                    .control
+                    .expiry_reminders
+                    .iter()
+                    .map(|d| d.0)
+                    .collect::<Vec<_>>(),
+            ),
         });
         Ok(ControlPlane {
             publisher,

@@ -1,6 +1,7 @@
 //! The control plane's timed jobs, run beside its listeners: every second
 //! pending requests past their expiry become expired (and the table is
-//! republished); every 5 s the summaries of refused logins whose window is
+//! republished), time-bound entries that ended are removed and reminders
+//! of those about to end are queued; every 5 s the summaries of refused logins whose window is
 //! over are written; every minute expired portal sessions are removed. At
 //! the stop, `finish` writes the refusal windows still open. Beside them,
 //! the changes other control planes make to a shared store are
@@ -8,6 +9,7 @@
 
 use crate::limits::refusals::Refusals;
 use crate::metrics::FlowMetrics;
+use crate::service::entry_ends;
 use crate::service::publish::Publisher;
 use crate::service::requests::expire_due;
 use std::sync::Arc;
@@ -19,6 +21,8 @@ pub struct Jobs {
     pub metrics: FlowMetrics,
     /// The portal's refused logins; `None` without a portal listener.
     pub refusals: Option<Arc<Refusals>>,
+    /// `control.expiry_reminders`, in seconds before the end, largest first.
+    pub reminders: Vec<u64>,
 }
 
 impl Jobs {
@@ -75,6 +79,8 @@ impl Jobs {
                 }
             }
             expire_due(&self.publisher, &self.metrics).await;
+            entry_ends::expire_ended(&self.publisher).await;
+            entry_ends::remind_due(&self.publisher, &self.reminders).await;
         }
     }
 

@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod limits;
 pub mod mail;
 pub mod metrics;
+pub mod plain_time;
 pub mod seclog;
 pub mod service;
 pub mod store;

@@ -2,4 +2,5 @@
 //! the durable outbox over SMTP with retries (`sender`).
 
 pub mod compose;
+pub mod reminder;
 pub mod sender;

@@ -14,6 +14,7 @@ use crate::domain::model::{
 };
 use crate::domain::tokens::ApiToken;
 use crate::domain::users::User;
+use crate::domain::Timestamp;
 use crate::limits::refusals::Summary;
 use crate::seclog::{Actor, Event, SecRecord, Verification};
 use async_trait::async_trait;
@@ -181,8 +182,41 @@ pub trait EntryStore {
     /// Every account's mode and networks, for building the proxy's table.
     async fn for_each_account_policy(
         &self,
-        f: &mut (dyn for<'a, 'b> FnMut(&'a str, WhitelistMode, &'b [IpNet]) + Send),
+        f: &mut (dyn for<'a> FnMut(AccountNets<'a>) + Send),
     ) -> Result<(), StoreError>;
+    /// The time-bound entries ending at or before `until`, soonest first.
+    async fn entries_ending_by(&self, until: Timestamp) -> Result<Vec<WhitelistEntry>, StoreError>;
+    /// Removes entry `id` of `account` if it has ended by `now`, with a
+    /// `whitelist.expired` record; `None` when it is gone or has not ended
+    /// (so two control planes racing expire it once).
+    async fn expire_entry(
+        &self,
+        account: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<WhitelistEntry>, StoreError>;
+    /// Marks entry `id` of `account` reminded up to `stage` (1 for the
+    /// first of `control.expiry_reminders`) and, with `mail`, queues a
+    /// reminder for each of the account's emails, with a
+    /// `whitelist.expiry_reminder` record; false (nothing changed) when
+    /// the entry is gone or already reminded that far.
+    async fn remind_entry(
+        &self,
+        account: &str,
+        id: &str,
+        stage: u8,
+        mail: bool,
+    ) -> Result<bool, StoreError>;
+}
+
+/// One account as the proxy's table needs it: id, mode, networks, and
+/// those of the networks that end, each with its time (Unix seconds).
+#[derive(Debug, Clone, Copy)]
+pub struct AccountNets<'a> {
+    pub id: &'a str,
+    pub mode: WhitelistMode,
+    pub nets: &'a [IpNet],
+    pub ending: &'a [(IpNet, u64)],
 }
 
 /// The blocklist.

@@ -16,4 +16,4 @@ pub mod table;
 
 pub use decision::{decide, Decision, Policy};
 pub use snapshot::{Snapshot, SnapshotError};
-pub use table::{AccountPolicy, AccountView, LiveTable, Mode, Refusal, Table};
+pub use table::{AccountPolicy, AccountView, Ending, LiveTable, Mode, Refusal, Table};

@@ -92,13 +92,19 @@ impl Snapshot {
 
     /// The table this snapshot describes, answering exactly as one built
     /// from the same data with `Table::build` and `with_identities`; its
-    /// update time is the snapshot's.
+    /// update time is the snapshot's. Entries that ended by now are left
+    /// out (and the others end in the table at their time).
     pub fn to_table(&self) -> Table {
+        self.to_table_at(unix_seconds(SystemTime::now()))
+    }
+
+    /// [`Snapshot::to_table`] as of `now` (Unix seconds).
+    pub fn to_table_at(&self, now: u64) -> Table {
         let c = &self.0;
-        let accounts = c
-            .accounts
-            .iter()
-            .map(|a| (a.id.clone(), AccountPolicy::new(a.mode, &a.nets)));
+        let accounts = c.accounts.iter().map(|a| {
+            let policy = AccountPolicy::ending(a.mode, &a.nets, &a.ending, now);
+            (a.id.clone(), policy)
+        });
         Table::build(c.version, accounts, &c.blocklist)
             .with_identities(c.identities.iter().cloned(), c.keys.iter().cloned())
             .made_at(self.made())

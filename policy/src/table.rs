@@ -5,12 +5,15 @@
 //! table or the new one, never a mix. Knows nothing of Pingora or HTTP.
 
 mod directory;
+mod ending;
 mod shard;
 
 use crate::ranges::RangeSet;
 use arc_swap::{ArcSwap, Guard};
 pub use directory::MAX_NAME;
 use directory::{folded, Directory, NameKey, Owner};
+pub use ending::Ending;
+use ending::Endings;
 use ipnet::IpNet;
 pub use shard::AccountView;
 use shard::Shard;
@@ -40,6 +43,9 @@ pub struct AccountPolicy {
     pub allowed: RangeSet,
     /// Number of whitelist entries (before merging), for the metrics.
     pub entries: usize,
+    /// The networks that end, when some do: the table keeps them beside
+    /// the account and drops each at its time ([`Table::without_expired`]).
+    pub ending: Option<Ending>,
 }
 
 impl AccountPolicy {
@@ -49,6 +55,20 @@ impl AccountPolicy {
             mode,
             entries: nets.len(),
             allowed: RangeSet::from_nets(nets),
+            ending: None,
+        }
+    }
+
+    /// An account whose networks `nets` include some that end: `ends`,
+    /// each with its time (Unix seconds). What ended by `now` is left out.
+    pub fn ending(mode: Mode, nets: &[IpNet], ends: &[(IpNet, u64)], now: u64) -> AccountPolicy {
+        if ends.is_empty() {
+            return AccountPolicy::new(mode, nets);
+        }
+        let (live, ending) = Ending::split(nets, ends, now);
+        AccountPolicy {
+            ending,
+            ..AccountPolicy::new(mode, &live)
         }
     }
 }
@@ -82,6 +102,8 @@ pub struct Table {
     names: Directory<NameKey>,
     /// SHA-256 of a secret key -> account id.
     keys: Directory<[u8; 32]>,
+    /// The accounts with networks that end, and when the next one does.
+    endings: Endings,
 }
 
 /// An account's registered alias, for [`Table::with_identities`].
@@ -105,6 +127,7 @@ impl Table {
             entries: 0,
             names: Directory::new(),
             keys: Directory::new(),
+            endings: Endings::default(),
         }
     }
 
@@ -150,7 +173,8 @@ impl Table {
             same
         });
         let mut counts = [0usize; SHARDS];
-        for (h, _, policy) in &all {
+        for (h, id, policy) in &mut all {
+            t.endings.set(id, policy.ending.take());
             counts[shard_index(*h)] += 1;
             t.entries += policy.entries;
         }
@@ -286,10 +310,12 @@ impl Table {
 
     /// The next version with one account replaced (`Some`) or removed (`None`).
     /// Copies only that account's shard.
-    pub fn with_account(&self, id: &str, policy: Option<AccountPolicy>) -> Table {
+    pub fn with_account(&self, id: &str, mut policy: Option<AccountPolicy>) -> Table {
         let mut next = self.clone();
         let h = self.hash(id);
         let idx = shard_index(h);
+        next.endings
+            .set(id, policy.as_mut().and_then(|p| p.ending.take()));
         if let Some(p) = &policy {
             next.accounts += 1;
             next.entries += p.entries;
@@ -311,6 +337,50 @@ impl Table {
         next.blocklist_entries = blocklist.len();
         next.bump();
         next
+    }
+
+    /// When the next time-bound network of any account ends (Unix
+    /// seconds), if any does.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.endings.next()
+    }
+
+    /// Time-bound networks over all accounts, not yet ended.
+    pub fn expiring_entries(&self) -> usize {
+        self.endings.count()
+    }
+
+    /// What of account `id` (any case) ends, if anything does.
+    pub fn ending_of(&self, id: &str) -> Option<&Ending> {
+        self.endings.of(id)
+    }
+
+    /// The same table without the networks that ended by `now` (Unix
+    /// seconds), or `None` when none has. The version stays: this is the
+    /// table its control plane sent, as it reads at `now`, and the proxy
+    /// drops an ended network by itself, whether or not that control
+    /// plane is reachable.
+    pub fn without_expired(&self, now: u64) -> Option<Table> {
+        if self.endings.next()? > now {
+            return None;
+        }
+        let mut next = self.clone();
+        for (key, ending) in self.endings.due(now) {
+            let (live, rest) = ending.at(now);
+            next.endings.set(&key, rest);
+            let Some(view) = self.account(&key) else {
+                continue;
+            };
+            let id = view.id().to_string();
+            let policy = AccountPolicy::new(view.mode, &live);
+            let h = self.hash(&id);
+            let idx = shard_index(h);
+            next.entries += policy.entries;
+            let (shard, old) = next.shards[idx].with(h, &id, Some(policy));
+            next.entries -= old.unwrap_or(0);
+            next.shards[idx] = Arc::new(shard);
+        }
+        Some(next)
     }
 
     fn bump(&mut self) {
@@ -365,6 +435,22 @@ impl LiveTable {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         self.current.store(table);
+    }
+
+    /// Drops the networks that ended by `now` (Unix seconds) from the
+    /// current table, keeping its version; whether any had.
+    pub fn drop_expired(&self, now: u64) -> bool {
+        let _guard = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match self.current.load().without_expired(now) {
+            Some(table) => {
+                self.current.store(Arc::new(table));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Builds the next version from the current one and publishes it;

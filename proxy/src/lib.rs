@@ -9,6 +9,7 @@
 pub mod assemble;
 pub mod conn_limit;
 pub mod drain;
+pub mod expiry;
 pub mod follow;
 pub mod gate;
 pub mod head_deadline;

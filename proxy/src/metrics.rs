@@ -177,6 +177,7 @@ impl ProxyMetrics {
 pub struct TableCollector {
     table: Arc<LiveTable>,
     entries: IntGauge,
+    expiring: IntGauge,
     accounts: IntGauge,
     blocklist: IntGauge,
     version: IntGauge,
@@ -189,6 +190,10 @@ impl TableCollector {
         let entries = IntGauge::new(
             "ipgate_table_entries",
             "Whitelist entries in the live table.",
+        )?;
+        let expiring = IntGauge::new(
+            "ipgate_table_entries_expiring",
+            "Whitelist entries in the live table that end at a set time.",
         )?;
         let accounts = IntGauge::new("ipgate_table_accounts", "Accounts in the live table.")?;
         let blocklist = IntGauge::new(
@@ -205,6 +210,7 @@ impl TableCollector {
         )?;
         let descs = [
             &entries as &dyn Collector,
+            &expiring,
             &accounts,
             &blocklist,
             &version,
@@ -216,6 +222,7 @@ impl TableCollector {
         Ok(TableCollector {
             table,
             entries,
+            expiring,
             accounts,
             blocklist,
             version,
@@ -233,6 +240,7 @@ impl Collector for TableCollector {
     fn collect(&self) -> Vec<MetricFamily> {
         let t = self.table.load();
         self.entries.set(t.entries() as i64);
+        self.expiring.set(t.expiring_entries() as i64);
         self.accounts.set(t.accounts() as i64);
         self.blocklist.set(t.blocklist_entries() as i64);
         self.version.set(t.version() as i64);
@@ -244,6 +252,7 @@ impl Collector for TableCollector {
         );
         [
             &self.entries as &dyn Collector,
+            &self.expiring,
             &self.accounts,
             &self.blocklist,
             &self.version,

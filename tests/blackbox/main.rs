@@ -18,6 +18,7 @@ mod crash;
 mod customer_api;
 mod demo;
 mod deploy;
+mod expiry;
 mod faults;
 mod fleet;
 mod flow;

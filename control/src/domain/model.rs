@@ -75,6 +75,26 @@ pub struct WhitelistEntry {
     pub created_at: Timestamp,
     #[schema(value_type = String)]
     pub updated_at: Timestamp,
+    /// When the entry leaves the whitelist by itself; absent for an entry
+    /// that stays until removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Option<Timestamp>,
+    /// How many of the expiry reminders' times (`control.expiry_reminders`)
+    /// have passed for this entry: 0 until the first.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reminded: u8,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
+impl WhitelistEntry {
+    /// The entry has ended by `now` (it is time-bound and its time came).
+    pub fn ended(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -51,6 +51,10 @@ pub struct RequestView {
     pub requested_from: String,
     pub status: Status,
     pub user_agent: String,
+    /// How long the IPs stay whitelisted once approved, in seconds; null:
+    /// until removed.
+    #[schema(required = true)]
+    pub valid_for_secs: Option<u64>,
 }
 
 /// A request as the API shows it.
@@ -69,6 +73,7 @@ pub fn view(r: &IpRequest) -> RequestView {
         requested_from: r.requested_from.clone(),
         status: r.status,
         user_agent: r.user_agent.clone(),
+        valid_for_secs: r.valid_for_secs,
     }
 }
 
@@ -186,13 +191,18 @@ pub struct CustomerEntry {
     pub cidr: Cidr,
     #[schema(value_type = String)]
     pub created_at: Timestamp,
+    /// When the entry leaves the whitelist by itself; null: it stays
+    /// until the operator removes it.
+    #[schema(value_type = Option<String>, required = true)]
+    pub expires_at: Option<Timestamp>,
     pub id: String,
     pub remark: String,
     pub source: Source,
     pub status: EntryStatus,
 }
 
-/// An entry's status: listed entries are always `active`.
+/// An entry's status: listed entries are always `active` (an ended one
+/// is no longer listed).
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryStatus {
@@ -203,6 +213,7 @@ fn entry_view(e: &WhitelistEntry) -> CustomerEntry {
     CustomerEntry {
         cidr: e.cidr,
         created_at: e.created_at,
+        expires_at: e.expires_at,
         id: e.id.clone(),
         remark: e.remark.clone(),
         source: e.source,
@@ -228,7 +239,14 @@ async fn list_whitelist(
     c: Caller,
 ) -> ApiResult<Json<Vec<CustomerEntry>>> {
     let entries = s.publisher.store.entries(c.account.id.as_str()).await?;
-    Ok(Json(entries.iter().map(entry_view).collect()))
+    let now = Timestamp::now();
+    Ok(Json(
+        entries
+            .iter()
+            .filter(|e| !e.ended(now))
+            .map(entry_view)
+            .collect(),
+    ))
 }
 
 /// One whitelist entry
@@ -252,9 +270,10 @@ async fn get_entry(
     Path(id): Path<String>,
 ) -> ApiResult<Json<CustomerEntry>> {
     let entries = s.publisher.store.entries(c.account.id.as_str()).await?;
+    let now = Timestamp::now();
     entries
         .iter()
-        .find(|e| e.id == id)
+        .find(|e| e.id == id && !e.ended(now))
         .map(|e| Json(entry_view(e)))
         .ok_or_else(|| ApiError::not_found("id", format!("whitelist entry `{id}` does not exist")))
 }
@@ -269,6 +288,10 @@ struct Submission {
     /// At most 100 characters on one line.
     #[serde(default)]
     remark: String,
+    /// How long the IPs stay whitelisted once approved, as a duration
+    /// (`"7d"`, `"12h"`; 1s to 366d); absent or null: until removed.
+    #[serde(default)]
+    valid_for: Option<String>,
 }
 
 /// Request IPs for the whitelist
@@ -281,7 +304,7 @@ struct Submission {
     request_body = Submission,
     responses(
         (status = 202, description = "Pending: a link is mailed to each account email", body = RequestView),
-        (status = 400, description = "Per field: an IP that cannot be requested (`ips[0]`), none or too many (`ips`), a bad remark, an account without email, or a body that is not a JSON object of these fields", body = ErrorBody),
+        (status = 400, description = "Per field: an IP that cannot be requested (`ips[0]`), none or too many (`ips`), a bad remark, a bad `valid_for`, an account without email, or a body that is not a JSON object of these fields", body = ErrorBody),
         (status = 401, description = "No API token, or one that is unknown, revoked or expired, or whose user or account is gone", body = ErrorBody),
         (status = 403, description = "The token lacks the `request` scope; or the user is not the main user, has no two-factor authentication, or the account's whitelist feature is off", body = ErrorBody),
         (status = 409, description = "The account already has a pending request", body = ErrorBody),
@@ -297,7 +320,12 @@ async fn submit(
 ) -> ApiResult<(StatusCode, Json<RequestView>)> {
     let req = s
         .requests()
-        .submit(&c.requester(), &body.ips, &body.remark)
+        .submit(
+            &c.requester(),
+            &body.ips,
+            &body.remark,
+            body.valid_for.as_deref(),
+        )
         .await?;
     Ok((StatusCode::ACCEPTED, Json(view(&req))))
 }

@@ -505,6 +505,7 @@ mod tests {
         keys_sorted(&CustomerEntry {
             cidr: "203.0.113.1/32".parse().unwrap(),
             created_at: at("2026-01-01T00:00:00Z"),
+            expires_at: None,
             id: s("e1"),
             remark: s("r"),
             source: Source::Request,
@@ -512,7 +513,8 @@ mod tests {
         });
         // The request view is what it was: the stored request as a JSON
         // value (which has no expiry seconds any more), the times and the
-        // account as the strings they were.
+        // account as the strings they were; and `valid_for_secs`, which
+        // the stored request leaves out when it has none.
         let request = crate::store::IpRequest {
             id: s("r1"),
             account: acme(),
@@ -527,15 +529,17 @@ mod tests {
             decided_by: Some(s("ops@acme.test")),
             decided_from: None,
             decided_at: Some(at("2026-01-01T01:00:00Z")),
+            valid_for_secs: None,
         };
-        let stored = serde_json::to_value(&request).unwrap();
+        let mut stored = serde_json::to_value(&request).unwrap();
+        stored["valid_for_secs"] = serde_json::Value::Null;
         assert_eq!(
             serde_json::to_string(&view(&request)).unwrap(),
             serde_json::to_string(&stored).unwrap()
         );
         assert_eq!(
             serde_json::to_string(&view(&request)).unwrap(),
-            r#"{"account":"acme","created_at":"2026-01-01T00:00:00Z","decided_at":"2026-01-01T01:00:00Z","decided_by":"ops@acme.test","decided_from":null,"expires_at":"2026-01-02T00:00:00Z","id":"r1","ips":["203.0.113.1","203.0.113.2"],"remark":"prod","requested_by":"alice","requested_from":"198.51.100.7","status":"approved","user_agent":"curl/8"}"#
+            r#"{"account":"acme","created_at":"2026-01-01T00:00:00Z","decided_at":"2026-01-01T01:00:00Z","decided_by":"ops@acme.test","decided_from":null,"expires_at":"2026-01-02T00:00:00Z","id":"r1","ips":["203.0.113.1","203.0.113.2"],"remark":"prod","requested_by":"alice","requested_from":"198.51.100.7","status":"approved","user_agent":"curl/8","valid_for_secs":null}"#
         );
         keys_sorted(&RequestView {
             account: acme(),
@@ -551,6 +555,7 @@ mod tests {
             requested_from: s("203.0.113.2"),
             status: crate::domain::flow::Status::Pending,
             user_agent: s("curl"),
+            valid_for_secs: Some(60),
         });
         keys_sorted(&IssuedToken {
             created_at: Some(at("2026-01-01T00:00:00Z")),

@@ -442,8 +442,10 @@ async fn render(
     note: pages::Note,
 ) -> Response {
     let store = &s.publisher.store;
+    let now = crate::domain::Timestamp::now();
     let entries = match store.entries(p.caller.account.id.as_str()).await {
-        Ok(e) => e,
+        // An entry that has ended is gone from the proxy already.
+        Ok(e) => e.into_iter().filter(|e| !e.ended(now)).collect::<Vec<_>>(),
         Err(e) => return unavailable(&e),
     };
     let requests = match store.requests(p.caller.account.id.as_str()).await {
@@ -460,6 +462,7 @@ async fn render(
         max_ips: s.limits.max_ips_per_request,
         query: q,
         note,
+        now,
     };
     respond(status, pages::whitelist(&view))
 }
@@ -493,6 +496,9 @@ struct RequestForm {
     ip2: String,
     #[serde(default)]
     remark: String,
+    /// One of the form's choices ("" for until removed, "7d" ...).
+    #[serde(default)]
+    valid_for: String,
 }
 
 async fn submit(
@@ -513,7 +519,7 @@ async fn submit(
         .collect();
     match s
         .requests()
-        .submit(&p.caller.requester(), &ips, &f.remark)
+        .submit(&p.caller.requester(), &ips, &f.remark, Some(&f.valid_for))
         .await
     {
         Ok(_) => see_other("/portal?done=submitted"),

@@ -23,6 +23,13 @@ pub struct MailContext<'a> {
 
 /// What a request's mails and link pages show about it.
 pub fn request_details(r: &IpRequest) -> Vec<(&'static str, String)> {
+    let stays = match r.valid_for_secs {
+        Some(s) => format!(
+            "{} from approval",
+            crate::plain_time::plain_duration(std::time::Duration::from_secs(s))
+        ),
+        None => "until removed".to_string(),
+    };
     vec![
         ("Account", r.account.to_string()),
         ("IP addresses", r.ips.join(", ")),
@@ -34,6 +41,7 @@ pub fn request_details(r: &IpRequest) -> Vec<(&'static str, String)> {
                 r.remark.clone()
             },
         ),
+        ("Whitelisted for", stays),
         ("Requested by", r.requested_by.clone()),
         ("Requested at", r.created_at.to_string()),
         ("Requested from", r.requested_from.clone()),
@@ -42,13 +50,13 @@ pub fn request_details(r: &IpRequest) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn text_table(rows: &[(&str, String)]) -> String {
+pub(crate) fn text_table(rows: &[(&str, String)]) -> String {
     rows.iter()
         .map(|(k, v)| format!("  {k:<17} {v}\n"))
         .collect()
 }
 
-fn address_book(ctx: &MailContext) -> (String, Markup) {
+pub(crate) fn address_book(ctx: &MailContext) -> (String, Markup) {
     let line = format!(
         "To be sure these security mails reach you, add {} to your address book.",
         ctx.from_address
@@ -164,6 +172,7 @@ mod tests {
             decided_by: None,
             decided_from: None,
             decided_at: None,
+            valid_for_secs: None,
         }
     }
 

@@ -160,13 +160,11 @@ impl Mailer {
     }
 
     async fn send_one(&self, store: &Store, id: u64) -> Result<(), StoreError> {
-        let (job, request, link) = match store.prepare_mail(id).await? {
+        let prepared = store.prepare_mail(id).await?;
+        let job = match &prepared {
             Prepared::Dropped | Prepared::Elsewhere => return Ok(()),
-            Prepared::Link(l) => {
-                let link = format!("{}/confirm/{}", self.public_url, l.token);
-                (l.job, l.request, link)
-            }
-            Prepared::Notice { job, request } => (job, request, String::new()),
+            Prepared::Link(l) => l.job.clone(),
+            Prepared::Notice { job, .. } | Prepared::Reminder { job, .. } => job.clone(),
         };
         let name = store
             .account(job.account.as_str())
@@ -177,9 +175,16 @@ impl Mailer {
             account_name: &name,
             from_address: self.from.email.as_ref(),
         };
-        let rendered = match job.kind {
-            crate::store::MailKind::Link => compose::link_mail(&request, &link, &ctx),
-            crate::store::MailKind::Notice => compose::notice_mail(&request, &ctx),
+        let rendered = match prepared {
+            Prepared::Link(l) => {
+                let link = format!("{}/confirm/{}", self.public_url, l.token);
+                compose::link_mail(&l.request, &link, &ctx)
+            }
+            Prepared::Notice { request, .. } => compose::notice_mail(&request, &ctx),
+            Prepared::Reminder { entry, .. } => {
+                super::reminder::reminder_mail(&entry, &ctx, crate::domain::Timestamp::now())
+            }
+            Prepared::Dropped | Prepared::Elsewhere => return Ok(()),
         };
         let message = match self.message(&job, &rendered) {
             Ok(m) => m,

@@ -4,7 +4,7 @@
 //! the store's order of changes.
 
 use crate::domain::model::{Account, SecretKey, WhitelistEntry};
-use crate::domain::Cidr;
+use crate::domain::{Cidr, Timestamp};
 use crate::store::{parse_sha256, Noted, Store, StoreError, Touch};
 use ipgate_policy::snapshot::{unix_seconds, Contents, Snapshot, SnapshotAccount};
 use ipgate_policy::{AccountPolicy, LiveTable, Table};
@@ -17,11 +17,18 @@ fn nets(cidrs: impl Iterator<Item = Cidr>) -> Vec<IpNet> {
     cidrs.map(Cidr::net).collect()
 }
 
-/// The proxy's view of one account.
+/// The proxy's view of one account, as of now: an entry that has ended
+/// is left out, and one that ends carries its time.
 pub fn policy(account: &Account, entries: &[WhitelistEntry]) -> AccountPolicy {
-    AccountPolicy::new(
+    let ending: Vec<(IpNet, u64)> = entries
+        .iter()
+        .filter_map(|e| Some((e.cidr.net(), e.expires_at?.unix())))
+        .collect();
+    AccountPolicy::ending(
         account.whitelist.into(),
         &nets(entries.iter().map(|e| e.cidr)),
+        &ending,
+        Timestamp::now().unix(),
     )
 }
 
@@ -33,9 +40,11 @@ pub fn policy(account: &Account, entries: &[WhitelistEntry]) -> AccountPolicy {
 /// answer alike.
 pub async fn load_table(store: &Store) -> Result<Table, StoreError> {
     let mut accounts = Vec::new();
+    let now = Timestamp::now().unix();
     store
-        .for_each_account_policy(&mut |id, mode, nets| {
-            accounts.push((id.to_string(), AccountPolicy::new(mode.into(), nets)));
+        .for_each_account_policy(&mut |a| {
+            let policy = AccountPolicy::ending(a.mode.into(), a.nets, a.ending, now);
+            accounts.push((a.id.to_string(), policy));
         })
         .await?;
     let blocked = nets(store.blocklist().await?.iter().map(|b| b.cidr));
@@ -61,11 +70,12 @@ pub async fn load_table(store: &Store) -> Result<Table, StoreError> {
 pub async fn snapshot(store: &Store, version: u64) -> Result<Snapshot, StoreError> {
     let mut accounts = Vec::new();
     store
-        .for_each_account_policy(&mut |id, mode, nets| {
+        .for_each_account_policy(&mut |a| {
             accounts.push(SnapshotAccount {
-                id: id.to_string(),
-                mode: mode.into(),
-                nets: nets.to_vec(),
+                id: a.id.to_string(),
+                mode: a.mode.into(),
+                nets: a.nets.to_vec(),
+                ending: a.ending.iter().map(|&(n, at)| (n, at)).collect(),
             });
         })
         .await?;

@@ -77,10 +77,12 @@ impl Requests<'_> {
         c: &Requester<'_>,
         ips: &[String],
         remark: &str,
+        valid_for: Option<&str>,
     ) -> ApiResult<IpRequest> {
         if let Some(why) = why_cannot_request(c.user, c.account) {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "account", why));
         }
+        let valid_for_secs = parse_valid_for(valid_for)?;
         let ips = flow::check_submission(ips, remark, self.limits)
             .map_err(|r| refusals(StatusCode::BAD_REQUEST, r))?;
         let store = &self.publisher.store;
@@ -118,6 +120,7 @@ impl Requests<'_> {
             requested_from: c.ip.to_string(),
             user_agent: c.user_agent.to_string(),
             ttl_secs: self.link_ttl.as_secs(),
+            valid_for_secs,
             emails: c.account.emails.clone(),
         };
         let actor = Actor {
@@ -172,6 +175,22 @@ impl Requests<'_> {
         tracing::info!(account = %r.account, request = %r.id, status = r.status.as_str(), by = %view.link.email, "request decided from a link");
         Ok(r)
     }
+}
+
+/// How long a request's entries stay once approved: a duration such as
+/// `"7d"` (1s to 366d), or none (blank, or absent) for until removed.
+pub fn parse_valid_for(text: Option<&str>) -> ApiResult<Option<u64>> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    crate::domain::tokens::parse_lifetime(&serde_json::Value::from(text))
+        .map(|d| Some(d.as_secs()))
+        .map_err(|_| {
+            ApiError::bad(
+                "valid_for",
+                "How long to whitelist is a duration such as \"7d\", \"12h\" or \"30m\", from 1s to 366d; leave it out to keep the IPs until removed.",
+            )
+        })
 }
 
 /// Marks the pending requests past their expiry as expired, through the

@@ -6,7 +6,8 @@
 //! `IPGATE_REQUIRE_POSTGRES` is set: then they fail.
 //!
 //! The tests of identities and keys are in `identities`, of users,
-//! sessions and tokens in `users`, each with its own `on_both!` list.
+//! sessions and tokens in `users`, of time-bound entries in `ending`, each
+//! with its own `on_both!` list.
 
 use super::postgres::{PgOptions, PgStore};
 use super::sled::SledStore;
@@ -98,6 +99,7 @@ macro_rules! on_both {
     };
 }
 
+mod ending;
 mod identities;
 mod requests;
 mod users;
@@ -286,13 +288,12 @@ async fn the_tables_view_holds_every_account_with_its_networks<B: Backing>(b: B)
             .unwrap();
     }
     let mut seen = Vec::new();
-    let mut visit =
-        |id: &str, _mode: crate::domain::model::WhitelistMode, nets: &[ipnet::IpNet]| {
-            seen.push((
-                id.to_string(),
-                nets.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
-            ));
-        };
+    let mut visit = |a: AccountNets<'_>| {
+        seen.push((
+            a.id.to_string(),
+            a.nets.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+        ));
+    };
     s.for_each_account_policy(&mut visit).await.unwrap();
     let want: Vec<(String, Vec<String>)> = vec![
         ("a0".into(), vec![]),

@@ -2,7 +2,7 @@
 //! change is recorded alike whichever store records it.
 
 use crate::domain::flow::Status;
-use crate::domain::model::Account;
+use crate::domain::model::{Account, WhitelistEntry};
 use crate::limits::refusals::Summary;
 use crate::seclog::{Actor, Event};
 use crate::store::{IpRequest, LinkView};
@@ -78,4 +78,40 @@ pub fn login_failed_summary(s: &Summary) -> (Actor, Event<'_>) {
         }),
     };
     (actor, e)
+}
+
+/// A whitelist entry added (from `request`, when a request's approval
+/// added it); its end time when it has one.
+pub fn entry_added<'a>(e: &'a WhitelistEntry, request: Option<&str>) -> Event<'a> {
+    let mut details =
+        json!({"entry": e.id, "cidr": e.cidr, "remark": e.remark, "source": e.source});
+    if let Some(r) = request {
+        details["request"] = json!(r);
+    }
+    if let Some(at) = e.expires_at {
+        details["expires_at"] = json!(at);
+    }
+    Event {
+        event: "whitelist.added",
+        account: Some(e.account.as_str()),
+        details,
+    }
+}
+
+/// A time-bound entry ended and left the whitelist.
+pub fn entry_expired(e: &WhitelistEntry) -> Event<'_> {
+    Event {
+        event: "whitelist.expired",
+        account: Some(e.account.as_str()),
+        details: json!({"entry": e.id, "cidr": e.cidr, "expires_at": e.expires_at}),
+    }
+}
+
+/// Reminder mails queued for a time-bound entry about to end.
+pub fn entry_reminder(e: &WhitelistEntry, emails: usize) -> Event<'_> {
+    Event {
+        event: "whitelist.expiry_reminder",
+        account: Some(e.account.as_str()),
+        details: json!({"entry": e.id, "cidr": e.cidr, "expires_at": e.expires_at, "reminder": e.reminded, "emails": emails}),
+    }
 }

@@ -14,6 +14,8 @@ pub enum MailKind {
     Link,
     /// The outcome of a decision.
     Notice,
+    /// A time-bound entry ends soon.
+    Reminder,
 }
 
 impl MailKind {
@@ -21,6 +23,7 @@ impl MailKind {
         match self {
             MailKind::Link => "link",
             MailKind::Notice => "notice",
+            MailKind::Reminder => "reminder",
         }
     }
 }
@@ -39,6 +42,9 @@ pub struct MailJob {
     pub next_attempt_at: Timestamp,
     pub last_error: Option<String>,
     pub created_at: Timestamp,
+    /// The whitelist entry a reminder is about (`request` is empty then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
 }
 
 impl MailJob {
@@ -60,6 +66,15 @@ impl MailJob {
             next_attempt_at: Timestamp::EPOCH,
             last_error: None,
             created_at: Timestamp::now(),
+            entry: None,
+        }
+    }
+
+    /// A reminder to `to` that entry `entry` of `account` ends soon.
+    pub fn reminder(id: u64, to: &str, account: &AccountId, entry: &str) -> MailJob {
+        MailJob {
+            entry: Some(entry.to_string()),
+            ..MailJob::queued(id, MailKind::Reminder, to, account, "")
         }
     }
 
@@ -87,6 +102,9 @@ pub(crate) fn job_event<'a>(
 ) -> Event<'a> {
     let mut details =
         json!({"request": job.request, "to": job.to, "kind": job.kind, "attempt": job.attempts});
+    if let Some(entry) = &job.entry {
+        details["entry"] = json!(entry);
+    }
     if let (Some(d), Some(e)) = (details.as_object_mut(), extra.as_object()) {
         d.extend(e.clone());
     }

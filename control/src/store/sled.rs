@@ -72,6 +72,8 @@ pub struct SledStore {
     accounts: Tree,
     entries: Tree,
     nets: Tree,
+    /// Time-bound entries by end time (`ending`).
+    ending: Tree,
     blocklist: Tree,
     seclog: Tree,
     users: Tree,
@@ -140,6 +142,7 @@ impl SledStore {
             accounts: db.open_tree("accounts")?,
             entries: db.open_tree("entries")?,
             nets: db.open_tree("nets")?,
+            ending: db.open_tree("ending")?,
             blocklist: db.open_tree("blocklist")?,
             seclog: db.open_tree("seclog")?,
             users: db.open_tree("users")?,
@@ -160,6 +163,7 @@ impl SledStore {
         };
         store.ensure_log_key()?;
         store.ensure_net_index()?;
+        store.ensure_ending_index()?;
         store.ensure_name_index()?;
         store.ensure_token_records()?;
         store.settle()?;
@@ -353,6 +357,7 @@ impl LogStore for SledStore {
 }
 
 mod blocklist;
+mod ending;
 mod entries;
 mod export;
 mod flow_trees;

@@ -25,6 +25,8 @@ pub(crate) fn entry_of(account: &str, cidr: &str) -> WhitelistEntry {
         source: Source::Admin,
         created_at: Timestamp::now(),
         updated_at: Timestamp::now(),
+        expires_at: None,
+        reminded: 0,
     }
 }
 

@@ -30,6 +30,8 @@ pub struct SnapshotAccount {
     pub id: String,
     pub mode: Mode,
     pub nets: Vec<IpNet>,
+    /// Those of `nets` that end, each with its time (Unix seconds).
+    pub ending: Vec<(IpNet, u64)>,
 }
 
 /// Why a snapshot's content cannot make a table.
@@ -55,6 +57,8 @@ pub enum Invalid {
     KeyOwner { hash: String, account: String },
     #[error("made at {0} s after the epoch, a time this system cannot hold")]
     Made(u64),
+    #[error("account {account:?} has an ending entry {net} that is not one of its networks (or is there twice)")]
+    EndingNet { account: String, net: IpNet },
 }
 
 /// `secs` after the Unix epoch, if the system can hold it.
@@ -83,6 +87,16 @@ impl Contents {
                 return Err(Invalid::DuplicateAccount(a.id.clone()));
             }
             a.nets.sort_unstable();
+            a.ending.sort_unstable();
+            for (i, (net, _)) in a.ending.iter().enumerate() {
+                let twice = a.ending.get(i + 1).is_some_and(|(n, _)| n == net);
+                if twice || a.nets.binary_search(net).is_err() {
+                    return Err(Invalid::EndingNet {
+                        account: a.id.clone(),
+                        net: *net,
+                    });
+                }
+            }
         }
         let known = |account: &str| ids.contains(&account.to_ascii_lowercase());
         self.blocklist.sort_unstable();

@@ -16,6 +16,7 @@ fn account(id: &str, mode: Mode, nets: &[&str]) -> SnapshotAccount {
         id: id.into(),
         mode,
         nets: nets.iter().map(|s| net(s)).collect(),
+        ending: Vec::new(),
     }
 }
 
@@ -328,14 +329,24 @@ fn contents() -> impl Strategy<Value = Contents> {
             let v4 = |(a, p): (u32, u8)| IpNet::new(IpAddr::from(a.to_be_bytes()), p).ok();
             let accounts: Vec<SnapshotAccount> = accounts
                 .into_iter()
-                .map(|(n, (mode, upper, nets))| SnapshotAccount {
-                    id: if upper {
-                        format!("A{n}")
-                    } else {
-                        format!("a{n}")
-                    },
-                    mode: [Mode::Off, Mode::Enforce, Mode::Report][mode as usize % 3],
-                    nets: nets.into_iter().filter_map(v4).collect(),
+                .map(|(n, (mode, upper, nets))| {
+                    let nets: Vec<IpNet> = nets.into_iter().filter_map(v4).collect();
+                    SnapshotAccount {
+                        id: if upper {
+                            format!("A{n}")
+                        } else {
+                            format!("a{n}")
+                        },
+                        mode: [Mode::Off, Mode::Enforce, Mode::Report][mode as usize % 3],
+                        // Every other account has its first network end.
+                        ending: nets
+                            .first()
+                            .filter(|_| n % 2 == 1)
+                            .map(|net| (*net, 4_000_000_000 + n as u64))
+                            .into_iter()
+                            .collect(),
+                        nets,
+                    }
                 })
                 .collect();
             let owner = |i: prop::sample::Index| {
@@ -437,4 +448,55 @@ proptest! {
             prop_assert_eq!(Snapshot::decode(&s.encode()).ok(), Some(s));
         }
     }
+}
+
+#[test]
+fn ending_entries_travel_with_their_time_and_end_in_the_table() {
+    let mut c = sample_contents();
+    let ends = net("203.0.113.10/32");
+    c.accounts[1].ending = vec![(ends, 1_800_000_000)];
+    let s = Snapshot::new(c).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&s.encode()[HEADER_LEN..]).unwrap();
+    let acme = &json["accounts"][0];
+    assert_eq!(acme["id"], "Acme");
+    assert_eq!(
+        acme["ending"],
+        serde_json::json!([{"net": "203.0.113.10/32", "at": 1_800_000_000u64}])
+    );
+    assert!(
+        json["accounts"][1].get("ending").is_none(),
+        "an account with nothing ending encodes as before"
+    );
+    let back = Snapshot::decode(&s.encode()).unwrap();
+    assert_eq!(back, s);
+
+    let ip: IpAddr = "203.0.113.10".parse().unwrap();
+    let before = back.to_table_at(1_799_999_999);
+    assert!(before.account("acme").unwrap().allowed.contains(ip));
+    assert_eq!(
+        (before.expiring_entries(), before.next_expiry()),
+        (1, Some(1_800_000_000))
+    );
+    let after = back.to_table_at(1_800_000_000);
+    assert!(!after.account("acme").unwrap().allowed.contains(ip));
+    assert!(after
+        .account("acme")
+        .unwrap()
+        .allowed
+        .contains("10.1.2.3".parse().unwrap()));
+    assert_eq!(after.expiring_entries(), 0);
+}
+
+#[test]
+fn an_ending_entry_not_among_the_accounts_networks_is_refused() {
+    let mut c = sample_contents();
+    c.accounts[1].ending = vec![(net("192.0.2.1/32"), 1_800_000_000)];
+    assert!(matches!(Snapshot::new(c), Err(Invalid::EndingNet { .. })));
+    let mut c = sample_contents();
+    let n = net("10.0.0.0/8");
+    c.accounts[1].ending = vec![(n, 1), (n, 2)];
+    assert!(matches!(Snapshot::new(c), Err(Invalid::EndingNet { .. })));
+    let mut v = sample_json();
+    v["accounts"][0]["ending"] = serde_json::json!([{"net": "10.0.0.0/8", "at": 5, "extra": 1}]);
+    assert!(matches!(decode_json(&v), Err(SnapshotError::Parse(_))));
 }

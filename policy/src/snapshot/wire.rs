@@ -50,6 +50,18 @@ struct AccountOut<'a> {
     id: &'a str,
     mode: WireMode,
     nets: &'a [IpNet],
+    /// Left out when empty, so a table without ending entries encodes as
+    /// it did before entries could end.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ending: Vec<EndingNet>,
+}
+
+/// One of an account's networks that ends, and when (Unix seconds).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndingNet {
+    net: IpNet,
+    at: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -77,6 +89,11 @@ impl<'a> From<&'a Contents> for Out<'a> {
                     id: &a.id,
                     mode: a.mode.into(),
                     nets: &a.nets,
+                    ending: a
+                        .ending
+                        .iter()
+                        .map(|&(net, at)| EndingNet { net, at })
+                        .collect(),
                 })
                 .collect(),
             blocklist: &c.blocklist,
@@ -117,6 +134,8 @@ struct AccountIn {
     id: String,
     mode: WireMode,
     nets: Vec<IpNet>,
+    #[serde(default)]
+    ending: Vec<EndingNet>,
 }
 
 #[derive(Deserialize)]
@@ -168,6 +187,7 @@ impl TryFrom<In> for Contents {
                     id: a.id,
                     mode: a.mode.into(),
                     nets: a.nets,
+                    ending: a.ending.into_iter().map(|e| (e.net, e.at)).collect(),
                 })
                 .collect(),
             blocklist: w.blocklist,

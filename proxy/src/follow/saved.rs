@@ -196,6 +196,7 @@ mod tests {
                 id: "acme".into(),
                 mode: Mode::Enforce,
                 nets: vec!["203.0.113.0/24".parse().unwrap()],
+                ending: Vec::new(),
             }],
             ..Contents::default()
         })

@@ -162,6 +162,7 @@ fn snapshot(version: u64) -> Snapshot {
             id: format!("acct-{version}"),
             mode: Mode::Enforce,
             nets: vec!["203.0.113.0/24".parse().unwrap()],
+            ending: Vec::new(),
         }],
         ..Contents::default()
     })

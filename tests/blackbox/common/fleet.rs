@@ -70,6 +70,7 @@ pub fn snapshot(version: u64, account: &str, mode: Mode, nets: &[&str]) -> Snaps
             id: account.to_string(),
             mode,
             nets: nets.iter().map(|n| n.parse().unwrap()).collect(),
+            ending: Vec::new(),
         }],
         ..Contents::default()
     })

@@ -183,6 +183,24 @@ impl Chrome {
         v["value"][ELEMENT].as_str().map(str::to_string)
     }
 
+    /// Saves what the browser shows as `target/screenshots/NAME.png` (a
+    /// test artifact, for a person to look at) and returns its path.
+    pub fn screenshot(&self, name: &str) -> std::path::PathBuf {
+        use base64::Engine;
+        let png = self.call("GET", "/screenshot", None);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .map(|t| t.join("screenshots"))
+            .unwrap_or_else(|| "screenshots".into());
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
     /// The visible text of the page's body.
     pub fn text(&self) -> String {
         let id = self.find("body");

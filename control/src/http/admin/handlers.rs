@@ -63,6 +63,46 @@ pub struct NewEntry {
     /// At most 20 tags of 1-50 printable characters.
     #[serde(default)]
     tags: Vec<String>,
+    /// When the entry leaves the whitelist by itself (RFC 3339, in the
+    /// future, within 366 days); give this or `expires_in`, or neither
+    /// for an entry that stays until removed.
+    #[serde(default)]
+    expires_at: Option<String>,
+    /// How long from now the entry stays (`"7d"`, `"12h"`; 1s to 366d).
+    #[serde(default)]
+    expires_in: Option<String>,
+}
+
+/// When a new entry ends, from its `expires_at` or `expires_in`.
+fn entry_end(body: &NewEntry, now: Timestamp) -> ApiResult<Option<Timestamp>> {
+    let max = crate::domain::tokens::MAX_LIFETIME.as_secs();
+    match (&body.expires_at, &body.expires_in) {
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(ApiError::bad(
+            "expires_at",
+            "give `expires_at` or `expires_in`, not both",
+        )),
+        (Some(at), None) => {
+            let at = Timestamp::parse(at.trim()).map_err(|_| {
+                ApiError::bad(
+                    "expires_at",
+                    "an RFC 3339 time such as 2026-12-31T00:00:00Z",
+                )
+            })?;
+            if at <= now || at > now.plus_secs(max) {
+                return Err(ApiError::bad(
+                    "expires_at",
+                    "must be in the future and at most 366 days away",
+                ));
+            }
+            Ok(Some(at))
+        }
+        (None, Some(d)) => {
+            let d = crate::domain::tokens::parse_lifetime(&serde_json::Value::from(d.as_str()))
+                .map_err(|e| ApiError::bad("expires_in", e.to_string()))?;
+            Ok(Some(now.plus_secs(d.as_secs())))
+        }
+    }
 }
 
 /// A new blocklist entry.
@@ -346,6 +386,8 @@ pub async fn add_entry(
             "at most 20 tags of 1-50 printable characters",
         ));
     }
+    let now = Timestamp::now();
+    let expires_at = entry_end(&body, now)?;
     let entry = WhitelistEntry {
         id: String::new(),
         account: path_account(&id)?,
@@ -353,8 +395,10 @@ pub async fn add_entry(
         remark: body.remark,
         tags: body.tags,
         source: Source::Admin,
-        created_at: Timestamp::now(),
-        updated_at: Timestamp::now(),
+        created_at: now,
+        updated_at: now,
+        expires_at,
+        reminded: 0,
     };
     let account = id.clone();
     let mut added = s

@@ -5,8 +5,10 @@
 
 use crate::domain::flow::Status;
 use crate::domain::model::WhitelistEntry;
+use crate::domain::Timestamp;
 use crate::html::page;
 use crate::http::extract::Caller;
+use crate::plain_time::{plain_duration, time_until};
 use crate::store::IpRequest;
 use maud::{html, Markup, PreEscaped};
 use std::time::Duration;
@@ -47,6 +49,8 @@ pub struct WhitelistView<'a> {
     pub max_ips: usize,
     pub query: &'a str,
     pub note: Note,
+    /// When the page is made, for "expires in".
+    pub now: Timestamp,
 }
 
 fn date(rfc3339: &str) -> &str {
@@ -93,19 +97,6 @@ fn status_box(v: &WhitelistView) -> Markup {
     }
 }
 
-/// "24 hours", "90 minutes", "45 seconds".
-fn plain_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    let (n, unit) = if s >= 3600 && s.is_multiple_of(3600) {
-        (s / 3600, "hour")
-    } else if s >= 60 && s.is_multiple_of(60) {
-        (s / 60, "minute")
-    } else {
-        (s, "second")
-    };
-    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
-}
-
 fn cards(v: &WhitelistView) -> Markup {
     let count = |s: Status| v.requests.iter().filter(|r| r.status == s).count();
     let ttl = plain_duration(v.link_ttl);
@@ -149,9 +140,20 @@ fn form(v: &WhitelistView) -> Markup {
                 label { "IP address 2 (optional) " input name="ip2" id="ip2" placeholder="198.51.100.7"; }
             }
             label { "Remark (optional, up to 100 characters) " input name="remark" id="remark" maxlength="100" size="50"; }
+            label {
+                "Whitelist for "
+                select name="valid_for" id="valid_for" {
+                    option value="" selected { "until removed" }
+                    option value="1d" { "1 day" }
+                    option value="7d" { "7 days" }
+                    option value="30d" { "30 days" }
+                    option value="90d" { "90 days" }
+                }
+            }
             p class="muted" {
                 "IPv4 addresses of your servers only. For IPv6 or networks (CIDR), contact us. \
-    Nothing is whitelisted until someone approves from the link mailed to each address of your account."
+    Nothing is whitelisted until someone approves from the link mailed to each address of your account. \
+    An address whitelisted for a time leaves the whitelist by itself when that time is over; every account email is reminded before then."
             }
             button type="submit" id="submit" { "Request whitelisting" }
         }
@@ -168,17 +170,25 @@ fn entries_table(v: &WhitelistView) -> Markup {
     html! {
         h2 { "Whitelisted IPs" }
         table id="whitelist" {
-            tr { th { "IP / network" } th { "Status" } th { "Added" } th { "Remark" } }
+            tr { th { "IP / network" } th { "Status" } th { "Added" } th { "Expires" } th { "Remark" } }
             @for (e, cidr, created) in &shown {
                 tr {
                     td class="ip" { (cidr.strip_suffix("/32").unwrap_or(cidr)) }
                     td { "active" }
                     td { (date(created)) }
+                    @match e.expires_at {
+                        Some(at) => {
+                            td class="expires" title=(at.to_string()) {
+                                (time_until(at, v.now)) " (" (at.to_string()) ")"
+                            }
+                        }
+                        None => { td class="expires muted" { "never" } }
+                    }
                     td { (e.remark) }
                 }
             }
             @if shown.is_empty() {
-                tr { td colspan="4" class="muted" { "none" } }
+                tr { td colspan="5" class="muted" { "none" } }
             }
         }
     }
@@ -214,7 +224,12 @@ fn requests_table(v: &WhitelistView) -> Markup {
             @for r in &shown {
                 tr id={ "request-" (r.id) } {
                     td { (r.id) }
-                    td { (r.ips.join(", ")) }
+                    td {
+                        (r.ips.join(", "))
+                        @if let Some(s) = r.valid_for_secs {
+                            span class="muted" { " for " (plain_duration(Duration::from_secs(s))) }
+                        }
+                    }
                     td class="status" { (r.status.as_str()) }
                     td { (r.requested_by) " at " (r.created_at.to_string()) }
                     td {

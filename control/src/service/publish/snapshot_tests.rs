@@ -7,6 +7,7 @@ use crate::domain::model::{fingerprint, BlockEntry, Identity, WhitelistMode};
 use crate::domain::Timestamp;
 use crate::seclog::Actor;
 use crate::store::tests::{entry_of, open};
+use crate::store::AccountNets;
 use ipgate_config::UnknownAccount;
 use ipgate_policy::account::Caller;
 use ipgate_policy::{decide, Decision, Policy};
@@ -27,8 +28,10 @@ fn account(id: &str, whitelist: WhitelistMode) -> Account {
 /// does not lean on `load_table`, which does the same.
 async fn direct(store: &Store) -> Table {
     let mut accounts = Vec::new();
-    let mut visit = |id: &str, mode: WhitelistMode, nets: &[IpNet]| {
-        accounts.push((id.to_string(), AccountPolicy::new(mode.into(), nets)));
+    let now = Timestamp::now().unix();
+    let mut visit = |a: AccountNets<'_>| {
+        let p = AccountPolicy::ending(a.mode.into(), a.nets, a.ending, now);
+        accounts.push((a.id.to_string(), p));
     };
     let found = store.for_each_account_policy(&mut visit).await;
     assert!(found.is_ok(), "{found:?}");

@@ -27,6 +27,7 @@ fn new_request(ips: &[&str], ttl_secs: u64) -> NewRequest {
         requested_from: "192.0.2.1".into(),
         user_agent: "test".into(),
         ttl_secs,
+        valid_for_secs: None,
         emails: EMAILS.iter().map(|e| e.to_string()).collect(),
     }
 }
@@ -140,6 +141,7 @@ async fn a_request_goes_live_through_one_link_and_every_email_is_told<B: Backing
                 s.mail_sent(&job).await.unwrap();
             }
             Prepared::Link(l) => s.mail_sent(&l.job).await.unwrap(),
+            Prepared::Reminder { job, .. } => s.mail_sent(&job).await.unwrap(),
             Prepared::Dropped | Prepared::Elsewhere => {}
         }
     }

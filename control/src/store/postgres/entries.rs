@@ -2,14 +2,14 @@
 //! account (its mode and networks).
 
 use super::accounts::locked_account;
+use super::outbox::enqueue_job;
 use super::{doc, parse_id, pg_error, read, Change, PgStore};
-use crate::domain::model::{Account, WhitelistEntry, WhitelistMode};
-use crate::domain::Cidr;
+use crate::domain::model::{Account, WhitelistEntry};
+use crate::domain::{Cidr, Timestamp};
 use crate::seclog::{Actor, Event};
-use crate::store::{EntryStore, StoreError, Touch};
+use crate::store::{events, AccountNets, EntryStore, MailJob, StoreError, Touch};
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
-use ipnet::IpNet;
 use serde_json::json;
 
 /// The networks on `account` now, inside a change.
@@ -32,6 +32,12 @@ pub(super) async fn networks_of(w: &Change<'_>, account: &str) -> Result<Vec<Cid
     Ok(out)
 }
 
+/// When `e` ends, as the `expires_unix` column holds it.
+pub(super) fn expires_unix(e: &WhitelistEntry) -> Option<i64> {
+    e.expires_at
+        .map(|t| i64::try_from(t.unix()).unwrap_or(i64::MAX))
+}
+
 /// Inserts `e` (its id already given) on `account` inside a change.
 pub(super) async fn insert_entry(
     w: &Change<'_>,
@@ -40,8 +46,8 @@ pub(super) async fn insert_entry(
 ) -> Result<(), StoreError> {
     let id = parse_id(&e.id).ok_or_else(|| StoreError::Corrupt(format!("entry id {}", e.id)))?;
     w.tx.execute(
-        "INSERT INTO ipgate_entries (id, account, cidr, doc) VALUES ($1, $2, $3, $4)",
-        &[&id, &account, &e.cidr.to_string(), &doc(e)],
+        "INSERT INTO ipgate_entries (id, account, cidr, doc, expires_unix) VALUES ($1, $2, $3, $4, $5)",
+        &[&id, &account, &e.cidr.to_string(), &doc(e), &expires_unix(e)],
     )
     .await
     .map_err(pg_error)?;
@@ -50,6 +56,106 @@ pub(super) async fn insert_entry(
 
 #[async_trait]
 impl EntryStore for PgStore {
+    async fn entries_ending_by(&self, until: Timestamp) -> Result<Vec<WhitelistEntry>, StoreError> {
+        let until = i64::try_from(until.unix()).unwrap_or(i64::MAX);
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT doc FROM ipgate_entries WHERE expires_unix <= $1 ORDER BY expires_unix, id",
+                &[&until],
+            )
+            .await
+            .map_err(pg_error)?;
+        rows.iter().map(|r| read(r, 0)).collect()
+    }
+
+    async fn expire_entry(
+        &self,
+        account: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<WhitelistEntry>, StoreError> {
+        let Some(n) = parse_id(id) else {
+            return Ok(None);
+        };
+        let now = i64::try_from(now.unix()).unwrap_or(i64::MAX);
+        self.retrying(|| async {
+            let mut c = self.client().await?;
+            let mut w = self.begin(&mut c).await?;
+            let row =
+                w.tx.query_opt(
+                    "DELETE FROM ipgate_entries
+                     WHERE account = $1 AND id = $2 AND expires_unix <= $3 RETURNING doc",
+                    &[&account, &n, &now],
+                )
+                .await
+                .map_err(pg_error)?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let e: WhitelistEntry = read(&row, 0)?;
+            w.log(&Actor::system(), &events::entry_expired(&e)).await?;
+            w.touch(Touch::Account(account.to_string()));
+            w.commit().await?;
+            Ok(Some(e))
+        })
+        .await
+    }
+
+    async fn remind_entry(
+        &self,
+        account: &str,
+        id: &str,
+        stage: u8,
+        mail: bool,
+    ) -> Result<bool, StoreError> {
+        let Some(n) = parse_id(id) else {
+            return Ok(false);
+        };
+        self.retrying(|| async {
+            let mut c = self.client().await?;
+            let mut w = self.begin(&mut c).await?;
+            let Some(acct) = locked_account(&w, account).await? else {
+                return Ok(false);
+            };
+            let row =
+                w.tx.query_opt(
+                    "SELECT doc FROM ipgate_entries WHERE account = $1 AND id = $2 FOR UPDATE",
+                    &[&account, &n],
+                )
+                .await
+                .map_err(pg_error)?;
+            let Some(row) = row else {
+                return Ok(false);
+            };
+            let mut e: WhitelistEntry = read(&row, 0)?;
+            if e.reminded >= stage {
+                return Ok(false);
+            }
+            e.reminded = stage;
+            w.tx.execute(
+                "UPDATE ipgate_entries SET doc = $3 WHERE account = $1 AND id = $2",
+                &[&account, &n, &doc(&e)],
+            )
+            .await
+            .map_err(pg_error)?;
+            if mail && !acct.emails.is_empty() {
+                for email in &acct.emails {
+                    let mail_id = PgStore::next_id(&w).await?;
+                    enqueue_job(&w, &MailJob::reminder(mail_id, email, &acct.id, &e.id)).await?;
+                }
+                w.log(
+                    &Actor::system(),
+                    &events::entry_reminder(&e, acct.emails.len()),
+                )
+                .await?;
+            }
+            w.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn entries(&self, account: &str) -> Result<Vec<WhitelistEntry>, StoreError> {
         let c = self.client().await?;
         let rows = c
@@ -84,12 +190,7 @@ impl EntryStore for PgStore {
                     let mut e = e.clone();
                     e.id = PgStore::next_id(&w).await?.to_string();
                     insert_entry(&w, account, &e).await?;
-                    let event = Event {
-                        event: "whitelist.added",
-                        account: Some(account),
-                        details: json!({"entry": e.id, "cidr": e.cidr, "remark": e.remark, "source": e.source}),
-                    };
-                    w.log(actor, &event).await?;
+                    w.log(actor, &events::entry_added(&e, None)).await?;
                     added.push(e);
                 }
                 w.touch(Touch::Account(account.to_string()));
@@ -139,7 +240,7 @@ impl EntryStore for PgStore {
     /// in the same order and merged in.
     async fn for_each_account_policy(
         &self,
-        f: &mut (dyn for<'a, 'b> FnMut(&'a str, WhitelistMode, &'b [IpNet]) + Send),
+        f: &mut (dyn for<'a> FnMut(AccountNets<'a>) + Send),
     ) -> Result<(), StoreError> {
         let mut c = self.client().await?;
         let tx = c
@@ -159,26 +260,29 @@ impl EntryStore for PgStore {
         let no_params: [&(dyn tokio_postgres::types::ToSql + Sync); 0] = [];
         let entries = tx
             .query_raw(
-                "SELECT account, cidr FROM ipgate_entries ORDER BY account COLLATE \"C\"",
+                "SELECT account, cidr, expires_unix FROM ipgate_entries ORDER BY account COLLATE \"C\"",
                 no_params,
             )
             .await
             .map_err(pg_error)?;
         let mut entries = std::pin::pin!(entries);
-        let mut pending: Option<(String, String)> = None;
+        let mut pending: Option<(String, String, Option<i64>)> = None;
         // A row stream is not polled again once it has ended.
         let mut ended = false;
         let mut nets = Vec::new();
+        let mut ending = Vec::new();
         for row in &accounts {
             let a: Account = read(row, 0)?;
             let id = a.id.as_str();
             nets.clear();
+            ending.clear();
             loop {
                 if pending.is_none() && !ended {
                     pending = match entries.try_next().await.map_err(pg_error)? {
                         Some(r) => Some((
                             r.try_get(0).map_err(pg_error)?,
                             r.try_get(1).map_err(pg_error)?,
+                            r.try_get(2).map_err(pg_error)?,
                         )),
                         None => {
                             ended = true;
@@ -188,10 +292,15 @@ impl EntryStore for PgStore {
                 }
                 match &pending {
                     // An entry of an account that is gone: never served.
-                    Some((acct, _)) if acct.as_str() < id => pending = None,
-                    Some((acct, cidr)) if acct == id => {
+                    Some((acct, _, _)) if acct.as_str() < id => pending = None,
+                    Some((acct, cidr, ends)) if acct == id => {
                         match Cidr::parse(cidr) {
-                            Ok(c) => nets.push(c.net()),
+                            Ok(c) => {
+                                nets.push(c.net());
+                                if let Some(t) = ends {
+                                    ending.push((c.net(), u64::try_from(*t).unwrap_or(0)));
+                                }
+                            }
                             Err(e) => {
                                 tracing::error!(account = %acct, cidr = %cidr, error = %e, "skipping an unreadable stored network")
                             }
@@ -201,7 +310,12 @@ impl EntryStore for PgStore {
                     _ => break,
                 }
             }
-            f(id, a.whitelist, &nets);
+            f(AccountNets {
+                id,
+                mode: a.whitelist,
+                nets: &nets,
+                ending: &ending,
+            });
         }
         tx.commit().await.map_err(pg_error)?;
         Ok(())

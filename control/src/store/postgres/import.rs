@@ -75,16 +75,18 @@ impl PgStore {
             let mut accounts = Vec::with_capacity(chunk.len());
             let mut cidrs = Vec::with_capacity(chunk.len());
             let mut docs = Vec::with_capacity(chunk.len());
+            let mut ends = Vec::with_capacity(chunk.len());
             for (account, e) in chunk {
                 ids.push(id(&e.id, "entry")?);
                 accounts.push(account.as_str());
                 cidrs.push(e.cidr.to_string());
                 docs.push(doc(e));
+                ends.push(super::entries::expires_unix(e));
             }
             tx.execute(
-                "INSERT INTO ipgate_entries (id, account, cidr, doc)
-                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::jsonb[])",
-                &[&ids, &accounts, &cidrs, &docs],
+                "INSERT INTO ipgate_entries (id, account, cidr, doc, expires_unix)
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::jsonb[], $5::bigint[])",
+                &[&ids, &accounts, &cidrs, &docs, &ends],
             )
             .await
             .map_err(pg_error)?;

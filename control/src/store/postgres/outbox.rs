@@ -10,7 +10,7 @@
 
 use super::{doc, parse_id, pg_error, read, Change, PgStore};
 use crate::domain::flow::{status_at, Status};
-use crate::domain::model::Account;
+use crate::domain::model::{Account, WhitelistEntry};
 use crate::domain::{AccountId, Timestamp};
 use crate::seclog::Actor;
 use crate::store::mail_job::{backoff_secs, job_event};
@@ -52,11 +52,33 @@ pub(super) async fn enqueue(
     account: &AccountId,
     request: &str,
 ) -> Result<(), StoreError> {
-    let job = MailJob::queued(id, kind, to, account, request);
+    enqueue_job(w, &MailJob::queued(id, kind, to, account, request)).await
+}
+
+/// Queues `job` inside a change.
+pub(super) async fn enqueue_job(w: &Change<'_>, job: &MailJob) -> Result<(), StoreError> {
+    let id = job.id;
     let id = i64::try_from(id).map_err(|_| StoreError::Corrupt(format!("mail id {id}")))?;
     w.tx.execute(
         "INSERT INTO ipgate_outbox (id, due_unix, doc) VALUES ($1, 0, $2)",
-        &[&id, &doc(&job)],
+        &[&id, &doc(job)],
+    )
+    .await
+    .map_err(pg_error)?;
+    Ok(())
+}
+
+/// Saves `job` (id `n`) leased to `holder` from `now`, inside a change.
+async fn lease(
+    w: &Change<'_>,
+    n: i64,
+    job: &MailJob,
+    now: Timestamp,
+    holder: i32,
+) -> Result<(), StoreError> {
+    w.tx.execute(
+        "UPDATE ipgate_outbox SET doc = $2, lease_until_unix = $3, lease_holder = $4 WHERE id = $1",
+        &[&n, &doc(job), &(unix(now) + LEASE_SECS), &holder],
     )
     .await
     .map_err(pg_error)?;
@@ -120,9 +142,8 @@ impl OutboxStore for PgStore {
             let now = Timestamp::now();
             let mut c = self.client().await?;
             let mut w = self.begin(&mut c).await?;
-            let row = w
-                .tx
-                .query_opt(
+            let row =
+                w.tx.query_opt(
                     &format!(
                         "SELECT doc, {} OR o.lease_holder = $3 FROM ipgate_outbox o
                          WHERE o.id = $2 FOR UPDATE SKIP LOCKED",
@@ -140,28 +161,62 @@ impl OutboxStore for PgStore {
                 return Ok(Prepared::Elsewhere);
             }
             let mut job: MailJob = read(&row, 0)?;
+            if job.kind == MailKind::Reminder {
+                let entry = match job.entry.as_deref().and_then(parse_id) {
+                    Some(eid) => {
+                        w.tx.query_opt(
+                            "SELECT doc FROM ipgate_entries WHERE account = $1 AND id = $2",
+                            &[&job.account.as_str(), &eid],
+                        )
+                        .await
+                        .map_err(pg_error)?
+                        .map(|r| read::<WhitelistEntry>(&r, 0))
+                        .transpose()?
+                    }
+                    None => None,
+                };
+                let Some(entry) = entry else {
+                    end_job(
+                        &mut w,
+                        &job,
+                        "mail.dropped",
+                        json!({"reason": "entry not found"}),
+                    )
+                    .await?;
+                    w.commit().await?;
+                    return Ok(Prepared::Dropped);
+                };
+                job.attempts += 1;
+                lease(&w, n, &job, now, self.holder).await?;
+                w.commit().await?;
+                return Ok(Prepared::Reminder { job, entry });
+            }
             let req = match parse_id(&job.request) {
-                Some(rid) => w
-                    .tx
-                    .query_opt("SELECT doc FROM ipgate_requests WHERE id = $1", &[&rid])
-                    .await
-                    .map_err(pg_error)?
-                    .map(|r| read::<IpRequest>(&r, 0))
-                    .transpose()?,
+                Some(rid) => {
+                    w.tx.query_opt("SELECT doc FROM ipgate_requests WHERE id = $1", &[&rid])
+                        .await
+                        .map_err(pg_error)?
+                        .map(|r| read::<IpRequest>(&r, 0))
+                        .transpose()?
+                }
                 None => None,
             };
             let Some(req) = req else {
-                end_job(&mut w, &job, "mail.dropped", json!({"reason": "request not found"}))
-                    .await?;
+                end_job(
+                    &mut w,
+                    &job,
+                    "mail.dropped",
+                    json!({"reason": "request not found"}),
+                )
+                .await?;
                 w.commit().await?;
                 return Ok(Prepared::Dropped);
             };
             job.attempts += 1;
             if job.kind == MailKind::Link {
                 let status = status_at(req.status, req.expires_at, now);
-                let account = w
-                    .tx
-                    .query_opt(
+                let account =
+                    w.tx.query_opt(
                         "SELECT doc FROM ipgate_accounts WHERE id = $1",
                         &[&req.account.as_str()],
                     )
@@ -196,12 +251,7 @@ impl OutboxStore for PgStore {
                 .await
                 .map_err(pg_error)?;
             }
-            w.tx.execute(
-                "UPDATE ipgate_outbox SET doc = $2, lease_until_unix = $3, lease_holder = $4 WHERE id = $1",
-                &[&n, &doc(&job), &(unix(now) + LEASE_SECS), &self.holder],
-            )
-            .await
-            .map_err(pg_error)?;
+            lease(&w, n, &job, now, self.holder).await?;
             w.commit().await?;
             Ok(match job.kind {
                 MailKind::Notice => Prepared::Notice { job, request: req },
@@ -210,6 +260,8 @@ impl OutboxStore for PgStore {
                     request: req,
                     token: token.clone(),
                 }),
+                // Readied above.
+                MailKind::Reminder => Prepared::Dropped,
             })
         })
         .await

@@ -10,7 +10,7 @@ use super::entries::{insert_entry, networks_of};
 use super::outbox::enqueue;
 use super::{doc, parse_id, pg_error, read, Change, PgStore};
 use crate::domain::flow::{status_at, Status};
-use crate::domain::model::{Account, Source, WhitelistEntry};
+use crate::domain::model::{Account, WhitelistEntry};
 use crate::domain::{Cidr, Timestamp};
 use crate::seclog::{Actor, Event};
 use crate::store::{
@@ -172,21 +172,7 @@ impl RequestStore for PgStore {
                 end_request(&mut w, &mut old, Status::Expired, &Actor::system()).await?;
             }
             let id = PgStore::next_id(&w).await?.to_string();
-            let req = IpRequest {
-                id: id.clone(),
-                account: new.account.clone(),
-                ips: new.ips.clone(),
-                remark: new.remark.clone(),
-                status: Status::Pending,
-                requested_by: new.requested_by.clone(),
-                requested_from: new.requested_from.clone(),
-                user_agent: new.user_agent.clone(),
-                created_at: now,
-                expires_at: now.plus_secs(new.ttl_secs),
-                decided_by: None,
-                decided_from: None,
-                decided_at: None,
-            };
+            let req = IpRequest::new(id.clone(), &new, now);
             save(&w, &req).await?;
             for email in &new.emails {
                 let mail_id = PgStore::next_id(&w).await?;
@@ -324,27 +310,11 @@ impl RequestStore for PgStore {
                         if existing.contains(&cidr) || added.iter().any(|e: &WhitelistEntry| e.cidr == cidr) {
                             continue;
                         }
-                        let remark = match r.remark.as_str() {
-                            "" => format!("request {}", r.id),
-                            rm => format!("request {}: {rm}", r.id),
-                        };
-                        let e = WhitelistEntry {
-                            id: PgStore::next_id(&w).await?.to_string(),
-                            account: account.id.clone(),
-                            cidr,
-                            remark: remark.chars().take(200).collect(),
-                            tags: Vec::new(),
-                            source: Source::Request,
-                            created_at: now,
-                            updated_at: now,
-                        };
+                        let id = PgStore::next_id(&w).await?.to_string();
+                        let e = r.approved_entry(id, cidr, now);
                         insert_entry(&w, account.id.as_str(), &e).await?;
-                        let event = Event {
-                            event: "whitelist.added",
-                            account: Some(r.account.as_str()),
-                            details: json!({"entry": e.id, "cidr": e.cidr, "remark": e.remark, "source": e.source, "request": r.id}),
-                        };
-                        w.log(&actor, &event).await?;
+                        w.log(&actor, &crate::store::events::entry_added(&e, Some(&r.id)))
+                            .await?;
                         added.push(e);
                     }
                 }

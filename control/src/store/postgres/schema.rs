@@ -127,6 +127,12 @@ CREATE TABLE ipgate_changes (
 -- the advisory lock (outbox holders, mark).
 ALTER TABLE ipgate_outbox ADD COLUMN lease_holder integer NOT NULL DEFAULT 0;
 "#,
+    r#"
+-- When a time-bound entry ends (Unix seconds); NULL for one that stays.
+ALTER TABLE ipgate_entries ADD COLUMN expires_unix bigint;
+CREATE INDEX ipgate_entries_ending ON ipgate_entries (expires_unix)
+    WHERE expires_unix IS NOT NULL;
+"#,
 ];
 
 /// Runs the missing migrations under the advisory lock; the version the

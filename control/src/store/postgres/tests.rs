@@ -35,6 +35,7 @@ fn request() -> NewRequest {
         requested_from: "192.0.2.1".into(),
         user_agent: "test".into(),
         ttl_secs: 3600,
+        valid_for_secs: None,
         emails: vec!["ops@acme.test".into(), "cto@acme.test".into()],
     }
 }

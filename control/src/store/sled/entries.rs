@@ -4,12 +4,11 @@ use super::{
     abort, account_prefix, decode, encode, entry_key, flatten, netindex, SledStore, StoreError,
     Touch,
 };
-use crate::domain::model::{WhitelistEntry, WhitelistMode};
-use crate::domain::Cidr;
+use crate::domain::model::WhitelistEntry;
+use crate::domain::{Cidr, Timestamp};
 use crate::seclog::{self, Actor, Event};
-use crate::store::EntryStore;
+use crate::store::{events, AccountNets, EntryStore, MailJob};
 use async_trait::async_trait;
-use ipnet::IpNet;
 use serde_json::json;
 use sled::transaction::{Transactional, TransactionalTree};
 
@@ -50,9 +49,106 @@ impl SledStore {
 impl EntryStore for SledStore {
     async fn for_each_account_policy(
         &self,
-        f: &mut (dyn for<'a, 'b> FnMut(&'a str, WhitelistMode, &'b [IpNet]) + Send),
+        f: &mut (dyn for<'a> FnMut(AccountNets<'a>) + Send),
     ) -> Result<(), StoreError> {
         self.account_policies(f)
+    }
+
+    async fn entries_ending_by(&self, until: Timestamp) -> Result<Vec<WhitelistEntry>, StoreError> {
+        SledStore::entries_ending_by(self, until)
+    }
+
+    async fn expire_entry(
+        &self,
+        account: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<WhitelistEntry>, StoreError> {
+        let Ok(n) = id.parse::<u64>() else {
+            return Ok(None);
+        };
+        let key = entry_key(account, n);
+        let removed = flatten(
+            (&self.entries, &self.seclog, &self.nets, &self.ending).transaction(
+                |(tx, log, nets, ending): &(
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                )| {
+                    let Some(v) = tx.get(key.as_slice())? else {
+                        return Ok(None);
+                    };
+                    let e: WhitelistEntry = decode(&v).or_else(abort)?;
+                    if !e.ended(now) {
+                        return Ok(None);
+                    }
+                    tx.remove(key.as_slice())?;
+                    netindex::remove(nets, account, e.cidr)?;
+                    super::ending::remove(ending, &key, &e)?;
+                    seclog::append(
+                        log,
+                        &self.log_key,
+                        &Actor::system(),
+                        &events::entry_expired(&e),
+                    )?;
+                    Ok(Some(e))
+                },
+            ),
+        )?;
+        if removed.is_some() {
+            self.flush().await?;
+            self.touched(Touch::Account(account.to_string()));
+        }
+        Ok(removed)
+    }
+
+    async fn remind_entry(
+        &self,
+        account: &str,
+        id: &str,
+        stage: u8,
+        mail: bool,
+    ) -> Result<bool, StoreError> {
+        let Ok(n) = id.parse::<u64>() else {
+            return Ok(false);
+        };
+        let Some(acct) = self.read_account(account)? else {
+            return Ok(false);
+        };
+        let emails = if mail {
+            acct.emails.clone()
+        } else {
+            Vec::new()
+        };
+        let mail_ids = self.mail_ids(emails.len())?;
+        let key = entry_key(account, n);
+        let reminded = flatten((&self.entries, &self.seclog, &self.outbox).transaction(
+            |(tx, log, outbox): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
+                let Some(v) = tx.get(key.as_slice())? else {
+                    return Ok(false);
+                };
+                let mut e: WhitelistEntry = decode(&v).or_else(abort)?;
+                if e.reminded >= stage {
+                    return Ok(false);
+                }
+                e.reminded = stage;
+                tx.insert(key.as_slice(), encode(&e))?;
+                for (mail_id, email) in mail_ids.iter().zip(&emails) {
+                    let job = MailJob::reminder(*mail_id, email, &acct.id, &e.id);
+                    outbox.insert(&mail_id.to_be_bytes(), encode(&job))?;
+                }
+                if !emails.is_empty() {
+                    let event = events::entry_reminder(&e, emails.len());
+                    seclog::append(log, &self.log_key, &Actor::system(), &event)?;
+                }
+                Ok(true)
+            },
+        ))?;
+        if reminded {
+            self.flush().await?;
+        }
+        Ok(reminded)
     }
 
     /// An account's whitelist entries, oldest first.
@@ -80,8 +176,16 @@ impl EntryStore for SledStore {
             .into_iter()
             .map(|e| e.cidr)
             .collect();
-        flatten((&self.accounts, &self.entries, &self.seclog, &self.nets).transaction(
-            |(accounts, entries, log, nets): &(
+        let trees = (
+            &self.accounts,
+            &self.entries,
+            &self.seclog,
+            &self.nets,
+            &self.ending,
+        );
+        flatten(trees.transaction(
+            |(accounts, entries, log, nets, ending): &(
+                TransactionalTree,
                 TransactionalTree,
                 TransactionalTree,
                 TransactionalTree,
@@ -95,12 +199,8 @@ impl EntryStore for SledStore {
                         return abort(StoreError::Duplicate(e.cidr.to_string()));
                     }
                     entries.insert(key.as_slice(), encode(e))?;
-                    let event = Event {
-                        event: "whitelist.added",
-                        account: Some(account),
-                        details: json!({"entry": e.id, "cidr": e.cidr, "remark": e.remark, "source": e.source}),
-                    };
-                    seclog::append(log, &self.log_key, actor, &event)?;
+                    super::ending::add(ending, key, e)?;
+                    seclog::append(log, &self.log_key, actor, &events::entry_added(e, None))?;
                 }
                 netindex::add(nets, account, keyed.iter().map(|(_, e)| e.cidr))?;
                 Ok(())
@@ -121,22 +221,30 @@ impl EntryStore for SledStore {
             .parse()
             .map_err(|_| StoreError::NoEntry(id.to_string()))?;
         let key = entry_key(account, n);
-        let removed = flatten((&self.entries, &self.seclog, &self.nets).transaction(
-            |(tx, log, nets): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
-                let Some(v) = tx.remove(key.as_slice())? else {
-                    return abort(StoreError::NoEntry(id.to_string()));
-                };
-                let e: WhitelistEntry = decode(&v).or_else(abort)?;
-                netindex::remove(nets, account, e.cidr)?;
-                let event = Event {
-                    event: "whitelist.removed",
-                    account: Some(account),
-                    details: json!({"entry": e.id, "cidr": e.cidr}),
-                };
-                seclog::append(log, &self.log_key, actor, &event)?;
-                Ok(e)
-            },
-        ))?;
+        let removed = flatten(
+            (&self.entries, &self.seclog, &self.nets, &self.ending).transaction(
+                |(tx, log, nets, ending): &(
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                )| {
+                    let Some(v) = tx.remove(key.as_slice())? else {
+                        return abort(StoreError::NoEntry(id.to_string()));
+                    };
+                    let e: WhitelistEntry = decode(&v).or_else(abort)?;
+                    netindex::remove(nets, account, e.cidr)?;
+                    super::ending::remove(ending, &key, &e)?;
+                    let event = Event {
+                        event: "whitelist.removed",
+                        account: Some(account),
+                        details: json!({"entry": e.id, "cidr": e.cidr}),
+                    };
+                    seclog::append(log, &self.log_key, actor, &event)?;
+                    Ok(e)
+                },
+            ),
+        )?;
         self.flush().await?;
         self.touched(Touch::Account(account.to_string()));
         Ok(removed)

@@ -179,6 +179,7 @@ impl SledStore {
         // Ids go on from the largest given out.
         while self.db.generate_id()? < d.max_id {}
         super::netindex::forget(self)?;
+        super::ending::forget(self)?;
         super::identities::forget_names(self)?;
         self.db.flush()?;
         Ok(())

@@ -21,6 +21,8 @@ pub(crate) struct FlowTrees<'a> {
     pub entries: &'a TransactionalTree,
     /// The network index of the entries.
     pub nets: &'a TransactionalTree,
+    /// The time-bound entries by end time.
+    pub ending: &'a TransactionalTree,
 }
 
 impl SledStore {
@@ -43,9 +45,10 @@ impl SledStore {
             &self.entries,
             &self.accounts,
             &self.nets,
+            &self.ending,
         );
         flatten(trees.transaction(
-            |(requests, links, pending, seclog, outbox, entries, _accounts, nets)| {
+            |(requests, links, pending, seclog, outbox, entries, _accounts, nets, ending)| {
                 f(&FlowTrees {
                     requests,
                     links,
@@ -54,6 +57,7 @@ impl SledStore {
                     outbox,
                     entries,
                     nets,
+                    ending,
                 })
             },
         ))

@@ -12,6 +12,7 @@
 use super::{abort, SledStore, StoreError, TxResult};
 use crate::domain::model::WhitelistMode;
 use crate::domain::Cidr;
+use crate::store::AccountNets;
 use ipgate_config::net::parse_cidr;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use sled::transaction::TransactionalTree;
@@ -208,11 +209,12 @@ impl SledStore {
 
 impl SledStore {
     /// Every account's mode and networks, in id order, for building the
-    /// table at start. `f` gets the account id, mode and networks.
+    /// table at start, with the end times of those that end.
     pub(crate) fn account_policies(
         &self,
-        f: &mut (dyn for<'a, 'b> FnMut(&'a str, WhitelistMode, &'b [IpNet]) + Send),
+        f: &mut (dyn for<'a> FnMut(AccountNets<'a>) + Send),
     ) -> Result<(), StoreError> {
+        let ending = self.ending_networks()?;
         let mut nets = Vec::new();
         for kv in self.nets.iter() {
             let (k, v) = kv?;
@@ -220,7 +222,12 @@ impl SledStore {
                 .map_err(|e| StoreError::Corrupt(format!("network index key: {e}")))?;
             nets.clear();
             let mode = unpack_into(&v, &mut nets)?;
-            f(id, mode, &nets);
+            f(AccountNets {
+                id,
+                mode,
+                nets: &nets,
+                ending: ending.get(id).map(Vec::as_slice).unwrap_or_default(),
+            });
         }
         Ok(())
     }

@@ -12,8 +12,9 @@
 
 use super::flow_trees::FlowTrees;
 use super::requests::{request_key, IpRequest, LinkRecord};
-use super::{abort, decode, encode, flatten, SledStore, StoreError, TxResult};
+use super::{abort, decode, encode, entry_key, flatten, SledStore, StoreError, TxResult};
 use crate::domain::flow::{status_at, Status};
+use crate::domain::model::WhitelistEntry;
 use crate::domain::Timestamp;
 use crate::seclog::{self, Actor, LogKey};
 use crate::store::mail_job::{backoff_secs, job_event};
@@ -36,6 +37,11 @@ pub enum Prepared {
     Notice {
         job: MailJob,
         request: IpRequest,
+    },
+    /// A reminder that `entry` ends soon.
+    Reminder {
+        job: MailJob,
+        entry: WhitelistEntry,
     },
     /// The job was dropped (its request is no longer pending, or gone).
     Dropped,
@@ -76,6 +82,39 @@ impl SledStore {
         })
     }
 
+    /// Readies reminder job `id`: its entry, or the job dropped when the
+    /// entry is gone.
+    async fn prepare_reminder(&self, id: u64) -> Result<Prepared, StoreError> {
+        let prepared = flatten((&self.outbox, &self.entries, &self.seclog).transaction(
+            |(outbox, entries, log): &(TransactionalTree, TransactionalTree, TransactionalTree)| {
+                let Some(raw) = outbox.get(id.to_be_bytes())? else {
+                    return Ok(Prepared::Dropped);
+                };
+                let mut job: MailJob = decode(&raw).or_else(abort)?;
+                let key = job
+                    .entry
+                    .as_deref()
+                    .and_then(|e| e.parse::<u64>().ok())
+                    .map(|n| entry_key(job.account.as_str(), n));
+                let entry = match key {
+                    Some(k) => entries.get(k)?,
+                    None => None,
+                };
+                let Some(entry) = entry else {
+                    let reason = json!({"reason": "entry not found"});
+                    end_job(outbox, log, &self.log_key, &job, "mail.dropped", reason)?;
+                    return Ok(Prepared::Dropped);
+                };
+                let entry: WhitelistEntry = decode(&entry).or_else(abort)?;
+                job.attempts += 1;
+                outbox.insert(&id.to_be_bytes(), encode(&job))?;
+                Ok(Prepared::Reminder { job, entry })
+            },
+        ))?;
+        self.flush().await?;
+        Ok(prepared)
+    }
+
     async fn finish_mail(
         &self,
         job: &MailJob,
@@ -102,6 +141,11 @@ impl OutboxStore for SledStore {
     /// hash goes into the links tree (bound to the job's email) and the
     /// attempt is counted, flushed before the token is handed out.
     async fn prepare_mail(&self, id: u64) -> Result<Prepared, StoreError> {
+        if let Some(raw) = self.outbox.get(id.to_be_bytes())? {
+            if decode::<MailJob>(&raw)?.kind == MailKind::Reminder {
+                return self.prepare_reminder(id).await;
+            }
+        }
         let (token, hash) = crate::domain::users::new_api_token();
         // Read outside the transaction (sled would deadlock on a plain read
         // inside one); the link page checks the address again when used.
@@ -139,6 +183,8 @@ impl OutboxStore for SledStore {
                     outbox.insert(&id.to_be_bytes(), encode(&job))?;
                     Ok(Prepared::Notice { job, request: req })
                 }
+                // Readied by `prepare_reminder`.
+                MailKind::Reminder => Ok(Prepared::Dropped),
                 MailKind::Link => {
                     let status = status_at(req.status, req.expires_at, Timestamp::now());
                     // An address removed from the account since the request

@@ -36,9 +36,53 @@ pub struct IpRequest {
     pub decided_by: Option<String>,
     pub decided_from: Option<String>,
     pub decided_at: Option<Timestamp>,
+    /// How long the entries an approval adds stay (seconds from the
+    /// approval); absent: until removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_for_secs: Option<u64>,
 }
 
 impl IpRequest {
+    /// A new pending request with id `id`, made at `now`.
+    pub fn new(id: String, new: &NewRequest, now: Timestamp) -> IpRequest {
+        IpRequest {
+            id,
+            account: new.account.clone(),
+            ips: new.ips.clone(),
+            remark: new.remark.clone(),
+            status: Status::Pending,
+            requested_by: new.requested_by.clone(),
+            requested_from: new.requested_from.clone(),
+            user_agent: new.user_agent.clone(),
+            created_at: now,
+            expires_at: now.plus_secs(new.ttl_secs),
+            decided_by: None,
+            decided_from: None,
+            decided_at: None,
+            valid_for_secs: new.valid_for_secs,
+        }
+    }
+
+    /// The entry (id `id`) its approval at `now` adds for `cidr`.
+    pub fn approved_entry(&self, id: String, cidr: Cidr, now: Timestamp) -> WhitelistEntry {
+        let remark = match self.remark.as_str() {
+            "" => format!("request {}", self.id),
+            r => format!("request {}: {r}", self.id),
+        };
+        WhitelistEntry {
+            id,
+            account: self.account.clone(),
+            cidr,
+            remark: remark.chars().take(200).collect(),
+            tags: Vec::new(),
+            source: Source::Request,
+            created_at: now,
+            updated_at: now,
+            expires_at: self.valid_for_secs.map(|s| now.plus_secs(s)),
+            reminded: 0,
+        }
+    }
+
     /// The request with its status as of now (pending past expiry: expired).
     pub fn current(mut self) -> IpRequest {
         self.status = status_at(self.status, self.expires_at, Timestamp::now());
@@ -55,6 +99,8 @@ pub struct NewRequest {
     pub requested_from: String,
     pub user_agent: String,
     pub ttl_secs: u64,
+    /// How long the entries stay once approved; `None`: until removed.
+    pub valid_for_secs: Option<u64>,
     /// The account's emails: each gets its own link mail.
     pub emails: Vec<String>,
 }
@@ -135,21 +181,7 @@ impl RequestStore for SledStore {
     ) -> Result<IpRequest, StoreError> {
         let now = Timestamp::now();
         let id = self.next_request_id()?.to_string();
-        let req = IpRequest {
-            id: id.clone(),
-            account: new.account.clone(),
-            ips: new.ips.clone(),
-            remark: new.remark.clone(),
-            status: Status::Pending,
-            requested_by: new.requested_by.clone(),
-            requested_from: new.requested_from.clone(),
-            user_agent: new.user_agent.clone(),
-            created_at: now,
-            expires_at: now.plus_secs(new.ttl_secs),
-            decided_by: None,
-            decided_from: None,
-            decided_at: None,
-        };
+        let req = IpRequest::new(id.clone(), &new, now);
         let key = request_key(&id)?;
         let mail_ids = self.mail_ids(new.emails.len())?;
         self.flow_transaction(
@@ -346,22 +378,10 @@ impl RequestStore for SledStore {
                     continue;
                 }
                 let id = self.next_id()?;
-                let remark = match view.request.remark.as_str() {
-                    "" => format!("request {}", view.request.id),
-                    r => format!("request {}: {r}", view.request.id),
-                };
                 new_entries.push((
                     entry_key(account.id.as_str(), id),
-                    WhitelistEntry {
-                        id: id.to_string(),
-                        account: account.id.clone(),
-                        cidr,
-                        remark: remark.chars().take(200).collect(),
-                        tags: Vec::new(),
-                        source: Source::Request,
-                        created_at: Timestamp::now(),
-                        updated_at: Timestamp::now(),
-                    },
+                    view.request
+                        .approved_entry(id.to_string(), cidr, Timestamp::now()),
                 ));
             }
         }
@@ -380,6 +400,7 @@ impl RequestStore for SledStore {
                 outbox,
                 entries,
                 nets,
+                ending,
                 ..
             } = t;
             if links.get(hash.as_bytes())?.is_none() {
@@ -401,11 +422,8 @@ impl RequestStore for SledStore {
             r.decided_at = Some(now);
             for (k, e) in &new_entries {
                 entries.insert(k.as_slice(), encode(e))?;
-                let event = Event {
-                    event: "whitelist.added",
-                    account: Some(r.account.as_str()),
-                    details: json!({"entry": e.id, "cidr": e.cidr, "remark": e.remark, "source": e.source, "request": r.id}),
-                };
+                super::ending::add(ending, k, e)?;
+                let event = crate::store::events::entry_added(e, Some(&r.id));
                 seclog::append(log, &self.log_key, &actor, &event)?;
             }
             super::netindex::add(nets, r.account.as_str(), new_entries.iter().map(|(_, e)| e.cidr))?;

@@ -1,4 +1,5 @@
-//! The portal listener: the customer API (`customer_api`), the emailed
+//! The portal listener: the customer API (`customer_api`, and the
+//! account's own security log in `customer_log`), the emailed
 //! link pages (`links`) and the customer portal (`portal`), over one shared
 //! state (`state`) and one set of extractors (`extract`). This is the one
 //! place their routes are merged.
@@ -6,6 +7,7 @@
 pub mod admin;
 pub mod csrf;
 pub mod customer_api;
+pub mod customer_log;
 pub mod extract;
 pub mod links;
 pub mod openapi;

@@ -4,10 +4,10 @@ use crate::domain::Timestamp;
 use std::time::Duration;
 
 /// "7 days", "24 hours", "90 minutes", "45 seconds": the largest unit
-/// that says `d` exactly.
+/// that says `d` exactly (a day is said in hours, as in "a 24-hour link").
 pub fn plain_duration(d: Duration) -> String {
     let s = d.as_secs();
-    let (n, unit) = if s >= 86_400 && s.is_multiple_of(86_400) {
+    let (n, unit) = if s >= 2 * 86_400 && s.is_multiple_of(86_400) {
         (s / 86_400, "day")
     } else if s >= 3600 && s.is_multiple_of(3600) {
         (s / 3600, "hour")
@@ -41,7 +41,8 @@ mod tests {
     fn durations_read_as_people_say_them() {
         let d = |s| plain_duration(Duration::from_secs(s));
         assert_eq!(d(7 * 86_400), "7 days");
-        assert_eq!(d(86_400), "1 day");
+        assert_eq!(d(2 * 86_400), "2 days");
+        assert_eq!(d(86_400), "24 hours");
         assert_eq!(d(24 * 3600 + 3600), "25 hours");
         assert_eq!(d(90 * 60), "90 minutes");
         assert_eq!(d(45), "45 seconds");

@@ -16,7 +16,7 @@ use crate::domain::tokens::ApiToken;
 use crate::domain::users::User;
 use crate::domain::Timestamp;
 use crate::limits::refusals::Summary;
-use crate::seclog::{Actor, Event, SecRecord, Verification};
+use crate::seclog::{Actor, Event, Head, SecRecord, Verification};
 use async_trait::async_trait;
 use ipnet::IpNet;
 use std::path::Path;
@@ -136,6 +136,10 @@ pub trait LogStore {
     }
     /// Records, oldest first, optionally only one account's.
     async fn security_log(&self, account: Option<&str>) -> Result<Vec<SecRecord>, StoreError>;
+    /// The chain's head as stored: the newest record's seq (the number of
+    /// records, as they count from 1) and hash; `GENESIS` at seq 0 for an
+    /// empty log. Read without walking the chain.
+    async fn security_log_head(&self) -> Result<Head, StoreError>;
     /// Walks the chain, keyed records with the log key.
     async fn verify_security_log(&self) -> Result<Verification, StoreError>;
     /// The id of the key the security log is keyed with.

@@ -1,6 +1,7 @@
 //! The portal in a real headless Chromium: log in with password and TOTP,
 //! submit an IP, follow the emailed link, approve, and see the IP in the
-//! whitelisted table and live in the proxy.
+//! whitelisted table and live in the proxy; open the Security log tab and
+//! see the account's records (screenshot in target/screenshots/).
 
 use crate::common::browser::totp_code;
 use crate::common::webdriver::Chrome;
@@ -86,4 +87,51 @@ fn a_customer_requests_and_approves_in_a_real_browser() {
         "{source}"
     );
     assert!(source.contains("ops@acme.test at"), "the approver is shown");
+}
+
+#[test]
+fn the_security_log_tab_lists_the_accounts_records() {
+    let Some(chrome) = Chrome::start() else {
+        return;
+    };
+    let (_up, gate, _alice, secret, _gina) = crate::customer_log::two_accounts();
+    let portal = format!("http://{}", gate.portal);
+    chrome.resize(1280, 1600);
+    chrome.goto(&format!("{portal}/login"));
+    chrome.type_into("#username", "alice");
+    chrome.type_into("#password", "a long enough passphrase");
+    chrome.type_into("#code", &totp_code(&secret, 0));
+    chrome.click("#login");
+    assert!(chrome.url().ends_with("/portal"), "{}", chrome.url());
+
+    chrome.click("#tab-security-log");
+    assert!(
+        chrome.url().ends_with("/portal/security-log"),
+        "{}",
+        chrome.url()
+    );
+    let text = chrome.text();
+    for want in [
+        "Security log: acme",
+        "request.submitted",
+        "request.approved",
+        "whitelist.added",
+        "login.succeeded",
+        "Download CSV",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+    for other in ["globex", "gina", "127.0.0.41"] {
+        assert!(!text.contains(other), "{other} leaked:\n{text}");
+    }
+    let (_, v) = gate.admin("GET", "/admin/v1/security-log/verify", None);
+    let head = v["head"].as_str().unwrap_or_default();
+    assert!(text.contains(head), "the chain head {head}:\n{text}");
+    let records = format!("It holds {} records", v["records"]);
+    assert!(text.contains(&records), "{records}:\n{text}");
+    let shot = chrome.screenshot("security-log");
+    assert!(std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0) > 1000);
+
+    chrome.click("#tab-whitelist");
+    assert!(chrome.text().contains("Whitelisted IPs"));
 }

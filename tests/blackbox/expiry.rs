@@ -341,6 +341,7 @@ fn the_portal_requests_for_a_time_and_shows_when_each_entry_expires() {
     assert!(chrome.text().contains("Approved"), "{}", chrome.text());
     assert_eq!(calls_from(&gate, "127.0.0.51"), 200);
 
+    chrome.resize(1200, 1400);
     chrome.goto(&format!("{portal}/portal"));
     let text = chrome.text();
     assert!(

@@ -16,6 +16,7 @@ mod config_check;
 mod connections;
 mod crash;
 mod customer_api;
+mod customer_log;
 mod demo;
 mod deploy;
 mod expiry;

@@ -1,6 +1,7 @@
 //! The customer API (docs/api.md) on the control listener: Bearer token
 //! of a main user, JSON, errors as `{"errors":[{"field","message"}]}`. It
-//! creates, lists and cancels requests; only an emailed link approves. A
+//! creates, lists and cancels requests; only an emailed link approves. It
+//! shows the account's own security log (`customer_log`). A
 //! token must be live (not expired or revoked) and carry the scope the
 //! call's method needs: `read` for GET, `request` for POST.
 
@@ -10,6 +11,7 @@ use crate::domain::model::{Source, WhitelistEntry, WhitelistMode};
 use crate::domain::tokens::Scope;
 use crate::domain::users::Role;
 use crate::domain::{AccountId, Cidr, Timestamp};
+use crate::http::customer_log::api as log;
 use crate::http::extract::Caller;
 use crate::http::openapi::ApiRouter;
 use crate::http::state::CustomerState;
@@ -89,6 +91,7 @@ pub fn operations() -> ApiRouter<CustomerState> {
         .operation(__path_get_request, get_request)
         .operation(__path_cancel, cancel)
         .operation(__path_get_entry, get_entry)
+        .operation(log::__path_account_security_log, log::account_security_log)
 }
 
 /// The customer API's routes (merged with the others in `http::router`).

@@ -64,6 +64,7 @@ use utoipa::{Modify, OpenApi};
         crate::http::customer_api::list_requests,
         crate::http::customer_api::get_request,
         crate::http::customer_api::cancel,
+        crate::http::customer_log::api::account_security_log,
     ),
     // Only referenced by name (issue_token's body is optional).
     components(schemas(crate::http::admin::tokens::NewToken)),
@@ -72,7 +73,8 @@ use utoipa::{Modify, OpenApi};
                                         default): accounts, whitelist entries, identities, \
                                         keys, the blocklist, users, API tokens, the security log."),
         (name = "customer", description = "The customer API on the portal listener: who am I, \
-                                           the account's whitelist, IP requests. A token needs \
+                                           the account's whitelist, IP requests, the account's \
+                                           security log. A token needs \
                                            the `read` scope for GET, `request` for POST."),
     ),
     modifiers(&SecuritySchemes),

@@ -1,6 +1,7 @@
 //! The customer portal: login (password + TOTP, each code once), sessions
-//! kept in sled under the hash of their id, and the whitelist page with its
-//! request form and cancel buttons. Every POST carries a CSRF value; the
+//! kept in sled under the hash of their id, the whitelist page with its
+//! request form and cancel buttons, and the Security log tab
+//! (`security_log`). Every POST carries a CSRF value; the
 //! cookies are HttpOnly, SameSite=Strict, and Secure when `public_url` is
 //! https. The session id is new at every login.
 
@@ -26,7 +27,9 @@ use serde::Deserialize;
 use std::net::IpAddr;
 use std::time::Duration;
 
+mod log_page;
 mod pages;
+mod security_log;
 
 const SESSION_COOKIE: &str = "ipgate_session";
 const PRE_COOKIE: &str = "ipgate_login";
@@ -41,6 +44,8 @@ pub fn routes() -> Router<CustomerState> {
         .route("/portal", get(whitelist_page))
         .route("/portal/requests", post(submit))
         .route("/portal/requests/{id}/cancel", post(cancel))
+        .route("/portal/security-log", get(security_log::page))
+        .route("/portal/security-log.csv", get(security_log::download))
 }
 
 fn see_other(to: &'static str) -> Response {

@@ -110,6 +110,7 @@ on_both!(
     refusals_change_nothing_and_log_nothing,
     entries_of_one_account_do_not_leak_into_another_with_a_longer_name,
     an_intact_log_verifies_and_exports_its_head,
+    the_stored_head_is_the_verified_head,
     a_store_keyed_with_another_log_key_is_refused_unchanged,
 );
 
@@ -246,6 +247,18 @@ async fn an_intact_log_verifies_and_exports_its_head<B: Backing>(b: B) {
         s.security_log(Some("acme")).await.unwrap_or_default().len(),
         2
     );
+}
+
+async fn the_stored_head_is_the_verified_head<B: Backing>(b: B) {
+    let empty = b.open().await.security_log_head().await.unwrap();
+    assert_eq!(
+        (empty.seq, empty.hash.as_str()),
+        (0, crate::seclog::GENESIS)
+    );
+    let s = logged_store(&b).await;
+    let head = s.security_log_head().await.unwrap();
+    let v = s.verify_security_log().await.unwrap();
+    assert_eq!((head.seq, head.hash), (v.records, v.head));
 }
 
 async fn a_store_keyed_with_another_log_key_is_refused_unchanged<B: Backing>(b: B) {

@@ -345,6 +345,14 @@ impl LogStore for SledStore {
         Ok(seclog::records(&self.seclog, account)?)
     }
 
+    /// The stored head; an unreadable one is corrupt, not a fresh chain.
+    async fn security_log_head(&self) -> Result<seclog::Head, StoreError> {
+        match self.seclog.get(b"head")? {
+            Some(v) => decode(&v),
+            None => Ok(seclog::genesis()),
+        }
+    }
+
     /// Walks the security log's hash chain, keyed records with the log key.
     async fn verify_security_log(&self) -> Result<Verification, StoreError> {
         Ok(seclog::verify(&self.seclog, &self.log_key)?)

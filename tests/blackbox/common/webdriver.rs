@@ -1,5 +1,6 @@
 //! Just enough of the W3C WebDriver protocol to drive a real headless
-//! Chromium through chromedriver: open pages, type, click, read.
+//! Chromium through chromedriver: open pages, type, click, read, and take
+//! screenshots.
 
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
@@ -183,22 +184,34 @@ impl Chrome {
         v["value"][ELEMENT].as_str().map(str::to_string)
     }
 
-    /// Saves what the browser shows as `target/screenshots/NAME.png` (a
-    /// test artifact, for a person to look at) and returns its path.
+    /// Saves a PNG of the window to `target/screenshots/NAME.png` (under
+    /// `CARGO_TARGET_DIR` when set), for a person to look at; returns
+    /// where.
     pub fn screenshot(&self, name: &str) -> std::path::PathBuf {
         use base64::Engine;
         let png = self.call("GET", "/screenshot", None);
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(png.as_str().unwrap_or_default())
-            .unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .parent()
-            .map(|t| t.join("screenshots"))
-            .unwrap_or_else(|| "screenshots".into());
+            .unwrap_or_else(|e| panic!("screenshot is not base64: {e}"));
+        assert!(bytes.starts_with(b"\x89PNG"), "screenshot is not a PNG");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+        let dir = target.join("screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, bytes).unwrap();
+        eprintln!("screenshot: {}", path.display());
         path
+    }
+
+    /// Sets the window's size, so screenshots show the whole page.
+    pub fn resize(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        );
     }
 
     /// The visible text of the page's body.

@@ -1,7 +1,7 @@
-//! The portal's HTML: the login page and the whitelist page (status box,
-//! summary cards, the caller's IP, the request form, and the searchable
-//! tables of whitelisted IPs and of requests). The templates escape every
-//! value.
+//! The portal's HTML: the login page, the tabs every logged-in page starts
+//! with, and the whitelist page (status box, summary cards, the caller's
+//! IP, the request form, and the searchable tables of whitelisted IPs and
+//! of requests). The templates escape every value.
 
 use crate::domain::flow::Status;
 use crate::domain::model::WhitelistEntry;
@@ -37,6 +37,44 @@ pub fn login(csrf: &str, error: Option<&str>) -> Markup {
             }
         },
     )
+}
+
+/// The portal's tabs.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Tab {
+    Whitelist,
+    SecurityLog,
+}
+
+/// The tab bar, `active` marked as the current page.
+pub fn tabs(active: Tab) -> Markup {
+    let tab = |t: Tab, id: &str, href: &str, label: &str| {
+        html! {
+            @if t == active {
+                a id=(id) href=(href) aria-current="page" { (label) }
+            } @else {
+                a id=(id) href=(href) { (label) }
+            }
+        }
+    };
+    html! {
+        nav class="tabs" {
+            (tab(Tab::Whitelist, "tab-whitelist", "/portal", "IP whitelist"))
+            (tab(Tab::SecurityLog, "tab-security-log", "/portal/security-log", "Security log"))
+        }
+    }
+}
+
+/// The logout button and the heading of a logged-in page.
+pub fn header(c: &Caller, csrf: &str, title: &str) -> Markup {
+    html! {
+        form method="post" action="/logout" style="float:right" {
+            input type="hidden" name="csrf" value=(csrf);
+            button type="submit" { "Log out" }
+        }
+        h1 { (title) ": " (c.account.name) }
+        p class="muted" { "Logged in as " (c.user.username) " (account " (c.account.id.as_str()) ")" }
+    }
 }
 
 pub struct WhitelistView<'a> {
@@ -261,12 +299,8 @@ fn requests_table(v: &WhitelistView) -> Markup {
 pub fn whitelist(v: &WhitelistView) -> Markup {
     let c = v.caller;
     let body = html! {
-        form method="post" action="/logout" style="float:right" {
-            input type="hidden" name="csrf" value=(v.csrf);
-            button type="submit" { "Log out" }
-        }
-        h1 { "IP whitelist: " (c.account.name) }
-        p class="muted" { "Logged in as " (c.user.username) " (account " (c.account.id.as_str()) ")" }
+        (header(c, v.csrf, "IP whitelist"))
+        (tabs(Tab::Whitelist))
         @match &v.note {
             Note::None => {}
             Note::Done(t) => { div class="box ok" id="note" { (t) } }

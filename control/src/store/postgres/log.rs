@@ -77,6 +77,26 @@ impl LogStore for PgStore {
         Ok(out)
     }
 
+    async fn security_log_head(&self) -> Result<Head, StoreError> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt("SELECT seq, hash FROM ipgate_seclog_head", &[])
+            .await
+            .map_err(pg_error)?;
+        let Some(row) = row else {
+            return Ok(seclog::genesis());
+        };
+        let seq: i64 = row.try_get(0).map_err(pg_error)?;
+        // The head row of an empty log names record 0.
+        if seq <= 0 {
+            return Ok(seclog::genesis());
+        }
+        Ok(Head {
+            seq: super::as_id(seq),
+            hash: row.try_get(1).map_err(pg_error)?,
+        })
+    }
+
     async fn verify_security_log(&self) -> Result<Verification, StoreError> {
         let mut c = self.client().await?;
         // One snapshot for the records and the head, so a change committing

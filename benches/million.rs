@@ -87,6 +87,8 @@ fn account(i: u32) -> Account {
         whitelist: WhitelistMode::Enforce,
         created_at: Timestamp::now(),
         updated_at: Timestamp::now(),
+        approvals_required: 1,
+        frozen: false,
     }
 }
 

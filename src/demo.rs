@@ -137,6 +137,8 @@ fn seed(
                 whitelist: mode,
                 created_at: Timestamp::now(),
                 updated_at: Timestamp::now(),
+                approvals_required: 1,
+                frozen: false,
             })
         };
         let seed = Actor::system();

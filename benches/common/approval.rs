@@ -36,6 +36,7 @@ pub async fn approval(publisher: &Publisher, account: &str, ip: Ipv4Addr) -> Dur
         user_agent: "bench".into(),
         ttl_secs: 86_400,
         valid_for_secs: None,
+        approvals_required: 1,
         emails: vec![format!("ops@{account}.test")],
     };
     store.create_request(new, &Actor::system()).await.unwrap();

@@ -26,6 +26,7 @@ pub mod dump;
 pub(crate) mod events;
 pub(crate) mod mail_job;
 pub mod postgres;
+pub mod quorum;
 pub mod sled;
 mod touched;
 pub use self::sled::{
@@ -100,6 +101,10 @@ pub enum StoreError {
     NoLink,
     #[error("the address this link was sent to is no longer one of the account's")]
     LinkAddressRemoved,
+    #[error("this address already approved request `{id}` ({have} of {need} approvals): it goes live once another account address approves")]
+    AlreadyApproved { id: String, have: usize, need: u8 },
+    #[error("self-service requests are frozen for this account: contact us")]
+    Frozen,
     #[error("request `{id}` is {status:?}, not pending")]
     NotPending {
         id: String,

@@ -31,6 +31,7 @@ mod ops;
 mod portal;
 mod postgres;
 mod proxy;
+mod quorum;
 mod raw_path;
 mod security_log;
 mod soak;

@@ -41,6 +41,27 @@ pub struct Account {
     pub created_at: Timestamp,
     #[schema(value_type = String)]
     pub updated_at: Timestamp,
+    /// How many different account emails must approve a request before
+    /// its IPs go live: 1 (the default, not stored) to the number of
+    /// emails.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub approvals_required: u8,
+    /// Self-service requests are refused until the operator lifts it
+    /// (after "this wasn't me"); absent when not frozen.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub frozen: bool,
+}
+
+fn one() -> u8 {
+    1
+}
+
+fn is_one(n: &u8) -> bool {
+    *n == 1
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Account {

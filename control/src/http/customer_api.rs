@@ -34,6 +34,10 @@ type ApiResult<T> = Result<T, ApiError>;
 pub struct RequestView {
     #[schema(value_type = String)]
     pub account: AccountId,
+    /// The approvals counted so far, when more than one is needed.
+    pub approvals: Vec<ApprovalView>,
+    /// How many different account emails must approve it.
+    pub approvals_required: u8,
     #[schema(value_type = String)]
     pub created_at: Timestamp,
     #[schema(value_type = Option<String>, required = true)]
@@ -59,10 +63,29 @@ pub struct RequestView {
     pub valid_for_secs: Option<u64>,
 }
 
+/// One approval of a request that needs several.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalView {
+    #[schema(value_type = String)]
+    pub at: Timestamp,
+    pub email: String,
+    pub from: String,
+}
+
 /// A request as the API shows it.
 pub fn view(r: &IpRequest) -> RequestView {
     RequestView {
         account: r.account.clone(),
+        approvals: r
+            .approvals
+            .iter()
+            .map(|a| ApprovalView {
+                at: a.at,
+                email: a.email.clone(),
+                from: a.from.clone(),
+            })
+            .collect(),
+        approvals_required: r.approvals_required,
         created_at: r.created_at,
         decided_at: r.decided_at,
         decided_by: r.decided_by.clone(),

@@ -22,6 +22,8 @@ use axum::{Form, Router};
 use maud::{html, Markup};
 use serde::Deserialize;
 
+mod quorum;
+
 pub fn routes() -> Router<CustomerState> {
     Router::new().route("/confirm/{token}", get(open).post(decide))
 }
@@ -154,6 +156,7 @@ fn review_page(v: &LinkView, account_name: &str, csrf: &str) -> Response {
             "; nothing changes until you press a button."
         }
         (rows(r))
+        (quorum::quorum_box(r))
         form method="post" {
             input type="hidden" name="csrf" value=(csrf);
             p {
@@ -162,11 +165,15 @@ fn review_page(v: &LinkView, account_name: &str, csrf: &str) -> Response {
                     " I have checked these addresses and decide for " (account_name)
                 }
             }
-            button type="submit" name="decision" value="approve" id="approve" { "Approve & whitelist now" }
+            button type="submit" name="decision" value="approve" id="approve" { (quorum::approve_label(r)) }
             button type="submit" name="decision" value="reject" id="reject" { "Reject request" }
         }
         p class="muted" {
-            "If you do not know this request, reject it. Either decision ends every other link of this request."
+            @if r.approvals_required > 1 {
+                "If you do not know this request, reject it: a Reject ends every link of this request."
+            } @else {
+                "If you do not know this request, reject it. Either decision ends every other link of this request."
+            }
         }
     };
     respond(StatusCode::OK, page("Review request", body))
@@ -237,6 +244,9 @@ async fn open(
     }
     if result != LinkResult::Opened {
         return ended_page(&view.request, &view.link.email);
+    }
+    if quorum::approved_by(&view.request, &view.link.email) {
+        return quorum::counted_page(&view.request, StatusCode::OK, false);
     }
     let name = match store.account(view.request.account.as_str()).await {
         Ok(a) => a.map(|a| a.name).unwrap_or_default(),
@@ -349,6 +359,7 @@ async fn decide(
         .decide(&view, &hash, decision, v.ip, &v.user_agent)
         .await;
     match decided {
+        Ok(r) if r.status == Status::Pending => quorum::counted_page(&r, StatusCode::OK, true),
         Ok(r) => {
             let text = match r.status {
                 Status::Approved => format!(
@@ -379,6 +390,9 @@ async fn decide(
             Ok(None) => invalid_page(),
             Err(e) => unavailable(&e),
         },
+        Err(StoreError::AlreadyApproved { .. }) => {
+            quorum::counted_page(&view.request, StatusCode::CONFLICT, false)
+        }
         Err(StoreError::NoLink) => invalid_page(),
         Err(StoreError::LinkAddressRemoved) => removed_page(&view.request),
         Err(e) => unavailable(&e),

@@ -532,19 +532,29 @@ mod tests {
             decided_from: None,
             decided_at: Some(at("2026-01-01T01:00:00Z")),
             valid_for_secs: None,
+            approvals_required: 1,
+            approvals: Vec::new(),
         };
         let mut stored = serde_json::to_value(&request).unwrap();
         stored["valid_for_secs"] = serde_json::Value::Null;
+        stored["approvals"] = serde_json::json!([]);
+        stored["approvals_required"] = serde_json::json!(1);
         assert_eq!(
             serde_json::to_string(&view(&request)).unwrap(),
             serde_json::to_string(&stored).unwrap()
         );
         assert_eq!(
             serde_json::to_string(&view(&request)).unwrap(),
-            r#"{"account":"acme","created_at":"2026-01-01T00:00:00Z","decided_at":"2026-01-01T01:00:00Z","decided_by":"ops@acme.test","decided_from":null,"expires_at":"2026-01-02T00:00:00Z","id":"r1","ips":["203.0.113.1","203.0.113.2"],"remark":"prod","requested_by":"alice","requested_from":"198.51.100.7","status":"approved","user_agent":"curl/8","valid_for_secs":null}"#
+            r#"{"account":"acme","approvals":[],"approvals_required":1,"created_at":"2026-01-01T00:00:00Z","decided_at":"2026-01-01T01:00:00Z","decided_by":"ops@acme.test","decided_from":null,"expires_at":"2026-01-02T00:00:00Z","id":"r1","ips":["203.0.113.1","203.0.113.2"],"remark":"prod","requested_by":"alice","requested_from":"198.51.100.7","status":"approved","user_agent":"curl/8","valid_for_secs":null}"#
         );
         keys_sorted(&RequestView {
             account: acme(),
+            approvals: vec![ApprovalView {
+                at: at("2026-01-01T00:30:00Z"),
+                email: s("ops@acme.test"),
+                from: s("192.0.2.1"),
+            }],
+            approvals_required: 2,
             created_at: at("2026-01-01T00:00:00Z"),
             decided_at: Some(at("2026-01-01T01:00:00Z")),
             decided_by: None,

@@ -48,6 +48,30 @@ pub fn request_details(r: &IpRequest) -> Vec<(&'static str, String)> {
         ("Browser / client", r.user_agent.clone()),
         ("Link expires", r.expires_at.to_string()),
     ]
+    .into_iter()
+    .chain(approvals_row(r))
+    .collect()
+}
+
+/// "1 of 2 (ops@acme.test)", for a request that needs several approvals.
+fn approvals_row(r: &IpRequest) -> Option<(&'static str, String)> {
+    if r.approvals_required <= 1 {
+        return None;
+    }
+    let by: Vec<&str> = r.approvals.iter().map(|a| a.email.as_str()).collect();
+    let list = if by.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", by.join(", "))
+    };
+    Some((
+        "Approvals",
+        format!(
+            "{} of {} needed{list}",
+            r.approvals.len(),
+            r.approvals_required
+        ),
+    ))
 }
 
 pub(crate) fn text_table(rows: &[(&str, String)]) -> String {
@@ -105,8 +129,12 @@ pub fn link_mail(r: &IpRequest, link: &str, ctx: &MailContext) -> Rendered {
     }
 }
 
-/// The outcome notice sent to every account email after a decision.
-pub fn notice_mail(r: &IpRequest, ctx: &MailContext) -> Rendered {
+/// The notice sent to every account email after a decision, or (with
+/// `approval`, counting from 1) after an approval short of the quorum.
+pub fn notice_mail(r: &IpRequest, approval: Option<u8>, ctx: &MailContext) -> Rendered {
+    if let Some(n) = approval {
+        return approval_notice(r, n, ctx);
+    }
     let outcome = r.status.as_str();
     let by = r.decided_by.clone().unwrap_or_default();
     let from = r.decided_from.clone().unwrap_or_default();
@@ -128,7 +156,7 @@ pub fn notice_mail(r: &IpRequest, ctx: &MailContext) -> Rendered {
         r.id
     );
     let mut rows = request_details(r);
-    rows.pop();
+    rows.retain(|(k, _)| *k != "Link expires");
     rows.push(("Decision", outcome.to_string()));
     rows.push(("Decided by", by));
     rows.push(("Decided from", from));
@@ -142,6 +170,43 @@ pub fn notice_mail(r: &IpRequest, ctx: &MailContext) -> Rendered {
         p { (summary) }
         (table(&rows))
         p { "If this was not you or someone you trust, contact us at once." }
+        (book_html)
+    }
+    .into_string();
+    Rendered {
+        subject,
+        text,
+        html,
+    }
+}
+
+/// The notice of approval `n` of a request that needs more.
+fn approval_notice(r: &IpRequest, n: u8, ctx: &MailContext) -> Rendered {
+    let a = r.approvals.get(usize::from(n).saturating_sub(1));
+    let by = a.map(|a| a.email.clone()).unwrap_or_default();
+    let from = a.map(|a| a.from.clone()).unwrap_or_default();
+    let at = a.map(|a| a.at.to_string()).unwrap_or_default();
+    let need = r.approvals_required;
+    let subject = format!(
+        "IP whitelist request {} for {}: approval {n} of {need}",
+        r.id, ctx.account_name
+    );
+    let summary = format!(
+        "{by} approved request {} from {from} at {at}: approval {n} of the {need} needed. Nothing is whitelisted yet; the addresses go live once {need} different addresses of the account have approved from their own links.",
+        r.id
+    );
+    let rows = request_details(r);
+    let (book, book_html) = address_book(ctx);
+    let warn =
+        "If you did not expect this request, reject it from your own link: one Reject ends it.";
+    let text = format!(
+        "{summary}\n\n{table}\n{warn}\n\n{book}\n",
+        table = text_table(&rows)
+    );
+    let html = html! {
+        p { (summary) }
+        (table(&rows))
+        p { (warn) }
         (book_html)
     }
     .into_string();
@@ -173,6 +238,8 @@ mod tests {
             decided_from: None,
             decided_at: None,
             valid_for_secs: None,
+            approvals_required: 1,
+            approvals: Vec::new(),
         }
     }
 
@@ -208,12 +275,14 @@ mod tests {
         r.decided_by = Some("ops@acme.test".into());
         r.decided_from = Some("192.0.2.9".into());
         r.decided_at = Some("2026-11-24T10:05:00Z".parse().unwrap());
-        let m = notice_mail(&r, &CTX);
+        let m = notice_mail(&r, None, &CTX);
         assert!(m.subject.contains("approved"));
         assert!(m.text.contains(
             "was approved by ops@acme.test from 192.0.2.9 at 2026-11-24T10:05:00Z. 203.0.113.10 is whitelisted and live now."
         ));
         r.status = Status::Rejected;
-        assert!(notice_mail(&r, &CTX).text.contains("Nothing was changed."));
+        assert!(notice_mail(&r, None, &CTX)
+            .text
+            .contains("Nothing was changed."));
     }
 }

@@ -180,7 +180,7 @@ impl Mailer {
                 let link = format!("{}/confirm/{}", self.public_url, l.token);
                 compose::link_mail(&l.request, &link, &ctx)
             }
-            Prepared::Notice { request, .. } => compose::notice_mail(&request, &ctx),
+            Prepared::Notice { request, job } => compose::notice_mail(&request, job.approval, &ctx),
             Prepared::Reminder { entry, .. } => {
                 super::reminder::reminder_mail(&entry, &ctx, crate::domain::Timestamp::now())
             }

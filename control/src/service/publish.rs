@@ -279,6 +279,8 @@ mod tests {
             whitelist,
             created_at: Timestamp::now(),
             updated_at: Timestamp::now(),
+            approvals_required: 1,
+            frozen: false,
         }
     }
 

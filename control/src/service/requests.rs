@@ -52,6 +52,9 @@ pub fn why_cannot_request(user: &User, account: &Account) -> Option<&'static str
     if account.whitelist == WhitelistMode::Off {
         return Some("The IP whitelist feature is off for your account: contact us to turn it on.");
     }
+    if account.frozen {
+        return Some("Self-service whitelist requests are frozen for your account, because someone reported an approval as not theirs: contact us to review it and lift the freeze.");
+    }
     None
 }
 
@@ -112,6 +115,16 @@ impl Requests<'_> {
                 "Your account has no email address to confirm the request: contact us.",
             ));
         }
+        if c.account.emails.len() < usize::from(c.account.approvals_required) {
+            return Err(ApiError::bad(
+                "account",
+                format!(
+                    "Your account needs {} approvals but has {} email addresses to give them: contact us.",
+                    c.account.approvals_required,
+                    c.account.emails.len()
+                ),
+            ));
+        }
         let new = NewRequest {
             account: c.account.id.clone(),
             ips: ips.iter().map(|ip| ip.to_string()).collect(),
@@ -121,6 +134,7 @@ impl Requests<'_> {
             user_agent: c.user_agent.to_string(),
             ttl_secs: self.link_ttl.as_secs(),
             valid_for_secs,
+            approvals_required: c.account.approvals_required,
             emails: c.account.emails.clone(),
         };
         let actor = Actor {
@@ -170,8 +184,12 @@ impl Requests<'_> {
             .publisher
             .change(|st| async move { st.decide(&link_hash, verdict, ip, &ua).await })
             .await?;
-        self.metrics.count(r.status, 1);
         self.mail_wake.notify_one();
+        if r.status == Status::Pending {
+            tracing::info!(account = %r.account, request = %r.id, by = %view.link.email, approvals = r.approvals.len(), needed = r.approvals_required, "approval counted; more are needed");
+            return Ok(r);
+        }
+        self.metrics.count(r.status, 1);
         tracing::info!(account = %r.account, request = %r.id, status = r.status.as_str(), by = %view.link.email, "request decided from a link");
         Ok(r)
     }

@@ -101,6 +101,7 @@ macro_rules! on_both {
 
 mod ending;
 mod identities;
+mod quorum;
 mod requests;
 mod users;
 

@@ -30,8 +30,8 @@ pub fn account_changed<'a>(id: &'a str, old: &Account, new: &Account) -> Event<'
         event: "account.changed",
         account: Some(id),
         details: json!({
-            "before": {"name": old.name, "emails": old.emails, "whitelist": old.whitelist},
-            "after": {"name": new.name, "emails": new.emails, "whitelist": new.whitelist},
+            "before": {"name": old.name, "emails": old.emails, "whitelist": old.whitelist, "approvals_required": old.approvals_required, "frozen": old.frozen},
+            "after": {"name": new.name, "emails": new.emails, "whitelist": new.whitelist, "approvals_required": new.approvals_required, "frozen": new.frozen},
         }),
     }
 }

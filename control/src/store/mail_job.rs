@@ -45,6 +45,10 @@ pub struct MailJob {
     /// The whitelist entry a reminder is about (`request` is empty then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry: Option<String>,
+    /// The approval (from 1) a notice tells of, when the request needs
+    /// several and this one was not the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<u8>,
 }
 
 impl MailJob {
@@ -67,6 +71,22 @@ impl MailJob {
             last_error: None,
             created_at: Timestamp::now(),
             entry: None,
+            approval: None,
+        }
+    }
+
+    /// A notice to `to` that approval `approval` of request `request` was
+    /// counted, short of the quorum.
+    pub fn approval_notice(
+        id: u64,
+        to: &str,
+        account: &AccountId,
+        request: &str,
+        approval: u8,
+    ) -> MailJob {
+        MailJob {
+            approval: Some(approval),
+            ..MailJob::queued(id, MailKind::Notice, to, account, request)
         }
     }
 

@@ -11,6 +11,8 @@ pub(crate) fn account(id: &str) -> Account {
         whitelist: WhitelistMode::Enforce,
         created_at: Timestamp::now(),
         updated_at: Timestamp::now(),
+        approvals_required: 1,
+        frozen: false,
     }
 }
 

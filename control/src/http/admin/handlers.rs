@@ -34,6 +34,21 @@ pub struct NewAccount {
     /// Default `off`.
     #[serde(default = "default_mode")]
     whitelist: WhitelistMode,
+    /// How many different emails must approve a request: 1 (default) to
+    /// the number of emails.
+    #[serde(default)]
+    approvals_required: Option<u8>,
+}
+
+/// `n` approvals can be given by an account with `emails` addresses.
+fn check_quorum(n: u8, emails: usize) -> ApiResult<()> {
+    if n == 0 || usize::from(n) > emails.max(1) {
+        return Err(ApiError::bad(
+            "approvals_required",
+            format!("from 1 to the number of the account's emails ({emails})"),
+        ));
+    }
+    Ok(())
 }
 
 fn default_mode() -> WhitelistMode {
@@ -49,6 +64,11 @@ pub struct AccountPatch {
     /// The new list, replacing the old: at most 20 addresses.
     emails: Option<Vec<String>>,
     whitelist: Option<WhitelistMode>,
+    /// 1 to the number of emails (after this change).
+    approvals_required: Option<u8>,
+    /// `false` lifts a freeze of self-service requests ("this wasn't
+    /// me"); `true` freezes them.
+    frozen: Option<bool>,
 }
 
 /// A new whitelist entry.
@@ -201,6 +221,8 @@ pub async fn create_account(
     let id = check_account_id(&body.id)?;
     check_name(&body.name)?;
     check_emails(&body.emails)?;
+    let approvals_required = body.approvals_required.unwrap_or(1);
+    check_quorum(approvals_required, body.emails.len())?;
     let account = Account {
         id: id.clone(),
         name: body.name.trim().to_string(),
@@ -208,6 +230,8 @@ pub async fn create_account(
         whitelist: body.whitelist,
         created_at: Timestamp::now(),
         updated_at: Timestamp::now(),
+        approvals_required,
+        frozen: false,
     };
     let created = s
         .publisher
@@ -291,6 +315,21 @@ pub async fn patch_account(
     if let Some(e) = &patch.emails {
         check_emails(e)?;
     }
+    if patch.approvals_required.is_some() || patch.emails.is_some() {
+        let current = s
+            .publisher
+            .store
+            .account(&id)
+            .await?
+            .ok_or_else(|| StoreError::NoAccount(id.clone()))?;
+        let emails = patch.emails.as_ref().map_or(current.emails.len(), Vec::len);
+        check_quorum(
+            patch
+                .approvals_required
+                .unwrap_or(current.approvals_required),
+            emails,
+        )?;
+    }
     let account = id.clone();
     let updated = s
         .publisher
@@ -307,6 +346,12 @@ pub async fn patch_account(
                     }
                     if let Some(m) = patch.whitelist {
                         a.whitelist = m;
+                    }
+                    if let Some(n) = patch.approvals_required {
+                        a.approvals_required = n;
+                    }
+                    if let Some(f) = patch.frozen {
+                        a.frozen = f;
                     }
                     a.updated_at = Timestamp::now();
                     a

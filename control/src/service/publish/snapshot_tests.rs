@@ -21,6 +21,8 @@ fn account(id: &str, whitelist: WhitelistMode) -> Account {
         whitelist,
         created_at: Timestamp::now(),
         updated_at: Timestamp::now(),
+        approvals_required: 1,
+        frozen: false,
     }
 }
 

@@ -198,6 +198,7 @@ async fn an_approved_request_for_a_time_adds_entries_that_end<B: Backing>(b: B) 
         user_agent: "test".into(),
         ttl_secs: 3600,
         valid_for_secs: Some(7 * 86_400),
+        approvals_required: 1,
         emails: acme().emails,
     };
     let req = s.create_request(new, &op()).await.unwrap();

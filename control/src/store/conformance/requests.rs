@@ -28,6 +28,7 @@ fn new_request(ips: &[&str], ttl_secs: u64) -> NewRequest {
         user_agent: "test".into(),
         ttl_secs,
         valid_for_secs: None,
+        approvals_required: 1,
         emails: EMAILS.iter().map(|e| e.to_string()).collect(),
     }
 }

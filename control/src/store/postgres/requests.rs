@@ -7,14 +7,15 @@
 
 use super::accounts::locked_account;
 use super::entries::{insert_entry, networks_of};
-use super::outbox::enqueue;
+use super::outbox::{enqueue, enqueue_job};
 use super::{doc, parse_id, pg_error, read, Change, PgStore};
 use crate::domain::flow::{status_at, Status};
 use crate::domain::model::{Account, WhitelistEntry};
 use crate::domain::{Cidr, Timestamp};
 use crate::seclog::{Actor, Event};
 use crate::store::{
-    IpRequest, LinkRecord, LinkView, MailKind, NewRequest, RequestStore, StoreError, Touch, Verdict,
+    quorum, IpRequest, LinkRecord, LinkView, MailJob, MailKind, NewRequest, RequestStore,
+    StoreError, Touch, Verdict,
 };
 use async_trait::async_trait;
 use serde_json::json;
@@ -301,6 +302,22 @@ impl RequestStore for PgStore {
                     who: link.email.clone(),
                     ip: Some(actor_ip),
                 };
+                if verdict == Verdict::Approve {
+                    let from = actor_ip.to_string();
+                    let step = quorum::approve(&mut r, &link.email, &from, now, user_agent)?;
+                    if let quorum::Step::Counted(have) = step {
+                        save(&w, &r).await?;
+                        w.log(&actor, &quorum::counted(&r, &link.email, user_agent, have))
+                            .await?;
+                        for to in &account.emails {
+                            let mail_id = PgStore::next_id(&w).await?;
+                            let job = MailJob::approval_notice(mail_id, to, &r.account, &r.id, have);
+                            enqueue_job(&w, &job).await?;
+                        }
+                        w.commit().await?;
+                        return Ok((r, Vec::new()));
+                    }
+                }
                 let mut added = Vec::new();
                 if verdict == Verdict::Approve {
                     let existing = networks_of(&w, account.id.as_str()).await?;

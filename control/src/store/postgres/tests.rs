@@ -36,6 +36,7 @@ fn request() -> NewRequest {
         user_agent: "test".into(),
         ttl_secs: 3600,
         valid_for_secs: None,
+        approvals_required: 1,
         emails: vec!["ops@acme.test".into(), "cto@acme.test".into()],
     }
 }

@@ -10,8 +10,8 @@ use crate::domain::flow::{status_at, Status};
 use crate::domain::model::{Source, WhitelistEntry};
 use crate::domain::{AccountId, Cidr, Timestamp};
 use crate::seclog::{self, Actor, Event, LogKey};
-use crate::store::MailKind;
 use crate::store::RequestStore;
+use crate::store::{quorum, MailJob, MailKind};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -40,6 +40,21 @@ pub struct IpRequest {
     /// approval); absent: until removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_for_secs: Option<u64>,
+    /// How many different account emails must approve it (the account's
+    /// `approvals_required` when it was made; 1 is not stored).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub approvals_required: u8,
+    /// The approvals counted so far when more than one is needed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<crate::store::quorum::Approval>,
+}
+
+fn one() -> u8 {
+    1
+}
+
+fn is_one(n: &u8) -> bool {
+    *n == 1
 }
 
 impl IpRequest {
@@ -60,6 +75,8 @@ impl IpRequest {
             decided_from: None,
             decided_at: None,
             valid_for_secs: new.valid_for_secs,
+            approvals_required: new.approvals_required.max(1),
+            approvals: Vec::new(),
         }
     }
 
@@ -101,6 +118,8 @@ pub struct NewRequest {
     pub ttl_secs: u64,
     /// How long the entries stay once approved; `None`: until removed.
     pub valid_for_secs: Option<u64>,
+    /// How many different account emails must approve.
+    pub approvals_required: u8,
     /// The account's emails: each gets its own link mail.
     pub emails: Vec<String>,
 }
@@ -392,7 +411,7 @@ impl RequestStore for SledStore {
             ip: Some(actor_ip),
         };
         let key = request_key(&view.request.id)?;
-        let decided = self.flow_transaction(|t: &FlowTrees| {
+        let decided = self.flow_transaction(|t: &FlowTrees| -> TxResult<(IpRequest, bool)> {
             let FlowTrees {
                 requests,
                 links,
@@ -416,6 +435,21 @@ impl RequestStore for SledStore {
                     id: r.id.clone(),
                     status,
                 });
+            }
+            if verdict == Verdict::Approve {
+                let email = &view.link.email;
+                let step = quorum::approve(&mut r, email, &actor_ip.to_string(), now, user_agent)
+                    .or_else(abort)?;
+                if let quorum::Step::Counted(have) = step {
+                    requests.insert(&key, encode(&r))?;
+                    let e = quorum::counted(&r, email, user_agent, have);
+                    seclog::append(log, &self.log_key, &actor, &e)?;
+                    for (mail_id, to) in mail_ids.iter().zip(&account.emails) {
+                        let job = MailJob::approval_notice(*mail_id, to, &r.account, &r.id, have);
+                        outbox.insert(&mail_id.to_be_bytes(), encode(&job))?;
+                    }
+                    return Ok((r, false));
+                }
             }
             r.decided_by = Some(view.link.email.clone());
             r.decided_from = Some(actor_ip.to_string());
@@ -441,9 +475,13 @@ impl RequestStore for SledStore {
             for (mail_id, email) in mail_ids.iter().zip(&account.emails) {
                 enqueue(outbox, *mail_id, MailKind::Notice, email, &r.account, &r.id)?;
             }
-            Ok(r)
+            Ok((r, true))
         })?;
         self.flush().await?;
+        let (decided, ended) = decided;
+        if !ended {
+            return Ok((decided, Vec::new()));
+        }
         if verdict == Verdict::Approve {
             self.touched(Touch::Account(decided.account.to_string()));
         }

@@ -163,6 +163,9 @@ pub struct ControlConfig {
     /// every account email (an entry created after a reminder's time skips
     /// that one).
     pub expiry_reminders: Vec<HumanDuration>,
+    /// How to reach the operator, as "this wasn't me" pages and mails say
+    /// it ("contact us" and this text).
+    pub contact: String,
 }
 
 impl Default for ControlConfig {
@@ -182,6 +185,7 @@ impl Default for ControlConfig {
                 HumanDuration(Duration::from_secs(3 * 86_400)),
                 HumanDuration(Duration::from_secs(86_400)),
             ],
+            contact: "Contact your provider's support at once.".to_string(),
         }
     }
 }

@@ -160,3 +160,24 @@ fn expiry_reminders_default_to_three_days_and_one_day_and_are_checked() {
         );
     }
 }
+
+#[test]
+fn the_contact_text_is_one_printable_line() {
+    let c = parse("[control]\ncontact = \"Call +1 555 0100\"\n");
+    assert_eq!(
+        c.ok().map(|c| c.control.contact),
+        Some("Call +1 555 0100".to_string())
+    );
+    for bad in [
+        "\"\"",
+        "\"   \"",
+        "\"a\\nb\"",
+        &format!("\"{}\"", "x".repeat(501)),
+    ] {
+        assert_eq!(
+            key_of(parse(&format!("[control]\ncontact = {bad}\n"))),
+            "control.contact",
+            "{bad}"
+        );
+    }
+}

@@ -247,6 +247,15 @@ fn check_control(c: &Config) -> Result<(), ConfigError> {
             return Err(invalid(key, "must be more than zero and at most 300s"));
         }
     }
+    if k.contact.trim().is_empty()
+        || k.contact.chars().count() > 500
+        || k.contact.chars().any(char::is_control)
+    {
+        return Err(invalid(
+            "control.contact",
+            "1-500 printable characters on one line",
+        ));
+    }
     if k.expiry_reminders.len() > 4 {
         return Err(invalid("control.expiry_reminders", "at most 4 reminders"));
     }

@@ -102,7 +102,9 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::GONE, "token", e.to_string())
             }
             StoreError::CodeUsed => ApiError::new(StatusCode::UNAUTHORIZED, "code", e.to_string()),
-            StoreError::NotPending { .. } | StoreError::AlreadyApproved { .. } => {
+            StoreError::NotPending { .. }
+            | StoreError::AlreadyApproved { .. }
+            | StoreError::AlreadyDisowned(_) => {
                 ApiError::new(StatusCode::CONFLICT, "status", e.to_string())
             }
             StoreError::Frozen => ApiError::new(StatusCode::FORBIDDEN, "account", e.to_string()),

@@ -93,6 +93,7 @@ impl ControlPlane {
             &config.smtp,
             smtp_password,
             &config.control.public_url,
+            &config.control.contact,
             metrics.clone(),
         )?;
         let login_refusals = Arc::new(Refusals::default());
@@ -118,6 +119,7 @@ impl ControlPlane {
             login_limit: Arc::new(LoginLimit::default()),
             login_refusals: login_refusals.clone(),
             secure_cookies: c.public_url.starts_with("https://"),
+            contact: Arc::from(c.contact.as_str()),
         };
         let feed = Arc::new(SyncFeed::new(
             publisher.clone(),

@@ -1,6 +1,6 @@
 //! The portal listener: the customer API (`customer_api`, and the
 //! account's own security log in `customer_log`), the emailed
-//! link pages (`links`) and the customer portal (`portal`), over one shared
+//! link pages (`links`, and "this wasn't me" in `disown_page`) and the customer portal (`portal`), over one shared
 //! state (`state`) and one set of extractors (`extract`). This is the one
 //! place their routes are merged.
 
@@ -8,6 +8,7 @@ pub mod admin;
 pub mod csrf;
 pub mod customer_api;
 pub mod customer_log;
+pub mod disown_page;
 pub mod extract;
 pub mod links;
 pub mod openapi;
@@ -30,6 +31,7 @@ pub(crate) fn app() -> Router<CustomerState> {
     Router::new()
         .merge(customer_api::routes())
         .merge(links::routes())
+        .merge(disown_page::routes())
         .merge(portal::routes())
         .fallback(|| async { ApiError::not_found("path", "no such API route") })
 }

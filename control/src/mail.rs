@@ -2,5 +2,6 @@
 //! the durable outbox over SMTP with retries (`sender`).
 
 pub mod compose;
+pub mod disowned;
 pub mod reminder;
 pub mod sender;

@@ -22,6 +22,7 @@ use ipnet::IpNet;
 use std::path::Path;
 use std::sync::Arc;
 
+pub mod disown;
 pub mod dump;
 pub(crate) mod events;
 pub(crate) mod mail_job;
@@ -105,6 +106,8 @@ pub enum StoreError {
     AlreadyApproved { id: String, have: usize, need: u8 },
     #[error("self-service requests are frozen for this account: contact us")]
     Frozen,
+    #[error("{0} already reported this approval as not theirs")]
+    AlreadyDisowned(String),
     #[error("request `{id}` is {status:?}, not pending")]
     NotPending {
         id: String,
@@ -317,6 +320,25 @@ pub trait RequestStore: LogStore + Sync {
     }
 }
 
+/// "This wasn't me" links (`store::disown`).
+#[async_trait]
+pub trait DisownStore {
+    /// A "this wasn't me" link (by its token's hash) and its request;
+    /// `None` when unknown or used.
+    async fn disown_link(&self, hash: &str) -> Result<Option<(LinkRecord, IpRequest)>, StoreError>;
+    /// Uses the link, in one atomic step: removes the entries its
+    /// request's approval added that are still there (or cancels the
+    /// request, when still pending), freezes the account's self-service
+    /// requests, records it and queues a notice to every account email.
+    /// Returns the request and the entries removed.
+    async fn disown(
+        &self,
+        hash: &str,
+        ip: std::net::IpAddr,
+        user_agent: &str,
+    ) -> Result<(IpRequest, Vec<WhitelistEntry>), StoreError>;
+}
+
 /// The durable mail outbox.
 #[async_trait]
 pub trait OutboxStore {
@@ -413,6 +435,7 @@ pub trait Backend:
     + BlockStore
     + IdentityStore
     + RequestStore
+    + DisownStore
     + OutboxStore
     + UserStore
     + SessionStore
@@ -430,6 +453,7 @@ impl<T> Backend for T where
         + BlockStore
         + IdentityStore
         + RequestStore
+        + DisownStore
         + OutboxStore
         + UserStore
         + SessionStore

@@ -19,6 +19,7 @@ mod customer_api;
 mod customer_log;
 mod demo;
 mod deploy;
+mod disown;
 mod expiry;
 mod faults;
 mod fleet;

@@ -534,6 +534,8 @@ mod tests {
             valid_for_secs: None,
             approvals_required: 1,
             approvals: Vec::new(),
+            added: Vec::new(),
+            disowned: None,
         };
         let mut stored = serde_json::to_value(&request).unwrap();
         stored["valid_for_secs"] = serde_json::Value::Null;

@@ -34,6 +34,8 @@ pub struct CustomerState {
     pub login_refusals: Arc<Refusals>,
     /// Cookies get `Secure` (public_url is https).
     pub secure_cookies: bool,
+    /// `control.contact`: how to reach the operator.
+    pub contact: Arc<str>,
 }
 
 impl CustomerState {

@@ -19,6 +19,8 @@ pub struct MailContext<'a> {
     pub account_name: &'a str,
     /// The sender's address, for the address-book line.
     pub from_address: &'a str,
+    /// How to reach the operator (`control.contact`).
+    pub contact: &'a str,
 }
 
 /// What a request's mails and link pages show about it.
@@ -131,10 +133,33 @@ pub fn link_mail(r: &IpRequest, link: &str, ctx: &MailContext) -> Rendered {
 
 /// The notice sent to every account email after a decision, or (with
 /// `approval`, counting from 1) after an approval short of the quorum.
-pub fn notice_mail(r: &IpRequest, approval: Option<u8>, ctx: &MailContext) -> Rendered {
-    if let Some(n) = approval {
-        return approval_notice(r, n, ctx);
+pub fn notice_mail(
+    r: &IpRequest,
+    approval: Option<u8>,
+    not_me: Option<&str>,
+    ctx: &MailContext,
+) -> Rendered {
+    let mut m = match approval {
+        Some(n) => approval_notice(r, n, ctx),
+        None => outcome_notice(r, ctx),
+    };
+    if let Some(link) = not_me {
+        let line = "Was this approval not you or anyone you trust? This link, yours alone and good once, removes what it added and freezes requests for the account until we have checked:";
+        m.text = format!("{line}\n\n{link}\n\n{}", m.text);
+        let html = html! {
+            p {
+                "Was this approval not you or anyone you trust? "
+                a href=(link) id="not-me" { "This wasn't me" }
+                " (this link is yours alone and works once) removes what it added and freezes requests for the account until we have checked."
+            }
+        }
+        .into_string();
+        m.html = format!("{html}{}", m.html);
     }
+    m
+}
+
+fn outcome_notice(r: &IpRequest, ctx: &MailContext) -> Rendered {
     let outcome = r.status.as_str();
     let by = r.decided_by.clone().unwrap_or_default();
     let from = r.decided_from.clone().unwrap_or_default();
@@ -240,10 +265,13 @@ mod tests {
             valid_for_secs: None,
             approvals_required: 1,
             approvals: Vec::new(),
+            added: Vec::new(),
+            disowned: None,
         }
     }
 
     const CTX: MailContext = MailContext {
+        contact: "Call us.",
         account_name: "Acme",
         from_address: "security@example.com",
     };
@@ -275,13 +303,13 @@ mod tests {
         r.decided_by = Some("ops@acme.test".into());
         r.decided_from = Some("192.0.2.9".into());
         r.decided_at = Some("2026-11-24T10:05:00Z".parse().unwrap());
-        let m = notice_mail(&r, None, &CTX);
+        let m = notice_mail(&r, None, None, &CTX);
         assert!(m.subject.contains("approved"));
         assert!(m.text.contains(
             "was approved by ops@acme.test from 192.0.2.9 at 2026-11-24T10:05:00Z. 203.0.113.10 is whitelisted and live now."
         ));
         r.status = Status::Rejected;
-        assert!(notice_mail(&r, None, &CTX)
+        assert!(notice_mail(&r, None, None, &CTX)
             .text
             .contains("Nothing was changed."));
     }

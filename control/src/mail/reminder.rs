@@ -67,6 +67,7 @@ mod tests {
             reminded: 1,
         };
         let ctx = MailContext {
+            contact: "Call us.",
             account_name: "Acme",
             from_address: "ipgate@acme.test",
         };

@@ -73,6 +73,8 @@ pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     public_url: String,
+    /// `control.contact`, for the mails that say "contact us".
+    contact: String,
     metrics: FlowMetrics,
     /// Poked after a change queues mail, so it goes without waiting a tick.
     pub wake: Arc<Notify>,
@@ -85,6 +87,7 @@ impl Mailer {
         smtp: &SmtpConfig,
         password: Option<String>,
         public_url: &str,
+        contact: &str,
         metrics: FlowMetrics,
     ) -> Result<Mailer, MailConfigError> {
         let (from, builder) = parse(smtp)?;
@@ -101,6 +104,7 @@ impl Mailer {
             transport: builder.build(),
             from,
             public_url: public_url.trim_end_matches('/').to_string(),
+            contact: contact.to_string(),
             metrics,
             wake: Arc::new(Notify::new()),
         })
@@ -174,13 +178,26 @@ impl Mailer {
         let ctx = MailContext {
             account_name: &name,
             from_address: self.from.email.as_ref(),
+            contact: &self.contact,
         };
         let rendered = match prepared {
             Prepared::Link(l) => {
                 let link = format!("{}/confirm/{}", self.public_url, l.token);
                 compose::link_mail(&l.request, &link, &ctx)
             }
-            Prepared::Notice { request, job } => compose::notice_mail(&request, job.approval, &ctx),
+            Prepared::Notice {
+                request,
+                job,
+                disown,
+            } => {
+                let link = disown.map(|t| format!("{}/not-me/{t}", self.public_url));
+                match job.kind {
+                    crate::store::MailKind::Disowned => {
+                        super::disowned::disowned_mail(&request, &ctx)
+                    }
+                    _ => compose::notice_mail(&request, job.approval, link.as_deref(), &ctx),
+                }
+            }
             Prepared::Reminder { entry, .. } => {
                 super::reminder::reminder_mail(&entry, &ctx, crate::domain::Timestamp::now())
             }

@@ -99,6 +99,7 @@ macro_rules! on_both {
     };
 }
 
+mod disown;
 mod ending;
 mod identities;
 mod quorum;

@@ -16,6 +16,8 @@ pub enum MailKind {
     Notice,
     /// A time-bound entry ends soon.
     Reminder,
+    /// Someone said a request's approval was not theirs.
+    Disowned,
 }
 
 impl MailKind {
@@ -24,6 +26,7 @@ impl MailKind {
             MailKind::Link => "link",
             MailKind::Notice => "notice",
             MailKind::Reminder => "reminder",
+            MailKind::Disowned => "disowned",
         }
     }
 }

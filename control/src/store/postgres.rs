@@ -23,6 +23,7 @@ use tokio_postgres::error::SqlState;
 mod accounts;
 mod blocklist;
 mod changes;
+mod disown;
 mod entries;
 mod export;
 mod identities;

@@ -365,6 +365,7 @@ impl LogStore for SledStore {
 }
 
 mod blocklist;
+mod disown;
 mod ending;
 mod entries;
 mod export;

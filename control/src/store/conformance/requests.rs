@@ -136,9 +136,17 @@ async fn a_request_goes_live_through_one_link_and_every_email_is_told<B: Backing
     let mut notices = 0;
     for id in s.due_mail().await.unwrap() {
         match s.prepare_mail(id).await.unwrap() {
-            Prepared::Notice { job, request } => {
+            Prepared::Notice {
+                job,
+                request,
+                disown,
+            } => {
                 notices += 1;
                 assert_eq!(request.status, Status::Approved);
+                assert!(
+                    disown.is_some(),
+                    "an approval notice offers \"this wasn't me\""
+                );
                 s.mail_sent(&job).await.unwrap();
             }
             Prepared::Link(l) => s.mail_sent(&l.job).await.unwrap(),

@@ -15,7 +15,7 @@ use crate::domain::{AccountId, Timestamp};
 use crate::seclog::Actor;
 use crate::store::mail_job::{backoff_secs, job_event};
 use crate::store::{
-    IpRequest, LinkRecord, LinkToSend, MailJob, MailKind, OutboxStore, Prepared, StoreError,
+    disown, IpRequest, LinkRecord, LinkToSend, MailJob, MailKind, OutboxStore, Prepared, StoreError,
 };
 use async_trait::async_trait;
 use serde_json::json;
@@ -251,10 +251,28 @@ impl OutboxStore for PgStore {
                 .await
                 .map_err(pg_error)?;
             }
+            let offer = job.kind == MailKind::Notice && disown::offered(&req, job.approval);
+            if offer {
+                let link = LinkRecord {
+                    request: req.id.clone(),
+                    email: job.to.clone(),
+                };
+                let rid = parse_id(&req.id).unwrap_or(0);
+                w.tx.execute(
+                    "INSERT INTO ipgate_links (hash, request, doc) VALUES ($1, $2, $3)",
+                    &[&disown::link_key(&hash), &rid, &doc(&link)],
+                )
+                .await
+                .map_err(pg_error)?;
+            }
             lease(&w, n, &job, now, self.holder).await?;
             w.commit().await?;
             Ok(match job.kind {
-                MailKind::Notice => Prepared::Notice { job, request: req },
+                MailKind::Notice | MailKind::Disowned => Prepared::Notice {
+                    job,
+                    request: req,
+                    disown: offer.then(|| token.clone()),
+                },
                 MailKind::Link => Prepared::Link(LinkToSend {
                     job,
                     request: req,

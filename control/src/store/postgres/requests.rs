@@ -24,7 +24,7 @@ use serde_json::json;
 pub(super) const EXPIRY_LOCK: i64 = 0x0069_7067_6174_6501;
 
 /// Saves `req` as it now is, inside a change.
-async fn save(w: &Change<'_>, req: &IpRequest) -> Result<(), StoreError> {
+pub(super) async fn save(w: &Change<'_>, req: &IpRequest) -> Result<(), StoreError> {
     let id = parse_id(&req.id).ok_or_else(|| StoreError::NoRequest(req.id.clone()))?;
     let expires = i64::try_from(req.expires_at.unix()).unwrap_or(i64::MAX);
     w.tx.execute(
@@ -38,7 +38,10 @@ async fn save(w: &Change<'_>, req: &IpRequest) -> Result<(), StoreError> {
 }
 
 /// Request `id` inside a change, locked for it.
-async fn locked_request(w: &Change<'_>, id: i64) -> Result<Option<IpRequest>, StoreError> {
+pub(super) async fn locked_request(
+    w: &Change<'_>,
+    id: i64,
+) -> Result<Option<IpRequest>, StoreError> {
     let row =
         w.tx.query_opt(
             "SELECT doc FROM ipgate_requests WHERE id = $1 FOR UPDATE",
@@ -52,7 +55,7 @@ async fn locked_request(w: &Change<'_>, id: i64) -> Result<Option<IpRequest>, St
 /// Ends a pending request inside a change: its status and its log record.
 /// Its links stay (hashes only) so a later visit can say what happened;
 /// they work only while their request is pending.
-async fn end_request(
+pub(super) async fn end_request(
     w: &mut Change<'_>,
     req: &mut IpRequest,
     status: Status,
@@ -338,6 +341,7 @@ impl RequestStore for PgStore {
                 r.decided_by = Some(link.email.clone());
                 r.decided_from = Some(actor_ip.to_string());
                 r.decided_at = Some(now);
+                r.added = added.iter().map(|e| e.id.clone()).collect();
                 let (status, event) = match verdict {
                     Verdict::Approve => (Status::Approved, "link.approved"),
                     Verdict::Reject => (Status::Rejected, "link.rejected"),

@@ -23,6 +23,8 @@ pub(crate) struct FlowTrees<'a> {
     pub nets: &'a TransactionalTree,
     /// The time-bound entries by end time.
     pub ending: &'a TransactionalTree,
+    /// Accounts, by id.
+    pub accounts: &'a TransactionalTree,
 }
 
 impl SledStore {
@@ -33,9 +35,6 @@ impl SledStore {
         &self,
         f: impl Fn(&FlowTrees) -> TxResult<T>,
     ) -> Result<T, StoreError> {
-        // The accounts tree has always been part of this transaction,
-        // though no transition writes it inside one; it stays, so the
-        // transaction is the same as before it had names.
         let trees = (
             &self.requests,
             &self.links,
@@ -48,7 +47,7 @@ impl SledStore {
             &self.ending,
         );
         flatten(trees.transaction(
-            |(requests, links, pending, seclog, outbox, entries, _accounts, nets, ending)| {
+            |(requests, links, pending, seclog, outbox, entries, accounts, nets, ending)| {
                 f(&FlowTrees {
                     requests,
                     links,
@@ -58,6 +57,7 @@ impl SledStore {
                     entries,
                     nets,
                     ending,
+                    accounts,
                 })
             },
         ))

@@ -18,7 +18,7 @@ use crate::domain::model::WhitelistEntry;
 use crate::domain::Timestamp;
 use crate::seclog::{self, Actor, LogKey};
 use crate::store::mail_job::{backoff_secs, job_event};
-use crate::store::OutboxStore;
+use crate::store::{disown, OutboxStore};
 use crate::store::{MailJob, MailKind};
 use async_trait::async_trait;
 use serde_json::json;
@@ -37,6 +37,9 @@ pub enum Prepared {
     Notice {
         job: MailJob,
         request: IpRequest,
+        /// The fresh token of the notice's "this wasn't me" link, when
+        /// it offers one.
+        disown: Option<String>,
     },
     /// A reminder that `entry` ends soon.
     Reminder {
@@ -179,9 +182,21 @@ impl OutboxStore for SledStore {
             };
             job.attempts += 1;
             match job.kind {
-                MailKind::Notice => {
+                MailKind::Notice | MailKind::Disowned => {
+                    let offer = job.kind == MailKind::Notice && disown::offered(&req, job.approval);
+                    if offer {
+                        let link = LinkRecord {
+                            request: req.id.clone(),
+                            email: job.to.clone(),
+                        };
+                        links.insert(disown::link_key(&hash).as_bytes(), encode(&link))?;
+                    }
                     outbox.insert(&id.to_be_bytes(), encode(&job))?;
-                    Ok(Prepared::Notice { job, request: req })
+                    Ok(Prepared::Notice {
+                        job,
+                        request: req,
+                        disown: offer.then(|| token.clone()),
+                    })
                 }
                 // Readied by `prepare_reminder`.
                 MailKind::Reminder => Ok(Prepared::Dropped),

@@ -47,6 +47,12 @@ pub struct IpRequest {
     /// The approvals counted so far when more than one is needed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<crate::store::quorum::Approval>,
+    /// The ids of the entries its approval added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added: Vec<String>,
+    /// Set once someone said its approval was not theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disowned: Option<crate::store::disown::Disowned>,
 }
 
 fn one() -> u8 {
@@ -77,6 +83,8 @@ impl IpRequest {
             valid_for_secs: new.valid_for_secs,
             approvals_required: new.approvals_required.max(1),
             approvals: Vec::new(),
+            added: Vec::new(),
+            disowned: None,
         }
     }
 
@@ -104,6 +112,11 @@ impl IpRequest {
     pub fn current(mut self) -> IpRequest {
         self.status = status_at(self.status, self.expires_at, Timestamp::now());
         self
+    }
+
+    /// Its status as of now.
+    pub fn current_status(&self) -> Status {
+        status_at(self.status, self.expires_at, Timestamp::now())
     }
 }
 
@@ -156,7 +169,7 @@ pub(crate) fn request_key(id: &str) -> Result<[u8; 8], StoreError> {
 }
 
 /// Ends a pending request inside a transaction: status, index, links, log.
-fn end_request(
+pub(super) fn end_request(
     req: &mut IpRequest,
     status: Status,
     trees: &FlowTrees,
@@ -454,6 +467,7 @@ impl RequestStore for SledStore {
             r.decided_by = Some(view.link.email.clone());
             r.decided_from = Some(actor_ip.to_string());
             r.decided_at = Some(now);
+            r.added = new_entries.iter().map(|(_, e)| e.id.clone()).collect();
             for (k, e) in &new_entries {
                 entries.insert(k.as_slice(), encode(e))?;
                 super::ending::add(ending, k, e)?;

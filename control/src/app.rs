@@ -120,6 +120,7 @@ impl ControlPlane {
             login_refusals: login_refusals.clone(),
             secure_cookies: c.public_url.starts_with("https://"),
             contact: Arc::from(c.contact.as_str()),
+            mail_from: Arc::from(config.smtp.from.as_str()),
         };
         let feed = Arc::new(SyncFeed::new(
             publisher.clone(),

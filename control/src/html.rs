@@ -19,7 +19,10 @@ input{padding:.3rem;margin:.2rem 0}label{display:block;margin-top:.4rem}.muted{c
 .tabs{display:flex;gap:.25rem;border-bottom:1px solid #ccd;margin:1rem 0}\
 .tabs a{padding:.4rem .9rem;text-decoration:none;color:#1b1f23;border:1px solid transparent;border-bottom:none;border-radius:6px 6px 0 0}\
 .tabs a[aria-current]{border-color:#ccd;background:#f4f6fa;font-weight:600}\
-code{word-break:break-all;font-size:.85rem}.nowrap{white-space:nowrap}";
+code{word-break:break-all;font-size:.85rem}.nowrap{white-space:nowrap}\
+.steps{display:flex;gap:.5rem;flex-wrap:wrap;list-style:none;padding:0;margin:1rem 0;counter-reset:step}\
+.steps li{flex:1;min-width:9rem;border:1px solid #ccd;border-radius:6px;padding:.5rem .75rem;counter-increment:step}\
+.steps li::before{content:counter(step);display:inline-block;width:1.4rem;height:1.4rem;border-radius:50%;background:#1a56db;color:#fff;text-align:center;margin-right:.4rem;font-weight:600}";
 
 /// A whole page: title and body (markup, so already escaped).
 pub fn page(title: &str, body: Markup) -> Markup {

@@ -41,6 +41,19 @@ fn a_customer_requests_and_approves_in_a_real_browser() {
     chrome.type_into("#ip1", "127.0.0.101");
     chrome.type_into("#remark", "browser test");
     chrome.click("#submit");
+    // A confirmation page first: nothing saved, the sender to add.
+    let text = chrome.text();
+    assert!(text.contains("Send confirmation email"), "{text}");
+    assert!(text.contains("Nothing is saved yet"), "{text}");
+    assert!(text.contains("security@ipgate.test"), "{text}");
+    assert!(text.contains("ops@acme.test"), "{text}");
+    chrome.resize(1100, 900);
+    chrome.screenshot("confirm-request");
+    assert!(
+        gate.mail.wait_for(1, Duration::from_millis(300)).is_empty(),
+        "no mail before Send"
+    );
+    chrome.click("#send");
     let text = chrome.text();
     assert!(text.contains("Request saved"), "{text}");
     assert!(text.contains("127.0.0.101"), "{text}");

@@ -325,6 +325,12 @@ fn the_portal_requests_for_a_time_and_shows_when_each_entry_expires() {
     chrome.type_into("#ip1", "127.0.0.51");
     chrome.click_in_place("#valid_for option[value='7d']");
     chrome.click("#submit");
+    assert!(
+        chrome.text().contains("7 days from approval"),
+        "{}",
+        chrome.text()
+    );
+    chrome.click("#send");
     let text = chrome.text();
     assert!(text.contains("Request saved"), "{text}");
     assert!(text.contains("127.0.0.51 for 7 days"), "{text}");

@@ -632,7 +632,7 @@ fn mail_refused_for_good_is_dropped_and_recorded() {
 /// What a mail scanner that "clicks" a page's first form sends: every
 /// field with its default value (hidden fields, checkboxes as they are,
 /// the first submit button's name and value).
-fn first_form_as_it_stands(page: &str) -> Vec<(String, String)> {
+pub(crate) fn first_form_as_it_stands(page: &str) -> Vec<(String, String)> {
     let form = page
         .split("<form")
         .nth(1)

@@ -28,6 +28,7 @@ mod hostile;
 mod identities;
 mod identities_cli;
 mod identity;
+mod mails;
 mod ops;
 mod portal;
 mod postgres;

@@ -27,6 +27,7 @@ use serde::Deserialize;
 use std::net::IpAddr;
 use std::time::Duration;
 
+mod confirm;
 mod log_page;
 mod pages;
 mod security_log;
@@ -42,6 +43,7 @@ pub fn routes() -> Router<CustomerState> {
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/portal", get(whitelist_page))
+        .route("/portal/requests/confirm", post(confirm::confirm))
         .route("/portal/requests", post(submit))
         .route("/portal/requests/{id}/cancel", post(cancel))
         .route("/portal/security-log", get(security_log::page))
@@ -485,7 +487,7 @@ async fn whitelist_page(
 ) -> Response {
     let q = query.map(|Query(q)| q).unwrap_or_default();
     let note = match q.done.as_str() {
-        "submitted" => pages::Note::Done("Request saved. Every email address of your account got its own confirmation link; the addresses go live as soon as one of them approves."),
+        "submitted" => pages::Note::Done("Request saved. Every email address of your account got its own confirmation link; the addresses go live as soon as one of them approves (or as many as your account needs)."),
         "cancelled" => pages::Note::Done("Request cancelled; its links no longer work."),
         _ => pages::Note::None,
     };
@@ -506,6 +508,17 @@ struct RequestForm {
     valid_for: String,
 }
 
+impl RequestForm {
+    /// The addresses filled in, in order.
+    fn ips(&self) -> Vec<String> {
+        [self.ip1.trim(), self.ip2.trim()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
 async fn submit(
     State(s): State<CustomerState>,
     p: Portal,
@@ -517,14 +530,14 @@ async fn submit(
     if !csrf_ok(&p.session.csrf, &f.csrf) {
         return forged();
     }
-    let ips: Vec<String> = [f.ip1.trim(), f.ip2.trim()]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
     match s
         .requests()
-        .submit(&p.caller.requester(), &ips, &f.remark, Some(&f.valid_for))
+        .submit(
+            &p.caller.requester(),
+            &f.ips(),
+            &f.remark,
+            Some(&f.valid_for),
+        )
         .await
     {
         Ok(_) => see_other("/portal?done=submitted"),

@@ -36,6 +36,8 @@ pub struct CustomerState {
     pub secure_cookies: bool,
     /// `control.contact`: how to reach the operator.
     pub contact: Arc<str>,
+    /// `smtp.from`: the sender of every mail, for the address book.
+    pub mail_from: Arc<str>,
 }
 
 impl CustomerState {

@@ -6,6 +6,9 @@ use crate::html::table;
 use crate::store::IpRequest;
 use maud::{html, Markup};
 
+/// A link styled as a button, inline (mail clients drop style sheets).
+const BUTTON: &str = "display:inline-block;padding:12px 22px;background:#1a56db;color:#ffffff;text-decoration:none;border-radius:6px;font-weight:bold";
+
 /// A rendered mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -114,8 +117,11 @@ pub fn link_mail(r: &IpRequest, link: &str, ctx: &MailContext) -> Rendered {
         p { (intro) }
         (table(&rows))
         p {
-            a href=(link) { "Review the request" }
-            " (this link is yours alone, works once and expires with the request)."
+            a href=(link) id="review" style=(BUTTON) { "Review & approve request" }
+        }
+        p style="color:#667" {
+            "This link is yours alone, works once and expires with the request. If the button does not work, copy this address into your browser: "
+            (link)
         }
         p {
             "Opening the link changes nothing: the addresses go live only when you press Approve. \

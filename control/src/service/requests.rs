@@ -82,6 +82,31 @@ impl Requests<'_> {
         remark: &str,
         valid_for: Option<&str>,
     ) -> ApiResult<IpRequest> {
+        let new = self.check(c, ips, remark, valid_for).await?;
+        let actor = Actor {
+            who: c.user.username.clone(),
+            ip: Some(c.ip),
+        };
+        let req = self
+            .publisher
+            .change(|st| async move { st.create_request(new, &actor).await })
+            .await?;
+        self.metrics.count(Status::Pending, 1);
+        self.mail_wake.notify_one();
+        tracing::info!(account = %req.account, request = %req.id, ips = ?req.ips, "request submitted");
+        Ok(req)
+    }
+
+    /// Every check of a submission, each rule its own message, without
+    /// saving anything: the request as it would be saved. The portal's
+    /// confirmation page shows it before the request is sent.
+    pub async fn check(
+        &self,
+        c: &Requester<'_>,
+        ips: &[String],
+        remark: &str,
+        valid_for: Option<&str>,
+    ) -> ApiResult<NewRequest> {
         if let Some(why) = why_cannot_request(c.user, c.account) {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "account", why));
         }
@@ -137,18 +162,7 @@ impl Requests<'_> {
             approvals_required: c.account.approvals_required,
             emails: c.account.emails.clone(),
         };
-        let actor = Actor {
-            who: c.user.username.clone(),
-            ip: Some(c.ip),
-        };
-        let req = self
-            .publisher
-            .change(|st| async move { st.create_request(new, &actor).await })
-            .await?;
-        self.metrics.count(Status::Pending, 1);
-        self.mail_wake.notify_one();
-        tracing::info!(account = %req.account, request = %req.id, ips = ?req.ips, "request submitted");
-        Ok(req)
+        Ok(new)
     }
 
     /// The requester's side of cancelling a pending request (API and portal).

@@ -165,13 +165,27 @@ fn cards(v: &WhitelistView) -> Markup {
     }
 }
 
+/// How a request becomes live, step by step.
+fn steps() -> Markup {
+    html! {
+        h2 { "How it works" }
+        ol class="steps" id="steps" {
+            li { b { "Submit" } " the IP addresses of your servers here." }
+            li { b { "Email" } ": every address of your account gets its own confirmation link." }
+            li { b { "Open the link" } " and check the request: opening it changes nothing." }
+            li { b { "Approve" } " (as many addresses as your account needs)." }
+            li { b { "Live" } ": calls from the IPs are accepted at once." }
+        }
+    }
+}
+
 fn form(v: &WhitelistView) -> Markup {
     if v.why_not.is_some() {
         return html! {};
     }
     html! {
         h2 { "Request whitelisting" }
-        form method="post" action="/portal/requests" class="box" {
+        form method="post" action="/portal/requests/confirm" class="box" id="new-request" {
             input type="hidden" name="csrf" value=(v.csrf);
             label { "IP address 1 " input name="ip1" id="ip1" required placeholder="203.0.113.10"; }
             @if v.max_ips >= 2 {
@@ -193,7 +207,7 @@ fn form(v: &WhitelistView) -> Markup {
     Nothing is whitelisted until someone approves from the link mailed to each address of your account. \
     An address whitelisted for a time leaves the whitelist by itself when that time is over; every account email is reminded before then."
             }
-            button type="submit" id="submit" { "Request whitelisting" }
+            button type="submit" id="submit" { "Continue" }
         }
     }
 }
@@ -312,6 +326,7 @@ pub fn whitelist(v: &WhitelistView) -> Markup {
         }
         (status_box(v))
         (cards(v))
+        (steps())
         p { "Your current IP address: " b id="your-ip" { (c.ip) } }
         (form(v))
         form method="get" action="/portal" {

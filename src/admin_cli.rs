@@ -113,12 +113,16 @@ enum AccountCmd {
         /// off, enforce or report
         #[arg(long, default_value = "off")]
         whitelist: String,
+        /// How many different emails must approve a request (default 1).
+        #[arg(long)]
+        approvals_required: Option<u8>,
     },
     Get {
         id: String,
     },
     List,
-    /// Changes name, emails (all at once) or whitelist mode.
+    /// Changes name, emails (all at once), whitelist mode, the approvals
+    /// needed, or the freeze of self-service requests.
     Set {
         id: String,
         #[arg(long)]
@@ -127,6 +131,11 @@ enum AccountCmd {
         emails: Option<Vec<String>>,
         #[arg(long)]
         whitelist: Option<String>,
+        #[arg(long)]
+        approvals_required: Option<u8>,
+        /// `false` lifts a "this wasn't me" freeze; `true` freezes.
+        #[arg(long)]
+        frozen: Option<bool>,
     },
 }
 
@@ -142,6 +151,12 @@ enum WhitelistCmd {
         remark: String,
         #[arg(long = "tag")]
         tags: Vec<String>,
+        /// The entry leaves the whitelist this long from now ("7d", "12h").
+        #[arg(long, conflicts_with = "expires_at")]
+        expires_in: Option<String>,
+        /// The entry leaves the whitelist at this time (RFC 3339).
+        #[arg(long)]
+        expires_at: Option<String>,
     },
     Remove {
         account: String,
@@ -193,11 +208,15 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             name,
             emails,
             whitelist,
-        }) => (
-            "POST",
-            "/admin/v1/accounts".into(),
-            Some(json!({"id": id, "name": name, "emails": emails, "whitelist": whitelist})),
-        ),
+            approvals_required,
+        }) => {
+            let mut body =
+                json!({"id": id, "name": name, "emails": emails, "whitelist": whitelist});
+            if let Some(n) = approvals_required {
+                body["approvals_required"] = json!(n);
+            }
+            ("POST", "/admin/v1/accounts".into(), Some(body))
+        }
         AdminCmd::Account(AccountCmd::Get { id }) => {
             ("GET", format!("/admin/v1/accounts/{}", seg(id)), None)
         }
@@ -207,8 +226,16 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             name,
             emails,
             whitelist,
+            approvals_required,
+            frozen,
         }) => {
             let mut patch = serde_json::Map::new();
+            if let Some(n) = approvals_required {
+                patch.insert("approvals_required".into(), json!(n));
+            }
+            if let Some(f) = frozen {
+                patch.insert("frozen".into(), json!(f));
+            }
             if let Some(n) = name {
                 patch.insert("name".into(), json!(n));
             }
@@ -234,11 +261,22 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             cidr,
             remark,
             tags,
-        }) => (
-            "POST",
-            format!("/admin/v1/accounts/{}/whitelist", seg(account)),
-            Some(json!({"cidr": cidr, "remark": remark, "tags": tags})),
-        ),
+            expires_in,
+            expires_at,
+        }) => {
+            let mut body = json!({"cidr": cidr, "remark": remark, "tags": tags});
+            if let Some(d) = expires_in {
+                body["expires_in"] = json!(d);
+            }
+            if let Some(t) = expires_at {
+                body["expires_at"] = json!(t);
+            }
+            (
+                "POST",
+                format!("/admin/v1/accounts/{}/whitelist", seg(account)),
+                Some(body),
+            )
+        }
         AdminCmd::Whitelist(WhitelistCmd::Remove { account, entry_id }) => (
             "DELETE",
             format!(

@@ -243,7 +243,8 @@ Seeded: account "acme" (whitelist: enforce, 203.0.113.10 whitelisted; mails go t
 curl -s -u acme:any-password http://{proxy}/sms/v1/messages
 
 2. Log in at {portal}/portal as {DEMO_USER} with the password and TOTP code above,
-   and request 127.0.0.1 (your current IP is shown on the page).
+   and request 127.0.0.1 (your current IP is shown on the page): Continue, then
+   "Send confirmation email" on the page that shows what goes to whom.
 
 3. Open {portal}/dev/mailbox, click one of the two "Confirm" links, and press
    "Approve & whitelist now". Opening the link alone changes nothing.

@@ -361,3 +361,78 @@ fn the_portal_requests_for_a_time_and_shows_when_each_entry_expires() {
         shot.display()
     );
 }
+
+#[test]
+fn the_cli_adds_an_entry_with_an_end_and_sets_quorum_and_freeze() {
+    let up = Upstream::start();
+    let gate = Server::start(&up, ServerOpts::self_service(""));
+    let out = gate.admin_cli(&[
+        "account",
+        "create",
+        "acme",
+        "--name",
+        "Acme",
+        "--email",
+        "ops@acme.test",
+        "--email",
+        "cto@acme.test",
+        "--whitelist",
+        "enforce",
+        "--approvals-required",
+        "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = gate.admin_cli(&[
+        "whitelist",
+        "add",
+        "acme",
+        "127.0.0.95",
+        "--expires-in",
+        "7d",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let added: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        unix_of(&added["expires_at"]).abs_diff(unix_now() + 7 * 86_400) <= 2,
+        "{added}"
+    );
+    let out = gate.admin_cli(&[
+        "whitelist",
+        "add",
+        "acme",
+        "127.0.0.96",
+        "--expires-in",
+        "never",
+    ]);
+    assert!(!out.status.success(), "a bad duration is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expires_in"));
+    let out = gate.admin_cli(&[
+        "account",
+        "set",
+        "acme",
+        "--frozen",
+        "true",
+        "--approvals-required",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, a) = gate.admin("GET", "/admin/v1/accounts/acme", None);
+    assert_eq!(a["frozen"], true, "{a}");
+    assert!(a.get("approvals_required").is_none(), "{a}");
+    let out = gate.admin_cli(&["account", "set", "acme", "--frozen", "false"]);
+    assert!(out.status.success());
+    let (_, a) = gate.admin("GET", "/admin/v1/accounts/acme", None);
+    assert!(a.get("frozen").is_none(), "{a}");
+}

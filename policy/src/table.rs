@@ -173,11 +173,15 @@ impl Table {
             same
         });
         let mut counts = [0usize; SHARDS];
+        let mut ending = Vec::new();
         for (h, id, policy) in &mut all {
-            t.endings.set(id, policy.ending.take());
+            if let Some(e) = policy.ending.take() {
+                ending.push((id.clone(), e));
+            }
             counts[shard_index(*h)] += 1;
             t.entries += policy.entries;
         }
+        t.endings = Endings::from_accounts(ending);
         t.accounts = all.len();
         let mut rest = all.into_iter();
         t.shards = counts

@@ -97,8 +97,32 @@ pub(super) struct Endings {
 }
 
 impl Endings {
+    /// What ends of many accounts at once (a table being built): the
+    /// next end and the count are worked out once.
+    pub(super) fn from_accounts(all: impl IntoIterator<Item = (String, Ending)>) -> Endings {
+        let map: BTreeMap<String, Arc<Ending>> = all
+            .into_iter()
+            .map(|(id, e)| (id.to_ascii_lowercase(), Arc::new(e)))
+            .collect();
+        let mut e = Endings {
+            by_account: Arc::new(map),
+            next: None,
+            count: 0,
+        };
+        e.recount();
+        e
+    }
+
+    fn recount(&mut self) {
+        self.next = self.by_account.values().filter_map(|e| e.next()).min();
+        self.count = self.by_account.values().map(|e| e.len()).sum();
+    }
+
     /// Sets (or, with `None`, clears) what of account `id` ends.
     pub(super) fn set(&mut self, id: &str, ending: Option<Ending>) {
+        if ending.is_none() && self.by_account.is_empty() {
+            return;
+        }
         let key = id.to_ascii_lowercase();
         let had = self.by_account.contains_key(&key);
         if !had && ending.is_none() {
@@ -113,8 +137,7 @@ impl Endings {
                 map.remove(&key);
             }
         }
-        self.next = map.values().filter_map(|e| e.next()).min();
-        self.count = map.values().map(|e| e.len()).sum();
+        self.recount();
     }
 
     /// The soonest time a network of any account ends.

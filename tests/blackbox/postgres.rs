@@ -530,6 +530,14 @@ fn a_store_copied_to_postgresql_and_back_serves_the_same() {
         );
         assert_eq!(s, 201, "{v}");
     }
+    // A time-bound entry keeps its end through both copies.
+    let (s, v) = old.admin(
+        "POST",
+        "/admin/v1/accounts/acme/whitelist",
+        Some(json!({"cidr": "127.0.0.64", "expires_in": "30d"})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let timed_end = v["expires_at"].clone();
     let (alice, _) = user(&old, "acme", "alice", "main", true);
     let (s, req) = submit_request(&old, &alice, json!({"ips": ["127.0.0.62"]}));
     assert_eq!(s, 202, "{req}");
@@ -560,7 +568,7 @@ fn a_store_copied_to_postgresql_and_back_serves_the_same() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{said}");
-    assert!(said.contains("copied 2/2 entries"), "progress: {said}");
+    assert!(said.contains("copied 3/3 entries"), "progress: {said}");
     assert!(
         said.contains(before["head"].as_str().unwrap_or("?")),
         "{said}"
@@ -578,6 +586,8 @@ fn a_store_copied_to_postgresql_and_back_serves_the_same() {
     assert_eq!(after["head"], before["head"]);
     assert_eq!(calls_from(&new, "127.0.0.61"), 200);
     assert_eq!(calls_from(&new, "127.0.0.62"), 403);
+    assert_eq!(calls_from(&new, "127.0.0.64"), 200);
+    new.assert_metrics(&["ipgate_table_entries_expiring 1"]);
     assert_eq!(
         request(&new, &alice, req["id"].as_str().unwrap_or_default())["status"],
         "pending"
@@ -639,9 +649,17 @@ fn a_store_copied_to_postgresql_and_back_serves_the_same() {
     let (_, v) = back.admin("GET", "/admin/v1/security-log/verify", None);
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["head"], on_pg["head"]);
-    for ip in ["127.0.0.61", "127.0.0.62"] {
+    for ip in ["127.0.0.61", "127.0.0.62", "127.0.0.64"] {
         assert_eq!(calls_from(&back, ip), 200, "{ip}");
     }
+    back.assert_metrics(&["ipgate_table_entries_expiring 1"]);
+    let (_, listed) = back.admin("GET", "/admin/v1/accounts/acme/whitelist", None);
+    let timed: Vec<&serde_json::Value> = listed
+        .as_array()
+        .map(|l| l.iter().filter(|e| e.get("expires_at").is_some()).collect())
+        .unwrap_or_default();
+    assert_eq!(timed.len(), 1, "{listed}");
+    assert_eq!(timed[0]["expires_at"], timed_end);
     assert_eq!(
         request(&back, &alice, req["id"].as_str().unwrap_or_default())["status"],
         "approved"

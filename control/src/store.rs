@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 pub mod dump;
 pub(crate) mod events;
+pub mod idempotency;
 pub(crate) mod mail_job;
 pub mod postgres;
 pub mod sled;
@@ -92,6 +93,8 @@ pub enum StoreError {
     NoToken(String),
     #[error("this account already has a pending request")]
     PendingExists,
+    #[error("this Idempotency-Key was already used for a request in the last 24 hours")]
+    KeyUsed,
     #[error("request `{0}` does not exist")]
     NoRequest(String),
     #[error("this code was already used; wait for the next one")]
@@ -312,6 +315,20 @@ pub trait RequestStore: LogStore + Sync {
     }
 }
 
+/// The `Idempotency-Key`s of submissions (`idempotency`), per account:
+/// each is saved by `create_request`, with its request.
+#[async_trait]
+pub trait IdempotencyStore {
+    /// The record of key `hash` of `account`, if it is still live.
+    async fn idempotency_key(
+        &self,
+        account: &str,
+        hash: &str,
+    ) -> Result<Option<idempotency::KeyRecord>, StoreError>;
+    /// Removes the records past their 24 hours; how many.
+    async fn sweep_idempotency_keys(&self) -> Result<usize, StoreError>;
+}
+
 /// The durable mail outbox.
 #[async_trait]
 pub trait OutboxStore {
@@ -408,6 +425,7 @@ pub trait Backend:
     + BlockStore
     + IdentityStore
     + RequestStore
+    + IdempotencyStore
     + OutboxStore
     + UserStore
     + SessionStore
@@ -425,6 +443,7 @@ impl<T> Backend for T where
         + BlockStore
         + IdentityStore
         + RequestStore
+        + IdempotencyStore
         + OutboxStore
         + UserStore
         + SessionStore

@@ -25,6 +25,7 @@ mod blocklist;
 mod changes;
 mod entries;
 mod export;
+mod idempotency;
 mod identities;
 mod import;
 mod log;

@@ -88,6 +88,8 @@ pub struct SledStore {
     keys: Tree,
     names: Tree,
     key_hashes: Tree,
+    /// Submissions' idempotency keys, by account and key hash.
+    idempotency: Tree,
     /// Keys the security log's chain; kept outside the store.
     log_key: Arc<LogKey>,
     /// What committed changes touched of the proxy's table, until the
@@ -157,6 +159,7 @@ impl SledStore {
             keys: db.open_tree("keys")?,
             names: db.open_tree("names")?,
             key_hashes: db.open_tree("key_hashes")?,
+            idempotency: db.open_tree("idempotency")?,
             log_key: Arc::new(log_key),
             journal: Journal::default(),
             db,
@@ -370,6 +373,7 @@ mod entries;
 mod export;
 mod flow_trees;
 mod generation;
+mod idempotency;
 mod identities;
 pub use identities::parse_sha256;
 mod keying;

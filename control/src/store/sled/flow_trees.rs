@@ -23,6 +23,8 @@ pub(crate) struct FlowTrees<'a> {
     pub nets: &'a TransactionalTree,
     /// The time-bound entries by end time.
     pub ending: &'a TransactionalTree,
+    /// Submissions' idempotency keys.
+    pub idempotency: &'a TransactionalTree,
 }
 
 impl SledStore {
@@ -33,9 +35,10 @@ impl SledStore {
         &self,
         f: impl Fn(&FlowTrees) -> TxResult<T>,
     ) -> Result<T, StoreError> {
-        // The accounts tree has always been part of this transaction,
-        // though no transition writes it inside one; it stays, so the
-        // transaction is the same as before it had names.
+        // sled takes at most 9 trees in one transaction. The accounts
+        // tree was the ninth, though no transition reads or writes it
+        // inside one (accounts are read before, under the publisher); the
+        // idempotency keys took its place.
         let trees = (
             &self.requests,
             &self.links,
@@ -43,12 +46,12 @@ impl SledStore {
             &self.seclog,
             &self.outbox,
             &self.entries,
-            &self.accounts,
+            &self.idempotency,
             &self.nets,
             &self.ending,
         );
         flatten(trees.transaction(
-            |(requests, links, pending, seclog, outbox, entries, _accounts, nets, ending)| {
+            |(requests, links, pending, seclog, outbox, entries, idempotency, nets, ending)| {
                 f(&FlowTrees {
                     requests,
                     links,
@@ -58,6 +61,7 @@ impl SledStore {
                     entries,
                     nets,
                     ending,
+                    idempotency,
                 })
             },
         ))

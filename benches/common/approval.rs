@@ -31,6 +31,7 @@ pub async fn approval(publisher: &Publisher, account: &str, ip: Ipv4Addr) -> Dur
         account: account.parse().unwrap(),
         ips: vec![ip.to_string()],
         remark: "bench".into(),
+        reference: None,
         requested_by: "alice".into(),
         requested_from: "198.51.100.7".into(),
         user_agent: "bench".into(),
@@ -38,6 +39,7 @@ pub async fn approval(publisher: &Publisher, account: &str, ip: Ipv4Addr) -> Dur
         valid_for_secs: None,
         approvals_required: 1,
         emails: vec![format!("ops@{account}.test")],
+        idempotency: None,
     };
     store.create_request(new, &Actor::system()).await.unwrap();
     let mut token = None;

@@ -96,6 +96,11 @@ impl From<StoreError> for ApiError {
                 "ips",
                 "This account already has a pending request: approve, reject or cancel it first.",
             ),
+            StoreError::KeyUsed => ApiError::new(
+                StatusCode::CONFLICT,
+                crate::store::idempotency::HEADER,
+                e.to_string(),
+            ),
             StoreError::NoRequest(_) => ApiError::not_found("id", e.to_string()),
             StoreError::NoLink => ApiError::not_found("token", e.to_string()),
             StoreError::LinkAddressRemoved => {

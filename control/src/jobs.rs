@@ -2,7 +2,8 @@
 //! pending requests past their expiry become expired (and the table is
 //! republished), time-bound entries that ended are removed and reminders
 //! of those about to end are queued; every 5 s the summaries of refused logins whose window is
-//! over are written; every minute expired portal sessions are removed. At
+//! over are written; every minute expired portal sessions and the
+//! submissions' idempotency keys past their 24 hours are removed. At
 //! the stop, `finish` writes the refusal windows still open. Beside them,
 //! the changes other control planes make to a shared store are
 //! republished as the store learns of them.
@@ -76,6 +77,11 @@ impl Jobs {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(sessions = n, "expired portal sessions removed"),
                     Err(e) => tracing::error!(error = %e, "sweeping sessions failed"),
+                }
+                match self.publisher.store.sweep_idempotency_keys().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(keys = n, "expired idempotency keys removed"),
+                    Err(e) => tracing::error!(error = %e, "sweeping idempotency keys failed"),
                 }
             }
             expire_due(&self.publisher, &self.metrics).await;

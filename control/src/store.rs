@@ -25,6 +25,7 @@ use std::sync::Arc;
 pub mod disown;
 pub mod dump;
 pub(crate) mod events;
+pub mod idempotency;
 pub(crate) mod mail_job;
 pub mod postgres;
 pub mod quorum;
@@ -94,6 +95,8 @@ pub enum StoreError {
     NoToken(String),
     #[error("this account already has a pending request")]
     PendingExists,
+    #[error("this Idempotency-Key was already used for a request in the last 24 hours")]
+    KeyUsed,
     #[error("request `{0}` does not exist")]
     NoRequest(String),
     #[error("this code was already used; wait for the next one")]
@@ -339,6 +342,20 @@ pub trait DisownStore {
     ) -> Result<(IpRequest, Vec<WhitelistEntry>), StoreError>;
 }
 
+/// The `Idempotency-Key`s of submissions (`idempotency`), per account:
+/// each is saved by `create_request`, with its request.
+#[async_trait]
+pub trait IdempotencyStore {
+    /// The record of key `hash` of `account`, if it is still live.
+    async fn idempotency_key(
+        &self,
+        account: &str,
+        hash: &str,
+    ) -> Result<Option<idempotency::KeyRecord>, StoreError>;
+    /// Removes the records past their 24 hours; how many.
+    async fn sweep_idempotency_keys(&self) -> Result<usize, StoreError>;
+}
+
 /// The durable mail outbox.
 #[async_trait]
 pub trait OutboxStore {
@@ -436,6 +453,7 @@ pub trait Backend:
     + IdentityStore
     + RequestStore
     + DisownStore
+    + IdempotencyStore
     + OutboxStore
     + UserStore
     + SessionStore
@@ -454,6 +472,7 @@ impl<T> Backend for T where
         + IdentityStore
         + RequestStore
         + DisownStore
+        + IdempotencyStore
         + OutboxStore
         + UserStore
         + SessionStore

@@ -209,3 +209,104 @@ fn a_pending_request_expires_by_itself() {
     let (s, _) = submit_request(&gate, &alice, json!({"ips": ["8.8.8.8"]}));
     assert_eq!(s, 202, "an expired request does not block a new one");
 }
+
+/// `POST /api/v1/whitelist/requests` with an `Idempotency-Key`.
+fn submit_keyed(
+    gate: &Server,
+    token: &str,
+    key: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let resp = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!("http://{}/api/v1/whitelist/requests", gate.portal))
+        .bearer_auth(token)
+        .header("User-Agent", "ipgate-test/1.0")
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(serde_json::Value::Null))
+}
+
+/// A gate whose account `acme` has two emails and a main user with 2FA.
+fn mail_gate() -> (Upstream, Server, String) {
+    let up = Upstream::start();
+    let gate = Server::start(&up, ServerOpts::self_service(""));
+    let (s, b) = gate.admin(
+        "POST",
+        "/admin/v1/accounts",
+        Some(json!({"id": "acme", "name": "Acme Ltd", "emails": ["ops@acme.test", "cto@acme.test"], "whitelist": "enforce"})),
+    );
+    assert_eq!(s, 201, "{b}");
+    let (alice, _) = user(&gate, "acme", "alice", "main", true);
+    (up, gate, alice)
+}
+
+#[test]
+fn a_repeated_idempotency_key_answers_the_first_request_and_mails_once() {
+    let (_up, gate, alice) = mail_gate();
+    let body = json!({"ips": ["203.0.113.10"], "remark": "prod", "reference": "PO-17"});
+    let (s, first) = submit_keyed(&gate, &alice, "order-17", &body);
+    assert_eq!(s, 202, "{first}");
+    assert_eq!(first["reference"], "PO-17");
+    let (s, again) = submit_keyed(&gate, &alice, "order-17", &body);
+    assert_eq!((s, &again), (202, &first), "the first answer, again");
+
+    // The same key with another body is refused, naming the header.
+    let other = json!({"ips": ["203.0.113.11"], "remark": "prod", "reference": "PO-17"});
+    let (s, v) = submit_keyed(&gate, &alice, "order-17", &other);
+    assert_eq!((s, field(&v)), (422, "Idempotency-Key".to_string()), "{v}");
+    // A bad key is a 400 naming the header.
+    let (s, v) = submit_keyed(&gate, &alice, "caf\u{7f}", &body);
+    assert_eq!((s, field(&v)), (400, "Idempotency-Key".to_string()), "{v}");
+
+    let (_, list) = api(&gate, "GET", "/api/v1/whitelist/requests", &alice, None);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["reference"], "PO-17");
+    let id = first["id"].as_str().unwrap();
+    assert_eq!(request(&gate, &alice, id)["reference"], "PO-17");
+
+    // One link mail per address, once.
+    assert_eq!(
+        gate.mail
+            .wait_for(2, std::time::Duration::from_secs(20))
+            .len(),
+        2
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(gate.mail.mails().len(), 2, "no second set of link mails");
+    let submitted = gate
+        .security_events("acme")
+        .iter()
+        .filter(|e| *e == "request.submitted")
+        .count();
+    assert_eq!(submitted, 1);
+
+    // A bad reference is refused by its field.
+    let (s, v) = submit_request(
+        &gate,
+        &alice,
+        json!({"ips": ["203.0.113.12"], "reference": "x".repeat(65)}),
+    );
+    assert_eq!((s, field(&v)), (400, "reference".to_string()), "{v}");
+}
+
+#[test]
+fn two_submissions_racing_with_one_key_create_one_request() {
+    let (_up, gate, alice) = mail_gate();
+    let body = json!({"ips": ["203.0.113.10"]});
+    let answers: Vec<(u16, serde_json::Value)> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| submit_keyed(&gate, &alice, "race", &body)))
+            .collect();
+        racers.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(answers[0].0, 202, "{answers:?}");
+    assert_eq!(answers[0], answers[1], "both answered with the one request");
+    let (_, list) = api(&gate, "GET", "/api/v1/whitelist/requests", &alice, None);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+}

@@ -15,10 +15,10 @@ use crate::http::customer_log::api as log;
 use crate::http::extract::Caller;
 use crate::http::openapi::ApiRouter;
 use crate::http::state::CustomerState;
-use crate::service::requests::why_cannot_request;
+use crate::service::requests::{self, why_cannot_request};
 use crate::store::IpRequest;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -52,6 +52,9 @@ pub struct RequestView {
     pub expires_at: Timestamp,
     pub id: String,
     pub ips: Vec<String>,
+    /// The caller's own id for the request, as submitted; null: none.
+    #[schema(required = true)]
+    pub reference: Option<String>,
     pub remark: String,
     pub requested_by: String,
     pub requested_from: String,
@@ -93,6 +96,7 @@ pub fn view(r: &IpRequest) -> RequestView {
         expires_at: r.expires_at,
         id: r.id.clone(),
         ips: r.ips.clone(),
+        reference: r.reference.clone(),
         remark: r.remark.clone(),
         requested_by: r.requested_by.clone(),
         requested_from: r.requested_from.clone(),
@@ -318,23 +322,33 @@ struct Submission {
     /// (`"7d"`, `"12h"`; 1s to 366d); absent or null: until removed.
     #[serde(default)]
     valid_for: Option<String>,
+    /// Your own id for the request (1 to 64 characters on one line),
+    /// shown with it wherever it is shown; absent or null: none.
+    #[serde(default)]
+    reference: Option<String>,
 }
 
 /// Request IPs for the whitelist
 ///
 /// Pending until a link mailed to the account approves or rejects it.
+/// With an `Idempotency-Key`, sending the same submission again within
+/// 24 hours answers with the request first created and creates nothing.
 #[utoipa::path(
     post,
     path = "/api/v1/whitelist/requests",
     tag = "customer",
     request_body = Submission,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Your key for this submission, 1 to 255 printable ASCII characters, per account: within 24 hours of the request it created, the same key with the same body answers 202 with that request as first created and creates nothing; with another body it is refused (422). A refused submission does not keep its key."),
+    ),
     responses(
-        (status = 202, description = "Pending: a link is mailed to each account email", body = RequestView),
-        (status = 400, description = "Per field: an IP that cannot be requested (`ips[0]`), none or too many (`ips`), a bad remark, a bad `valid_for`, an account without email, or a body that is not a JSON object of these fields", body = ErrorBody),
+        (status = 202, description = "Pending: a link is mailed to each account email (or, for a repeated `Idempotency-Key`, the request it first created, as then)", body = RequestView),
+        (status = 400, description = "Per field: an IP that cannot be requested (`ips[0]`), none or too many (`ips`), a bad remark, a bad `valid_for` or `reference`, a bad `Idempotency-Key` header, an account without email, or a body that is not a JSON object of these fields", body = ErrorBody),
         (status = 401, description = "No API token, or one that is unknown, revoked or expired, or whose user or account is gone", body = ErrorBody),
         (status = 403, description = "The token lacks the `request` scope; or the user is not the main user, has no two-factor authentication, or the account's whitelist feature is off", body = ErrorBody),
         (status = 409, description = "The account already has a pending request", body = ErrorBody),
         (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = ErrorBody),
+        (status = 422, description = "The `Idempotency-Key` was used in the last 24 hours with a different body", body = ErrorBody),
         (status = 503, description = "The store cannot take changes right now; nothing was saved", body = ErrorBody),
     ),
     security(("api_token" = ["request"])),
@@ -342,16 +356,26 @@ struct Submission {
 async fn submit(
     State(s): State<CustomerState>,
     c: Caller,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<Submission>,
 ) -> ApiResult<(StatusCode, Json<RequestView>)> {
+    let submission = requests::Submission {
+        ips: &body.ips,
+        remark: &body.remark,
+        valid_for: body.valid_for.as_deref(),
+        reference: body.reference.as_deref(),
+    };
+    let header = crate::store::idempotency::HEADER;
+    if headers.get_all(header).iter().count() > 1 {
+        return Err(ApiError::bad(
+            header,
+            "Send one Idempotency-Key header, not several.",
+        ));
+    }
+    let key = headers.get(header).map(|v| v.as_bytes());
     let req = s
         .requests()
-        .submit(
-            &c.requester(),
-            &body.ips,
-            &body.remark,
-            body.valid_for.as_deref(),
-        )
+        .submit(&c.requester(), &submission, key)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(view(&req))))
 }

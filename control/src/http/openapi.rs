@@ -516,12 +516,14 @@ mod tests {
         // The request view is what it was: the stored request as a JSON
         // value (which has no expiry seconds any more), the times and the
         // account as the strings they were; and `valid_for_secs`, which
-        // the stored request leaves out when it has none.
+        // the stored request leaves out when it has none, as it does
+        // `reference`.
         let request = crate::store::IpRequest {
             id: s("r1"),
             account: acme(),
             ips: vec![s("203.0.113.1"), s("203.0.113.2")],
             remark: s("prod"),
+            reference: None,
             status: crate::domain::flow::Status::Approved,
             requested_by: s("alice"),
             requested_from: s("198.51.100.7"),
@@ -541,13 +543,14 @@ mod tests {
         stored["valid_for_secs"] = serde_json::Value::Null;
         stored["approvals"] = serde_json::json!([]);
         stored["approvals_required"] = serde_json::json!(1);
+        stored["reference"] = serde_json::Value::Null;
         assert_eq!(
             serde_json::to_string(&view(&request)).unwrap(),
             serde_json::to_string(&stored).unwrap()
         );
         assert_eq!(
             serde_json::to_string(&view(&request)).unwrap(),
-            r#"{"account":"acme","approvals":[],"approvals_required":1,"created_at":"2026-01-01T00:00:00Z","decided_at":"2026-01-01T01:00:00Z","decided_by":"ops@acme.test","decided_from":null,"expires_at":"2026-01-02T00:00:00Z","id":"r1","ips":["203.0.113.1","203.0.113.2"],"remark":"prod","requested_by":"alice","requested_from":"198.51.100.7","status":"approved","user_agent":"curl/8","valid_for_secs":null}"#
+            r#"{"account":"acme","approvals":[],"approvals_required":1,"created_at":"2026-01-01T00:00:00Z","decided_at":"2026-01-01T01:00:00Z","decided_by":"ops@acme.test","decided_from":null,"expires_at":"2026-01-02T00:00:00Z","id":"r1","ips":["203.0.113.1","203.0.113.2"],"reference":null,"remark":"prod","requested_by":"alice","requested_from":"198.51.100.7","status":"approved","user_agent":"curl/8","valid_for_secs":null}"#
         );
         keys_sorted(&RequestView {
             account: acme(),
@@ -564,6 +567,7 @@ mod tests {
             expires_at: at("2026-01-02T00:00:00Z"),
             id: s("r1"),
             ips: vec![s("203.0.113.1")],
+            reference: Some(s("po-1")),
             remark: s(""),
             requested_by: s("alice"),
             requested_from: s("203.0.113.2"),

@@ -14,7 +14,7 @@ use crate::http::extract::{Caller, Visitor};
 use crate::http::state::CustomerState;
 use crate::limits::login_limit::Refusal;
 use crate::seclog::Actor;
-use crate::service::requests::why_cannot_request;
+use crate::service::requests::{why_cannot_request, Submission};
 use crate::store::{Session, StoreError};
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -534,9 +534,13 @@ async fn submit(
         .requests()
         .submit(
             &p.caller.requester(),
-            &f.ips(),
-            &f.remark,
-            Some(&f.valid_for),
+            &Submission {
+                ips: &f.ips(),
+                remark: &f.remark,
+                valid_for: Some(&f.valid_for),
+                reference: None,
+            },
+            None,
         )
         .await
     {

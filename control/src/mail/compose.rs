@@ -259,6 +259,7 @@ mod tests {
             account: "acme".parse().unwrap(),
             ips: vec!["203.0.113.10".into()],
             remark: "<b>prod</b>".into(),
+            reference: None,
             status: Status::Pending,
             requested_by: "alice".into(),
             requested_from: "198.51.100.7".into(),

@@ -12,6 +12,7 @@ use crate::domain::users::{Role, User};
 use crate::metrics::FlowMetrics;
 use crate::seclog::Actor;
 use crate::service::publish::Publisher;
+use crate::store::idempotency::{self, IdempotencyKey, KeyRecord};
 use crate::store::{IpRequest, LinkView, NewRequest, StoreError, Verdict};
 use axum::http::StatusCode;
 use std::net::IpAddr;
@@ -38,6 +39,20 @@ pub struct Requester<'a> {
     pub ip: IpAddr,
     pub user_agent: &'a str,
 }
+
+/// What a submission asks for, as sent.
+#[derive(Debug, serde::Serialize)]
+pub struct Submission<'a> {
+    pub ips: &'a [String],
+    pub remark: &'a str,
+    /// How long to whitelist once approved (`parse_valid_for`).
+    pub valid_for: Option<&'a str>,
+    /// The caller's own id for the request.
+    pub reference: Option<&'a str>,
+}
+
+/// The longest `reference`, in characters.
+pub const MAX_REFERENCE_LEN: usize = 64;
 
 /// Why this user may not submit a request, if so.
 pub fn why_cannot_request(user: &User, account: &Account) -> Option<&'static str> {
@@ -75,14 +90,68 @@ impl Requests<'_> {
     /// Checks a submission (each rule its own message) and
     /// saves it as pending with one link mail queued per account email. The
     /// customer API and the portal form both come here.
+    ///
+    /// With an `Idempotency-Key` (the header's raw value), a key the
+    /// account used in the last 24 hours answers with the request it
+    /// created then, as it was created, and changes nothing; the same key
+    /// with another submission is refused (422). Only a submission that
+    /// created a request keeps its key: after a refusal the same key can
+    /// be sent again.
     pub async fn submit(
         &self,
         c: &Requester<'_>,
-        ips: &[String],
-        remark: &str,
-        valid_for: Option<&str>,
+        s: &Submission<'_>,
+        key: Option<&[u8]>,
     ) -> ApiResult<IpRequest> {
-        let new = self.check(c, ips, remark, valid_for).await?;
+        let key = key
+            .map(|k| IdempotencyKey::parse(k, idempotency::fingerprint(s)))
+            .transpose()
+            .map_err(|e| ApiError::bad(idempotency::HEADER, e.to_string()))?;
+        if let Some(why) = why_cannot_request(c.user, c.account) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "account", why));
+        }
+        let Some(key) = key else {
+            return self.create(c, s, None).await;
+        };
+        if let Some(first) = self.first_answer(c, &key).await? {
+            return first;
+        }
+        match self.create(c, s, Some(key.clone())).await {
+            // A submission with the same key may have won a race with
+            // this one: then its answer is this one's.
+            Err(e) if e.status == StatusCode::CONFLICT => match self.first_answer(c, &key).await? {
+                Some(first) => first,
+                None => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    /// The answer a key already used gives, if it is live: its request,
+    /// or a refusal when it came with another submission.
+    async fn first_answer(
+        &self,
+        c: &Requester<'_>,
+        key: &IdempotencyKey,
+    ) -> ApiResult<Option<ApiResult<IpRequest>>> {
+        let store = &self.publisher.store;
+        let Some(record) = store
+            .idempotency_key(c.account.id.as_str(), &key.hash)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(replay(record, key, c)))
+    }
+
+    async fn create(
+        &self,
+        c: &Requester<'_>,
+        s: &Submission<'_>,
+        key: Option<IdempotencyKey>,
+    ) -> ApiResult<IpRequest> {
+        let mut new = self.check(c, s).await?;
+        new.idempotency = key;
         let actor = Actor {
             who: c.user.username.clone(),
             ip: Some(c.ip),
@@ -98,20 +167,16 @@ impl Requests<'_> {
     }
 
     /// Every check of a submission, each rule its own message, without
-    /// saving anything: the request as it would be saved. The portal's
-    /// confirmation page shows it before the request is sent.
-    pub async fn check(
-        &self,
-        c: &Requester<'_>,
-        ips: &[String],
-        remark: &str,
-        valid_for: Option<&str>,
-    ) -> ApiResult<NewRequest> {
+    /// saving anything: the request as it would be saved (with no
+    /// idempotency key). The portal's confirmation page shows it before
+    /// the request is sent.
+    pub async fn check(&self, c: &Requester<'_>, s: &Submission<'_>) -> ApiResult<NewRequest> {
         if let Some(why) = why_cannot_request(c.user, c.account) {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "account", why));
         }
-        let valid_for_secs = parse_valid_for(valid_for)?;
-        let ips = flow::check_submission(ips, remark, self.limits)
+        let valid_for_secs = parse_valid_for(s.valid_for)?;
+        let reference = check_reference(s.reference)?;
+        let ips = flow::check_submission(s.ips, s.remark, self.limits)
             .map_err(|r| refusals(StatusCode::BAD_REQUEST, r))?;
         let store = &self.publisher.store;
         let entries = store.entries(c.account.id.as_str()).await?;
@@ -153,7 +218,8 @@ impl Requests<'_> {
         let new = NewRequest {
             account: c.account.id.clone(),
             ips: ips.iter().map(|ip| ip.to_string()).collect(),
-            remark: remark.trim().to_string(),
+            remark: s.remark.trim().to_string(),
+            reference,
             requested_by: c.user.username.clone(),
             requested_from: c.ip.to_string(),
             user_agent: c.user_agent.to_string(),
@@ -161,6 +227,7 @@ impl Requests<'_> {
             valid_for_secs,
             approvals_required: c.account.approvals_required,
             emails: c.account.emails.clone(),
+            idempotency: None,
         };
         Ok(new)
     }
@@ -207,6 +274,43 @@ impl Requests<'_> {
         tracing::info!(account = %r.account, request = %r.id, status = r.status.as_str(), by = %view.link.email, "request decided from a link");
         Ok(r)
     }
+}
+
+/// What a key already used answers: the request as first created when
+/// the submission is the same, else a refusal naming the header.
+fn replay(record: KeyRecord, key: &IdempotencyKey, c: &Requester<'_>) -> ApiResult<IpRequest> {
+    if record.fingerprint != key.fingerprint {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            idempotency::HEADER,
+            format!(
+                "This Idempotency-Key was used in the last 24 hours for request {} with a different body: send a new key for a new request.",
+                record.request.id
+            ),
+        ));
+    }
+    tracing::info!(account = %c.account.id, request = %record.request.id, "request submission repeated with its Idempotency-Key: answered with the first");
+    Ok(record.request)
+}
+
+/// A `reference`: absent, or 1 to 64 characters, none of them a control
+/// character, not only spaces.
+pub fn check_reference(text: Option<&str>) -> ApiResult<Option<String>> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let n = text.chars().count();
+    if n == 0
+        || n > MAX_REFERENCE_LEN
+        || text.trim().is_empty()
+        || text.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad(
+            "reference",
+            "A reference is your own id for the request: 1 to 64 characters on one line (no control characters); leave it out if you have none.",
+        ));
+    }
+    Ok(Some(text.to_string()))
 }
 
 /// How long a request's entries stay once approved: a duration such as

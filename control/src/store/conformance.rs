@@ -5,7 +5,8 @@
 //! Without `DATABASE_URL` the PostgreSQL runs are skipped, unless
 //! `IPGATE_REQUIRE_POSTGRES` is set: then they fail.
 //!
-//! The tests of identities and keys are in `identities`, of users,
+//! The tests of idempotency keys and references are in `idempotency`,
+//! of identities and keys in `identities`, of users,
 //! sessions and tokens in `users`, of time-bound entries in `ending`, each
 //! with its own `on_both!` list.
 
@@ -101,6 +102,7 @@ macro_rules! on_both {
 
 mod disown;
 mod ending;
+mod idempotency;
 mod identities;
 mod quorum;
 mod requests;

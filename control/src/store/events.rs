@@ -24,6 +24,23 @@ pub fn request_ended(req: &IpRequest, status: Status) -> Event<'_> {
     }
 }
 
+/// A request submitted, its link mailed to `emails`; its `reference`
+/// only when it has one.
+pub fn request_submitted<'a>(req: &'a IpRequest, emails: &[String]) -> Event<'a> {
+    let mut details = json!({
+        "request": req.id, "ips": req.ips, "remark": req.remark, "user_agent": req.user_agent,
+        "emails": emails, "expires_at": req.expires_at,
+    });
+    if let (Some(r), Some(map)) = (&req.reference, details.as_object_mut()) {
+        map.insert("reference".into(), json!(r));
+    }
+    Event {
+        event: "request.submitted",
+        account: Some(req.account.as_str()),
+        details,
+    }
+}
+
 /// An account replaced: what it was and what it is.
 pub fn account_changed<'a>(id: &'a str, old: &Account, new: &Account) -> Event<'a> {
     Event {

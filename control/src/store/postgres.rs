@@ -26,6 +26,7 @@ mod changes;
 mod disown;
 mod entries;
 mod export;
+mod idempotency;
 mod identities;
 mod import;
 mod log;

@@ -90,6 +90,7 @@ mod tests {
             account: "acme".parse().unwrap(),
             ips: vec!["203.0.113.10".into()],
             remark: String::new(),
+            reference: None,
             requested_by: "alice".into(),
             requested_from: "192.0.2.1".into(),
             user_agent: "t".into(),
@@ -97,6 +98,7 @@ mod tests {
             valid_for_secs: None,
             approvals_required: required,
             emails: vec![],
+            idempotency: None,
         };
         IpRequest::new("1".into(), &new, Timestamp::from_unix(1_800_000_000))
     }

@@ -371,6 +371,7 @@ mod entries;
 mod export;
 mod flow_trees;
 mod generation;
+mod idempotency;
 mod identities;
 pub use identities::parse_sha256;
 mod keying;

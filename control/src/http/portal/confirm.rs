@@ -29,11 +29,13 @@ pub(super) async fn confirm(
         return forged();
     }
     let ips = f.ips();
-    let new = match s
-        .requests()
-        .check(&p.caller.requester(), &ips, &f.remark, Some(&f.valid_for))
-        .await
-    {
+    let submission = crate::service::requests::Submission {
+        ips: &ips,
+        remark: &f.remark,
+        valid_for: Some(&f.valid_for),
+        reference: None,
+    };
+    let new = match s.requests().check(&p.caller.requester(), &submission).await {
         Ok(n) => n,
         Err(e) => return refusal(&s, &p, e).await,
     };

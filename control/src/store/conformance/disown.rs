@@ -26,6 +26,7 @@ fn new_request(quorum: u8) -> NewRequest {
         account: "acme".parse::<AccountId>().unwrap(),
         ips: vec!["203.0.113.10".into()],
         remark: String::new(),
+        reference: None,
         requested_by: "alice".into(),
         requested_from: "192.0.2.1".into(),
         user_agent: "test".into(),
@@ -33,6 +34,7 @@ fn new_request(quorum: u8) -> NewRequest {
         valid_for_secs: None,
         approvals_required: quorum,
         emails: EMAILS.iter().map(|e| e.to_string()).collect(),
+        idempotency: None,
     }
 }
 

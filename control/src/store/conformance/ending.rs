@@ -193,6 +193,7 @@ async fn an_approved_request_for_a_time_adds_entries_that_end<B: Backing>(b: B) 
         account: "acme".parse::<AccountId>().unwrap(),
         ips: vec!["203.0.113.10".into()],
         remark: String::new(),
+        reference: None,
         requested_by: "alice".into(),
         requested_from: "192.0.2.1".into(),
         user_agent: "test".into(),
@@ -200,6 +201,7 @@ async fn an_approved_request_for_a_time_adds_entries_that_end<B: Backing>(b: B) 
         valid_for_secs: Some(7 * 86_400),
         approvals_required: 1,
         emails: acme().emails,
+        idempotency: None,
     };
     let req = s.create_request(new, &op()).await.unwrap();
     assert_eq!(req.valid_for_secs, Some(7 * 86_400));

@@ -26,6 +26,7 @@ fn new_request(ip: &str) -> NewRequest {
         account: "acme".parse::<AccountId>().unwrap(),
         ips: vec![ip.to_string()],
         remark: String::new(),
+        reference: None,
         requested_by: "alice".into(),
         requested_from: "192.0.2.1".into(),
         user_agent: "test".into(),
@@ -33,6 +34,7 @@ fn new_request(ip: &str) -> NewRequest {
         valid_for_secs: None,
         approvals_required: 2,
         emails: EMAILS.iter().map(|e| e.to_string()).collect(),
+        idempotency: None,
     }
 }
 

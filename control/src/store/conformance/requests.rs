@@ -10,7 +10,7 @@ use crate::store::*;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-const EMAILS: [&str; 2] = ["ops@acme.test", "cto@acme.test"];
+pub(super) const EMAILS: [&str; 2] = ["ops@acme.test", "cto@acme.test"];
 
 fn acme() -> crate::domain::model::Account {
     let mut a = account("acme");
@@ -18,11 +18,12 @@ fn acme() -> crate::domain::model::Account {
     a
 }
 
-fn new_request(ips: &[&str], ttl_secs: u64) -> NewRequest {
+pub(super) fn new_request(ips: &[&str], ttl_secs: u64) -> NewRequest {
     NewRequest {
         account: "acme".parse::<AccountId>().unwrap(),
         ips: ips.iter().map(|i| i.to_string()).collect(),
         remark: "prod".into(),
+        reference: None,
         requested_by: "alice".into(),
         requested_from: "192.0.2.1".into(),
         user_agent: "test".into(),
@@ -30,10 +31,11 @@ fn new_request(ips: &[&str], ttl_secs: u64) -> NewRequest {
         valid_for_secs: None,
         approvals_required: 1,
         emails: EMAILS.iter().map(|e| e.to_string()).collect(),
+        idempotency: None,
     }
 }
 
-fn user() -> Actor {
+pub(super) fn user() -> Actor {
     Actor {
         who: "alice".into(),
         ip: Some(IpAddr::from([192, 0, 2, 1])),

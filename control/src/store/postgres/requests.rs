@@ -160,6 +160,9 @@ impl RequestStore for PgStore {
             let now = Timestamp::now();
             let mut c = self.client().await?;
             let mut w = self.begin(&mut c).await?;
+            if let Some(k) = &new.idempotency {
+                super::idempotency::check(&w, new.account.as_str(), k, now).await?;
+            }
             let pending = w
                 .tx
                 .query_opt(
@@ -182,15 +185,11 @@ impl RequestStore for PgStore {
                 let mail_id = PgStore::next_id(&w).await?;
                 enqueue(&w, mail_id, MailKind::Link, email, &new.account, &id).await?;
             }
-            let e = Event {
-                event: "request.submitted",
-                account: Some(new.account.as_str()),
-                details: json!({
-                    "request": id, "ips": req.ips, "remark": req.remark, "user_agent": req.user_agent,
-                    "emails": new.emails, "expires_at": req.expires_at,
-                }),
-            };
-            w.log(actor, &e).await?;
+            if let Some(k) = &new.idempotency {
+                super::idempotency::claim(&w, new.account.as_str(), k, &req, now).await?;
+            }
+            w.log(actor, &crate::store::events::request_submitted(&req, &new.emails))
+                .await?;
             w.commit().await?;
             Ok(req)
         })

@@ -133,6 +133,18 @@ ALTER TABLE ipgate_entries ADD COLUMN expires_unix bigint;
 CREATE INDEX ipgate_entries_ending ON ipgate_entries (expires_unix)
     WHERE expires_unix IS NOT NULL;
 "#,
+    r#"
+-- Submissions' Idempotency-Keys (their SHA-256), per account, each with
+-- the request it answers for 24 hours from created_unix; swept after.
+CREATE TABLE ipgate_idempotency (
+    account text NOT NULL,
+    key_hash text NOT NULL,
+    created_unix bigint NOT NULL,
+    doc jsonb NOT NULL,
+    PRIMARY KEY (account, key_hash)
+);
+CREATE INDEX ipgate_idempotency_created ON ipgate_idempotency (created_unix);
+"#,
 ];
 
 /// Runs the missing migrations under the advisory lock; the version the

@@ -31,6 +31,7 @@ fn request() -> NewRequest {
         account: "acme".parse().unwrap(),
         ips: vec!["203.0.113.10".into()],
         remark: String::new(),
+        reference: None,
         requested_by: "alice".into(),
         requested_from: "192.0.2.1".into(),
         user_agent: "test".into(),
@@ -38,6 +39,7 @@ fn request() -> NewRequest {
         valid_for_secs: None,
         approvals_required: 1,
         emails: vec!["ops@acme.test".into(), "cto@acme.test".into()],
+        idempotency: None,
     }
 }
 

@@ -10,6 +10,7 @@ use crate::domain::flow::{status_at, Status};
 use crate::domain::model::{Source, WhitelistEntry};
 use crate::domain::{AccountId, Cidr, Timestamp};
 use crate::seclog::{self, Actor, Event, LogKey};
+use crate::store::idempotency::IdempotencyKey;
 use crate::store::RequestStore;
 use crate::store::{quorum, MailJob, MailKind};
 use async_trait::async_trait;
@@ -27,6 +28,9 @@ pub struct IpRequest {
     pub account: AccountId,
     pub ips: Vec<String>,
     pub remark: String,
+    /// The caller's own id for the request (`reference`), if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
     pub status: Status,
     pub requested_by: String,
     pub requested_from: String,
@@ -71,6 +75,7 @@ impl IpRequest {
             account: new.account.clone(),
             ips: new.ips.clone(),
             remark: new.remark.clone(),
+            reference: new.reference.clone(),
             status: Status::Pending,
             requested_by: new.requested_by.clone(),
             requested_from: new.requested_from.clone(),
@@ -125,6 +130,8 @@ pub struct NewRequest {
     pub account: AccountId,
     pub ips: Vec<String>,
     pub remark: String,
+    /// The caller's own id for the request, if it gave one.
+    pub reference: Option<String>,
     pub requested_by: String,
     pub requested_from: String,
     pub user_agent: String,
@@ -135,6 +142,10 @@ pub struct NewRequest {
     pub approvals_required: u8,
     /// The account's emails: each gets its own link mail.
     pub emails: Vec<String>,
+    /// The submission's `Idempotency-Key`, saved with the request; a key
+    /// of the account still live refuses the request
+    /// ([`StoreError::KeyUsed`]).
+    pub idempotency: Option<IdempotencyKey>,
 }
 
 /// What an emailed link decides (the proxy's own `Decision`, allow or deny,
@@ -216,42 +227,43 @@ impl RequestStore for SledStore {
         let req = IpRequest::new(id.clone(), &new, now);
         let key = request_key(&id)?;
         let mail_ids = self.mail_ids(new.emails.len())?;
-        self.flow_transaction(
-            |t: &FlowTrees| -> TxResult<()> {
-                let FlowTrees {
-                    requests,
-                    pending,
-                    seclog: log,
-                    outbox,
-                    ..
-                } = t;
-                if let Some(p) = pending.get(new.account.as_bytes())? {
-                    let old_key = request_key(&String::from_utf8_lossy(&p)).unwrap_or_default();
-                    if let Some(raw) = requests.get(old_key)? {
-                        let mut old: IpRequest = decode(&raw).or_else(abort)?;
-                        if status_at(old.status, old.expires_at, now) == Status::Pending {
-                            return abort(StoreError::PendingExists);
-                        }
-                        end_request(&mut old, Status::Expired, t, &self.log_key, &Actor::system())?;
+        self.flow_transaction(|t: &FlowTrees| -> TxResult<()> {
+            let FlowTrees {
+                requests,
+                pending,
+                seclog: log,
+                outbox,
+                links,
+                ..
+            } = t;
+            if let Some(k) = &new.idempotency {
+                super::idempotency::claim(links, new.account.as_str(), k, &req, now)?;
+            }
+            if let Some(p) = pending.get(new.account.as_bytes())? {
+                let old_key = request_key(&String::from_utf8_lossy(&p)).unwrap_or_default();
+                if let Some(raw) = requests.get(old_key)? {
+                    let mut old: IpRequest = decode(&raw).or_else(abort)?;
+                    if status_at(old.status, old.expires_at, now) == Status::Pending {
+                        return abort(StoreError::PendingExists);
                     }
+                    end_request(
+                        &mut old,
+                        Status::Expired,
+                        t,
+                        &self.log_key,
+                        &Actor::system(),
+                    )?;
                 }
-                requests.insert(&key, encode(&req))?;
-                for (mail_id, email) in mail_ids.iter().zip(&new.emails) {
-                    enqueue(outbox, *mail_id, MailKind::Link, email, &new.account, &id)?;
-                }
-                pending.insert(new.account.as_bytes(), id.as_bytes())?;
-                let e = Event {
-                    event: "request.submitted",
-                    account: Some(new.account.as_str()),
-                    details: json!({
-                        "request": id, "ips": req.ips, "remark": req.remark, "user_agent": req.user_agent,
-                        "emails": new.emails, "expires_at": req.expires_at,
-                    }),
-                };
-                seclog::append(log, &self.log_key, actor, &e)?;
-                Ok(())
-            },
-        )?;
+            }
+            requests.insert(&key, encode(&req))?;
+            for (mail_id, email) in mail_ids.iter().zip(&new.emails) {
+                enqueue(outbox, *mail_id, MailKind::Link, email, &new.account, &id)?;
+            }
+            pending.insert(new.account.as_bytes(), id.as_bytes())?;
+            let e = crate::store::events::request_submitted(&req, &new.emails);
+            seclog::append(log, &self.log_key, actor, &e)?;
+            Ok(())
+        })?;
         self.flush().await?;
         Ok(req)
     }

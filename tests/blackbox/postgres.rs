@@ -546,6 +546,11 @@ fn a_store_copied_to_postgresql_and_back_serves_the_same() {
         .iter()
         .find_map(|m| m.links().into_iter().find(|l| l.contains("/confirm/")))
         .expect("a link mail");
+    // The SMTP server has the mail a moment before its `mail.sent` record
+    // is written: wait for that record, so the head read is the last.
+    old.wait_until("the link mail recorded as sent", 20, || {
+        old.metrics_text().contains("ipgate_mail_outbox_depth 0")
+    });
     let (_, before) = old.admin("GET", "/admin/v1/security-log/verify", None);
     old.stop();
 

@@ -112,6 +112,16 @@ impl SyncFeed {
         self.stopping.send_replace(true);
     }
 
+    /// The last snapshot built, when it is newer than `after`.
+    async fn last_newer_than(&self, after: u64) -> Option<Arc<Encoded>> {
+        self.cache
+            .lock()
+            .await
+            .as_ref()
+            .filter(|e| e.version > after)
+            .cloned()
+    }
+
     /// The snapshot of the table as it is now, from the cache when no
     /// change came since it was built.
     async fn encoded(&self) -> Result<Arc<Encoded>, StoreError> {
@@ -227,10 +237,19 @@ async fn poll(
     }
     match feed.encoded().await {
         Ok(e) => answer(&e, accepts_gzip(&headers)),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the table snapshot for the sync feed");
-            ApiError::from(e).into_response()
-        }
+        Err(e) => match feed.last_newer_than(after).await {
+            // The store is away: a proxy behind the last snapshot built
+            // gets that one (fail static); it gets the newer one once the
+            // store answers again.
+            Some(last) => {
+                tracing::warn!(error = %e, version = last.version, "the store cannot be read; the sync feed serves the last snapshot it built");
+                answer(&last, accepts_gzip(&headers))
+            }
+            None => {
+                tracing::error!(error = %e, "cannot build the table snapshot for the sync feed");
+                ApiError::from(e).into_response()
+            }
+        },
     }
 }
 

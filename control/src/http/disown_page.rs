@@ -10,6 +10,7 @@ use crate::domain::users::token_hash;
 use crate::html::{message, page, respond, table, unavailable};
 use crate::http::csrf::{csrf_ok, csrf_value};
 use crate::http::extract::Visitor;
+use crate::http::links::{token_of, too_many, well_formed};
 use crate::http::state::CustomerState;
 use crate::mail::compose::request_details;
 use crate::store::{IpRequest, LinkRecord, StoreError};
@@ -26,29 +27,12 @@ pub fn routes() -> Router<CustomerState> {
     Router::new().route("/not-me/{token}", get(open).post(report))
 }
 
-/// Tokens are 32 random bytes in unpadded base64url: 43 characters.
-fn well_formed(token: &str) -> bool {
-    token.len() == 43
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 fn not_valid() -> Response {
     message(
         StatusCode::NOT_FOUND,
         "Link not valid",
         "bad",
         "This link is not valid, or it was already used. Nothing was changed. If you still think an approval was not yours, contact us.",
-    )
-}
-
-fn too_many() -> Response {
-    message(
-        StatusCode::TOO_MANY_REQUESTS,
-        "Too many attempts",
-        "bad",
-        "Too many link visits from your address. Wait a minute, then open the link from your mail again.",
     )
 }
 
@@ -98,8 +82,21 @@ fn review(s: &CustomerState, link: &LinkRecord, r: &IpRequest, csrf: &str) -> Re
     respond(StatusCode::OK, page("This wasn't me", body))
 }
 
-fn token_of(path: Result<Path<String>, PathRejection>) -> String {
-    path.map(|Path(t)| t).unwrap_or_default()
+/// The hash of the path's token, or the page refusing the visit (too
+/// many from this client, or a token not of the issued shape).
+fn visit(
+    s: &CustomerState,
+    v: &Visitor,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<String, Response> {
+    if !s.link_limit.allow_client(v.ip) {
+        return Err(too_many());
+    }
+    let token = token_of(path);
+    if !well_formed(&token) {
+        return Err(not_valid());
+    }
+    Ok(token_hash(&token))
 }
 
 async fn open(
@@ -107,14 +104,10 @@ async fn open(
     v: Visitor,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    if !s.link_limit.allow_client(v.ip) {
-        return too_many();
-    }
-    let token = token_of(path);
-    if !well_formed(&token) {
-        return not_valid();
-    }
-    let hash = token_hash(&token);
+    let hash = match visit(&s, &v, path) {
+        Ok(h) => h,
+        Err(refused) => return refused,
+    };
     match s.publisher.store.disown_link(&hash).await {
         Ok(Some((link, r))) => {
             if let Some(d) = &r.disowned {
@@ -152,14 +145,10 @@ async fn report(
     path: Result<Path<String>, PathRejection>,
     form: Result<Form<ReportForm>, FormRejection>,
 ) -> Response {
-    if !s.link_limit.allow_client(v.ip) {
-        return too_many();
-    }
-    let token = token_of(path);
-    if !well_formed(&token) {
-        return not_valid();
-    }
-    let hash = token_hash(&token);
+    let hash = match visit(&s, &v, path) {
+        Ok(h) => h,
+        Err(refused) => return refused,
+    };
     let form = form.ok().map(|Form(f)| f);
     let csrf_good = form
         .as_ref()

@@ -29,7 +29,7 @@ pub fn routes() -> Router<CustomerState> {
 }
 
 /// Tokens are 32 random bytes in unpadded base64url: 43 characters.
-fn well_formed(token: &str) -> bool {
+pub(crate) fn well_formed(token: &str) -> bool {
     token.len() == 43
         && token
             .bytes()
@@ -179,7 +179,7 @@ fn review_page(v: &LinkView, account_name: &str, csrf: &str) -> Response {
     respond(StatusCode::OK, page("Review request", body))
 }
 
-fn too_many() -> Response {
+pub(crate) fn too_many() -> Response {
     message(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many attempts",
@@ -189,7 +189,7 @@ fn too_many() -> Response {
 }
 
 /// The token from the path; one that is not even UTF-8 is treated as mangled.
-fn token_of(path: Result<Path<String>, PathRejection>) -> String {
+pub(crate) fn token_of(path: Result<Path<String>, PathRejection>) -> String {
     path.map(|Path(t)| t).unwrap_or_default()
 }
 

@@ -88,13 +88,13 @@ fn visit(
     s: &CustomerState,
     v: &Visitor,
     path: Result<Path<String>, PathRejection>,
-) -> Result<String, Response> {
+) -> Result<String, Box<Response>> {
     if !s.link_limit.allow_client(v.ip) {
-        return Err(too_many());
+        return Err(Box::new(too_many()));
     }
     let token = token_of(path);
     if !well_formed(&token) {
-        return Err(not_valid());
+        return Err(Box::new(not_valid()));
     }
     Ok(token_hash(&token))
 }
@@ -106,7 +106,7 @@ async fn open(
 ) -> Response {
     let hash = match visit(&s, &v, path) {
         Ok(h) => h,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     match s.publisher.store.disown_link(&hash).await {
         Ok(Some((link, r))) => {
@@ -147,7 +147,7 @@ async fn report(
 ) -> Response {
     let hash = match visit(&s, &v, path) {
         Ok(h) => h,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let form = form.ok().map(|Form(f)| f);
     let csrf_good = form

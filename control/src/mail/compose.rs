@@ -79,13 +79,13 @@ fn approvals_row(r: &IpRequest) -> Option<(&'static str, String)> {
     ))
 }
 
-pub(crate) fn text_table(rows: &[(&str, String)]) -> String {
+fn text_table(rows: &[(&str, String)]) -> String {
     rows.iter()
         .map(|(k, v)| format!("  {k:<17} {v}\n"))
         .collect()
 }
 
-pub(crate) fn address_book(ctx: &MailContext) -> (String, Markup) {
+fn address_book(ctx: &MailContext) -> (String, Markup) {
     let line = format!(
         "To be sure these security mails reach you, add {} to your address book.",
         ctx.from_address
@@ -192,15 +192,28 @@ fn outcome_notice(r: &IpRequest, ctx: &MailContext) -> Rendered {
     rows.push(("Decided by", by));
     rows.push(("Decided from", from));
     rows.push(("Decided at", at));
+    let closing = "If this was not you or someone you trust, contact us at once.";
+    summary_mail(subject, &summary, &rows, closing, ctx)
+}
+
+/// A mail of one summary, the rows and a closing line, then the
+/// address-book line: the same words as text and as HTML.
+pub(crate) fn summary_mail(
+    subject: String,
+    summary: &str,
+    rows: &[(&str, String)],
+    closing: &str,
+    ctx: &MailContext,
+) -> Rendered {
     let (book, book_html) = address_book(ctx);
     let text = format!(
-        "{summary}\n\n{table}\nIf this was not you or someone you trust, contact us at once.\n\n{book}\n",
-        table = text_table(&rows)
+        "{summary}\n\n{table}\n{closing}\n\n{book}\n",
+        table = text_table(rows)
     );
     let html = html! {
         p { (summary) }
-        (table(&rows))
-        p { "If this was not you or someone you trust, contact us at once." }
+        (table(rows))
+        p { (closing) }
         (book_html)
     }
     .into_string();
@@ -226,26 +239,9 @@ fn approval_notice(r: &IpRequest, n: u8, ctx: &MailContext) -> Rendered {
         "{by} approved request {} from {from} at {at}: approval {n} of the {need} needed. Nothing is whitelisted yet; the addresses go live once {need} different addresses of the account have approved from their own links.",
         r.id
     );
-    let rows = request_details(r);
-    let (book, book_html) = address_book(ctx);
     let warn =
         "If you did not expect this request, reject it from your own link: one Reject ends it.";
-    let text = format!(
-        "{summary}\n\n{table}\n{warn}\n\n{book}\n",
-        table = text_table(&rows)
-    );
-    let html = html! {
-        p { (summary) }
-        (table(&rows))
-        p { (warn) }
-        (book_html)
-    }
-    .into_string();
-    Rendered {
-        subject,
-        text,
-        html,
-    }
+    summary_mail(subject, &summary, &request_details(r), warn, ctx)
 }
 
 #[cfg(test)]

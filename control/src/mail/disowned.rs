@@ -2,10 +2,8 @@
 //! not theirs: what was undone, that requests are frozen, and how to reach
 //! the operator.
 
-use super::compose::{address_book, request_details, text_table, MailContext, Rendered};
-use crate::html::table;
+use super::compose::{request_details, summary_mail, MailContext, Rendered};
 use crate::store::IpRequest;
-use maud::html;
 
 /// The notice that `r`'s approval was reported as not theirs.
 pub fn disowned_mail(r: &IpRequest, ctx: &MailContext) -> Rendered {
@@ -30,22 +28,5 @@ pub fn disowned_mail(r: &IpRequest, ctx: &MailContext) -> Rendered {
         r.id, ctx.account_name
     );
     let contact = format!("Contact us: {}", ctx.contact);
-    let rows = request_details(r);
-    let (book, book_html) = address_book(ctx);
-    let text = format!(
-        "{summary}\n\n{contact}\n\n{table}\n{book}\n",
-        table = text_table(&rows)
-    );
-    let html = html! {
-        p { (summary) }
-        p { b { (contact) } }
-        (table(&rows))
-        (book_html)
-    }
-    .into_string();
-    Rendered {
-        subject,
-        text,
-        html,
-    }
+    summary_mail(subject, &summary, &request_details(r), &contact, ctx)
 }

@@ -1,12 +1,10 @@
 //! The reminder every account email gets before a time-bound whitelist
 //! entry ends (`control.expiry_reminders`), multipart like the others.
 
-use super::compose::{address_book, text_table, MailContext, Rendered};
+use super::compose::{summary_mail, MailContext, Rendered};
 use crate::domain::model::WhitelistEntry;
 use crate::domain::Timestamp;
-use crate::html::table;
 use crate::plain_time::time_until;
-use maud::html;
 
 /// The reminder that `e` ends soon, as of `now`.
 pub fn reminder_mail(e: &WhitelistEntry, ctx: &MailContext, now: Timestamp) -> Rendered {
@@ -28,23 +26,7 @@ pub fn reminder_mail(e: &WhitelistEntry, ctx: &MailContext, now: Timestamp) -> R
         ("Ends", format!("{at} ({when})")),
     ];
     let keep = "To keep it, request it again from the portal (an account email approves it as before), or ask us to extend it.";
-    let (book, book_html) = address_book(ctx);
-    let text = format!(
-        "{summary}\n\n{table}\n{keep}\n\n{book}\n",
-        table = text_table(&rows)
-    );
-    let html = html! {
-        p { (summary) }
-        (table(&rows))
-        p { (keep) }
-        (book_html)
-    }
-    .into_string();
-    Rendered {
-        subject,
-        text,
-        html,
-    }
+    summary_mail(subject, &summary, &rows, keep, ctx)
 }
 
 #[cfg(test)]

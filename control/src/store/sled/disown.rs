@@ -2,6 +2,7 @@
 //! links tree under their own prefix, used once in one transaction with
 //! everything the report changes.
 
+use super::entries::take_entry;
 use super::flow_trees::FlowTrees;
 use super::requests::{end_request, request_key, IpRequest, LinkRecord};
 use super::{abort, decode, encode, entry_key, SledStore, StoreError, Touch, TxResult};
@@ -64,12 +65,9 @@ impl DisownStore for SledStore {
                 for id in &r.added {
                     let Ok(n) = id.parse::<u64>() else { continue };
                     let ek = entry_key(&acct, n);
-                    let Some(v) = t.entries.remove(ek.as_slice())? else {
+                    let Some(e) = take_entry(t.entries, t.nets, t.ending, &acct, &ek)? else {
                         continue;
                     };
-                    let e: WhitelistEntry = decode(&v).or_else(abort)?;
-                    super::netindex::remove(t.nets, &acct, e.cidr)?;
-                    super::ending::remove(t.ending, &ek, &e)?;
                     let event = disown::entry_removed(&e, &r.id);
                     seclog::append(t.seclog, &self.log_key, &actor, &event)?;
                     removed.push(e);

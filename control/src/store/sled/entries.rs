@@ -2,7 +2,7 @@
 
 use super::{
     abort, account_prefix, decode, encode, entry_key, flatten, netindex, SledStore, StoreError,
-    Touch,
+    Touch, TxResult,
 };
 use crate::domain::model::WhitelistEntry;
 use crate::domain::{Cidr, Timestamp};
@@ -45,6 +45,43 @@ impl SledStore {
     }
 }
 
+/// Takes the entry under `key` of `account` out of the entries and both
+/// of their indexes, inside a transaction; `None` when there is none.
+pub(super) fn take_entry(
+    entries: &TransactionalTree,
+    nets: &TransactionalTree,
+    ending: &TransactionalTree,
+    account: &str,
+    key: &[u8],
+) -> TxResult<Option<WhitelistEntry>> {
+    let Some(v) = entries.remove(key)? else {
+        return Ok(None);
+    };
+    let e: WhitelistEntry = decode(&v).or_else(abort)?;
+    netindex::remove(nets, account, e.cidr)?;
+    super::ending::remove(ending, key, &e)?;
+    Ok(Some(e))
+}
+
+impl SledStore {
+    /// Runs `f` as one transaction over the entries, the security log and
+    /// the entries' two indexes (networks, ends).
+    fn entry_change<T>(
+        &self,
+        f: impl Fn(
+            &TransactionalTree,
+            &TransactionalTree,
+            &TransactionalTree,
+            &TransactionalTree,
+        ) -> TxResult<T>,
+    ) -> Result<T, StoreError> {
+        flatten(
+            (&self.entries, &self.seclog, &self.nets, &self.ending)
+                .transaction(|(entries, log, nets, ending)| f(entries, log, nets, ending)),
+        )
+    }
+}
+
 #[async_trait]
 impl EntryStore for SledStore {
     async fn for_each_account_policy(
@@ -68,34 +105,24 @@ impl EntryStore for SledStore {
             return Ok(None);
         };
         let key = entry_key(account, n);
-        let removed = flatten(
-            (&self.entries, &self.seclog, &self.nets, &self.ending).transaction(
-                |(tx, log, nets, ending): &(
-                    TransactionalTree,
-                    TransactionalTree,
-                    TransactionalTree,
-                    TransactionalTree,
-                )| {
-                    let Some(v) = tx.get(key.as_slice())? else {
-                        return Ok(None);
-                    };
-                    let e: WhitelistEntry = decode(&v).or_else(abort)?;
-                    if !e.ended(now) {
-                        return Ok(None);
-                    }
-                    tx.remove(key.as_slice())?;
-                    netindex::remove(nets, account, e.cidr)?;
-                    super::ending::remove(ending, &key, &e)?;
-                    seclog::append(
-                        log,
-                        &self.log_key,
-                        &Actor::system(),
-                        &events::entry_expired(&e),
-                    )?;
-                    Ok(Some(e))
-                },
-            ),
-        )?;
+        let removed = self.entry_change(|tx, log, nets, ending| {
+            let Some(v) = tx.get(key.as_slice())? else {
+                return Ok(None);
+            };
+            if !decode::<WhitelistEntry>(&v).or_else(abort)?.ended(now) {
+                return Ok(None);
+            }
+            let e = take_entry(tx, nets, ending, account, &key)?;
+            if let Some(e) = &e {
+                seclog::append(
+                    log,
+                    &self.log_key,
+                    &Actor::system(),
+                    &events::entry_expired(e),
+                )?;
+            }
+            Ok(e)
+        })?;
         if removed.is_some() {
             self.flush().await?;
             self.touched(Touch::Account(account.to_string()));
@@ -221,30 +248,18 @@ impl EntryStore for SledStore {
             .parse()
             .map_err(|_| StoreError::NoEntry(id.to_string()))?;
         let key = entry_key(account, n);
-        let removed = flatten(
-            (&self.entries, &self.seclog, &self.nets, &self.ending).transaction(
-                |(tx, log, nets, ending): &(
-                    TransactionalTree,
-                    TransactionalTree,
-                    TransactionalTree,
-                    TransactionalTree,
-                )| {
-                    let Some(v) = tx.remove(key.as_slice())? else {
-                        return abort(StoreError::NoEntry(id.to_string()));
-                    };
-                    let e: WhitelistEntry = decode(&v).or_else(abort)?;
-                    netindex::remove(nets, account, e.cidr)?;
-                    super::ending::remove(ending, &key, &e)?;
-                    let event = Event {
-                        event: "whitelist.removed",
-                        account: Some(account),
-                        details: json!({"entry": e.id, "cidr": e.cidr}),
-                    };
-                    seclog::append(log, &self.log_key, actor, &event)?;
-                    Ok(e)
-                },
-            ),
-        )?;
+        let removed = self.entry_change(|tx, log, nets, ending| {
+            let Some(e) = take_entry(tx, nets, ending, account, &key)? else {
+                return abort(StoreError::NoEntry(id.to_string()));
+            };
+            let event = Event {
+                event: "whitelist.removed",
+                account: Some(account),
+                details: json!({"entry": e.id, "cidr": e.cidr}),
+            };
+            seclog::append(log, &self.log_key, actor, &event)?;
+            Ok(e)
+        })?;
         self.flush().await?;
         self.touched(Touch::Account(account.to_string()));
         Ok(removed)

@@ -85,6 +85,13 @@ async fn lease(
     Ok(())
 }
 
+/// Drops `job` for `reason` (with its `mail.dropped` record) and commits.
+async fn drop_job(mut w: Change<'_>, job: &MailJob, reason: &str) -> Result<Prepared, StoreError> {
+    end_job(&mut w, job, "mail.dropped", json!({ "reason": reason })).await?;
+    w.commit().await?;
+    Ok(Prepared::Dropped)
+}
+
 /// Removes a job with its security-log record, inside a change.
 async fn end_job(
     w: &mut Change<'_>,
@@ -141,7 +148,7 @@ impl OutboxStore for PgStore {
         self.retrying(|| async {
             let now = Timestamp::now();
             let mut c = self.client().await?;
-            let mut w = self.begin(&mut c).await?;
+            let w = self.begin(&mut c).await?;
             let row =
                 w.tx.query_opt(
                     &format!(
@@ -176,15 +183,7 @@ impl OutboxStore for PgStore {
                     None => None,
                 };
                 let Some(entry) = entry else {
-                    end_job(
-                        &mut w,
-                        &job,
-                        "mail.dropped",
-                        json!({"reason": "entry not found"}),
-                    )
-                    .await?;
-                    w.commit().await?;
-                    return Ok(Prepared::Dropped);
+                    return drop_job(w, &job, "entry not found").await;
                 };
                 job.attempts += 1;
                 lease(&w, n, &job, now, self.holder).await?;
@@ -202,15 +201,7 @@ impl OutboxStore for PgStore {
                 None => None,
             };
             let Some(req) = req else {
-                end_job(
-                    &mut w,
-                    &job,
-                    "mail.dropped",
-                    json!({"reason": "request not found"}),
-                )
-                .await?;
-                w.commit().await?;
-                return Ok(Prepared::Dropped);
+                return drop_job(w, &job, "request not found").await;
             };
             job.attempts += 1;
             if job.kind == MailKind::Link {
@@ -235,9 +226,7 @@ impl OutboxStore for PgStore {
                     None
                 };
                 if let Some(reason) = dropped {
-                    end_job(&mut w, &job, "mail.dropped", json!({ "reason": reason })).await?;
-                    w.commit().await?;
-                    return Ok(Prepared::Dropped);
+                    return drop_job(w, &job, &reason).await;
                 }
                 let link = LinkRecord {
                     request: req.id.clone(),

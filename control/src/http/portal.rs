@@ -509,6 +509,15 @@ struct RequestForm {
 }
 
 impl RequestForm {
+    /// The form as posted, when it parses and carries the session's CSRF
+    /// value.
+    fn posted(p: &Portal, form: Result<Form<RequestForm>, FormRejection>) -> Option<RequestForm> {
+        let Ok(Form(f)) = form else {
+            return None;
+        };
+        csrf_ok(&p.session.csrf, &f.csrf).then_some(f)
+    }
+
     /// The addresses filled in, in order.
     fn ips(&self) -> Vec<String> {
         [self.ip1.trim(), self.ip2.trim()]
@@ -524,12 +533,9 @@ async fn submit(
     p: Portal,
     form: Result<Form<RequestForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(f)) = form else {
+    let Some(f) = RequestForm::posted(&p, form) else {
         return forged();
     };
-    if !csrf_ok(&p.session.csrf, &f.csrf) {
-        return forged();
-    }
     match s
         .requests()
         .submit(

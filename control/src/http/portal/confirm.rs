@@ -6,7 +6,6 @@
 
 use super::{forged, refusal, Portal, RequestForm};
 use crate::html::{page, respond, table};
-use crate::http::csrf::csrf_ok;
 use crate::http::state::CustomerState;
 use crate::plain_time::plain_duration;
 use axum::extract::rejection::FormRejection;
@@ -22,12 +21,9 @@ pub(super) async fn confirm(
     p: Portal,
     form: Result<Form<RequestForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(f)) = form else {
+    let Some(f) = RequestForm::posted(&p, form) else {
         return forged();
     };
-    if !csrf_ok(&p.session.csrf, &f.csrf) {
-        return forged();
-    }
     let ips = f.ips();
     let submission = crate::service::requests::Submission {
         ips: &ips,

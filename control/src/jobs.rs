@@ -85,8 +85,7 @@ impl Jobs {
                 }
             }
             expire_due(&self.publisher, &self.metrics).await;
-            entry_ends::expire_ended(&self.publisher).await;
-            entry_ends::remind_due(&self.publisher, &self.reminders).await;
+            entry_ends::tick(&self.publisher, &self.reminders).await;
         }
     }
 

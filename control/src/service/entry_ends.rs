@@ -36,17 +36,29 @@ pub fn offsets(reminders: &[Duration]) -> Vec<u64> {
     o
 }
 
-/// Removes the entries that have ended, through the publisher; how many.
-pub async fn expire_ended(publisher: &Publisher) -> usize {
+/// One second's work on time-bound entries, from one read of those that
+/// end by the furthest reminder: the ended ones are removed, the others
+/// reminded of when due.
+pub async fn tick(publisher: &Publisher, offsets: &[u64]) {
     let now = Timestamp::now();
-    let due = match publisher.store.entries_ending_by(now).await {
-        Ok(d) if d.is_empty() => return 0,
-        Ok(d) => d,
+    let until = now.plus_secs(offsets.first().copied().unwrap_or(0));
+    let soon = match publisher.store.entries_ending_by(until).await {
+        Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, "reading the ended whitelist entries failed");
-            return 0;
+            tracing::error!(error = %e, "reading the whitelist entries about to end failed");
+            return;
         }
     };
+    let (ended, left): (Vec<WhitelistEntry>, Vec<WhitelistEntry>) =
+        soon.into_iter().partition(|e| e.ended(now));
+    if !ended.is_empty() {
+        expire(publisher, ended, now).await;
+    }
+    remind(publisher, left, offsets, now).await;
+}
+
+/// Removes `due` (entries that ended by `now`), through the publisher.
+async fn expire(publisher: &Publisher, due: Vec<WhitelistEntry>, now: Timestamp) {
     let removed = publisher
         .change(|st| async move {
             let mut removed = Vec::new();
@@ -63,30 +75,14 @@ pub async fn expire_ended(publisher: &Publisher) -> usize {
             for e in &r {
                 tracing::info!(account = %e.account, entry = %e.id, cidr = %e.cidr, "time-bound whitelist entry ended and was removed");
             }
-            r.len()
         }
-        Err(e) => {
-            tracing::error!(error = %e, "removing ended whitelist entries failed");
-            0
-        }
+        Err(e) => tracing::error!(error = %e, "removing ended whitelist entries failed"),
     }
 }
 
-/// Queues the reminders that are due; how many entries were reminded.
-pub async fn remind_due(publisher: &Publisher, offsets: &[u64]) -> usize {
-    let Some(&furthest) = offsets.first() else {
-        return 0;
-    };
-    let now = Timestamp::now();
+/// Queues the reminders of `soon` that are due at `now`.
+async fn remind(publisher: &Publisher, soon: Vec<WhitelistEntry>, offsets: &[u64], now: Timestamp) {
     let store = &publisher.store;
-    let soon = match store.entries_ending_by(now.plus_secs(furthest)).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "reading the whitelist entries about to end failed");
-            return 0;
-        }
-    };
-    let mut reminded = 0;
     for e in soon {
         let Some((stage, mail)) = due_reminder(&e, offsets, now) else {
             continue;
@@ -96,7 +92,6 @@ pub async fn remind_due(publisher: &Publisher, offsets: &[u64]) -> usize {
             .await
         {
             Ok(true) if mail => {
-                reminded += 1;
                 tracing::info!(account = %e.account, entry = %e.id, cidr = %e.cidr, reminder = stage, "expiry reminder queued");
             }
             Ok(_) => {}
@@ -105,7 +100,6 @@ pub async fn remind_due(publisher: &Publisher, offsets: &[u64]) -> usize {
             }
         }
     }
-    reminded
 }
 
 #[cfg(test)]

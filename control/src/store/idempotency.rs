@@ -137,20 +137,7 @@ mod tests {
     }
 
     fn request(at: Timestamp) -> IpRequest {
-        let new = crate::store::NewRequest {
-            account: "acme".parse().unwrap(),
-            ips: vec!["203.0.113.1".into()],
-            remark: String::new(),
-            reference: None,
-            requested_by: "alice".into(),
-            requested_from: "192.0.2.1".into(),
-            user_agent: String::new(),
-            ttl_secs: 3600,
-            valid_for_secs: None,
-            approvals_required: 1,
-            emails: Vec::new(),
-            idempotency: None,
-        };
+        let new = crate::store::tests::new_request(&["203.0.113.1"], &[]);
         IpRequest::new("1".into(), &new, at)
     }
 

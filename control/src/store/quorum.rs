@@ -87,18 +87,8 @@ mod tests {
 
     fn request(required: u8) -> IpRequest {
         let new = NewRequest {
-            account: "acme".parse().unwrap(),
-            ips: vec!["203.0.113.10".into()],
-            remark: String::new(),
-            reference: None,
-            requested_by: "alice".into(),
-            requested_from: "192.0.2.1".into(),
-            user_agent: "t".into(),
-            ttl_secs: 60,
-            valid_for_secs: None,
             approvals_required: required,
-            emails: vec![],
-            idempotency: None,
+            ..crate::store::tests::new_request(&["203.0.113.10"], &[])
         };
         IpRequest::new("1".into(), &new, Timestamp::from_unix(1_800_000_000))
     }

@@ -32,6 +32,25 @@ pub(crate) fn entry_of(account: &str, cidr: &str) -> WhitelistEntry {
     }
 }
 
+/// alice's submission of `ips` for account acme, a link mail to each of
+/// `emails`: links for an hour, no end, one approval needed.
+pub(crate) fn new_request(ips: &[&str], emails: &[&str]) -> NewRequest {
+    NewRequest {
+        account: "acme".parse().unwrap(),
+        ips: ips.iter().map(|i| i.to_string()).collect(),
+        remark: String::new(),
+        reference: None,
+        requested_by: "alice".into(),
+        requested_from: "192.0.2.1".into(),
+        user_agent: "test".into(),
+        ttl_secs: 3600,
+        valid_for_secs: None,
+        approvals_required: 1,
+        emails: emails.iter().map(|e| e.to_string()).collect(),
+        idempotency: None,
+    }
+}
+
 /// The log key unit tests open stores with.
 pub(crate) fn test_key() -> LogKey {
     LogKey::new(b"unit-test-log-key-0123456789abcdef").unwrap()

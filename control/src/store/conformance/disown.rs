@@ -6,7 +6,6 @@
 use super::{Backing, Written};
 use crate::domain::flow::Status;
 use crate::domain::users::token_hash;
-use crate::domain::AccountId;
 use crate::store::tests::{account, op};
 use crate::store::*;
 use std::net::IpAddr;
@@ -23,18 +22,8 @@ fn acme(quorum: u8) -> crate::domain::model::Account {
 
 fn new_request(quorum: u8) -> NewRequest {
     NewRequest {
-        account: "acme".parse::<AccountId>().unwrap(),
-        ips: vec!["203.0.113.10".into()],
-        remark: String::new(),
-        reference: None,
-        requested_by: "alice".into(),
-        requested_from: "192.0.2.1".into(),
-        user_agent: "test".into(),
-        ttl_secs: 3600,
-        valid_for_secs: None,
         approvals_required: quorum,
-        emails: EMAILS.iter().map(|e| e.to_string()).collect(),
-        idempotency: None,
+        ..crate::store::tests::new_request(&["203.0.113.10"], &EMAILS)
     }
 }
 

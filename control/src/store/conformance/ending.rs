@@ -4,7 +4,7 @@
 
 use super::{Backing, Written};
 use crate::domain::users::token_hash;
-use crate::domain::{AccountId, Timestamp};
+use crate::domain::Timestamp;
 use crate::store::tests::{account, entry_of, op};
 use crate::store::*;
 use std::net::IpAddr;
@@ -190,18 +190,8 @@ async fn an_approved_request_for_a_time_adds_entries_that_end<B: Backing>(b: B) 
     let s = b.open().await;
     s.create_account(acme(), &op()).await.unwrap();
     let new = NewRequest {
-        account: "acme".parse::<AccountId>().unwrap(),
-        ips: vec!["203.0.113.10".into()],
-        remark: String::new(),
-        reference: None,
-        requested_by: "alice".into(),
-        requested_from: "192.0.2.1".into(),
-        user_agent: "test".into(),
-        ttl_secs: 3600,
         valid_for_secs: Some(7 * 86_400),
-        approvals_required: 1,
-        emails: acme().emails,
-        idempotency: None,
+        ..crate::store::tests::new_request(&["203.0.113.10"], &["ops@acme.test", "cto@acme.test"])
     };
     let req = s.create_request(new, &op()).await.unwrap();
     assert_eq!(req.valid_for_secs, Some(7 * 86_400));

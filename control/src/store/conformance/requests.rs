@@ -3,7 +3,6 @@
 use super::Backing;
 use crate::domain::flow::Status;
 use crate::domain::users::token_hash;
-use crate::domain::AccountId;
 use crate::seclog::Actor;
 use crate::store::tests::{account, op};
 use crate::store::*;
@@ -20,18 +19,9 @@ fn acme() -> crate::domain::model::Account {
 
 pub(super) fn new_request(ips: &[&str], ttl_secs: u64) -> NewRequest {
     NewRequest {
-        account: "acme".parse::<AccountId>().unwrap(),
-        ips: ips.iter().map(|i| i.to_string()).collect(),
         remark: "prod".into(),
-        reference: None,
-        requested_by: "alice".into(),
-        requested_from: "192.0.2.1".into(),
-        user_agent: "test".into(),
         ttl_secs,
-        valid_for_secs: None,
-        approvals_required: 1,
-        emails: EMAILS.iter().map(|e| e.to_string()).collect(),
-        idempotency: None,
+        ..crate::store::tests::new_request(ips, &EMAILS)
     }
 }
 

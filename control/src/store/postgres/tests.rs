@@ -27,20 +27,7 @@ async fn sql(o: &PgOptions, statement: &str) {
 }
 
 fn request() -> NewRequest {
-    NewRequest {
-        account: "acme".parse().unwrap(),
-        ips: vec!["203.0.113.10".into()],
-        remark: String::new(),
-        reference: None,
-        requested_by: "alice".into(),
-        requested_from: "192.0.2.1".into(),
-        user_agent: "test".into(),
-        ttl_secs: 3600,
-        valid_for_secs: None,
-        approvals_required: 1,
-        emails: vec!["ops@acme.test".into(), "cto@acme.test".into()],
-        idempotency: None,
-    }
+    crate::store::tests::new_request(&["203.0.113.10"], &["ops@acme.test", "cto@acme.test"])
 }
 
 /// Two control planes' stores (two pools) on one database: of two

@@ -236,12 +236,7 @@ fn submit_keyed(
 fn mail_gate() -> (Upstream, Server, String) {
     let up = Upstream::start();
     let gate = Server::start(&up, ServerOpts::self_service(""));
-    let (s, b) = gate.admin(
-        "POST",
-        "/admin/v1/accounts",
-        Some(json!({"id": "acme", "name": "Acme Ltd", "emails": ["ops@acme.test", "cto@acme.test"], "whitelist": "enforce"})),
-    );
-    assert_eq!(s, 201, "{b}");
+    acme_two_emails(&gate, json!({}));
     let (alice, _) = user(&gate, "acme", "alice", "main", true);
     (up, gate, alice)
 }

@@ -20,12 +20,7 @@ fn gate() -> (Upstream, Server, String) {
         &up,
         ServerOpts::self_service(&format!("contact = \"{CONTACT}\"")),
     );
-    let (s, b) = gate.admin(
-        "POST",
-        "/admin/v1/accounts",
-        Some(json!({"id": "acme", "name": "Acme Ltd", "emails": ["ops@acme.test", "cto@acme.test"], "whitelist": "enforce"})),
-    );
-    assert_eq!(s, 201, "{b}");
+    acme_two_emails(&gate, json!({}));
     let (alice, _) = user(&gate, "acme", "alice", "main", true);
     (up, gate, alice)
 }

@@ -16,12 +16,7 @@ const ALICE_IPS: [&str; 2] = ["127.0.0.21", "127.0.0.22"];
 fn flow_gate(control_extra: &str) -> (Upstream, Server, String) {
     let up = Upstream::start();
     let gate = Server::start(&up, ServerOpts::self_service(control_extra));
-    let (s, b) = gate.admin(
-        "POST",
-        "/admin/v1/accounts",
-        Some(json!({"id": "acme", "name": "Acme Ltd", "emails": ["ops@acme.test", "cto@acme.test"], "whitelist": "enforce"})),
-    );
-    assert_eq!(s, 201, "{b}");
+    acme_two_emails(&gate, json!({}));
     let (alice, _) = user(&gate, "acme", "alice", "main", true);
     (up, gate, alice)
 }

@@ -14,12 +14,7 @@ use std::time::Duration;
 fn gate() -> (Upstream, Server, String, String) {
     let up = Upstream::start();
     let gate = Server::start(&up, ServerOpts::self_service(""));
-    let (s, b) = gate.admin(
-        "POST",
-        "/admin/v1/accounts",
-        Some(json!({"id": "acme", "name": "Acme Ltd", "emails": ["ops@acme.test", "cto@acme.test"], "whitelist": "enforce"})),
-    );
-    assert_eq!(s, 201, "{b}");
+    acme_two_emails(&gate, json!({}));
     let (token, secret) = user(&gate, "acme", "alice", "main", true);
     (up, gate, token, secret.unwrap_or_default())
 }

@@ -15,12 +15,7 @@ use std::time::Duration;
 fn quorum_gate() -> (Upstream, Server, String) {
     let up = Upstream::start();
     let gate = Server::start(&up, ServerOpts::self_service(""));
-    let (s, b) = gate.admin(
-        "POST",
-        "/admin/v1/accounts",
-        Some(json!({"id": "acme", "name": "Acme Ltd", "emails": ["ops@acme.test", "cto@acme.test"], "whitelist": "enforce", "approvals_required": 2})),
-    );
-    assert_eq!(s, 201, "{b}");
+    let b = acme_two_emails(&gate, json!({"approvals_required": 2}));
     assert_eq!(b["approvals_required"], 2, "{b}");
     let (alice, _) = user(&gate, "acme", "alice", "main", true);
     (up, gate, alice)

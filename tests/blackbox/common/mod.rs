@@ -746,6 +746,18 @@ pub fn user(
     (v["token"].as_str().unwrap_or_default().to_string(), secret)
 }
 
+/// Creates account `acme` ("Acme Ltd", enforcing, emails ops@ and
+/// cto@acme.test, and the fields of `extra`); its answer.
+pub fn acme_two_emails(gate: &Server, extra: Value) -> Value {
+    let mut body = serde_json::json!({"id": "acme", "name": "Acme Ltd", "emails": ["ops@acme.test", "cto@acme.test"], "whitelist": "enforce"});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let (s, b) = gate.admin("POST", "/admin/v1/accounts", Some(body));
+    assert_eq!(s, 201, "{b}");
+    b
+}
+
 /// The `event` names of security-log records, in order.
 pub fn events(log: &Value) -> Vec<&str> {
     log.as_array()

@@ -17,7 +17,7 @@
 //! the sizes.
 
 // A bench may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ipgate_control::domain::model::{Account, Source, WhitelistEntry, WhitelistMode};
 use ipgate_control::domain::Timestamp;

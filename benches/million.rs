@@ -24,7 +24,7 @@
 //! (`src/huge_pages.rs`); `IPGATE_BENCH_THP=on` leaves them on, to compare.
 
 // A bench may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ipgate_control::domain::model::{Account, Source, WhitelistEntry, WhitelistMode};
 use ipgate_control::domain::Timestamp;

@@ -5,7 +5,7 @@
 //! crash::` (docs/testing.md).
 
 // A test may unwrap: a panic is how it fails.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

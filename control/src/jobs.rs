@@ -2,7 +2,8 @@
 //! pending requests past their expiry become expired (and the table is
 //! republished), time-bound entries that ended are removed and reminders
 //! of those about to end are queued; every 5 s the summaries of refused logins whose window is
-//! over are written; every minute expired portal sessions are removed. At
+//! over are written; every minute expired portal sessions are removed; every
+//! 10 minutes blocked calls last seen over 7 days ago are forgotten. At
 //! the stop, `finish` writes the refusal windows still open. Beside them,
 //! the changes other control planes make to a shared store are
 //! republished as the store learns of them.
@@ -76,6 +77,14 @@ impl Jobs {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(sessions = n, "expired portal sessions removed"),
                     Err(e) => tracing::error!(error = %e, "sweeping sessions failed"),
+                }
+            }
+            if ticks.is_multiple_of(600) {
+                let before = crate::domain::Timestamp::now()
+                    .unix()
+                    .saturating_sub(crate::store::blocked::KEEP_SECS);
+                if let Err(e) = self.publisher.store.sweep_blocked_calls(before).await {
+                    tracing::error!(error = %e, "sweeping blocked calls older than 7 days failed");
                 }
             }
             expire_due(&self.publisher, &self.metrics).await;

@@ -99,6 +99,7 @@ macro_rules! on_both {
     };
 }
 
+mod blocked_calls;
 mod ending;
 mod identities;
 mod requests;

@@ -133,6 +133,20 @@ ALTER TABLE ipgate_entries ADD COLUMN expires_unix bigint;
 CREATE INDEX ipgate_entries_ending ON ipgate_entries (expires_unix)
     WHERE expires_unix IS NOT NULL;
 "#,
+    r#"
+-- Denied calls the proxies report, per (account, address); kept 7 days
+-- after the last one (times in Unix seconds).
+CREATE TABLE ipgate_blocked_calls (
+    account text NOT NULL,
+    address text NOT NULL,
+    calls bigint NOT NULL,
+    first_seen bigint NOT NULL,
+    last_seen bigint NOT NULL,
+    route text NOT NULL,
+    PRIMARY KEY (account, address)
+);
+CREATE INDEX ipgate_blocked_calls_last_seen ON ipgate_blocked_calls (last_seen);
+"#,
 ];
 
 /// Runs the missing migrations under the advisory lock; the version the

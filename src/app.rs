@@ -72,6 +72,8 @@ pub struct ControlPlaneSecrets {
 /// Why the server could not be assembled.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    #[error("making the blocked-calls reporter: {0}")]
+    Reporter(String),
     #[error("no runtime for the start-up: {0}")]
     SetupRuntime(std::io::Error),
     #[error("opening the store")]
@@ -271,6 +273,7 @@ impl App {
         server.bootstrap();
 
         let drain = Arc::new(Drain::default());
+        let mut blocked = None;
         if halves.has_proxy() {
             let services = assemble::services(
                 &config,
@@ -284,6 +287,7 @@ impl App {
                 },
             )?;
             server.add_services(services.services);
+            blocked = Some(services.blocked.clone());
             if halves == Halves::ProxyOnly {
                 server.add_service(background_service(
                     "hand-over",
@@ -296,6 +300,32 @@ impl App {
             }
         }
 
+        let report_store = control_parts.as_ref().map(|(s, _, _)| s.clone());
+        if let Some(blocked) = blocked {
+            let sink: Option<Box<dyn ipgate_proxy::blocked_report::Sink>> = match report_store {
+                Some(store) => Some(Box::new(crate::blocked_sink::StoreSink(store))),
+                None => match &secrets.sync_token {
+                    Some(token) => Some(Box::new(
+                        ipgate_proxy::blocked_report::HttpSink::new(
+                            config.sync.control_urls.clone(),
+                            token.clone(),
+                        )
+                        .map_err(|e| AppError::Reporter(e.to_string()))?,
+                    )),
+                    None => None,
+                },
+            };
+            if let Some(sink) = sink {
+                server.add_service(background_service(
+                    "blocked calls report",
+                    ipgate_proxy::blocked_report::Reporter {
+                        blocked,
+                        sink,
+                        every: ipgate_proxy::blocked_report::EVERY,
+                    },
+                ));
+            }
+        }
         let control = match control_parts {
             Some((store, admin_token, smtp_password)) => Some(setup(ControlPlane::build(
                 &config,

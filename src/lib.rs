@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+mod blocked_sink;
 mod hand_over;
 mod hangup;
 mod huge_pages;

@@ -5,6 +5,7 @@
 //! place their routes are merged.
 
 pub mod admin;
+pub mod blocked_calls;
 pub mod csrf;
 pub mod customer_api;
 pub mod customer_log;

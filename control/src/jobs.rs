@@ -3,7 +3,8 @@
 //! republished), time-bound entries that ended are removed and reminders
 //! of those about to end are queued; every 5 s the summaries of refused logins whose window is
 //! over are written; every minute expired portal sessions and the
-//! submissions' idempotency keys past their 24 hours are removed. At
+//! submissions' idempotency keys past their 24 hours are removed; every
+//! 10 minutes blocked calls last seen over 7 days ago are forgotten. At
 //! the stop, `finish` writes the refusal windows still open. Beside them,
 //! the changes other control planes make to a shared store are
 //! republished as the store learns of them.
@@ -82,6 +83,14 @@ impl Jobs {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(keys = n, "expired idempotency keys removed"),
                     Err(e) => tracing::error!(error = %e, "sweeping idempotency keys failed"),
+                }
+            }
+            if ticks.is_multiple_of(600) {
+                let before = crate::domain::Timestamp::now()
+                    .unix()
+                    .saturating_sub(crate::store::blocked::KEEP_SECS);
+                if let Err(e) = self.publisher.store.sweep_blocked_calls(before).await {
+                    tracing::error!(error = %e, "sweeping blocked calls older than 7 days failed");
                 }
             }
             expire_due(&self.publisher, &self.metrics).await;

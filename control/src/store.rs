@@ -22,6 +22,7 @@ use ipnet::IpNet;
 use std::path::Path;
 use std::sync::Arc;
 
+pub mod blocked;
 pub mod disown;
 pub mod dump;
 pub(crate) mod events;
@@ -443,6 +444,25 @@ pub trait TokenStore {
     ) -> Result<ApiToken, StoreError>;
 }
 
+/// Blocked calls the proxies report, per (account, address)
+/// ([`blocked`]). Not in the security log: they are counts, not changes.
+#[async_trait]
+pub trait BlockedCallStore {
+    /// Merges reported calls into what is kept.
+    async fn add_blocked_calls(&self, reports: &[blocked::BlockedReport])
+        -> Result<(), StoreError>;
+    /// An account's addresses last seen at `since` or later, most calls
+    /// first, at most `limit`.
+    async fn blocked_calls(
+        &self,
+        account: &str,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<blocked::BlockedCall>, StoreError>;
+    /// Forgets addresses last seen before `before`; how many.
+    async fn sweep_blocked_calls(&self, before: u64) -> Result<usize, StoreError>;
+}
+
 /// Every use case's store: what a backend implements.
 pub trait Backend:
     AccountStore
@@ -458,6 +478,7 @@ pub trait Backend:
     + UserStore
     + SessionStore
     + TokenStore
+    + BlockedCallStore
     + Send
     + Sync
 {
@@ -477,6 +498,7 @@ impl<T> Backend for T where
         + UserStore
         + SessionStore
         + TokenStore
+        + BlockedCallStore
         + Send
         + Sync
 {

@@ -71,6 +71,8 @@ pub struct ProxyInputs<'a> {
 pub struct ProxyServices {
     pub services: Vec<Box<dyn ServiceWithDependents>>,
     pub connections: Arc<ConnLimit>,
+    /// The denied calls counted for reporting (`crate::blocked`).
+    pub blocked: Arc<crate::blocked::BlockedCalls>,
 }
 
 /// The proxy's listening services: the TLS listener's (when set) and the
@@ -90,6 +92,10 @@ pub fn services(config: &Config, inputs: ProxyInputs<'_>) -> Result<ProxyService
             p.introspect_timeout.0,
         )?)),
     };
+    let blocked = Arc::new(crate::blocked::BlockedCalls::register(
+        inputs.registry,
+        routes.names().map(str::to_owned).collect(),
+    )?);
     let gate = Arc::new(Gate {
         table: inputs.table,
         metrics: ProxyMetrics::register(
@@ -112,6 +118,7 @@ pub fn services(config: &Config, inputs: ProxyInputs<'_>) -> Result<ProxyService
         body_timeout: p.header_timeout.0,
         introspector,
         drain: inputs.drain,
+        blocked: blocked.clone(),
     });
     // Plain HTTP/1 requests take the raw path; Pingora's proxy serves the
     // rest, with the same gate.
@@ -153,6 +160,7 @@ pub fn services(config: &Config, inputs: ProxyInputs<'_>) -> Result<ProxyService
     Ok(ProxyServices {
         services,
         connections: limit,
+        blocked,
     })
 }
 

@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod assemble;
+pub mod blocked;
+pub mod blocked_report;
 pub mod conn_limit;
 pub mod drain;
 pub mod expiry;

@@ -233,7 +233,7 @@ impl ProxyHttp for SharedGate {
         ctx.route = route;
         ctx.decision = Some(decision);
         // Kept past this filter only for the access log or account labels.
-        if self.access_log || self.metrics.labels_accounts() {
+        if self.keeps_account(decision) {
             ctx.account = j.account.map(|a| a.as_str().to_owned());
         }
 

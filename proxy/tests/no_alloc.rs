@@ -97,6 +97,7 @@ fn gate() -> Gate {
         body_timeout: std::time::Duration::from_secs(10),
         introspector: None,
         drain: Default::default(),
+        blocked: Arc::new(ipgate_proxy::blocked::BlockedCalls::unregistered()),
     }
 }
 

@@ -11,6 +11,7 @@ mod common;
 
 mod admin;
 mod api_tokens;
+mod blocked_calls;
 mod browser;
 mod config_check;
 mod connections;

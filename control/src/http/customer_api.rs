@@ -11,6 +11,7 @@ use crate::domain::model::{Source, WhitelistEntry, WhitelistMode};
 use crate::domain::tokens::Scope;
 use crate::domain::users::Role;
 use crate::domain::{AccountId, Cidr, Timestamp};
+use crate::http::blocked_calls as blocked;
 use crate::http::customer_log::api as log;
 use crate::http::extract::Caller;
 use crate::http::openapi::ApiRouter;
@@ -119,6 +120,7 @@ pub fn operations() -> ApiRouter<CustomerState> {
         .operation(__path_cancel, cancel)
         .operation(__path_get_entry, get_entry)
         .operation(log::__path_account_security_log, log::account_security_log)
+        .operation(blocked::__path_blocked_calls, blocked::blocked_calls)
 }
 
 /// The customer API's routes (merged with the others in `http::router`).

@@ -5,8 +5,10 @@
 //! table is newer than `VERSION`, else 304 after `sync.poll_timeout`.
 //! Versions only grow, across restarts too ([`feed::FeedVersion`]). Each
 //! poll also tells the control plane which version that proxy holds
-//! ([`proxies`]), listed at `GET /admin/v1/proxies`.
+//! ([`proxies`]), listed at `GET /admin/v1/proxies`. Proxies report the
+//! calls they denied with `POST /sync/v1/blocked-calls` ([`blocked`]).
 
+pub mod blocked;
 pub mod feed;
 pub mod proxies;
 

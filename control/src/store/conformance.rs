@@ -100,6 +100,7 @@ macro_rules! on_both {
     };
 }
 
+mod blocked_calls;
 mod disown;
 mod ending;
 mod idempotency;

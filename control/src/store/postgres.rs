@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio_postgres::error::SqlState;
 
 mod accounts;
+mod blocked_calls;
 mod blocklist;
 mod changes;
 mod disown;

@@ -88,6 +88,8 @@ pub struct SledStore {
     keys: Tree,
     names: Tree,
     key_hashes: Tree,
+    /// Blocked calls by `account \0 address`.
+    blocked_calls: Tree,
     /// Keys the security log's chain; kept outside the store.
     log_key: Arc<LogKey>,
     /// What committed changes touched of the proxy's table, until the
@@ -157,6 +159,7 @@ impl SledStore {
             keys: db.open_tree("keys")?,
             names: db.open_tree("names")?,
             key_hashes: db.open_tree("key_hashes")?,
+            blocked_calls: db.open_tree("blocked_calls")?,
             log_key: Arc::new(log_key),
             journal: Journal::default(),
             db,
@@ -364,6 +367,7 @@ impl LogStore for SledStore {
     }
 }
 
+mod blocked_calls;
 mod blocklist;
 mod disown;
 mod ending;

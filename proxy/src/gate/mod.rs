@@ -46,6 +46,8 @@ pub struct Gate {
     pub introspector: Option<Arc<Introspector>>,
     /// Calls passed upstream, for a graceful stop (both paths).
     pub drain: Arc<Drain>,
+    /// Denied calls per (account, address), until reported.
+    pub blocked: Arc<crate::blocked::BlockedCalls>,
 }
 
 /// What the proxy concludes about one request before acting on it.

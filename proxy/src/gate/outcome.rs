@@ -49,9 +49,28 @@ pub struct Outcome<'a> {
 }
 
 impl Gate {
+    /// Whether a call's account must be kept until [`Gate::record`]: for
+    /// the access log, account labels, or a blocked call to count.
+    pub fn keeps_account(&self, d: Decision) -> bool {
+        self.access_log
+            || self.metrics.labels_accounts()
+            || d == Decision::Deny(DenyReason::IpNotWhitelisted)
+    }
+
     /// Counts a finished request and writes its access-log line.
     pub fn record(&self, o: &Outcome<'_>) {
         self.metrics.count(o.route, o.decision, o.account);
+        // Only a denial of a known account's address is kept for it to see.
+        if let (Decision::Deny(DenyReason::IpNotWhitelisted), Some(account), Some(ip)) =
+            (o.decision, o.account, o.client_ip)
+        {
+            let route = o
+                .route
+                .and_then(|r| u16::try_from(r).ok())
+                .unwrap_or(u16::MAX);
+            self.blocked
+                .note(account, ip, route, crate::blocked::unix_now());
+        }
         if let (Some(route), Some(start)) = (o.route, o.upstream_started) {
             self.metrics.observe_upstream(route, start.elapsed());
         }

@@ -124,7 +124,8 @@ impl<A> RawPath<A> {
             client_ip: j.client_ip,
             route: j.route,
             decision: j.decision,
-            account: (gate.access_log || gate.metrics.labels_accounts())
+            account: gate
+                .keeps_account(j.decision)
                 .then(|| j.account.map(|a| a.as_str().to_owned()))
                 .flatten(),
             consumed,

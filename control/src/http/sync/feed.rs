@@ -82,6 +82,38 @@ pub struct SyncFeed {
 }
 
 impl SyncFeed {
+    /// Whether the request carries the sync token; else the answer.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn check_token(
+        &self,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+    ) -> Result<(), Response> {
+        let Some(token) = &self.token else {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "authorization",
+                "this control plane has no sync token: set IPGATE_SYNC_TOKEN (or sync.token_file)",
+            )
+            .into_response());
+        };
+        match bearer(headers) {
+            Some(p) if token.matches(p) => Ok(()),
+            Some(_) => {
+                tracing::warn!(%peer, "sync request with a wrong token refused");
+                Err(unauthorized("the sync token is wrong"))
+            }
+            None => Err(unauthorized(
+                "send the sync token as `Authorization: Bearer TOKEN`",
+            )),
+        }
+    }
+
+    /// The store the feed's control plane writes.
+    pub(crate) fn store(&self) -> &crate::store::Store {
+        &self.publisher.store
+    }
+
     pub fn new(
         publisher: Arc<Publisher>,
         token: Option<AdminToken>,
@@ -166,6 +198,12 @@ pub fn wire_forms(snap: &Snapshot) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
 pub fn routes(feed: Arc<SyncFeed>) -> Router {
     Router::new()
         .route("/sync/v1/snapshot", get(poll))
+        .route(
+            "/sync/v1/blocked-calls",
+            axum::routing::post(super::blocked::report).layer(
+                axum::extract::DefaultBodyLimit::max(super::blocked::MAX_BODY),
+            ),
+        )
         .with_state(feed)
 }
 
@@ -182,21 +220,8 @@ async fn poll(
     headers: HeaderMap,
     query: Result<Query<Poll>, QueryRejection>,
 ) -> Response {
-    let Some(token) = &feed.token else {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "authorization",
-            "this control plane has no sync token: set IPGATE_SYNC_TOKEN (or sync.token_file)",
-        )
-        .into_response();
-    };
-    match bearer(&headers) {
-        Some(p) if token.matches(p) => {}
-        Some(_) => {
-            tracing::warn!(%peer, "sync poll with a wrong token refused");
-            return unauthorized("the sync token is wrong");
-        }
-        None => return unauthorized("send the sync token as `Authorization: Bearer TOKEN`"),
+    if let Err(refused) = feed.check_token(&headers, peer) {
+        return refused;
     }
     let Ok(Query(q)) = query else {
         return ApiError::bad(

@@ -145,6 +145,20 @@ CREATE TABLE ipgate_idempotency (
 );
 CREATE INDEX ipgate_idempotency_created ON ipgate_idempotency (created_unix);
 "#,
+    r#"
+-- Denied calls the proxies report, per (account, address); kept 7 days
+-- after the last one (times in Unix seconds).
+CREATE TABLE ipgate_blocked_calls (
+    account text NOT NULL,
+    address text NOT NULL,
+    calls bigint NOT NULL,
+    first_seen bigint NOT NULL,
+    last_seen bigint NOT NULL,
+    route text NOT NULL,
+    PRIMARY KEY (account, address)
+);
+CREATE INDEX ipgate_blocked_calls_last_seen ON ipgate_blocked_calls (last_seen);
+"#,
 ];
 
 /// Runs the missing migrations under the advisory lock; the version the

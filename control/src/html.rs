@@ -15,6 +15,7 @@ td,th{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;vertical
 .ok{background:#eefbea}.warn{background:#fff6e0}.bad{background:#fdecec}\
 .cards{display:flex;gap:1rem;flex-wrap:wrap}.card{border:1px solid #ccd;border-radius:6px;padding:.5rem 1rem;min-width:9rem}\
 .card b{display:block;font-size:1.5rem}button{padding:.5rem 1rem;margin-right:.5rem;cursor:pointer}\
+a.button{display:inline-block;padding:.3rem .7rem;border:1px solid #1a56db;border-radius:4px;color:#1a56db;text-decoration:none;white-space:nowrap}\
 input{padding:.3rem;margin:.2rem 0}label{display:block;margin-top:.4rem}.muted{color:#667}\
 .tabs{display:flex;gap:.25rem;border-bottom:1px solid #ccd;margin:1rem 0}\
 .tabs a{padding:.4rem .9rem;text-decoration:none;color:#1b1f23;border:1px solid transparent;border-bottom:none;border-radius:6px 6px 0 0}\

@@ -1,9 +1,12 @@
 //! Blocked calls, one click away: calls the proxy denies for an account
 //! (its address not whitelisted) reach `GET /api/v1/blocked-calls` with
 //! their counts and route, in one process and from a following proxy;
-//! allowed calls and other accounts' calls are not shown.
+//! allowed calls and other accounts' calls are not shown; the portal lists
+//! them, and "Request this IP" fills the request form (in headless
+//! Chromium, screenshot `target/screenshots/blocked-calls.png`).
 
 use crate::common::fleet::*;
+use crate::common::webdriver::Chrome;
 use crate::common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -112,4 +115,72 @@ fn a_following_proxy_reports_its_denied_calls_to_the_control_plane() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     assert_eq!(blocked(&control, &alice, 1).len(), 1);
+}
+
+#[test]
+fn the_portal_lists_blocked_calls_and_request_this_ip_fills_the_form() {
+    let Some(chrome) = Chrome::start() else {
+        return;
+    };
+    let up = Upstream::start();
+    let gate = Server::start(&up, ServerOpts::self_service(""));
+    acme_two_emails(&gate, json!({}));
+    let (alice, secret) = user(&gate, "acme", "alice", "main", true);
+    let acme = [("X-Account-Id", "acme")];
+    for _ in 0..4 {
+        assert_eq!(gate.get("127.0.0.66", "/sms/send", &acme).0, 403);
+    }
+    assert_eq!(gate.get("127.0.0.67", "/sms/send", &acme).0, 403);
+    assert_eq!(blocked(&gate, &alice, 2).len(), 2);
+
+    let portal = format!("http://{}", gate.portal);
+    chrome.resize(1200, 1600);
+    chrome.goto(&format!("{portal}/portal"));
+    chrome.log_in_alice(&secret.unwrap_or_default());
+    let text = chrome.text();
+    assert!(text.contains("Blocked calls (last 7 days)"), "{text}");
+    let source = chrome.source();
+    let table = source
+        .split("id=\"blocked-calls\"")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or_else(|| panic!("no blocked-calls table: {source}"));
+    // Most calls first.
+    let (first, second) = (table.find("127.0.0.66"), table.find("127.0.0.67"));
+    assert!(first.is_some() && first < second, "{table}");
+    assert!(table.contains(">4<"), "{table}");
+    assert_eq!(chrome.value("#ip1"), "");
+    let shot = chrome.screenshot("blocked-calls");
+    assert!(
+        std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0) > 1000,
+        "{}",
+        shot.display()
+    );
+
+    chrome.click("#blocked-calls tr.blocked a.request-ip");
+    assert_eq!(chrome.value("#ip1"), "127.0.0.66");
+    // Filling the form requests nothing: the address is still refused.
+    assert_eq!(gate.get("127.0.0.66", "/sms/send", &acme).0, 403);
+    let (_, v) = api(&gate, "GET", "/api/v1/whitelist/requests", &alice, None);
+    assert_eq!(v.as_array().map(Vec::len), Some(0), "{v}");
+
+    chrome.click("#submit");
+    assert!(chrome.text().contains("127.0.0.66"), "{}", chrome.text());
+    chrome.click("#send");
+    assert!(chrome.text().contains("Request saved"), "{}", chrome.text());
+    let mails = gate.mail.wait_for(2, Duration::from_secs(20));
+    let link = mails
+        .first()
+        .and_then(|m| m.links().into_iter().find(|l| l.contains("/confirm/")))
+        .unwrap_or_else(|| panic!("no link mail: {mails:?}"));
+    chrome.goto(&link);
+    chrome.click_in_place("#confirm");
+    chrome.click("#approve");
+    assert_eq!(gate.get("127.0.0.66", "/sms/send", &acme).0, 200);
+
+    // Anything but an IPv4 address in the link fills nothing.
+    for bad in ["2001:db8::1", "127.0.0.066", "%3Cscript%3E", "1.2.3.4/24"] {
+        chrome.goto(&format!("{portal}/portal?ip1={bad}"));
+        assert_eq!(chrome.value("#ip1"), "", "{bad}");
+    }
 }

@@ -3,7 +3,6 @@
 //! whitelisted table and live in the proxy; open the Security log tab and
 //! see the account's records (screenshot in target/screenshots/).
 
-use crate::common::browser::totp_code;
 use crate::common::webdriver::Chrome;
 use crate::common::*;
 use std::time::Duration;
@@ -21,10 +20,7 @@ fn a_customer_requests_and_approves_in_a_real_browser() {
 
     chrome.goto(&format!("{portal}/portal"));
     assert!(chrome.url().ends_with("/login"), "{}", chrome.url());
-    chrome.type_into("#username", "alice");
-    chrome.type_into("#password", "a long enough passphrase");
-    chrome.type_into("#code", &totp_code(&secret.unwrap_or_default(), 0));
-    chrome.click("#login");
+    chrome.log_in_alice(&secret.unwrap_or_default());
     assert!(
         chrome.url().ends_with("/portal"),
         "{}: {}",
@@ -111,10 +107,7 @@ fn the_security_log_tab_lists_the_accounts_records() {
     let portal = format!("http://{}", gate.portal);
     chrome.resize(1280, 1600);
     chrome.goto(&format!("{portal}/login"));
-    chrome.type_into("#username", "alice");
-    chrome.type_into("#password", "a long enough passphrase");
-    chrome.type_into("#code", &totp_code(&secret, 0));
-    chrome.click("#login");
+    chrome.log_in_alice(&secret);
     assert!(chrome.url().ends_with("/portal"), "{}", chrome.url());
 
     chrome.click("#tab-security-log");

@@ -6,7 +6,6 @@
 //! plane gone; and the portal shows "expires in" (in headless Chromium,
 //! with a screenshot kept under `target/screenshots/`).
 
-use crate::common::browser::totp_code;
 use crate::common::fleet::*;
 use crate::common::webdriver::Chrome;
 use crate::common::*;
@@ -305,10 +304,7 @@ fn the_portal_requests_for_a_time_and_shows_when_each_entry_expires() {
     let portal = format!("http://{}", gate.portal);
 
     chrome.goto(&format!("{portal}/portal"));
-    chrome.type_into("#username", "alice");
-    chrome.type_into("#password", "a long enough passphrase");
-    chrome.type_into("#code", &totp_code(&secret, 0));
-    chrome.click("#login");
+    chrome.log_in_alice(&secret);
     let text = chrome.text();
     // Rounded down: "in 30 days" within its first second, then 29.
     assert!(

@@ -65,6 +65,7 @@ use utoipa::{Modify, OpenApi};
         crate::http::customer_api::get_request,
         crate::http::customer_api::cancel,
         crate::http::customer_log::api::account_security_log,
+        crate::http::blocked_calls::blocked_calls,
     ),
     // Only referenced by name (issue_token's body is optional).
     components(schemas(crate::http::admin::tokens::NewToken)),

@@ -439,12 +439,15 @@ struct PageQuery {
     q: String,
     #[serde(default)]
     done: String,
+    /// "Request this IP": an address to put in the form.
+    #[serde(default)]
+    ip1: String,
 }
 
 async fn render(
     s: &CustomerState,
     p: &Portal,
-    q: &str,
+    q: &PageQuery,
     status: StatusCode,
     note: pages::Note,
 ) -> Response {
@@ -459,6 +462,11 @@ async fn render(
         Ok(r) => r,
         Err(e) => return unavailable(&e),
     };
+    let blocked =
+        match crate::http::blocked_calls::recent(store, p.caller.account.id.as_str()).await {
+            Ok(b) => b,
+            Err(e) => return unavailable(&e),
+        };
     let view = pages::WhitelistView {
         caller: &p.caller,
         csrf: &p.session.csrf,
@@ -467,9 +475,12 @@ async fn render(
         requests: &requests,
         link_ttl: s.link_ttl,
         max_ips: s.limits.max_ips_per_request,
-        query: q,
+        query: q.q.trim(),
         note,
         now,
+        blocked: &blocked,
+        // Only an IPv4 address fills the form; anything else is ignored.
+        prefill: q.ip1.trim().parse().ok(),
     };
     respond(status, pages::whitelist(&view))
 }
@@ -477,7 +488,14 @@ async fn render(
 /// The whitelist page again, with why the last step was refused.
 async fn refusal(s: &CustomerState, p: &Portal, e: ApiError) -> Response {
     let messages = e.errors.into_iter().map(|e| e.message).collect();
-    render(s, p, "", e.status, pages::Note::Errors(messages)).await
+    render(
+        s,
+        p,
+        &PageQuery::default(),
+        e.status,
+        pages::Note::Errors(messages),
+    )
+    .await
 }
 
 async fn whitelist_page(
@@ -491,7 +509,7 @@ async fn whitelist_page(
         "cancelled" => pages::Note::Done("Request cancelled; its links no longer work."),
         _ => pages::Note::None,
     };
-    render(&s, &p, q.q.trim(), StatusCode::OK, note).await
+    render(&s, &p, &q, StatusCode::OK, note).await
 }
 
 #[derive(Deserialize)]
@@ -569,7 +587,7 @@ async fn cancel(
         return render(
             &s,
             &p,
-            "",
+            &PageQuery::default(),
             StatusCode::FORBIDDEN,
             pages::Note::Errors(vec![why]),
         )

@@ -143,6 +143,24 @@ impl Chrome {
         );
     }
 
+    /// Fills the portal's login form on the page shown (user `alice`, the
+    /// test passphrase, the current code of `totp_secret`) and sends it.
+    pub fn log_in_alice(&self, totp_secret: &str) {
+        self.type_into("#username", "alice");
+        self.type_into("#password", "a long enough passphrase");
+        self.type_into("#code", &crate::common::browser::totp_code(totp_secret, 0));
+        self.click("#login");
+    }
+
+    /// The current value of a form field.
+    pub fn value(&self, css: &str) -> String {
+        let id = self.find(css);
+        self.call("GET", &format!("/element/{id}/property/value"), None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Clicks an element that does not leave the page (a checkbox, or a
     /// button the browser will not submit with).
     pub fn click_in_place(&self, css: &str) {

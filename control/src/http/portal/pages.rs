@@ -9,6 +9,7 @@ use crate::domain::Timestamp;
 use crate::html::page;
 use crate::http::extract::Caller;
 use crate::plain_time::{plain_duration, time_until};
+use crate::store::blocked::BlockedCall;
 use crate::store::IpRequest;
 use maud::{html, Markup, PreEscaped};
 use std::time::Duration;
@@ -89,6 +90,10 @@ pub struct WhitelistView<'a> {
     pub note: Note,
     /// When the page is made, for "expires in".
     pub now: Timestamp,
+    /// The account's blocked calls of the last 7 days, most first.
+    pub blocked: &'a [BlockedCall],
+    /// The address "Request this IP" put in the form (IPv4 only).
+    pub prefill: Option<std::net::Ipv4Addr>,
 }
 
 fn date(rfc3339: &str) -> &str {
@@ -187,7 +192,11 @@ fn form(v: &WhitelistView) -> Markup {
         h2 { "Request whitelisting" }
         form method="post" action="/portal/requests/confirm" class="box" id="new-request" {
             input type="hidden" name="csrf" value=(v.csrf);
-            label { "IP address 1 " input name="ip1" id="ip1" required placeholder="203.0.113.10"; }
+            label {
+                "IP address 1 "
+                input name="ip1" id="ip1" required placeholder="203.0.113.10"
+                    value=[v.prefill.map(|ip| ip.to_string())];
+            }
             @if v.max_ips >= 2 {
                 label { "IP address 2 (optional) " input name="ip2" id="ip2" placeholder="198.51.100.7"; }
             }
@@ -310,6 +319,50 @@ fn requests_table(v: &WhitelistView) -> Markup {
     }
 }
 
+/// Addresses whose calls were refused for not being whitelisted, each
+/// IPv4 one with a link that puts it in the request form (nothing is
+/// requested until the form is sent and confirmed).
+fn blocked_table(v: &WhitelistView) -> Markup {
+    let shown: Vec<(&BlockedCall, String)> = v
+        .blocked
+        .iter()
+        .map(|b| (b, b.address.to_string()))
+        .filter(|(b, a)| matches(v.query, &[a, &b.route]))
+        .collect();
+    let can_request = v.why_not.is_none();
+    html! {
+        h2 { "Blocked calls (last 7 days)" }
+        p class="muted" {
+            "Calls to the API refused because they came from an address not on your whitelist. \
+    If one of them is your server, request it; if none are, your credentials may be in someone else's hands. \
+    New calls can take 10 seconds to show."
+        }
+        table id="blocked-calls" {
+            tr { th { "Address" } th { "Calls" } th { "First seen" } th { "Last seen" } th { "Route" } th {} }
+            @for (b, address) in &shown {
+                tr class="blocked" {
+                    td class="ip" { (address) }
+                    td class="calls" { (b.calls) }
+                    td { (Timestamp::from_unix(b.first_seen).to_string()) }
+                    td { (Timestamp::from_unix(b.last_seen).to_string()) }
+                    td { (b.route) }
+                    td {
+                        @if !can_request {
+                        } @else if b.address.is_ipv4() {
+                            a class="button request-ip" href={ "/portal?ip1=" (address) "#new-request" } { "Request this IP" }
+                        } @else {
+                            span class="muted" { "IPv6: contact us" }
+                        }
+                    }
+                }
+            }
+            @if shown.is_empty() {
+                tr { td colspan="6" class="muted" { "none" } }
+            }
+        }
+    }
+}
+
 pub fn whitelist(v: &WhitelistView) -> Markup {
     let c = v.caller;
     let body = html! {
@@ -330,11 +383,12 @@ pub fn whitelist(v: &WhitelistView) -> Markup {
         p { "Your current IP address: " b id="your-ip" { (c.ip) } }
         (form(v))
         form method="get" action="/portal" {
-            label { "Search both tables " input name="q" id="q" value=(v.query); }
+            label { "Search the tables " input name="q" id="q" value=(v.query); }
             " "
             button type="submit" { "Search" }
         }
         (entries_table(v))
+        (blocked_table(v))
         (requests_table(v))
     };
     page("IP whitelist", body)

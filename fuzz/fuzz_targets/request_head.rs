@@ -93,6 +93,13 @@ fn world() -> &'static Gate {
             Ok(m) => m,
             Err(e) => panic!("fuzz metrics: {e}"),
         };
+        let blocked = match ipgate_proxy::blocked::BlockedCalls::register(
+            &registry,
+            routes.names().map(str::to_owned).collect(),
+        ) {
+            Ok(b) => Arc::new(b),
+            Err(e) => panic!("fuzz blocked-call metrics: {e}"),
+        };
         Gate {
             table: Arc::new(LiveTable::new(table)),
             metrics,
@@ -111,6 +118,7 @@ fn world() -> &'static Gate {
             body_timeout: std::time::Duration::from_secs(1),
             introspector: None,
             drain: Default::default(),
+            blocked,
         }
     })
 }

@@ -99,6 +99,14 @@ fn scoped_tokens_are_listed_refused_where_out_of_scope_and_revoked() {
     assert_eq!(api(&gate, "POST", &cancel, &read_only, None).0, 403);
     assert_eq!(api(&gate, "POST", &cancel, &full, None).0, 200);
 
+    // The request's link mail is recorded as sent in its own time: wait for
+    // it, so the revoke below is the log's last record.
+    gate.wait_until("the link mail recorded as sent", 20, || {
+        let (_, log) = gate.admin("GET", "/admin/v1/security-log?account=acme", None);
+        let sent = events(&log).contains(&"mail.sent");
+        sent
+    });
+
     // Revoked: 401 at once, gone from the list, a second revoke is 404.
     let (s, gone) = gate.admin(
         "DELETE",

@@ -11,11 +11,10 @@ use crate::gate::Gate;
 use crate::metrics::ProxyMetrics;
 use crate::pingora_path::SharedGate;
 use crate::raw_path::RawPath;
-use crate::tls::{check_pair, TlsFileError};
+use crate::tls::{server_config, TlsFileError};
 use ipgate_config::Config;
 use ipgate_policy::client_ip::TrustedProxies;
 use ipgate_policy::{LiveTable, Policy};
-use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::services::listening::Service;
 use pingora_core::services::ServiceWithDependents;
@@ -40,10 +39,6 @@ pub enum AssembleError {
     },
     #[error(transparent)]
     TlsFiles(#[from] TlsFileError),
-    #[error("proxy.tls_cert/tls_key: {0}")]
-    TlsSettings(String),
-    #[error("config key `{0}`: the path is not UTF-8")]
-    NotUtf8(&'static str),
     #[error("registering the proxy's metrics")]
     Metrics(#[from] prometheus::Error),
     #[error("config key `proxy.introspect_url`")]
@@ -131,18 +126,10 @@ pub fn services(config: &Config, inputs: ProxyInputs<'_>) -> Result<ProxyService
         port_is_free("proxy.listen", addr)?;
     }
     if let (Some(addr), Some(cert), Some(key)) = (p.tls_listen, &p.tls_cert, &p.tls_key) {
-        check_pair(cert, key)?;
+        let tls = server_config(cert, key)?;
         if !upgrade {
             port_is_free("proxy.tls_listen", addr)?;
         }
-        let cert = cert
-            .to_str()
-            .ok_or(AssembleError::NotUtf8("proxy.tls_cert"))?;
-        let key = key
-            .to_str()
-            .ok_or(AssembleError::NotUtf8("proxy.tls_key"))?;
-        let tls = TlsSettings::intermediate(cert, key)
-            .map_err(|e| AssembleError::TlsSettings(e.to_string()))?;
         // Added as TCP: the raw path does the handshake itself, under the
         // head deadline (Pingora's own allows 60 s).
         let mut svc = Service::new("ipgate proxy (TLS)".to_string(), app.with_tls(tls));

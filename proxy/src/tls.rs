@@ -1,5 +1,13 @@
-//! Checks a PEM certificate and key before Pingora sees them: Pingora's
-//! `TlsSettings` panics on a bad file, ipgate says which file is wrong.
+//! The TLS listener's rustls configuration, built from a PEM certificate
+//! and key that are checked first: a bad file gets an error naming it (the
+//! `TlsSettings` of Pingora panics on one).
+//!
+//! What a handshake costs is set here: the ring provider, TLS 1.2 and 1.3,
+//! no ALPN (the listener speaks HTTP/1.1), and sessions resumed from
+//! stateless tickets (keys random per process, rotated every 6 hours), so
+//! any number of clients can resume without the server holding their
+//! sessions, beside rustls's 256-entry session-ID cache for TLS 1.2 clients
+//! without ticket support.
 
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -18,6 +26,8 @@ pub enum TlsFileError {
     NoKey(PathBuf),
     #[error("{path} is not valid PEM: {reason}")]
     BadPem { path: PathBuf, reason: String },
+    #[error("cannot make TLS session ticket keys: {0}")]
+    Tickets(rustls::Error),
     #[error(
         "proxy.tls_cert ({cert}) and proxy.tls_key ({key}) do not make a usable pair: {reason}"
     )]
@@ -30,8 +40,14 @@ pub enum TlsFileError {
 
 /// Checks that `cert` holds at least one certificate and `key` a private
 /// key, and that rustls accepts them as a pair (the key is the leaf
-/// certificate's), as Pingora will when it builds its TLS settings.
+/// certificate's).
 pub fn check_pair(cert: &Path, key: &Path) -> Result<(), TlsFileError> {
+    server_config(cert, key).map(drop)
+}
+
+/// The TLS listener's configuration from these files, checked as
+/// [`check_pair`] says.
+pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, TlsFileError> {
     let read = |p: &Path| {
         std::fs::read(p).map_err(|source| TlsFileError::Read {
             path: p.to_path_buf(),
@@ -63,14 +79,18 @@ pub fn check_pair(cert: &Path, key: &Path) -> Result<(), TlsFileError> {
         key: key.to_path_buf(),
         reason,
     };
+    // Pingora's own TLS (to upstreams) takes the process's default
+    // provider, which its listener settings used to install.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
         .map_err(|e| mismatch(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, private)
         .map_err(|e| mismatch(e.to_string()))?;
-    Ok(())
+    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(TlsFileError::Tickets)?;
+    Ok(config)
 }
 
 #[cfg(test)]

@@ -39,5 +39,6 @@ mod raw_path;
 mod security_log;
 mod soak;
 mod sync_feed;
+mod tls_resume;
 mod upgrade;
 mod users;

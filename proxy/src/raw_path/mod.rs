@@ -30,7 +30,7 @@ use bytes::Bytes;
 use conn::{Conn, End};
 use handoff::Handoff;
 use pingora_core::apps::ServerApp;
-use pingora_core::listeners::tls::{Acceptor, TlsSettings};
+use pingora_core::listeners::tls::Acceptor;
 use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::protocols::{Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
@@ -76,14 +76,14 @@ impl<A> RawPath<A> {
 
     /// The same path for a TLS listener, sharing the gate, the fallback,
     /// the upstream pools and the connection limit.
-    pub fn with_tls(&self, tls: TlsSettings) -> RawPath<A> {
+    pub fn with_tls(&self, tls: rustls::ServerConfig) -> RawPath<A> {
         RawPath {
             gate: self.gate.clone(),
             fallback: self.fallback.clone(),
             header_timeout: self.header_timeout,
             pools: self.pools.clone(),
             limit: self.limit.clone(),
-            tls: Some(Arc::new(tls.build())),
+            tls: Some(Arc::new(Acceptor::from_server_config(Arc::new(tls)))),
         }
     }
 

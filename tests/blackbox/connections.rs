@@ -5,7 +5,6 @@
 use crate::common::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A gate whose heads must be complete within 1 s, with a TLS listener.
@@ -63,20 +62,9 @@ fn tcp(addr: SocketAddr) -> TcpStream {
 
 /// A TLS client trusting the gate's dev certificate, handshake done.
 fn tls(gate: &Server) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
-    let mut roots = rustls::RootCertStore::empty();
-    let cert = CertificateDer::from_pem_file(gate.dir.path().join("certs/server.crt")).unwrap();
-    roots.add(cert).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let name = ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let config = gate.tls_client(rustls::DEFAULT_VERSIONS);
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
     let addr = gate.tls.unwrap_or_else(|| panic!("no TLS listener"));
     let sock = TcpStream::connect(addr).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -4,32 +4,12 @@
 //! (rustls keeps 256 by default; a TLS 1.3 handshake fills two of them).
 
 use crate::common::*;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use rustls::HandshakeKind;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A client trusting the gate's dev certificate, speaking only `version`,
-/// with its own session store.
-fn client(
-    gate: &Server,
-    version: &'static rustls::SupportedProtocolVersion,
-) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    let cert = CertificateDer::from_pem_file(gate.dir.path().join("certs/server.crt")).unwrap();
-    roots.add(cert).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[version])
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Arc::new(config)
-}
 
 /// One call as acme on a new connection: the handshake it took and the
 /// answer's status.
@@ -64,7 +44,7 @@ fn a_client_resumes_its_session_after_300_others_on_tls_1_2_and_1_3() {
         ("TLS 1.2", &rustls::version::TLS12),
         ("TLS 1.3", &rustls::version::TLS13),
     ] {
-        let returning = client(&gate, version);
+        let returning = gate.tls_client(&[version]);
         assert_eq!(
             call(&gate, &returning),
             (HandshakeKind::Full, 200),
@@ -77,7 +57,7 @@ fn a_client_resumes_its_session_after_300_others_on_tls_1_2_and_1_3() {
         );
         // 300 other clients, each with a session of its own.
         for _ in 0..300 {
-            let other = client(&gate, version);
+            let other = gate.tls_client(&[version]);
             assert_eq!(call(&gate, &other).0, HandshakeKind::Full, "{label}");
         }
         assert_eq!(

@@ -766,6 +766,29 @@ pub fn events(log: &Value) -> Vec<&str> {
 }
 
 impl Server {
+    /// A rustls client trusting this gate's dev certificate, speaking
+    /// `versions`, with a session store of its own.
+    pub fn tls_client(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<rustls::ClientConfig> {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        let cert = rustls::pki_types::CertificateDer::from_pem_file(
+            self.dir.path().join("certs/server.crt"),
+        )
+        .unwrap();
+        roots.add(cert).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Arc::new(config)
+    }
+
     /// Runs `ipgate admin --url <this gate> ARGS` with the admin token.
     pub fn admin_cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(bin())

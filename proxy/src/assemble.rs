@@ -127,6 +127,10 @@ pub fn services(config: &Config, inputs: ProxyInputs<'_>) -> Result<ProxyService
     }
     if let (Some(addr), Some(cert), Some(key)) = (p.tls_listen, &p.tls_cert, &p.tls_key) {
         let tls = server_config(cert, key)?;
+        // Pingora's TLS to upstreams takes the process's default provider,
+        // which its own listener settings installed before ipgate built the
+        // listener's configuration itself.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         if !upgrade {
             port_is_free("proxy.tls_listen", addr)?;
         }

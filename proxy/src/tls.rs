@@ -79,12 +79,9 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, Tl
         key: key.to_path_buf(),
         reason,
     };
-    // Pingora's own TLS (to upstreams) takes the process's default
-    // provider, which its listener settings used to install.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
+        .with_safe_default_protocol_versions()
         .map_err(|e| mismatch(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, private)
